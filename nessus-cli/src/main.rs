@@ -1,0 +1,5 @@
+//! `nessus-cli`: the admin CLI.
+
+fn main() -> anyhow::Result<()> {
+    anyhow::bail!("no subcommands yet")
+}

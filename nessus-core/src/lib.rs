@@ -1,0 +1,3 @@
+//! Typed async client for the on-prem Tenable Nessus REST API, the scanner pool
+//! model (config, target policy, selection, circuit breaker) and, behind the
+//! `sim` feature, a faithful Nessus simulator used by tests, benches and demos.
