@@ -579,6 +579,7 @@ impl<R: BufRead> NessusReader<R> {
             meter.window_start = meter.consumed;
         }
         let mut f = Finding {
+            host_ip: self.host.as_ref().and_then(|h| h.ip),
             host: self
                 .host
                 .as_ref()

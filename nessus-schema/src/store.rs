@@ -528,7 +528,9 @@ impl Store {
         let mut buf = Vec::new();
         Ok(self.rows.iter().map(move |row| {
             reader.read(row, &mut buf)?;
-            Ok(codec::decode(RawRecord { bytes: &buf }, &self.dict))
+            let mut f = codec::decode(RawRecord { bytes: &buf }, &self.dict);
+            f.host_ip = self.meta.hosts[row.host as usize].ip;
+            Ok(f)
         }))
     }
 
