@@ -215,38 +215,21 @@ impl<W: Write> JsonlWriter<W> {
         Ok(true)
     }
 
-    fn render_finding(&mut self, f: &Finding, projection: &Projection) {
-        let l = &mut self.line;
-        l.extend_from_slice(b"{\"type\": \"vulnerability\"");
-        match projection.fields() {
-            Some(fields) => {
-                for name in fields {
-                    if let Some(v) = f.get(name) {
-                        key(l, name);
-                        value(l, v);
-                    }
-                }
-            }
-            None => {
-                for name in ATTRIBUTE_FIELDS {
-                    if let Some(v) = f.get(name) {
-                        key(l, name);
-                        value(l, v);
-                    }
-                }
-                for (name, v) in &f.fields {
-                    key(l, name);
-                    value(l, v.as_ref());
-                }
-                if f.child("cvss_score").is_none()
-                    && let Some(s) = f.cvss_score()
-                {
-                    key(l, "cvss_score");
-                    float(l, s);
-                }
-            }
+    /// Writes an already rendered line if it fits in `budget`; returns whether it was
+    /// written.
+    pub(crate) fn raw_line(&mut self, line: &[u8], budget: Option<u64>) -> Result<bool> {
+        if let Some(budget) = budget
+            && line.len() as u64 + u64::from(!self.first) > budget
+        {
+            return Ok(false);
         }
-        l.push(b'}');
+        self.line.extend_from_slice(line);
+        self.emit()?;
+        Ok(true)
+    }
+
+    fn render_finding(&mut self, f: &Finding, projection: &Projection) {
+        render_finding(&mut self.line, f, projection);
     }
 
     /// A `host` line.
@@ -355,6 +338,40 @@ impl<W: Write> JsonlWriter<W> {
         l.push(b'}');
         self.emit()
     }
+}
+
+/// Renders a `vulnerability` line (without separator) into `l`.
+pub(crate) fn render_finding(l: &mut Vec<u8>, f: &Finding, projection: &Projection) {
+    l.extend_from_slice(b"{\"type\": \"vulnerability\"");
+    match projection.fields() {
+        Some(fields) => {
+            for name in fields {
+                if let Some(v) = f.get(name) {
+                    key(l, name);
+                    value(l, v);
+                }
+            }
+        }
+        None => {
+            for name in ATTRIBUTE_FIELDS {
+                if let Some(v) = f.get(name) {
+                    key(l, name);
+                    value(l, v);
+                }
+            }
+            for (name, v) in &f.fields {
+                key(l, name);
+                value(l, v.as_ref());
+            }
+            if f.child("cvss_score").is_none()
+                && let Some(s) = f.cvss_score()
+            {
+                key(l, "cvss_score");
+                float(l, s);
+            }
+        }
+    }
+    l.push(b'}');
 }
 
 fn key(l: &mut Vec<u8>, k: &str) {

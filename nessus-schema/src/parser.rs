@@ -260,6 +260,11 @@ impl<R: BufRead> NessusReader<R> {
         }
     }
 
+    /// Canonical names of the child elements seen so far (up to the intern cap).
+    pub(crate) fn seen_field_names(&self) -> impl Iterator<Item = &str> {
+        self.names.values().map(|(n, _)| &**n)
+    }
+
     /// Bytes of input consumed so far (for progress reporting).
     pub fn bytes_read(&self) -> u64 {
         self.xml.get_ref().consumed

@@ -118,9 +118,9 @@ struct Meta {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Row {
-    offset: u64,
-    len: u32,
+pub(crate) struct Row {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
     host: u32,
     plugin: u32,
     plugin_id: u32,
@@ -214,7 +214,7 @@ impl Index {
 
 /// Builds the tables and rows while records stream in.
 #[derive(Debug, Default)]
-struct Tables {
+pub(crate) struct Tables {
     hosts: Vec<HostEntry>,
     host_ids: HashMap<String, u32>,
     plugins: Vec<(Option<String>, Option<String>)>,
@@ -227,6 +227,20 @@ struct Tables {
 }
 
 impl Tables {
+    /// Rank of every host in the default order.
+    pub(crate) fn host_ranks(&self) -> Vec<u32> {
+        ranks(&self.hosts)
+    }
+
+    /// The tables a sort needs.
+    pub(crate) fn sort_tables<'a>(&'a self, host_rank: &'a [u32]) -> SortTables<'a> {
+        SortTables {
+            plugins: &self.plugins,
+            protocols: &self.protocols,
+            host_rank,
+        }
+    }
+
     fn host(&mut self, name: &str) -> u32 {
         // Findings arrive grouped by host.
         if let Some(id) = self.last_host
@@ -293,7 +307,7 @@ fn score(v: ValueRef<'_>, irregular: &mut bool) -> f64 {
     }
 }
 
-fn row_for(f: &Finding, t: &mut Tables, offset: u64, len: u32) -> Row {
+pub(crate) fn row_for(f: &Finding, t: &mut Tables, offset: u64, len: u32) -> Row {
     let mut irregular = false;
     let protocol = t.protocol(&f.protocol).unwrap_or_else(|| {
         irregular = true;
@@ -366,7 +380,7 @@ fn ranks(hosts: &[HostEntry]) -> Vec<u32> {
     rank
 }
 
-fn default_cmp(a: &Row, b: &Row, rank: &[u32]) -> std::cmp::Ordering {
+pub(crate) fn default_cmp(a: &Row, b: &Row, rank: &[u32]) -> std::cmp::Ordering {
     // Missing severity counts as lowest; missing port/plugin sort last (u32::MAX).
     let sev = |r: &Row| {
         if r.severity == NONE_U8 {
@@ -383,7 +397,7 @@ fn default_cmp(a: &Row, b: &Row, rank: &[u32]) -> std::cmp::Ordering {
         .then_with(|| a.offset.cmp(&b.offset))
 }
 
-fn fnv(parts: &[&[u8]]) -> u64 {
+pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.iter().chain(std::iter::once(&0xffu8)) {
@@ -623,50 +637,14 @@ impl Store {
             matched.sort_unstable();
         }
         if !sort.is_empty() && sort != SortKey::default_order().as_slice() {
-            matched.sort_by(|&a, &b| self.compare(&self.rows.get(a), &self.rows.get(b), sort));
+            let tables = SortTables {
+                plugins: &self.meta.plugins,
+                protocols: &self.meta.protocols,
+                host_rank: &self.host_rank,
+            };
+            matched.sort_by(|&a, &b| tables.compare(&self.rows.get(a), &self.rows.get(b), sort));
         }
         Ok(matched)
-    }
-
-    fn compare(&self, a: &Row, b: &Row, sort: &[SortKey]) -> std::cmp::Ordering {
-        use std::cmp::Ordering;
-        let f64_key = |x: f64| if x.is_nan() { None } else { Some(x) };
-        let fcmp = |x: f64, y: f64| {
-            f64_key(x)
-                .partial_cmp(&f64_key(y))
-                .unwrap_or(Ordering::Equal)
-        };
-        let opt = |x: u32| (x != NONE_U32).then_some(x);
-        for k in sort {
-            let o = match k.field.as_str() {
-                "severity" => {
-                    let s = |r: &Row| (r.severity != NONE_U8).then_some(r.severity);
-                    s(a).cmp(&s(b))
-                }
-                "host" => self.host_rank[a.host as usize].cmp(&self.host_rank[b.host as usize]),
-                "port" => opt(a.port).cmp(&opt(b.port)),
-                "plugin_id" => opt(a.plugin_id).cmp(&opt(b.plugin_id)),
-                "plugin_name" => self.meta.plugins[a.plugin as usize]
-                    .0
-                    .cmp(&self.meta.plugins[b.plugin as usize].0),
-                "plugin_family" => self.meta.plugins[a.plugin as usize]
-                    .1
-                    .cmp(&self.meta.plugins[b.plugin as usize].1),
-                "protocol" => self.protocol(a).cmp(&self.protocol(b)),
-                "exploit_available" => (a.exploit == 2).cmp(&(b.exploit == 2)),
-                "cvss3_base_score" => fcmp(a.cvss3, b.cvss3),
-                "cvss_base_score" => fcmp(a.cvss2, b.cvss2),
-                "vpr_score" => fcmp(a.vpr, b.vpr),
-                "epss_score" => fcmp(a.epss, b.epss),
-                "cvss_score" => fcmp(cvss_of(a), cvss_of(b)),
-                _ => Ordering::Equal,
-            };
-            let o = if k.descending { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
     }
 
     fn protocol(&self, r: &Row) -> Option<&str> {
@@ -697,108 +675,44 @@ impl Store {
     pub fn write_page<W: Write>(&self, query: &Query, out: W) -> Result<PageInfo> {
         self.check_fields(query)?;
         let matched = self.select(&query.filter, &query.sort)?;
-        let total = matched.len() as u64;
         let fp = self.fingerprint(query);
-        let (start, size, page, budget) = match &query.page {
-            PageRequest::Page { page, size } => {
-                let size = u64::from(clamp_page_size(*size));
-                let page = u64::from((*page).max(1));
-                ((page - 1) * size, Some(size), page, None)
-            }
-            PageRequest::Cursor(c) => {
-                let (offset, size) = decode_cursor(c, fp)?;
-                (offset, Some(size), offset / size + 1, None)
-            }
-            PageRequest::All { byte_budget } => (0, None, 0, *byte_budget),
-        };
-        let total_pages = match size {
-            Some(s) => total.div_ceil(s).max(1),
-            None => 1,
-        };
-        let first_page = start == 0;
-        let mut w = JsonlWriter::new(BufWriter::with_capacity(256 * 1024, out));
-        w.schema(
-            &query.projection,
-            query.filter.as_json(),
-            total,
-            total_pages,
-        )?;
-        w.scan_metadata(self.scan_metadata())?;
-        if query.include_hosts && first_page {
-            for h in self.hosts()? {
-                w.host(&h)?;
-            }
-        }
-        let end = match size {
-            Some(s) => start.saturating_add(s).min(total),
-            None => total,
-        };
-        let mut returned = 0u64;
-        let mut truncated = false;
-        if start < end {
-            let mut reader = RecordReader::open(&self.dir)?;
-            let mut buf = Vec::new();
-            let records_start = w.bytes_written();
-            for &i in &matched[start as usize..end as usize] {
-                let row = &self.rows.get(i);
+        let mut reader = None;
+        let mut buf = Vec::new();
+        serve(
+            Frame {
+                query,
+                total: matched.len() as u64,
+                fp,
+                scan: self.scan_metadata(),
+            },
+            out,
+            |w| {
+                for h in self.hosts()? {
+                    w.host(&h)?;
+                }
+                Ok(())
+            },
+            |w, pos, budget| {
+                let reader = match &mut reader {
+                    Some(r) => r,
+                    None => reader.insert(RecordReader::open(&self.dir)?),
+                };
+                let row = &self.rows.get(matched[pos as usize]);
                 reader.read(row, &mut buf)?;
-                let left =
-                    budget.map(|b| (b as u64).saturating_sub(w.bytes_written() - records_start));
-                let raw = RawRecord { bytes: &buf };
-                if !w.raw_finding(raw, &self.dict, &query.projection, left)? {
-                    truncated = true;
-                    break;
+                w.raw_finding(
+                    RawRecord { bytes: &buf },
+                    &self.dict,
+                    &query.projection,
+                    budget,
+                )
+            },
+            |w| {
+                for c in self.compliance()? {
+                    w.compliance(&c)?;
                 }
-                returned += 1;
-            }
-        }
-        if query.include_compliance && first_page {
-            for c in self.compliance()? {
-                w.compliance(&c)?;
-            }
-        }
-        let mut next_cursor = None;
-        match size {
-            Some(s) => {
-                if end < total {
-                    next_cursor = Some(encode_cursor(end, s, fp));
-                }
-                w.pagination(&Pagination {
-                    page,
-                    page_size: s,
-                    total_pages,
-                    next_cursor: next_cursor.clone(),
-                })?;
-            }
-            None if truncated => {
-                next_cursor = Some(encode_cursor(
-                    returned,
-                    u64::from(crate::query::MAX_PAGE_SIZE),
-                    fp,
-                ));
-                w.truncated(&Truncation {
-                    returned,
-                    total,
-                    byte_budget: budget.unwrap_or(0) as u64,
-                    next_cursor: next_cursor.clone(),
-                })?;
-            }
-            None => {}
-        }
-        let bytes_written = w.bytes_written();
-        w.into_inner()?
-            .into_inner()
-            .map_err(|e| Error::io("flushing the output", e.into_error()))?;
-        Ok(PageInfo {
-            total,
-            total_pages,
-            page,
-            page_size: size.unwrap_or(0),
-            returned,
-            truncated,
-            next_cursor,
-            bytes_written,
-        })
+                Ok(())
+            },
+        )
     }
 
     /// The page as a `String` (for tool results).
@@ -829,6 +743,187 @@ impl Store {
                 self.meta.plugins[r.plugin as usize].0.as_deref(),
             )
         })
+    }
+}
+
+/// What [`serve`] frames: the query, the number of matching records, the cursor
+/// fingerprint and the scan metadata.
+pub(crate) struct Frame<'a> {
+    pub(crate) query: &'a Query,
+    pub(crate) total: u64,
+    pub(crate) fp: u64,
+    pub(crate) scan: &'a ScanMetadata,
+}
+
+/// Writes the framing around `total` ordered records: schema, metadata, hosts (first page
+/// only), the page's records via `record(writer, position, budget_left)`, compliance (first
+/// page only), then pagination or the truncation trailer.
+pub(crate) fn serve<W, H, R, C>(
+    frame: Frame<'_>,
+    out: W,
+    hosts: H,
+    mut record: R,
+    compliance: C,
+) -> Result<PageInfo>
+where
+    W: Write,
+    H: FnOnce(&mut JsonlWriter<BufWriter<W>>) -> Result<()>,
+    R: FnMut(&mut JsonlWriter<BufWriter<W>>, u64, Option<u64>) -> Result<bool>,
+    C: FnOnce(&mut JsonlWriter<BufWriter<W>>) -> Result<()>,
+{
+    let Frame {
+        query,
+        total,
+        fp,
+        scan,
+    } = frame;
+    let (start, size, page, budget) = match &query.page {
+        PageRequest::Page { page, size } => {
+            let size = u64::from(clamp_page_size(*size));
+            let page = u64::from((*page).max(1));
+            ((page - 1).saturating_mul(size), Some(size), page, None)
+        }
+        PageRequest::Cursor(c) => {
+            let (offset, size) = decode_cursor(c, fp)?;
+            (offset, Some(size), offset / size + 1, None)
+        }
+        PageRequest::All { byte_budget } => (0, None, 0, byte_budget.map(|b| b as u64)),
+    };
+    let total_pages = match size {
+        Some(s) => total.div_ceil(s).max(1),
+        None => 1,
+    };
+    let first_page = start == 0;
+    let mut w = JsonlWriter::new(BufWriter::with_capacity(256 * 1024, out));
+    w.schema(
+        &query.projection,
+        query.filter.as_json(),
+        total,
+        total_pages,
+    )?;
+    w.scan_metadata(scan)?;
+    if query.include_hosts && first_page {
+        hosts(&mut w)?;
+    }
+    let end = match size {
+        Some(s) => start.saturating_add(s).min(total),
+        None => total,
+    };
+    let mut returned = 0u64;
+    let mut truncated = false;
+    let records_start = w.bytes_written();
+    for pos in start..end {
+        let left = budget.map(|b| b.saturating_sub(w.bytes_written() - records_start));
+        if !record(&mut w, pos, left)? {
+            truncated = true;
+            break;
+        }
+        returned += 1;
+    }
+    if query.include_compliance && first_page {
+        compliance(&mut w)?;
+    }
+    let mut next_cursor = None;
+    match size {
+        Some(s) => {
+            if end < total {
+                next_cursor = Some(encode_cursor(end, s, fp));
+            }
+            w.pagination(&Pagination {
+                page,
+                page_size: s,
+                total_pages,
+                next_cursor: next_cursor.clone(),
+            })?;
+        }
+        None if truncated => {
+            next_cursor = Some(encode_cursor(
+                returned,
+                u64::from(crate::query::MAX_PAGE_SIZE),
+                fp,
+            ));
+            w.truncated(&Truncation {
+                returned,
+                total,
+                byte_budget: budget.unwrap_or(0),
+                next_cursor: next_cursor.clone(),
+            })?;
+        }
+        None => {}
+    }
+    let bytes_written = w.bytes_written();
+    w.into_inner()?
+        .into_inner()
+        .map_err(|e| Error::io("flushing the output", e.into_error()))?;
+    Ok(PageInfo {
+        total,
+        total_pages,
+        page,
+        page_size: size.unwrap_or(0),
+        returned,
+        truncated,
+        next_cursor,
+        bytes_written,
+    })
+}
+
+/// Tables a sort comparison needs.
+pub(crate) struct SortTables<'a> {
+    pub(crate) plugins: &'a [(Option<String>, Option<String>)],
+    pub(crate) protocols: &'a [Option<String>],
+    pub(crate) host_rank: &'a [u32],
+}
+
+impl SortTables<'_> {
+    fn protocol(&self, r: &Row) -> Option<&str> {
+        if r.protocol == NONE_U8 {
+            return None;
+        }
+        self.protocols
+            .get(r.protocol as usize)
+            .and_then(|p| p.as_deref())
+    }
+
+    /// Orders two rows by `sort`; missing values sort lowest.
+    pub(crate) fn compare(&self, a: &Row, b: &Row, sort: &[SortKey]) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let f64_key = |x: f64| if x.is_nan() { None } else { Some(x) };
+        let fcmp = |x: f64, y: f64| {
+            f64_key(x)
+                .partial_cmp(&f64_key(y))
+                .unwrap_or(Ordering::Equal)
+        };
+        let opt = |x: u32| (x != NONE_U32).then_some(x);
+        let plugin = |r: &Row| self.plugins.get(r.plugin as usize);
+        for k in sort {
+            let o = match k.field.as_str() {
+                "severity" => {
+                    let s = |r: &Row| (r.severity != NONE_U8).then_some(r.severity);
+                    s(a).cmp(&s(b))
+                }
+                "host" => self
+                    .host_rank
+                    .get(a.host as usize)
+                    .cmp(&self.host_rank.get(b.host as usize)),
+                "port" => opt(a.port).cmp(&opt(b.port)),
+                "plugin_id" => opt(a.plugin_id).cmp(&opt(b.plugin_id)),
+                "plugin_name" => plugin(a).map(|p| &p.0).cmp(&plugin(b).map(|p| &p.0)),
+                "plugin_family" => plugin(a).map(|p| &p.1).cmp(&plugin(b).map(|p| &p.1)),
+                "protocol" => self.protocol(a).cmp(&self.protocol(b)),
+                "exploit_available" => (a.exploit == 2).cmp(&(b.exploit == 2)),
+                "cvss3_base_score" => fcmp(a.cvss3, b.cvss3),
+                "cvss_base_score" => fcmp(a.cvss2, b.cvss2),
+                "vpr_score" => fcmp(a.vpr, b.vpr),
+                "epss_score" => fcmp(a.epss, b.epss),
+                "cvss_score" => fcmp(cvss_of(a), cvss_of(b)),
+                _ => Ordering::Equal,
+            };
+            let o = if k.descending { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
     }
 }
 
@@ -895,12 +990,12 @@ impl RecordReader {
 }
 
 #[cfg(unix)]
-fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+pub(crate) fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
 #[cfg(not(unix))]
-fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+pub(crate) fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     file.seek(SeekFrom::Start(offset))?;
     file.read_exact(buf)
 }
@@ -1004,7 +1099,7 @@ impl FieldSource for RawView<'_> {
 /// Index rows kept during ingest in fixed-size chunks, so growing never holds two copies
 /// (a doubling `Vec` would briefly need 3x the rows' size at 1 GB inputs).
 #[derive(Debug, Default)]
-struct ChunkedRows {
+pub(crate) struct ChunkedRows {
     chunks: Vec<Vec<Row>>,
     len: u32,
 }
@@ -1012,7 +1107,7 @@ struct ChunkedRows {
 impl ChunkedRows {
     const CHUNK: usize = 16 * 1024;
 
-    fn push(&mut self, row: Row) {
+    pub(crate) fn push(&mut self, row: Row) {
         match self.chunks.last_mut() {
             Some(c) if c.len() < Self::CHUNK => c.push(row),
             _ => {
@@ -1024,12 +1119,12 @@ impl ChunkedRows {
         self.len += 1;
     }
 
-    fn get(&self, i: u32) -> &Row {
+    pub(crate) fn get(&self, i: u32) -> &Row {
         let i = i as usize;
         &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
     }
 
-    fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.len
     }
 }

@@ -441,3 +441,71 @@ fn diff_of_two_scans() {
     let reverse = diff(&new, &old);
     assert_eq!(reverse.new.len(), 1);
 }
+
+#[test]
+fn convert_matches_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        QueryParams::default(),
+        QueryParams {
+            schema_profile: Some("full".into()),
+            page: Some(0),
+            include_hosts: true,
+            include_compliance: true,
+            ..QueryParams::default()
+        },
+        QueryParams {
+            filters: Some(
+                serde_json::json!({"severity": {"ge": 1}, "host": {"cidr": "10.0.0.0/8"}}),
+            ),
+            sort: Some("cvss_score,port:desc".into()),
+            page: Some(2),
+            page_size: Some(10),
+            ..QueryParams::default()
+        },
+        QueryParams {
+            custom_fields: Some(vec!["plugin_name".into(), "cve".into(), "vpr_score".into()]),
+            filters: Some(serde_json::json!({"plugin_output": "apache"})),
+            page: Some(0),
+            byte_budget: Some(20_000),
+            ..QueryParams::default()
+        },
+    ];
+    let strip = |text: &str| -> Vec<serde_json::Value> {
+        text.split('\n')
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("next_cursor");
+                v
+            })
+            .collect()
+    };
+    for file in [
+        "auvap__ms2_scan.nessus",
+        "hdf-libs__compliance.nessus",
+        "reconmap__nessus-1.xml",
+    ] {
+        let store = ingest(file, dir.path());
+        for params in &cases {
+            let q = Query::from_params(params).unwrap();
+            let (from_store, _) = store.page_string(&q).unwrap();
+            let mut out = Vec::new();
+            let input = BufReader::new(File::open(corpus(file)).unwrap());
+            nessus_schema::convert(input, &mut out, &q).unwrap();
+            assert_eq!(
+                strip(&String::from_utf8(out).unwrap()),
+                strip(&from_store),
+                "{file}: {params:?}"
+            );
+        }
+    }
+    let bad = Query {
+        filter: Filter::from_json_str(r#"{"plugin_outptu":"x"}"#).unwrap(),
+        ..Query::default()
+    };
+    let input = BufReader::new(File::open(corpus(FIXTURE)).unwrap());
+    assert!(matches!(
+        nessus_schema::convert(input, Vec::new(), &bad),
+        Err(Error::UnknownField { suggestion: Some(s), .. }) if s == "plugin_output"
+    ));
+}
