@@ -476,15 +476,22 @@ impl Store {
         if !index.0.len().is_multiple_of(ROW_BYTES) || index.len() as u64 != meta.findings {
             return Err(Error::store(dir, "index.bin does not match meta.json"));
         }
+        let findings_path = dir.join("findings.bin");
+        let findings_len = fs::metadata(&findings_path)
+            .map_err(io_at(&findings_path, "reading"))?
+            .len();
         let nhosts = meta.hosts.len() as u32;
         let nplugins = meta.plugins.len() as u32;
-        if index
-            .iter()
-            .any(|r| r.host >= nhosts || r.plugin >= nplugins)
-        {
+        // Validate once so that serving never indexes out of bounds or allocates a
+        // record buffer larger than the file, whatever a corrupt index says.
+        if index.iter().any(|r| {
+            r.host >= nhosts
+                || r.plugin >= nplugins
+                || r.offset.saturating_add(u64::from(r.len)) > findings_len
+        }) {
             return Err(Error::store(
                 dir,
-                "index.bin refers to unknown hosts or plugins",
+                "index.bin does not match the store's tables and records",
             ));
         }
         let host_rank = ranks(&meta.hosts);

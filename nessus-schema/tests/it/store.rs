@@ -509,3 +509,20 @@ fn convert_matches_the_store() {
         Err(Error::UnknownField { suggestion: Some(s), .. }) if s == "plugin_output"
     ));
 }
+
+#[test]
+fn a_corrupt_store_is_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ingest(FIXTURE, dir.path());
+    let path = store.dir().to_owned();
+    drop(store);
+    let index = path.join("index.bin");
+    let mut bytes = std::fs::read(&index).unwrap();
+    bytes[8..12].copy_from_slice(&u32::MAX.to_le_bytes()); // first row's record length
+    std::fs::write(&index, &bytes).unwrap();
+    assert!(matches!(Store::open(&path), Err(Error::Store { .. })));
+    std::fs::write(&index, &bytes[..100]).unwrap();
+    assert!(matches!(Store::open(&path), Err(Error::Store { .. })));
+    std::fs::write(path.join("meta.json"), b"{").unwrap();
+    assert!(matches!(Store::open(&path), Err(Error::Store { .. })));
+}
