@@ -627,7 +627,7 @@ impl Store {
         if !to_check.is_empty() {
             // Read candidate records in file order, then restore index order.
             to_check.sort_by_key(|&i| self.rows.get(i).offset);
-            let mut reader = RecordReader::open(&self.dir)?;
+            let mut reader = SequentialReader::open(&self.dir)?;
             let mut buf = Vec::new();
             for i in to_check {
                 let row = &self.rows.get(i);
@@ -993,6 +993,46 @@ impl RecordReader {
     fn read(&mut self, row: &Row, buf: &mut Vec<u8>) -> Result<()> {
         buf.resize(row.len as usize, 0);
         read_at(&mut self.file, row.offset, buf).map_err(io_at(&self.path, "reading"))
+    }
+}
+
+/// Reads records in ascending offset order through one buffer, skipping forward between
+/// them (for filters that must look at many records).
+struct SequentialReader {
+    file: BufReader<File>,
+    pos: u64,
+    path: PathBuf,
+}
+
+impl SequentialReader {
+    fn open(dir: &Path) -> Result<SequentialReader> {
+        let path = dir.join("findings.bin");
+        let file = File::open(&path).map_err(io_at(&path, "opening"))?;
+        Ok(SequentialReader {
+            file: BufReader::with_capacity(1 << 20, file),
+            pos: 0,
+            path,
+        })
+    }
+
+    fn read(&mut self, row: &Row, buf: &mut Vec<u8>) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        if row.offset >= self.pos {
+            let skip = i64::try_from(row.offset - self.pos).unwrap_or(i64::MAX);
+            self.file
+                .seek_relative(skip)
+                .map_err(io_at(&self.path, "seeking in"))?;
+        } else {
+            self.file
+                .seek(SeekFrom::Start(row.offset))
+                .map_err(io_at(&self.path, "seeking in"))?;
+        }
+        buf.resize(row.len as usize, 0);
+        self.file
+            .read_exact(buf)
+            .map_err(io_at(&self.path, "reading"))?;
+        self.pos = row.offset + u64::from(row.len);
+        Ok(())
     }
 }
 
