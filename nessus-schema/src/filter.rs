@@ -187,6 +187,11 @@ impl Condition {
 }
 
 fn parse_entry(field: &str, v: &Json, out: &mut Vec<Condition>) -> Result<()> {
+    // The parser stores `<vulnerability_priority_rating>` as `vpr_score`.
+    let field = match field {
+        "vulnerability_priority_rating" => "vpr_score",
+        f => f,
+    };
     let kind = field_kind(field);
     let push = |out: &mut Vec<Condition>, test| {
         out.push(Condition {
@@ -553,6 +558,7 @@ mod tests {
         assert!(m(r#"{"host":"10.0.0.1"}"#));
         assert!(m(r#"{"svc_name":null}"#));
         assert!(m(r#"{"severity":[3,4]}"#));
+        assert!(!m(r#"{"vulnerability_priority_rating":{"exists":true}}"#));
         assert!(Filter::from_json_str(r#"{"severity":"high"}"#).is_err());
     }
 
