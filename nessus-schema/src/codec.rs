@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use crate::record::{ATTRIBUTE_FIELDS, Finding};
+use crate::record::{ATTRIBUTE_FIELDS, FieldName, Finding};
 use crate::value::{ListRef, ValueRef};
 
 const TAG_NULL: u8 = 0;
@@ -23,8 +23,8 @@ const TAG_LIST: u8 = 6;
 /// Field-name dictionary shared by the records of one store.
 #[derive(Debug, Clone)]
 pub(crate) struct Dictionary {
-    names: Vec<String>,
-    ids: HashMap<String, u16>,
+    names: Vec<FieldName>,
+    ids: HashMap<FieldName, u16, crate::parser::FnvBuild>,
 }
 
 impl Default for Dictionary {
@@ -35,6 +35,7 @@ impl Default for Dictionary {
 
 impl Dictionary {
     pub(crate) fn from_names(names: Vec<String>) -> Dictionary {
+        let names: Vec<FieldName> = names.into_iter().map(FieldName::from).collect();
         let ids = names
             .iter()
             .enumerate()
@@ -43,21 +44,25 @@ impl Dictionary {
         Dictionary { names, ids }
     }
 
-    pub(crate) fn names(&self) -> &[String] {
+    pub(crate) fn names(&self) -> &[FieldName] {
         &self.names
+    }
+
+    pub(crate) fn name(&self, id: u16) -> Option<&FieldName> {
+        self.names.get(id as usize)
     }
 
     pub(crate) fn id(&self, name: &str) -> Option<u16> {
         self.ids.get(name).copied()
     }
 
-    fn intern(&mut self, name: &str) -> Option<u16> {
-        if let Some(id) = self.ids.get(name) {
+    fn intern(&mut self, name: &FieldName) -> Option<u16> {
+        if let Some(id) = self.ids.get(&**name) {
             return Some(*id);
         }
         let id = u16::try_from(self.names.len()).ok()?;
-        self.names.push(name.to_owned());
-        self.ids.insert(name.to_owned(), id);
+        self.names.push(name.clone());
+        self.ids.insert(name.clone(), id);
         Some(id)
     }
 }
@@ -214,10 +219,9 @@ pub(crate) fn decode(raw: RawRecord<'_>, dict: &Dictionary) -> Finding {
             7 => f.protocol = text(v),
             _ => {
                 let name = dict
-                    .names()
-                    .get(id as usize)
+                    .name(id)
                     .cloned()
-                    .unwrap_or_else(|| format!("field_{id}"));
+                    .unwrap_or_else(|| FieldName::from(format!("field_{id}")));
                 f.fields.push((name, v.to_owned_value()));
             }
         }

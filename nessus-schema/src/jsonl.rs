@@ -12,6 +12,7 @@ use std::io::Write;
 use serde_json::{Map, Value as Json};
 
 use crate::catalogue::Projection;
+use crate::codec::{Dictionary, RawRecord};
 use crate::error::{Error, Result};
 use crate::record::{ATTRIBUTE_FIELDS, ComplianceResult, Finding, Host, ScanMetadata};
 use crate::value::{ListRef, ValueRef};
@@ -154,19 +155,61 @@ impl<W: Write> JsonlWriter<W> {
         self.emit()
     }
 
-    /// Writes the finding only if its line fits in `budget` more bytes (separator
-    /// included); returns whether it was written.
-    pub(crate) fn finding_within(
+    /// Writes a stored record without decoding it into a [`Finding`] (the store's hot
+    /// path). With a budget, writes only if the line fits; returns whether it was written.
+    pub(crate) fn raw_finding(
         &mut self,
-        f: &Finding,
+        raw: RawRecord<'_>,
+        dict: &Dictionary,
         projection: &Projection,
-        budget: u64,
+        budget: Option<u64>,
     ) -> Result<bool> {
-        self.render_finding(f, projection);
-        let need = self.line.len() as u64 + u64::from(!self.first);
-        if need > budget {
-            self.line.clear();
-            return Ok(false);
+        let entries: Vec<(u16, ValueRef<'_>)> = raw.entries().collect();
+        let find = |id: Option<u16>| {
+            id.and_then(|id| entries.iter().find(|(k, _)| *k == id).map(|(_, v)| *v))
+        };
+        let cvss = || {
+            find(dict.id("cvss3_base_score"))
+                .and_then(|v| v.as_f64())
+                .or_else(|| find(dict.id("cvss_base_score")).and_then(|v| v.as_f64()))
+        };
+        let l = &mut self.line;
+        l.extend_from_slice(b"{\"type\": \"vulnerability\"");
+        match projection.fields() {
+            Some(fields) => {
+                for name in fields {
+                    let v = match find(dict.id(name)) {
+                        Some(v) => Some(v),
+                        None if name == "cvss_score" => cvss().map(ValueRef::Float),
+                        None => None,
+                    };
+                    if let Some(v) = v {
+                        key(l, name);
+                        value(l, v);
+                    }
+                }
+            }
+            None => {
+                for (id, v) in &entries {
+                    let name = dict.name(*id).map_or("unknown_field", |n| &**n);
+                    key(l, name);
+                    value(l, *v);
+                }
+                if find(dict.id("cvss_score")).is_none()
+                    && let Some(s) = cvss()
+                {
+                    key(l, "cvss_score");
+                    float(l, s);
+                }
+            }
+        }
+        l.push(b'}');
+        if let Some(budget) = budget {
+            let need = self.line.len() as u64 + u64::from(!self.first);
+            if need > budget {
+                self.line.clear();
+                return Ok(false);
+            }
         }
         self.emit()?;
         Ok(true)
@@ -368,6 +411,19 @@ fn list(l: &mut Vec<u8>, items: ListRef<'_>) {
     l.push(b']');
 }
 
+/// Bytes that must be escaped inside a JSON string.
+const ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// A JSON string literal. Copies runs of plain bytes at once; only `"`, `\` and control
 /// characters are escaped.
 pub(crate) fn str_lit(l: &mut Vec<u8>, s: &str) {
@@ -376,27 +432,24 @@ pub(crate) fn str_lit(l: &mut Vec<u8>, s: &str) {
     l.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                l.extend_from_slice(&bytes[start..i]);
+    while let Some(off) = bytes[start..].iter().position(|&b| ESCAPE[b as usize]) {
+        let i = start + off;
+        l.extend_from_slice(&bytes[start..i]);
+        let b = bytes[i];
+        match b {
+            b'"' => l.extend_from_slice(b"\\\""),
+            b'\\' => l.extend_from_slice(b"\\\\"),
+            b'\n' => l.extend_from_slice(b"\\n"),
+            b'\r' => l.extend_from_slice(b"\\r"),
+            b'\t' => l.extend_from_slice(b"\\t"),
+            0x08 => l.extend_from_slice(b"\\b"),
+            0x0c => l.extend_from_slice(b"\\f"),
+            _ => {
                 l.extend_from_slice(b"\\u00");
                 l.push(HEX[(b >> 4) as usize]);
                 l.push(HEX[(b & 0xf) as usize]);
-                start = i + 1;
-                continue;
             }
-            _ => continue,
-        };
-        l.extend_from_slice(&bytes[start..i]);
-        l.extend_from_slice(esc);
+        }
         start = i + 1;
     }
     l.extend_from_slice(&bytes[start..]);

@@ -65,7 +65,7 @@ pub use query::{
     DEFAULT_BYTE_BUDGET, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PageRequest, Query,
     QueryParams, SORT_FIELDS, SortKey, clamp_page_size,
 };
-pub use record::{ComplianceResult, Finding, Fingerprint, Host, Record, ScanMetadata};
+pub use record::{ComplianceResult, FieldName, Finding, Fingerprint, Host, Record, ScanMetadata};
 pub use store::{INDEXED_FIELDS, IngestOptions, PageInfo, Store};
 pub use summary::{
     AUTH_PLUGINS, AuthenticationStatus, Credentialed, HostStatus, MIN_AUTH_PLUGINS,

@@ -11,16 +11,17 @@
 //! predefined entities and character references are resolved, so there is no entity
 //! expansion and no external fetch.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, Read};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::catalogue::{FieldKind, field_kind};
 use crate::error::{Error, Result};
-use crate::record::{ComplianceResult, Finding, Host, Record, ScanMetadata};
+use crate::record::{ComplianceResult, FieldName, Finding, Host, Record, ScanMetadata};
 use crate::value::Value;
 
 /// Resource limits applied while parsing hostile or broken input.
@@ -81,10 +82,57 @@ impl<R: BufRead> BufRead for Metered<R> {
     fn consume(&mut self, amt: usize) {
         if let Ok(buf) = self.inner.fill_buf() {
             let n = amt.min(buf.len());
-            self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.newlines += count_newlines(&buf[..n]);
         }
         self.consumed += amt as u64;
         self.inner.consume(amt);
+    }
+}
+
+/// Counts `\n` bytes; summing into `u8` lanes per 255-byte chunk lets the compiler
+/// vectorize it (this runs over every input byte).
+fn count_newlines(bytes: &[u8]) -> u64 {
+    // SWAR: 8 bytes at a time; a zero byte in `w ^ 0x0a0a..` marks a newline.
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut n = 0u64;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ (LO * 0x0a);
+        // Exact zero-byte detection (no false positives from borrows).
+        let t = ((w & !HI) + !HI) | w;
+        n += u64::from((!t & HI).count_ones());
+    }
+    n + chunks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Most distinct child names the parser caches (real exports use about 100).
+const MAX_INTERNED_NAMES: usize = 4096;
+
+/// FNV-1a: field names are short and trusted to be few, so a fast non-keyed hash is
+/// fine (the map is bounded by the record size limit per record, and by the input size).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FnvBuild;
+
+/// State of [`FnvBuild`].
+#[derive(Debug)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::BuildHasher for FnvBuild {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
     }
 }
 
@@ -124,8 +172,11 @@ pub struct NessusReader<R: BufRead> {
     limits: Limits,
     buf: Vec<u8>,
     stack: Vec<Elem>,
-    /// Name of the innermost open element, for truncation errors.
+    /// Names of the open elements (for truncation errors); entries past `stack.len()` are
+    /// kept as spare allocations.
     open_names: Vec<String>,
+    /// Interned child names with their kinds.
+    names: HashMap<String, (FieldName, FieldKind), FnvBuild>,
     text: String,
     capturing: bool,
     seen_root: bool,
@@ -170,6 +221,7 @@ impl<R: BufRead> NessusReader<R> {
             buf: Vec::with_capacity(64 * 1024),
             stack: Vec::with_capacity(16),
             open_names: Vec::with_capacity(16),
+            names: HashMap::default(),
             text: String::with_capacity(64 * 1024),
             capturing: false,
             seen_root: false,
@@ -218,7 +270,7 @@ impl<R: BufRead> NessusReader<R> {
         }
         let position = self.xml.error_position();
         // Lines: newlines before the failing event plus those inside its partial bytes.
-        let line = self.line_at_event + partial.iter().filter(|&&b| b == b'\n').count() as u64;
+        let line = self.line_at_event + count_newlines(partial);
         match err {
             quick_xml::Error::Io(e) => Error::io(
                 format!("reading the input at byte {position}"),
@@ -253,8 +305,10 @@ impl<R: BufRead> NessusReader<R> {
         Error::Truncated {
             position: self.xml.get_ref().consumed,
             open: self
-                .open_names
-                .last()
+                .stack
+                .len()
+                .checked_sub(1)
+                .and_then(|i| self.open_names.get(i))
                 .cloned()
                 .unwrap_or_else(|| "document".to_owned()),
         }
@@ -300,8 +354,15 @@ impl<R: BufRead> NessusReader<R> {
                 let elem = self.open(&start)?;
                 let name = start.name();
                 let name = name.as_ref();
+                let depth = self.stack.len();
                 self.stack.push(elem);
-                self.open_names.push(name.to_owned());
+                match self.open_names.get_mut(depth) {
+                    Some(slot) => {
+                        slot.clear();
+                        slot.push_str(name);
+                    }
+                    None => self.open_names.push(name.to_owned()),
+                }
                 if self.stack.len() > self.limits.max_depth {
                     return Err(Error::TooDeep {
                         position: self.byte_pos(),
@@ -321,7 +382,6 @@ impl<R: BufRead> NessusReader<R> {
                         message: "end tag without a start tag".to_owned(),
                     });
                 };
-                self.open_names.pop();
                 self.close(elem)?;
                 if self.stack.is_empty() {
                     self.done = true;
@@ -548,7 +608,7 @@ impl<R: BufRead> NessusReader<R> {
                 "protocol" => f.protocol = Some(value.into_owned()),
                 other => f
                     .fields
-                    .push((other.to_owned(), Value::Text(value.into_owned()))),
+                    .push((FieldName::from(other), Value::Text(value.into_owned()))),
             }
         }
         self.item = Some(f);
@@ -615,17 +675,33 @@ impl<R: BufRead> NessusReader<R> {
             return;
         };
         let text = self.text.trim();
-        let name = match self.child_name.as_str() {
-            // Two element names for the same score in real exports.
-            "vulnerability_priority_rating" => "vpr_score",
-            "plugin_name" => {
-                item.plugin_name = Some(text.to_owned());
-                return;
+        let raw_name = self.child_name.as_str();
+        if raw_name == "plugin_name" {
+            item.plugin_name = Some(text.to_owned());
+            return;
+        }
+        let (name, kind) = match self.names.get(raw_name) {
+            Some((n, k)) => (n.clone(), *k),
+            None => {
+                // Two element names for the same score in real exports.
+                let canonical = match raw_name {
+                    "vulnerability_priority_rating" => "vpr_score",
+                    n => n,
+                };
+                let entry = (FieldName::from(canonical), field_kind(canonical));
+                // Bound the cache: a hostile file could use endless distinct names.
+                if self.names.len() < MAX_INTERNED_NAMES {
+                    self.names.insert(raw_name.to_owned(), entry.clone());
+                }
+                entry
             }
-            n => n,
         };
-        let kind = field_kind(name);
-        if let Some((_, existing)) = item.fields.iter_mut().find(|(k, _)| k == name) {
+        // Interned names usually compare by pointer.
+        if let Some((_, existing)) = item
+            .fields
+            .iter_mut()
+            .find(|(k, _)| Arc::ptr_eq(k, &name) || **k == *name)
+        {
             // A repeated child: keep every value.
             match existing {
                 Value::List(items) => items.push(text.to_owned()),
@@ -654,7 +730,7 @@ impl<R: BufRead> NessusReader<R> {
             },
             FieldKind::Text => Value::Text(text.to_owned()),
         };
-        item.fields.push((name.to_owned(), value));
+        item.fields.push((name, value));
     }
 }
 
@@ -697,7 +773,8 @@ fn apply_host_tag(h: &mut Host, name: &str, value: &str) {
 fn compliance_of(f: &Finding) -> Option<ComplianceResult> {
     let mut c: Option<ComplianceResult> = None;
     for (name, value) in &f.fields {
-        let local = name.rsplit_once(':').map_or(name.as_str(), |(_, l)| l);
+        let name: &str = name;
+        let local = name.rsplit_once(':').map_or(name, |(_, l)| l);
         let Some(short) = local.strip_prefix("compliance-") else {
             continue;
         };
@@ -734,6 +811,22 @@ impl<R: BufRead> Iterator for NessusReader<R> {
                 self.pending.clear();
                 Some(Err(e))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_newlines;
+
+    #[test]
+    fn newline_count_matches_naive() {
+        let text: Vec<u8> = (0..1000u32)
+            .map(|i| if i % 7 == 0 { b'\n' } else { (i % 251) as u8 })
+            .collect();
+        for len in [0, 1, 7, 8, 9, 100, 1000] {
+            let naive = text[..len].iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(count_newlines(&text[..len]), naive);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The typed records a `.nessus` file is made of.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -101,8 +102,12 @@ pub struct Finding {
     /// `protocol`.
     pub protocol: Option<String>,
     /// Every child element (and extra attribute) in document order.
-    pub fields: Vec<(String, Value)>,
+    pub fields: Vec<(FieldName, Value)>,
 }
+
+/// A field name. Names are interned by the parser, so the thousands of findings of a
+/// file share one allocation per distinct name.
+pub type FieldName = Arc<str>;
 
 /// The standard attribute-derived keys of a finding, in output order.
 pub(crate) const ATTRIBUTE_FIELDS: [&str; 8] = [
@@ -152,7 +157,7 @@ impl Finding {
     pub fn child(&self, name: &str) -> Option<ValueRef<'_>> {
         self.fields
             .iter()
-            .find(|(k, _)| k == name)
+            .find(|(k, _)| &**k == name)
             .map(|(_, v)| v.as_ref())
     }
 

@@ -22,7 +22,9 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+#[cfg(not(unix))]
+use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -196,13 +198,24 @@ struct Tables {
     hosts: Vec<HostEntry>,
     host_ids: HashMap<String, u32>,
     plugins: Vec<(Option<String>, Option<String>)>,
-    plugin_ids: HashMap<(Option<String>, Option<String>), u32>,
+    /// Keyed by `name \0 family` (with a marker for "absent") built in `key_buf`, so the
+    /// common lookup does not allocate.
+    plugin_ids: HashMap<String, u32>,
+    key_buf: String,
     protocols: Vec<Option<String>>,
+    last_host: Option<u32>,
 }
 
 impl Tables {
     fn host(&mut self, name: &str) -> u32 {
+        // Findings arrive grouped by host.
+        if let Some(id) = self.last_host
+            && self.hosts[id as usize].name == name
+        {
+            return id;
+        }
         if let Some(id) = self.host_ids.get(name) {
+            self.last_host = Some(*id);
             return *id;
         }
         let id = self.hosts.len() as u32;
@@ -211,18 +224,28 @@ impl Tables {
             ip: None,
         });
         self.host_ids.insert(name.to_owned(), id);
+        self.last_host = Some(id);
         id
     }
 
     fn plugin(&mut self, name: &Option<String>, family: &Option<String>) -> u32 {
-        // Look up by reference first so the common case does not allocate.
-        let key = (name.clone(), family.clone());
-        if let Some(id) = self.plugin_ids.get(&key) {
+        self.key_buf.clear();
+        for part in [name, family] {
+            match part {
+                Some(p) => {
+                    self.key_buf.push('+');
+                    self.key_buf.push_str(p);
+                }
+                None => self.key_buf.push('-'),
+            }
+            self.key_buf.push('\0');
+        }
+        if let Some(id) = self.plugin_ids.get(self.key_buf.as_str()) {
             return *id;
         }
         let id = self.plugins.len() as u32;
-        self.plugins.push(key.clone());
-        self.plugin_ids.insert(key, id);
+        self.plugins.push((name.clone(), family.clone()));
+        self.plugin_ids.insert(self.key_buf.clone(), id);
         id
     }
 
@@ -238,12 +261,12 @@ impl Tables {
     }
 }
 
-fn score(f: &Finding, name: &str, irregular: &mut bool) -> f64 {
-    match f.child(name) {
-        None | Some(ValueRef::Null) => f64::NAN,
-        Some(ValueRef::Float(x)) => x,
-        Some(ValueRef::Int(i)) => i as f64,
-        Some(_) => {
+fn score(v: ValueRef<'_>, irregular: &mut bool) -> f64 {
+    match v {
+        ValueRef::Null => f64::NAN,
+        ValueRef::Float(x) => x,
+        ValueRef::Int(i) => i as f64,
+        _ => {
             *irregular = true;
             f64::NAN
         }
@@ -256,43 +279,50 @@ fn row_for(f: &Finding, t: &mut Tables, offset: u64, len: u32) -> Row {
         irregular = true;
         NONE_U8
     });
-    let exploit = match f.child("exploit_available") {
-        None => 0,
-        Some(ValueRef::Bool(false)) => 1,
-        Some(ValueRef::Bool(true)) => 2,
-        Some(ValueRef::Null) => 3,
-        Some(_) => {
-            irregular = true;
-            0
+    let (mut exploit, mut cvss3, mut cvss2, mut vpr, mut epss) =
+        (0, f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+    // One pass over the children for every indexed one.
+    for (name, v) in &f.fields {
+        let v = v.as_ref();
+        match &**name {
+            "exploit_available" => {
+                exploit = match v {
+                    ValueRef::Bool(false) => 1,
+                    ValueRef::Bool(true) => 2,
+                    ValueRef::Null => 3,
+                    _ => {
+                        irregular = true;
+                        0
+                    }
+                }
+            }
+            "cvss3_base_score" => cvss3 = score(v, &mut irregular),
+            "cvss_base_score" => cvss2 = score(v, &mut irregular),
+            "vpr_score" => vpr = score(v, &mut irregular),
+            "epss_score" => epss = score(v, &mut irregular),
+            // A child shadowing a computed or attribute field: let filters see the record.
+            "cvss_score" | "host" => irregular = true,
+            _ => {}
         }
-    };
-    let plugin_id = f.plugin_id.unwrap_or(NONE_U32);
-    let port = f.port.unwrap_or(NONE_U32);
+    }
     if f.plugin_id == Some(NONE_U32) || f.port == Some(NONE_U32) || f.severity == Some(NONE_U8) {
         irregular = true;
     }
-    if f.child("cvss_score").is_some() || f.child("host").is_some() {
-        irregular = true;
-    }
-    let row = Row {
+    Row {
         offset,
         len,
         host: t.host(&f.host),
         plugin: t.plugin(&f.plugin_name, &f.plugin_family),
-        plugin_id,
-        port,
+        plugin_id: f.plugin_id.unwrap_or(NONE_U32),
+        port: f.port.unwrap_or(NONE_U32),
         severity: f.severity.unwrap_or(NONE_U8),
         protocol,
         exploit,
-        flags: 0,
-        cvss3: score(f, "cvss3_base_score", &mut irregular),
-        cvss2: score(f, "cvss_base_score", &mut irregular),
-        vpr: score(f, "vpr_score", &mut irregular),
-        epss: score(f, "epss_score", &mut irregular),
-    };
-    Row {
         flags: if irregular { FLAG_IRREGULAR } else { 0 },
-        ..row
+        cvss3,
+        cvss2,
+        vpr,
+        epss,
     }
 }
 
@@ -461,7 +491,7 @@ impl Store {
     }
 
     /// Every field name that occurs in this store.
-    pub fn field_names(&self) -> &[String] {
+    pub fn field_names(&self) -> &[crate::record::FieldName] {
         self.dict.names()
     }
 
@@ -511,7 +541,7 @@ impl Store {
             KNOWN_FIELDS
                 .iter()
                 .copied()
-                .chain(self.dict.names().iter().map(String::as_str))
+                .chain(self.dict.names().iter().map(|n| &**n))
         };
         q.filter
             .check_fields(|n| self.is_known_field(n), candidates())?;
@@ -692,16 +722,12 @@ impl Store {
             for &i in &matched[start as usize..end as usize] {
                 let row = &self.rows[i as usize];
                 reader.read(row, &mut buf)?;
-                let f = codec::decode(RawRecord { bytes: &buf }, &self.dict);
-                match budget {
-                    Some(b) => {
-                        let left = b.saturating_sub((w.bytes_written() - records_start) as usize);
-                        if !w.finding_within(&f, &query.projection, left as u64)? {
-                            truncated = true;
-                            break;
-                        }
-                    }
-                    None => w.finding(&f, &query.projection)?,
+                let left =
+                    budget.map(|b| (b as u64).saturating_sub(w.bytes_written() - records_start));
+                let raw = RawRecord { bytes: &buf };
+                if !w.raw_finding(raw, &self.dict, &query.projection, left)? {
+                    truncated = true;
+                    break;
                 }
                 returned += 1;
             }
@@ -827,10 +853,10 @@ fn decode_cursor(c: &str, fp: u64) -> Result<(u64, u64)> {
     Ok((word(0), size))
 }
 
-/// Reads records by offset, seeking forward within the buffer when it can.
+/// Reads records by offset: positional reads of exactly one record (a buffered reader
+/// would refill a whole buffer on every backward jump of the sorted order).
 struct RecordReader {
-    file: BufReader<File>,
-    pos: u64,
+    file: File,
     path: PathBuf,
 }
 
@@ -838,30 +864,24 @@ impl RecordReader {
     fn open(dir: &Path) -> Result<RecordReader> {
         let path = dir.join("findings.bin");
         let file = File::open(&path).map_err(io_at(&path, "opening"))?;
-        Ok(RecordReader {
-            file: BufReader::with_capacity(256 * 1024, file),
-            pos: 0,
-            path,
-        })
+        Ok(RecordReader { file, path })
     }
 
     fn read(&mut self, row: &Row, buf: &mut Vec<u8>) -> Result<()> {
-        if row.offset >= self.pos && row.offset - self.pos < 256 * 1024 {
-            self.file
-                .seek_relative((row.offset - self.pos) as i64)
-                .map_err(io_at(&self.path, "seeking in"))?;
-        } else {
-            self.file
-                .seek(SeekFrom::Start(row.offset))
-                .map_err(io_at(&self.path, "seeking in"))?;
-        }
         buf.resize(row.len as usize, 0);
-        self.file
-            .read_exact(buf)
-            .map_err(io_at(&self.path, "reading"))?;
-        self.pos = row.offset + u64::from(row.len);
-        Ok(())
+        read_at(&mut self.file, row.offset, buf).map_err(io_at(&self.path, "reading"))
     }
+}
+
+#[cfg(unix)]
+fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
 }
 
 struct RowView<'a> {
@@ -1054,7 +1074,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
             ])
         ),
         summary,
-        fields: dict.names().to_vec(),
+        fields: dict.names().iter().map(|n| n.to_string()).collect(),
         hosts: tables.hosts,
         plugins: tables.plugins,
         protocols: tables.protocols,
