@@ -223,6 +223,20 @@ impl Error {
             _ => None,
         }
     }
+
+    pub(crate) fn client_config(reason: impl Into<String>) -> Self {
+        Self::ClientConfig {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn decode(endpoint: &str, reason: impl Into<String>) -> Self {
+        Self::Decode {
+            endpoint: endpoint.to_owned(),
+            reason: reason.into(),
+        }
+    }
 }
 
 #[cfg(test)]
