@@ -35,6 +35,7 @@ mod secret;
 mod sqlite;
 mod targets;
 mod task;
+mod worker;
 
 pub use backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, Page,
@@ -53,3 +54,4 @@ pub use task::{
     CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, ScanType, Task, TaskStatus,
     is_valid_task_id, new_task_id,
 };
+pub use worker::{Ingest, KeepExportOnly, ScannerDirectory, Worker, WorkerConfig};
