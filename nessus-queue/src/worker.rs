@@ -263,7 +263,11 @@ impl Worker {
                 }
             }
             let claimed = if tasks.len() < inner.cfg.max_in_flight {
-                match inner.queue.claim(&inner.cfg.worker_id, &inner.cfg.pools).await {
+                match inner
+                    .queue
+                    .claim(&inner.cfg.worker_id, &inner.cfg.pools)
+                    .await
+                {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, "claim failed; backing off");
@@ -327,7 +331,8 @@ impl Inner {
     }
 
     async fn heartbeat(self: Arc<Self>, id: String, token: u64, flags: Arc<Flags>) {
-        let every = (self.queue.config().lease_ttl.unsigned_abs() / 3).max(Duration::from_millis(50));
+        let every =
+            (self.queue.config().lease_ttl.unsigned_abs() / 3).max(Duration::from_millis(50));
         loop {
             tokio::time::sleep(every).await;
             match self.queue.heartbeat(&id, token).await {
@@ -347,7 +352,11 @@ impl Inner {
         }
     }
 
-    fn check(&self, flags: &Flags, shutdown: &watch::Receiver<bool>) -> std::result::Result<(), Stop> {
+    fn check(
+        &self,
+        flags: &Flags,
+        shutdown: &watch::Receiver<bool>,
+    ) -> std::result::Result<(), Stop> {
         if flags.lost.load(Ordering::SeqCst) {
             Err(Stop::LeaseLost)
         } else if *shutdown.borrow() {
@@ -397,7 +406,8 @@ impl Inner {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() => {
                     tracing::info!(step = what, attempt, error = %e, "transient scanner error; waiting");
-                    self.pause(self.backoff(attempt, e.retry_after()), shutdown).await;
+                    self.pause(self.backoff(attempt, e.retry_after()), shutdown)
+                        .await;
                     attempt += 1;
                 }
                 Err(e) => return Err(Stop::Fail(classify(&e))),
@@ -406,7 +416,11 @@ impl Inner {
     }
 
     /// Queue writes retried while the backend is briefly unavailable.
-    async fn write<T, F, Fut>(&self, shutdown: &watch::Receiver<bool>, mut f: F) -> std::result::Result<T, Stop>
+    async fn write<T, F, Fut>(
+        &self,
+        shutdown: &watch::Receiver<bool>,
+        mut f: F,
+    ) -> std::result::Result<T, Stop>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
@@ -436,14 +450,21 @@ impl Inner {
                         "the ad-hoc credentials of this task were already deleted; submit the scan again",
                     ))
                 })?;
-            let method = c.elevate_privileges_with.parse().map_err(|e: nessus_core::Error| {
-                Stop::Fail(Failure::dead_letter("invalid_credentials", e.to_string()))
-            })?;
+            let method = c
+                .elevate_privileges_with
+                .parse()
+                .map_err(|e: nessus_core::Error| {
+                    Stop::Fail(Failure::dead_letter("invalid_credentials", e.to_string()))
+                })?;
             let ssh = SshCredentials::password(
                 c.username.clone(),
                 secrecy::SecretString::from(c.password.expose_secret().to_owned()),
             )
-            .escalate(method, c.escalation_account.clone(), c.escalation_password.clone());
+            .escalate(
+                method,
+                c.escalation_account.clone(),
+                c.escalation_password.clone(),
+            );
             return Ok(Some(ssh));
         }
         match &task.credential_profile {
@@ -480,7 +501,9 @@ impl Inner {
             Some(n) => ScanId(n as u64),
             None => {
                 let found = self
-                    .call("find scan", flags, shutdown, || scanner.find_scan_by_name(&name))
+                    .call("find scan", flags, shutdown, || {
+                        scanner.find_scan_by_name(&name)
+                    })
                     .await?;
                 let scan = match found {
                     Some(s) => s,
@@ -509,8 +532,10 @@ impl Inner {
                         self.create(scanner, &spec, flags, shutdown).await?
                     }
                 };
-                self.write(shutdown, || self.queue.record_scan(id, token, scan.0 as i64))
-                    .await?;
+                self.write(shutdown, || {
+                    self.queue.record_scan(id, token, scan.0 as i64)
+                })
+                .await?;
                 tracing::info!(task_id = %id, scan_id = scan.0, "scan recorded");
                 scan
             }
@@ -518,22 +543,29 @@ impl Inner {
 
         // 2. Launch if it never ran; 3. poll adaptively.
         let started = task.started_at.unwrap_or_else(Timestamp::now);
-        let deadline = started + jiff::SignedDuration::try_from(self.cfg.scan_timeout).unwrap_or(jiff::SignedDuration::MAX);
+        let deadline = started
+            + jiff::SignedDuration::try_from(self.cfg.scan_timeout)
+                .unwrap_or(jiff::SignedDuration::MAX);
         let mut interval = self.cfg.poll_initial;
         let mut last_progress = task.progress;
         let mut launched = false;
         loop {
             if flags.cancel.load(Ordering::SeqCst) {
-                self.call("stop scan", flags, shutdown, || scanner.stop(scan)).await?;
+                self.call("stop scan", flags, shutdown, || scanner.stop(scan))
+                    .await?;
                 return Err(Stop::Cancel);
             }
             if Timestamp::now() >= deadline {
-                self.call("stop scan", flags, shutdown, || scanner.stop(scan)).await?;
+                self.call("stop scan", flags, shutdown, || scanner.stop(scan))
+                    .await?;
                 let msg = format!("Scan timeout after {}s", self.cfg.scan_timeout.as_secs());
-                self.write(shutdown, || self.queue.time_out(id, token, &msg)).await?;
+                self.write(shutdown, || self.queue.time_out(id, token, &msg))
+                    .await?;
                 return Ok(());
             }
-            let state = self.call("status", flags, shutdown, || scanner.status(scan)).await?;
+            let state = self
+                .call("status", flags, shutdown, || scanner.status(scan))
+                .await?;
             if last_progress != Some(state.progress) {
                 last_progress = Some(state.progress);
                 self.write(shutdown, || self.queue.progress(id, token, state.progress))
@@ -599,8 +631,10 @@ impl Inner {
             .await
             .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?
             .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?;
-        self.write(shutdown, || self.queue.complete(id, token, completion.clone()))
-            .await?;
+        self.write(shutdown, || {
+            self.queue.complete(id, token, completion.clone())
+        })
+        .await?;
         tracing::info!(task_id = %id, scan_id = scan.0, "completed");
         Ok(())
     }
@@ -621,10 +655,13 @@ impl Inner {
                 Ok(id) => return Ok(id),
                 Err(e) if e.is_retryable() => {
                     tracing::info!(attempt, error = %e, "create failed transiently; waiting");
-                    self.pause(self.backoff(attempt, e.retry_after()), shutdown).await;
+                    self.pause(self.backoff(attempt, e.retry_after()), shutdown)
+                        .await;
                     attempt += 1;
                     let found = self
-                        .call("find scan", flags, shutdown, || scanner.find_scan_by_name(&spec.name))
+                        .call("find scan", flags, shutdown, || {
+                            scanner.find_scan_by_name(&spec.name)
+                        })
                         .await?;
                     if let Some(id) = found {
                         return Ok(id);

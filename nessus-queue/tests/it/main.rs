@@ -1,6 +1,7 @@
 //! Integration tests: one conformance suite run against SQLite and a real Redis.
 
 mod conformance;
+mod faults;
 mod support;
 
 macro_rules! conformance_tests {

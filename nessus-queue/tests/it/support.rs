@@ -20,19 +20,53 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        Self::start_with(port, &["--save", "", "--appendonly", "no"]).await
+    }
+
+    /// A server with an fsync-always append-only file in `dir`, so acknowledged
+    /// writes survive `kill -9` (the documented production setting).
+    pub(crate) async fn start_durable(port: u16, dir: &std::path::Path) -> Self {
+        let dir = dir.to_str().expect("utf-8 tempdir");
+        Self::start_with(
+            port,
+            &[
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                dir,
+            ],
+        )
+        .await
+    }
+
+    pub(crate) fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    }
+
+    /// Kills the server with SIGKILL.
+    pub(crate) fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn start_with(port: u16, extra: &[&str]) -> Self {
         let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
                 "--bind",
                 "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
                 "--maxmemory-policy",
                 "noeviction",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
