@@ -124,8 +124,15 @@ impl CorpusFile {
                 format!("<Report name=\"{}\"", xml_escape(scan_name)).as_str(),
             )
             .into_owned();
+        let shown = host_targets(self.hosts.len(), targets);
+        // The policy block repeats the recorded hosts (target lists, scan names).
+        for (block, target) in self.hosts.iter().zip(&shown) {
+            for name in &block.names {
+                prefix = prefix.replace(name.as_str(), &xml_escape(target));
+            }
+        }
         let mut out = prefix.into_bytes();
-        for (i, target) in host_targets(self.hosts.len(), targets).iter().enumerate() {
+        for (i, target) in shown.iter().enumerate() {
             if i >= self.hosts.len() && out.len() > MAX_REPORT_BYTES {
                 break;
             }
@@ -215,11 +222,9 @@ impl HostBlock {
     fn substitute(&self, target: &str) -> String {
         let t = xml_escape(target);
         let mut xml = self.xml.clone();
+        // Every mention (attributes, tags, plugin output such as URLs) becomes the target.
         for name in &self.names {
-            let n = xml_escape(name);
-            xml = xml
-                .replace(&format!("\"{n}\""), &format!("\"{t}\""))
-                .replace(&format!(">{n}<"), &format!(">{t}<"));
+            xml = xml.replace(&xml_escape(name), &t);
         }
         xml
     }
