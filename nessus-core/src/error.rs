@@ -168,6 +168,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    // ----- Simulator (feature `sim`) -----
+    /// The simulator could not start.
+    #[error("Nessus simulator: {reason}")]
+    Simulator {
+        /// What failed.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 fn available_hint(available: &[String]) -> String {

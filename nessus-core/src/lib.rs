@@ -19,3 +19,6 @@ pub use models::{
     Template, VulnerabilitySummary,
 };
 pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
+
+#[cfg(feature = "sim")]
+pub mod sim;
