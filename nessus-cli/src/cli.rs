@@ -26,9 +26,19 @@ pub(crate) struct GlobalArgs {
     /// Configuration file (scanners.yaml); read by the queue and scanner commands.
     #[arg(long, global = true, env = "NESSUS_CONFIG", value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Data directory (SQLite queue, results); read by the queue and task commands.
+    /// Data directory: the SQLite queue is `DIR/queue.sqlite3`, results are under
+    /// `DIR/results/`. Used by the queue, tasks, dlq and housekeeping commands.
     #[arg(long, global = true, env = "NESSUS_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// Use the Redis queue at this URL instead of the SQLite file of --data-dir.
+    #[arg(
+        long,
+        global = true,
+        env = "NESSUS_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) redis_url: Option<String>,
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
@@ -42,6 +52,115 @@ pub(crate) enum Command {
     /// Compare two scans (files or findings stores): new, fixed, unchanged and
     /// severity-changed findings.
     Diff(DiffArgs),
+    /// Queue overview of a pool.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Inspect and cancel scan tasks.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// The dead-letter queue: failed tasks that need a human.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Delete finished tasks (and their results) past their retention time.
+    #[command(subcommand)]
+    Housekeeping(HousekeepingCommand),
+}
+
+/// `queue` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Depth, running tasks, DLQ size and the next tasks of a pool.
+    Status {
+        /// Scanner pool.
+        #[arg(long, default_value = "nessus")]
+        pool: String,
+    },
+}
+
+/// `tasks` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TasksCommand {
+    /// Tasks, newest first.
+    List {
+        /// Only this status (queued, running, completed, failed, timeout, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Only tasks whose targets match (CIDR-aware).
+        #[arg(long)]
+        target: Option<String>,
+        /// Tasks per page (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One task in full.
+    Show {
+        /// Task id.
+        task_id: String,
+    },
+    /// Cancel a queued task, or ask the worker to stop a running one.
+    Cancel {
+        /// Task id.
+        task_id: String,
+    },
+}
+
+/// `dlq` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// Dead-lettered tasks, newest first.
+    List {
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Tasks per page (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One dead-lettered task in full.
+    Show {
+        /// Task id.
+        task_id: String,
+    },
+    /// Requeue a dead-lettered task as a fresh attempt.
+    Retry {
+        /// Task id.
+        task_id: String,
+    },
+    /// Delete dead-lettered tasks.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["task_id", "before", "all"])))]
+    Purge {
+        /// Only this task.
+        task_id: Option<String>,
+        /// Only tasks dead-lettered before this RFC 3339 time.
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
+        /// Every dead-lettered task.
+        #[arg(long)]
+        all: bool,
+        /// Confirm the deletion (required: there is no prompt).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// `housekeeping` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HousekeepingCommand {
+    /// Delete expired tasks, their results and expired idempotency keys.
+    Run {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `convert` arguments.

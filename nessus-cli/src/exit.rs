@@ -14,12 +14,20 @@ pub(crate) const USAGE: u8 = 2;
 /// content, or a corrupt findings store.
 pub(crate) const INPUT: u8 = 3;
 
+/// The named task does not exist (or is not in the dead-letter queue).
+pub(crate) const NOT_FOUND: u8 = 4;
+/// The operation is not allowed in the task's current state.
+pub(crate) const CONFLICT: u8 = 5;
+
 /// The exit-code table shown at the end of `--help`.
 pub(crate) const EXIT_CODES_HELP: &str = "Exit codes:
   0  success
   1  runtime failure (writing output, internal error)
   2  usage error (bad flags, profile, fields, filter, sort or cursor)
-  3  input error (missing or unreadable file, malformed or unsupported .nessus, corrupt store)";
+  3  input error (missing or unreadable file, malformed or unsupported .nessus, corrupt store,
+     no queue database)
+  4  not found (unknown task id)
+  5  conflict (the task's state does not allow the operation)";
 
 /// An error the CLI itself detected, tagged with its exit code.
 #[derive(Debug)]
@@ -28,12 +36,16 @@ pub(crate) enum CliError {
     Usage(String),
     /// The input cannot be used.
     Input(String),
+    /// The named object does not exist.
+    NotFound(String),
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Usage(message) | Self::Input(message) => f.write_str(message),
+            Self::Usage(message) | Self::Input(message) | Self::NotFound(message) => {
+                f.write_str(message)
+            }
         }
     }
 }
@@ -48,10 +60,14 @@ pub(crate) fn code_for(error: &anyhow::Error) -> u8 {
             return match cli {
                 CliError::Usage(_) => USAGE,
                 CliError::Input(_) => INPUT,
+                CliError::NotFound(_) => NOT_FOUND,
             };
         }
         if let Some(schema) = cause.downcast_ref::<nessus_schema::Error>() {
             return schema_code(schema);
+        }
+        if let Some(queue) = cause.downcast_ref::<nessus_queue::Error>() {
+            return queue_code(queue);
         }
     }
     RUNTIME
@@ -73,6 +89,17 @@ fn schema_code(error: &nessus_schema::Error) -> u8 {
         | E::TooDeep { .. }
         | E::InvalidValue { .. }
         | E::Store { .. } => INPUT,
+        _ => RUNTIME,
+    }
+}
+
+fn queue_code(error: &nessus_queue::Error) -> u8 {
+    use nessus_queue::Error as E;
+    match error {
+        E::NotFound { .. } => NOT_FOUND,
+        E::InvalidTransition { .. } | E::IdempotencyConflict { .. } => CONFLICT,
+        E::Invalid { .. } => USAGE,
+        E::Corrupt { .. } => INPUT,
         _ => RUNTIME,
     }
 }

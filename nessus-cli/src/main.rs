@@ -1,7 +1,9 @@
 //! `nessus-cli`: the admin CLI of nessus-mcp.
 //!
-//! Implemented subcommands: `convert` (a `.nessus` file or findings store to JSON-NL) and
-//! `diff` (two scans). Exit codes are listed in `--help` and in [`exit`].
+//! Subcommands: `convert` (a `.nessus` file or findings store to JSON-NL), `diff` (two
+//! scans), and the queue administration commands `queue status`, `tasks list|show|cancel`,
+//! `dlq list|show|retry|purge` and `housekeeping run`. Exit codes are listed in `--help`
+//! and in [`exit`].
 
 mod cli;
 mod commands;
@@ -21,6 +23,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Convert(args) => commands::convert::run(&cli.global, args),
         Command::Diff(args) => commands::diff::run(&cli.global, args),
+        Command::Queue(cmd) => commands::queue::run_queue(&cli.global, cmd),
+        Command::Tasks(cmd) => commands::queue::run_tasks(&cli.global, cmd),
+        Command::Dlq(cmd) => commands::queue::run_dlq(&cli.global, cmd),
+        Command::Housekeeping(cmd) => commands::queue::run_housekeeping(&cli.global, cmd),
     };
     match result {
         Ok(()) => exit::exit(exit::OK),

@@ -2,6 +2,7 @@
 
 pub(crate) mod convert;
 pub(crate) mod diff;
+pub(crate) mod queue;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

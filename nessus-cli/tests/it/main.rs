@@ -3,6 +3,7 @@
 mod args;
 mod convert;
 mod diff;
+mod queue;
 
 use std::path::PathBuf;
 use std::process::Output;

@@ -139,10 +139,12 @@ fn run(args: &[String]) -> anyhow::Result<()> {
             1
         });
 
-        eprintln!("[{label}] bare quick-xml scan x{reps}");
-        let scan = median_child(reps, &["scan", path_str(&file)?])?;
-        eprintln!("[{label}] convert x{reps}");
-        let convert = median_child(reps, &["convert", path_str(&file)?])?;
+        eprintln!("[{label}] bare quick-xml scan and convert, alternating, x{reps}");
+        let (scan, convert) = alternating(
+            reps,
+            &["scan", path_str(&file)?],
+            &["convert", path_str(&file)?],
+        )?;
         let store = options.data.join(format!("store-{label}-seed{SEED}"));
         eprintln!("[{label}] ingest into {}", store.display());
         let ingest = median_child(1, &["ingest", path_str(&file)?, path_str(&store)?])?;
@@ -218,14 +220,29 @@ fn child_run(args: &[&str]) -> anyhow::Result<Measured> {
 
 /// Runs a child operation `reps` times; the median time, and the largest peak RSS.
 fn median_child(reps: usize, args: &[&str]) -> anyhow::Result<Measured> {
-    let mut runs = (0..reps.max(1))
+    let runs = (0..reps.max(1))
         .map(|_| child_run(args))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(median(runs))
+}
+
+/// Runs two child operations alternately, so that both see the same machine load (the
+/// ratio of the two is what matters), and keeps the median of each.
+fn alternating(reps: usize, a: &[&str], b: &[&str]) -> anyhow::Result<(Measured, Measured)> {
+    let (mut runs_a, mut runs_b) = (Vec::new(), Vec::new());
+    for _ in 0..reps.max(1) {
+        runs_a.push(child_run(a)?);
+        runs_b.push(child_run(b)?);
+    }
+    Ok((median(runs_a), median(runs_b)))
+}
+
+fn median(mut runs: Vec<Measured>) -> Measured {
     let vmhwm_kib = runs.iter().map(|m| m.vmhwm_kib).max().unwrap_or(0);
     runs.sort_by_key(|m| m.time);
     let mut median = runs.swap_remove(runs.len() / 2);
     median.vmhwm_kib = vmhwm_kib;
-    Ok(median)
+    median
 }
 
 fn python_script() -> PathBuf {
