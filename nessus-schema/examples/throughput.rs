@@ -49,6 +49,22 @@ fn main() {
             mbps(size, s)
         );
     }
+    if all || mode == "parse" {
+        let t = Instant::now();
+        let mut n = 0u64;
+        for r in nessus_schema::NessusReader::new(BufReader::with_capacity(
+            1 << 16,
+            File::open(path).unwrap(),
+        )) {
+            r.unwrap();
+            n += 1;
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "parse to records: {n} records, {s:.3}s, {:.0} MB/s",
+            mbps(size, s)
+        );
+    }
     if all || mode == "convert" {
         let q = Query {
             page: PageRequest::All { byte_budget: None },

@@ -50,6 +50,10 @@ impl FieldSource for Finding {
     fn field(&self, name: &str) -> Option<ValueRef<'_>> {
         self.get(name)
     }
+
+    fn host_ip(&self) -> Option<IpAddr> {
+        self.host_ip
+    }
 }
 
 /// A parsed filter: conditions combined with AND.

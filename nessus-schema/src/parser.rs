@@ -44,20 +44,32 @@ impl Default for Limits {
     }
 }
 
-/// A `BufRead` adapter that counts consumed bytes and newlines (for error positions) and
-/// refuses to hand out more than `limit` bytes since the current record started, so that
-/// the XML reader never buffers an oversized text node.
+/// The reader quick-xml reads from: a buffer over the caller's reader that counts
+/// consumed bytes, counts newlines once per buffer refill (so an error's line number costs
+/// nothing on the hot path), and refuses to hand out more than `limit` bytes since the
+/// current record started, so the XML reader never buffers an oversized text node.
 #[derive(Debug)]
 struct Metered<R> {
     inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    filled: usize,
     consumed: u64,
-    newlines: u64,
+    /// Newlines in buffers already fully consumed.
+    newlines_done: u64,
     window_start: u64,
     limit: u64,
     exceeded: bool,
 }
 
-impl<R: BufRead> Read for Metered<R> {
+impl<R> Metered<R> {
+    /// 1-based line of the next unconsumed byte.
+    fn line(&self) -> u64 {
+        1 + self.newlines_done + count_newlines(&self.buf[..self.pos])
+    }
+}
+
+impl<R: Read> Read for Metered<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = {
             let buf = self.fill_buf()?;
@@ -70,22 +82,31 @@ impl<R: BufRead> Read for Metered<R> {
     }
 }
 
-impl<R: BufRead> BufRead for Metered<R> {
+impl<R: Read> BufRead for Metered<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.consumed - self.window_start > self.limit {
             self.exceeded = true;
             return Err(io::Error::other("record size limit exceeded"));
         }
-        self.inner.fill_buf()
+        if self.pos >= self.filled {
+            self.newlines_done += count_newlines(&self.buf[..self.filled]);
+            self.pos = 0;
+            self.filled = 0;
+            self.filled = loop {
+                match self.inner.read(&mut self.buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            };
+        }
+        Ok(&self.buf[self.pos..self.filled])
     }
 
     fn consume(&mut self, amt: usize) {
-        if let Ok(buf) = self.inner.fill_buf() {
-            let n = amt.min(buf.len());
-            self.newlines += count_newlines(&buf[..n]);
-        }
+        let amt = amt.min(self.filled - self.pos);
+        self.pos += amt;
         self.consumed += amt as u64;
-        self.inner.consume(amt);
     }
 }
 
@@ -189,7 +210,6 @@ pub struct NessusReader<R: BufRead> {
     item: Option<Finding>,
     item_start: u64,
     pending: VecDeque<Record>,
-    line_at_event: u64,
 }
 
 impl<R: BufRead> NessusReader<R> {
@@ -202,8 +222,11 @@ impl<R: BufRead> NessusReader<R> {
     pub fn with_limits(reader: R, limits: Limits) -> Self {
         let metered = Metered {
             inner: reader,
+            buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            pos: 0,
+            filled: 0,
             consumed: 0,
-            newlines: 0,
+            newlines_done: 0,
             window_start: 0,
             limit: limits.max_record_bytes,
             exceeded: false,
@@ -234,7 +257,6 @@ impl<R: BufRead> NessusReader<R> {
             item: None,
             item_start: 0,
             pending: VecDeque::new(),
-            line_at_event: 1,
         }
     }
 
@@ -256,11 +278,15 @@ impl<R: BufRead> NessusReader<R> {
         }
     }
 
+    fn line(&self) -> u64 {
+        self.xml.get_ref().line()
+    }
+
     fn byte_pos(&self) -> u64 {
         self.xml.buffer_position()
     }
 
-    fn malformed(&self, err: &quick_xml::Error, partial: &[u8]) -> Error {
+    fn malformed(&self, err: &quick_xml::Error) -> Error {
         let meter = self.xml.get_ref();
         if meter.exceeded {
             return Error::RecordTooLarge {
@@ -269,8 +295,9 @@ impl<R: BufRead> NessusReader<R> {
             };
         }
         let position = self.xml.error_position();
-        // Lines: newlines before the failing event plus those inside its partial bytes.
-        let line = self.line_at_event + count_newlines(partial);
+        // quick-xml has consumed the failing event's bytes: the line at the consumed point
+        // is the error's line.
+        let line = self.line();
         match err {
             quick_xml::Error::Io(e) => Error::io(
                 format!("reading the input at byte {position}"),
@@ -317,7 +344,7 @@ impl<R: BufRead> NessusReader<R> {
     fn forbidden(&self, what: impl Into<String>) -> Error {
         Error::Forbidden {
             position: self.byte_pos(),
-            line: self.line_at_event,
+            line: self.line(),
             what: what.into(),
         }
     }
@@ -339,10 +366,9 @@ impl<R: BufRead> NessusReader<R> {
         {
             self.reset_window();
         }
-        self.line_at_event = self.xml.get_ref().newlines + 1;
         let out = match self.xml.read_event_into(&mut buf) {
             Ok(event) => self.handle(event),
-            Err(e) => Err(self.malformed(&e, &buf)),
+            Err(e) => Err(self.malformed(&e)),
         };
         self.buf = buf;
         out
@@ -378,7 +404,7 @@ impl<R: BufRead> NessusReader<R> {
                 let Some(elem) = self.stack.pop() else {
                     return Err(Error::Malformed {
                         position: self.byte_pos(),
-                        line: self.line_at_event,
+                        line: self.line(),
                         message: "end tag without a start tag".to_owned(),
                     });
                 };
@@ -393,7 +419,7 @@ impl<R: BufRead> NessusReader<R> {
                 } else if !self.seen_root && !t.trim_ascii().is_empty() {
                     return Err(Error::Malformed {
                         position: self.byte_pos(),
-                        line: self.line_at_event,
+                        line: self.line(),
                         message: "text before the root element".to_owned(),
                     });
                 }
@@ -417,7 +443,7 @@ impl<R: BufRead> NessusReader<R> {
                     Err(e) => {
                         return Err(Error::Malformed {
                             position: self.byte_pos(),
-                            line: self.line_at_event,
+                            line: self.line(),
                             message: format!("bad character reference &{};: {e}", &*r),
                         });
                     }
@@ -468,7 +494,7 @@ impl<R: BufRead> NessusReader<R> {
     fn attr_error(&self, message: &str) -> Error {
         Error::Malformed {
             position: self.byte_pos(),
-            line: self.line_at_event,
+            line: self.line(),
             message: format!("bad attribute: {message}"),
         }
     }
@@ -483,7 +509,7 @@ impl<R: BufRead> NessusReader<R> {
                 if self.seen_root {
                     return Err(Error::Malformed {
                         position: self.byte_pos(),
-                        line: self.line_at_event,
+                        line: self.line(),
                         message: format!("second root element <{name}>"),
                     });
                 }
@@ -579,6 +605,7 @@ impl<R: BufRead> NessusReader<R> {
             meter.window_start = meter.consumed;
         }
         let mut f = Finding {
+            host_ip: self.host.as_ref().and_then(|h| h.ip),
             host: self
                 .host
                 .as_ref()

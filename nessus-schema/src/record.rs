@@ -103,6 +103,9 @@ pub struct Finding {
     pub protocol: Option<String>,
     /// Every child element (and extra attribute) in document order.
     pub fields: Vec<(FieldName, Value)>,
+    /// The enclosing host's `host-ip` (not written as a field; lets `cidr` filters on
+    /// `host` work when the host name is not an address).
+    pub host_ip: Option<IpAddr>,
 }
 
 /// A field name. Names are interned by the parser, so the thousands of findings of a

@@ -188,8 +188,28 @@ pub struct Store {
     dir: PathBuf,
     meta: Meta,
     dict: Dictionary,
-    rows: Vec<Row>,
+    rows: Index,
     host_rank: Vec<u32>,
+}
+
+/// `index.bin` held as bytes; rows are decoded on access (cheaper to load than a
+/// `Vec<Row>`, and the same memory as the file).
+#[derive(Debug)]
+struct Index(Vec<u8>);
+
+impl Index {
+    fn len(&self) -> usize {
+        self.0.len() / ROW_BYTES
+    }
+
+    fn get(&self, i: u32) -> Row {
+        let at = i as usize * ROW_BYTES;
+        Row::from_bytes(&self.0[at..at + ROW_BYTES])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Row> + '_ {
+        self.0.chunks_exact(ROW_BYTES).map(Row::from_bytes)
+    }
 }
 
 /// Builds the tables and rows while records stream in.
@@ -438,14 +458,13 @@ impl Store {
             ));
         }
         let index_path = dir.join("index.bin");
-        let index = fs::read(&index_path).map_err(io_at(&index_path, "reading"))?;
-        if index.len() % ROW_BYTES != 0 || (index.len() / ROW_BYTES) as u64 != meta.findings {
+        let index = Index(fs::read(&index_path).map_err(io_at(&index_path, "reading"))?);
+        if !index.0.len().is_multiple_of(ROW_BYTES) || index.len() as u64 != meta.findings {
             return Err(Error::store(dir, "index.bin does not match meta.json"));
         }
-        let rows: Vec<Row> = index.chunks_exact(ROW_BYTES).map(Row::from_bytes).collect();
         let nhosts = meta.hosts.len() as u32;
         let nplugins = meta.plugins.len() as u32;
-        if rows
+        if index
             .iter()
             .any(|r| r.host >= nhosts || r.plugin >= nplugins)
         {
@@ -460,7 +479,7 @@ impl Store {
             dir: dir.to_owned(),
             meta,
             dict,
-            rows,
+            rows: index,
             host_rank,
         })
     }
@@ -487,7 +506,7 @@ impl Store {
 
     /// Whether the store has no findings.
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.len() == 0
     }
 
     /// Every field name that occurs in this store.
@@ -527,8 +546,10 @@ impl Store {
         let mut reader = RecordReader::open(&self.dir)?;
         let mut buf = Vec::new();
         Ok(self.rows.iter().map(move |row| {
-            reader.read(row, &mut buf)?;
-            Ok(codec::decode(RawRecord { bytes: &buf }, &self.dict))
+            reader.read(&row, &mut buf)?;
+            let mut f = codec::decode(RawRecord { bytes: &buf }, &self.dict);
+            f.host_ip = self.meta.hosts[row.host as usize].ip;
+            Ok(f)
         }))
     }
 
@@ -567,6 +588,7 @@ impl Store {
         let mut matched = Vec::new();
         let mut to_check = Vec::new();
         for (i, row) in self.rows.iter().enumerate() {
+            let row = &row;
             if row.flags & FLAG_IRREGULAR != 0 {
                 to_check.push(i as u32);
                 continue;
@@ -583,11 +605,11 @@ impl Store {
         }
         if !to_check.is_empty() {
             // Read candidate records in file order, then restore index order.
-            to_check.sort_by_key(|&i| self.rows[i as usize].offset);
+            to_check.sort_by_key(|&i| self.rows.get(i).offset);
             let mut reader = RecordReader::open(&self.dir)?;
             let mut buf = Vec::new();
             for i in to_check {
-                let row = &self.rows[i as usize];
+                let row = &self.rows.get(i);
                 reader.read(row, &mut buf)?;
                 let view = RawView {
                     store: self,
@@ -601,9 +623,7 @@ impl Store {
             matched.sort_unstable();
         }
         if !sort.is_empty() && sort != SortKey::default_order().as_slice() {
-            matched.sort_by(|&a, &b| {
-                self.compare(&self.rows[a as usize], &self.rows[b as usize], sort)
-            });
+            matched.sort_by(|&a, &b| self.compare(&self.rows.get(a), &self.rows.get(b), sort));
         }
         Ok(matched)
     }
@@ -720,7 +740,7 @@ impl Store {
             let mut buf = Vec::new();
             let records_start = w.bytes_written();
             for &i in &matched[start as usize..end as usize] {
-                let row = &self.rows[i as usize];
+                let row = &self.rows.get(i);
                 reader.read(row, &mut buf)?;
                 let left =
                     budget.map(|b| (b as u64).saturating_sub(w.bytes_written() - records_start));
@@ -797,6 +817,7 @@ impl Store {
         &self,
     ) -> impl Iterator<Item = (crate::record::Fingerprint, Option<u8>, Option<&str>)> + '_ {
         self.rows.iter().map(|r| {
+            let r = &r;
             (
                 crate::record::Fingerprint {
                     host: self.meta.hosts[r.host as usize].name.clone(),
@@ -980,6 +1001,39 @@ impl FieldSource for RawView<'_> {
     }
 }
 
+/// Index rows kept during ingest in fixed-size chunks, so growing never holds two copies
+/// (a doubling `Vec` would briefly need 3x the rows' size at 1 GB inputs).
+#[derive(Debug, Default)]
+struct ChunkedRows {
+    chunks: Vec<Vec<Row>>,
+    len: u32,
+}
+
+impl ChunkedRows {
+    const CHUNK: usize = 16 * 1024;
+
+    fn push(&mut self, row: Row) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < Self::CHUNK => c.push(row),
+            _ => {
+                let mut c = Vec::with_capacity(Self::CHUNK);
+                c.push(row);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get(&self, i: u32) -> &Row {
+        let i = i as usize;
+        &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
+    }
+
+    fn len(&self) -> u32 {
+        self.len
+    }
+}
+
 fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Result<()> {
     let create = |name: &str| -> Result<BufWriter<File>> {
         let path = dir.join(name);
@@ -998,7 +1052,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
     let mut summary = SummaryBuilder::default();
     let mut tables = Tables::default();
     let mut dict = Dictionary::default();
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows = ChunkedRows::default();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut ncompliance = 0u64;
     while let Some(record) = parser.next_record()? {
@@ -1015,6 +1069,9 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
                     .map_err(werr(&dir.join("hosts.jsonl")))?;
             }
             Record::Finding(f) => {
+                if rows.len() == u32::MAX {
+                    return Err(Error::store(dir, "more than 4 billion findings"));
+                }
                 buf.clear();
                 if !codec::encode(&f, &mut dict, &mut buf) {
                     return Err(Error::store(dir, "more than 65536 distinct field names"));
@@ -1041,11 +1098,13 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
     let summary = summary.finish(file_size);
 
     let rank = ranks(&tables.hosts);
-    rows.sort_by(|a, b| default_cmp(a, b, &rank));
+    // Sort a permutation rather than the rows: no second copy of the index in memory.
+    let mut order: Vec<u32> = (0..rows.len()).collect();
+    order.sort_by(|&a, &b| default_cmp(rows.get(a), rows.get(b), &rank));
     let mut index = create("index.bin")?;
-    for r in &rows {
+    for &i in &order {
         index
-            .write_all(&r.to_bytes())
+            .write_all(&rows.get(i).to_bytes())
             .map_err(werr(&dir.join("index.bin")))?;
     }
     for (name, w) in [
@@ -1078,7 +1137,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
         hosts: tables.hosts,
         plugins: tables.plugins,
         protocols: tables.protocols,
-        findings: rows.len() as u64,
+        findings: u64::from(rows.len()),
         compliance: ncompliance,
     };
     let meta_path = dir.join("meta.json");

@@ -3,6 +3,9 @@
 
 mod corpus;
 mod fixture;
+mod hostile;
+mod props;
+mod store;
 
 use std::path::PathBuf;
 
