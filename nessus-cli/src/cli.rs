@@ -64,6 +64,29 @@ pub(crate) enum Command {
     /// Delete finished tasks (and their results) past their retention time.
     #[command(subcommand)]
     Housekeeping(HousekeepingCommand),
+    /// Run the Nessus simulator (the on-prem REST API, serving results built from the
+    /// corpus) until interrupted.
+    Sim(SimArgs),
+}
+
+/// `sim` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8834", value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// Seconds a launched scan takes to complete.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub(crate) scan_duration: f64,
+    /// Serve HTTPS with a generated CA; its PEM is written to --ca-out.
+    #[arg(long, requires = "ca_out")]
+    pub(crate) tls: bool,
+    /// Where to write the CA certificate (PEM) of --tls.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_out: Option<PathBuf>,
+    /// Folder of .nessus files to build results from (default: the repository corpus).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) corpus: Option<PathBuf>,
 }
 
 /// `queue` subcommands.

@@ -2,7 +2,7 @@
 //!
 //! Subcommands: `convert` (a `.nessus` file or findings store to JSON-NL), `diff` (two
 //! scans), and the queue administration commands `queue status`, `tasks list|show|cancel`,
-//! `dlq list|show|retry|purge` and `housekeeping run`. Exit codes are listed in `--help`
+//! `dlq list|show|retry|purge` and `housekeeping run`, and `sim` (the Nessus simulator). Exit codes are listed in `--help`
 //! and in [`exit`].
 
 mod cli;
@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Tasks(cmd) => commands::queue::run_tasks(&cli.global, cmd),
         Command::Dlq(cmd) => commands::queue::run_dlq(&cli.global, cmd),
         Command::Housekeeping(cmd) => commands::queue::run_housekeeping(&cli.global, cmd),
+        Command::Sim(args) => commands::sim::run(&cli.global, args),
     };
     match result {
         Ok(()) => exit::exit(exit::OK),

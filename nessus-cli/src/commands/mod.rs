@@ -3,6 +3,7 @@
 pub(crate) mod convert;
 pub(crate) mod diff;
 pub(crate) mod queue;
+pub(crate) mod sim;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -4,6 +4,7 @@ mod args;
 mod convert;
 mod diff;
 mod queue;
+mod sim;
 
 use std::path::PathBuf;
 use std::process::Output;
