@@ -23,9 +23,6 @@ pub(crate) struct GlobalArgs {
     /// Machine-readable JSON output instead of human tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// Configuration file (scanners.yaml); read by the queue and scanner commands.
-    #[arg(long, global = true, env = "NESSUS_CONFIG", value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
     /// Data directory: the SQLite queue is `DIR/queue.sqlite3`, results are under
     /// `DIR/results/`. Used by the queue, tasks, dlq and housekeeping commands.
     #[arg(long, global = true, env = "NESSUS_DATA_DIR", value_name = "DIR")]

@@ -96,12 +96,36 @@ struct Row {
     label: String,
     bytes: u64,
     findings: u64,
-    convert: Duration,
-    scan: Duration,
-    python: Option<Duration>,
+    convert: Timing,
+    scan: Timing,
+    python: Option<Timing>,
     convert_rss_kib: u64,
-    ingest: Duration,
+    ingest: Timing,
     ingest_rss_kib: u64,
+}
+
+/// Wall-clock and CPU (user + system) time of one run. The machine is shared, so wall
+/// time carries other processes' load; CPU time does not, and ratios of it are stable.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// Which of the two times a table shows.
+#[derive(Clone, Copy)]
+enum Clock {
+    Wall,
+    Cpu,
+}
+
+impl Timing {
+    fn get(self, clock: Clock) -> Duration {
+        match clock {
+            Clock::Wall => self.wall,
+            Clock::Cpu => self.cpu,
+        }
+    }
 }
 
 fn run(args: &[String]) -> anyhow::Result<()> {
@@ -171,7 +195,11 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         });
     }
 
-    print_table(&rows, python);
+    println!();
+    println!("load average: {}", load_average());
+    print_table(&rows, python, Clock::Wall);
+    print_table(&rows, python, Clock::Cpu);
+    print_notes();
     if let Some(store) = latency_store {
         eprintln!("[100MB] page latency from the store");
         let latency = child_run(&["pages", path_str(&store)?])?;
@@ -187,7 +215,7 @@ fn path_str(path: &Path) -> anyhow::Result<&str> {
 
 /// What a child run reports.
 struct Measured {
-    time: Duration,
+    time: Timing,
     vmhwm_kib: u64,
     records: u64,
     extra: Value,
@@ -211,7 +239,10 @@ fn child_run(args: &[&str]) -> anyhow::Result<Measured> {
     let report: Value = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("child {args:?} printed no JSON report"))?;
     Ok(Measured {
-        time: Duration::from_secs_f64(report["seconds"].as_f64().unwrap_or(f64::NAN)),
+        time: Timing {
+            wall: Duration::from_secs_f64(report["seconds"].as_f64().unwrap_or(f64::NAN)),
+            cpu: Duration::from_secs_f64(report["cpu_seconds"].as_f64().unwrap_or(f64::NAN)),
+        },
         vmhwm_kib: report["vmhwm_kib"].as_u64().unwrap_or(0),
         records: report["records"].as_u64().unwrap_or(0),
         extra: report,
@@ -239,7 +270,7 @@ fn alternating(reps: usize, a: &[&str], b: &[&str]) -> anyhow::Result<(Measured,
 
 fn median(mut runs: Vec<Measured>) -> Measured {
     let vmhwm_kib = runs.iter().map(|m| m.vmhwm_kib).max().unwrap_or(0);
-    runs.sort_by_key(|m| m.time);
+    runs.sort_by_key(|m| m.time.wall);
     let mut median = runs.swap_remove(runs.len() / 2);
     median.vmhwm_kib = vmhwm_kib;
     median
@@ -267,7 +298,7 @@ fn python_available() -> bool {
 
 /// Times the Python reference converting every finding (`--page 0`, brief), as our convert
 /// does; the script times itself, so interpreter start-up is excluded.
-fn python_median(reps: usize, file: &Path) -> anyhow::Result<Duration> {
+fn python_median(reps: usize, file: &Path) -> anyhow::Result<Timing> {
     let mut times = Vec::new();
     for _ in 0..reps {
         let output = Command::new("python3")
@@ -285,11 +316,14 @@ fn python_median(reps: usize, file: &Path) -> anyhow::Result<Duration> {
         }
         let stats: Value =
             serde_json::from_slice(&output.stderr).context("python reference printed no stats")?;
-        times.push(Duration::from_secs_f64(
-            stats["seconds"].as_f64().context("stats without seconds")?,
-        ));
+        times.push(Timing {
+            wall: Duration::from_secs_f64(
+                stats["seconds"].as_f64().context("stats without seconds")?,
+            ),
+            cpu: Duration::from_secs_f64(stats["cpu_seconds"].as_f64().unwrap_or(f64::NAN)),
+        });
     }
-    times.sort();
+    times.sort_by_key(|t| t.wall);
     Ok(times[times.len() / 2])
 }
 
@@ -301,16 +335,29 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn print_table(rows: &[Row], python: bool) {
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+fn print_table(rows: &[Row], python: bool, clock: Clock) {
     println!();
     println!(
-        "{:<6} {:>9} {:>8} | {:>12} {:>10} {:>12} | {:>11} {:>9} | {:>11} {:>10} {:>10}",
+        "{}",
+        match clock {
+            Clock::Wall => "by wall-clock time:",
+            Clock::Cpu => "by CPU time (user + system; insensitive to other processes' load):",
+        }
+    );
+    println!(
+        "{:<6} {:>7} {:>8} | {:>12} {:>10} {:>10} | {:>11} {:>9} | {:>12} {:>10} {:>11}",
         "file",
         "MB",
         "findings",
         "convert MB/s",
         "scan MB/s",
-        "ratio ≤2.5",
+        "ratio≤2.5",
         "python MB/s",
         "speed-up",
         "RSS conv MiB",
@@ -318,29 +365,36 @@ fn print_table(rows: &[Row], python: bool) {
         "ingest MB/s"
     );
     for row in rows {
+        let convert = row.convert.get(clock);
         let (python_cell, speedup_cell) = match row.python {
             Some(time) => (
-                format!("{:.1}", mb_per_s(row.bytes, time)),
-                format!("{:.1}x", time.as_secs_f64() / row.convert.as_secs_f64()),
+                format!("{:.1}", mb_per_s(row.bytes, time.get(clock))),
+                format!(
+                    "{:.1}x",
+                    time.get(clock).as_secs_f64() / convert.as_secs_f64()
+                ),
             ),
             None if python => ("skipped*".to_owned(), "-".to_owned()),
             None => ("n/a".to_owned(), "-".to_owned()),
         };
         println!(
-            "{:<6} {:>9.1} {:>8} | {:>12.1} {:>10.1} {:>12.2} | {:>11} {:>9} | {:>12.1} {:>10.1} {:>10.1}",
+            "{:<6} {:>7.1} {:>8} | {:>12.1} {:>10.1} {:>10.2} | {:>11} {:>9} | {:>12.1} {:>10.1} {:>11.1}",
             row.label,
             row.bytes as f64 / 1e6,
             row.findings,
-            mb_per_s(row.bytes, row.convert),
-            mb_per_s(row.bytes, row.scan),
-            row.convert.as_secs_f64() / row.scan.as_secs_f64(),
+            mb_per_s(row.bytes, convert),
+            mb_per_s(row.bytes, row.scan.get(clock)),
+            convert.as_secs_f64() / row.scan.get(clock).as_secs_f64(),
             python_cell,
             speedup_cell,
             mib(row.convert_rss_kib),
             mib(row.ingest_rss_kib),
-            mb_per_s(row.bytes, row.ingest),
+            mb_per_s(row.bytes, row.ingest.get(clock)),
         );
     }
+}
+
+fn print_notes() {
     println!(
         "convert = whole file to JSON-NL (brief profile, every finding) into /dev/null; \
          ratio = convert time / scan time;"
@@ -351,7 +405,8 @@ fn print_table(rows: &[Row], python: bool) {
         PYTHON_MAX_BYTES / 1_000_000
     );
     println!(
-        "RSS = peak VmHWM of a fresh process doing only that operation (targets: ≤ 64 MB, flat)"
+        "RSS = peak VmHWM of a fresh process doing only that operation (targets: ≤ 64 MB, flat); \
+         CPU times have a 10 ms resolution"
     );
 }
 
@@ -396,6 +451,7 @@ mod child {
         let seconds = started.elapsed().as_secs_f64();
         let mut report = json!({
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds()?,
             "vmhwm_kib": vmhwm_kib()?,
             "records": records,
         });
@@ -404,6 +460,27 @@ mod child {
         }
         println!("{report}");
         Ok(())
+    }
+
+    /// User + system CPU time of this process, from `/proc/self/stat` (fields 14 and 15,
+    /// in clock ticks of 1/100 s on Linux).
+    fn cpu_seconds() -> anyhow::Result<f64> {
+        let stat =
+            std::fs::read_to_string("/proc/self/stat").context("cannot read /proc/self/stat")?;
+        // The command name (field 2) may contain spaces; the fields after it are plain.
+        let after_name = stat
+            .rsplit_once(')')
+            .context("unexpected /proc/self/stat")?
+            .1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            fields
+                .get(i)
+                .context("short /proc/self/stat")?
+                .parse::<f64>()
+                .context("non-numeric /proc/self/stat field")
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
     }
 
     /// Peak resident set size of this process, from `/proc/self/status`.
