@@ -364,32 +364,48 @@ fn print_table(rows: &[Row], python: bool, clock: Clock) {
         "RSS ingest",
         "ingest MB/s"
     );
+    // CPU time is counted in 10 ms ticks: below a few ticks a rate means nothing.
+    let usable = |d: Duration| matches!(clock, Clock::Wall) || d >= Duration::from_millis(50);
+    let rate = |bytes: u64, d: Duration| {
+        if usable(d) {
+            format!("{:.1}", mb_per_s(bytes, d))
+        } else {
+            "-".to_owned()
+        }
+    };
+    let ratio = |a: Duration, b: Duration| {
+        if usable(a) && usable(b) {
+            format!("{:.2}", a.as_secs_f64() / b.as_secs_f64())
+        } else {
+            "-".to_owned()
+        }
+    };
     for row in rows {
         let convert = row.convert.get(clock);
         let (python_cell, speedup_cell) = match row.python {
             Some(time) => (
-                format!("{:.1}", mb_per_s(row.bytes, time.get(clock))),
-                format!(
-                    "{:.1}x",
-                    time.get(clock).as_secs_f64() / convert.as_secs_f64()
-                ),
+                rate(row.bytes, time.get(clock)),
+                match ratio(time.get(clock), convert) {
+                    r if r == "-" => r,
+                    r => format!("{r}x"),
+                },
             ),
             None if python => ("skipped*".to_owned(), "-".to_owned()),
             None => ("n/a".to_owned(), "-".to_owned()),
         };
         println!(
-            "{:<6} {:>7.1} {:>8} | {:>12.1} {:>10.1} {:>10.2} | {:>11} {:>9} | {:>12.1} {:>10.1} {:>11.1}",
+            "{:<6} {:>7.1} {:>8} | {:>12} {:>10} {:>10} | {:>11} {:>9} | {:>12.1} {:>10.1} {:>11}",
             row.label,
             row.bytes as f64 / 1e6,
             row.findings,
-            mb_per_s(row.bytes, convert),
-            mb_per_s(row.bytes, row.scan.get(clock)),
-            convert.as_secs_f64() / row.scan.get(clock).as_secs_f64(),
+            rate(row.bytes, convert),
+            rate(row.bytes, row.scan.get(clock)),
+            ratio(convert, row.scan.get(clock)),
             python_cell,
             speedup_cell,
             mib(row.convert_rss_kib),
             mib(row.ingest_rss_kib),
-            mb_per_s(row.bytes, row.ingest.get(clock)),
+            rate(row.bytes, row.ingest.get(clock)),
         );
     }
 }
@@ -406,7 +422,7 @@ fn print_notes() {
     );
     println!(
         "RSS = peak VmHWM of a fresh process doing only that operation (targets: ≤ 64 MB, flat); \
-         CPU times have a 10 ms resolution"
+         CPU times count 10 ms ticks, so rates under 50 ms of CPU show as -"
     );
 }
 
