@@ -1,5 +1,57 @@
-//! `nessus-cli`: the admin CLI.
+//! `nessus-cli`: the admin CLI of nessus-mcp.
+//!
+//! Subcommands: `convert` (a `.nessus` file or findings store to JSON-NL), `diff` (two
+//! scans), and the queue administration commands `queue status`, `tasks list|show|cancel`,
+//! `dlq list|show|retry|purge` and `housekeeping run`, and `sim` (the Nessus simulator). Exit codes are listed in `--help`
+//! and in [`exit`].
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("no subcommands yet")
+mod cli;
+mod commands;
+mod exit;
+mod output;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.global.verbose);
+    let result = match &cli.command {
+        Command::Convert(args) => commands::convert::run(&cli.global, args),
+        Command::Diff(args) => commands::diff::run(&cli.global, args),
+        Command::Queue(cmd) => commands::queue::run_queue(&cli.global, cmd),
+        Command::Tasks(cmd) => commands::queue::run_tasks(&cli.global, cmd),
+        Command::Dlq(cmd) => commands::queue::run_dlq(&cli.global, cmd),
+        Command::Housekeeping(cmd) => commands::queue::run_housekeeping(&cli.global, cmd),
+        Command::Sim(args) => commands::sim::run(&cli.global, args),
+    };
+    match result {
+        Ok(()) => exit::exit(exit::OK),
+        Err(error) if exit::is_broken_pipe(&error) => exit::exit(exit::OK),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit::exit(exit::code_for(&error))
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays clean for data.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

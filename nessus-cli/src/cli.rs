@@ -1,0 +1,245 @@
+//! The command-line grammar (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Admin CLI for nessus-mcp.
+///
+/// Global flags may be given before or after the subcommand.
+#[derive(Debug, Parser)]
+#[command(name = "nessus-cli", version, about, long_about = None)]
+#[command(after_help = crate::exit::EXIT_CODES_HELP)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags accepted in any position.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Machine-readable JSON output instead of human tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// Data directory: the SQLite queue is `DIR/queue.sqlite3`, results are under
+    /// `DIR/results/`. Used by the queue, tasks, dlq and housekeeping commands.
+    #[arg(long, global = true, env = "NESSUS_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Use the Redis queue at this URL instead of the SQLite file of --data-dir.
+    #[arg(
+        long,
+        global = true,
+        env = "NESSUS_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) redis_url: Option<String>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Convert a .nessus file (or an ingested findings store) to JSON-NL on stdout.
+    Convert(ConvertArgs),
+    /// Compare two scans (files or findings stores): new, fixed, unchanged and
+    /// severity-changed findings.
+    Diff(DiffArgs),
+    /// Queue overview of a pool.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Inspect and cancel scan tasks.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// The dead-letter queue: failed tasks that need a human.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Delete finished tasks (and their results) past their retention time.
+    #[command(subcommand)]
+    Housekeeping(HousekeepingCommand),
+    /// Run the Nessus simulator (the on-prem REST API, serving results built from the
+    /// corpus) until interrupted.
+    Sim(SimArgs),
+}
+
+/// `sim` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct SimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8834", value_name = "ADDR")]
+    pub(crate) listen: String,
+    /// Seconds a launched scan takes to complete.
+    #[arg(long, default_value_t = 3.0, value_name = "SECONDS")]
+    pub(crate) scan_duration: f64,
+    /// Serve HTTPS with a generated CA; its PEM is written to --ca-out.
+    #[arg(long, requires = "ca_out")]
+    pub(crate) tls: bool,
+    /// Where to write the CA certificate (PEM) of --tls.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca_out: Option<PathBuf>,
+    /// Folder of .nessus files to build results from (default: the repository corpus).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) corpus: Option<PathBuf>,
+}
+
+/// `queue` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Depth, running tasks, DLQ size and the next tasks of a pool.
+    Status {
+        /// Scanner pool.
+        #[arg(long, default_value = "nessus")]
+        pool: String,
+    },
+}
+
+/// `tasks` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TasksCommand {
+    /// Tasks, newest first.
+    List {
+        /// Only this status (queued, running, completed, failed, timeout, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Only tasks whose targets match (CIDR-aware).
+        #[arg(long)]
+        target: Option<String>,
+        /// Tasks per page (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One task in full.
+    Show {
+        /// Task id.
+        task_id: String,
+    },
+    /// Cancel a queued task, or ask the worker to stop a running one.
+    Cancel {
+        /// Task id.
+        task_id: String,
+    },
+}
+
+/// `dlq` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// Dead-lettered tasks, newest first.
+    List {
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Tasks per page (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// One dead-lettered task in full.
+    Show {
+        /// Task id.
+        task_id: String,
+    },
+    /// Requeue a dead-lettered task as a fresh attempt.
+    Retry {
+        /// Task id.
+        task_id: String,
+    },
+    /// Delete dead-lettered tasks.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["task_id", "before", "all"])))]
+    Purge {
+        /// Only this task.
+        task_id: Option<String>,
+        /// Only tasks dead-lettered before this RFC 3339 time.
+        #[arg(long, value_name = "TIME")]
+        before: Option<String>,
+        /// Every dead-lettered task.
+        #[arg(long)]
+        all: bool,
+        /// Confirm the deletion (required: there is no prompt).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// `housekeeping` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HousekeepingCommand {
+    /// Delete expired tasks, their results and expired idempotency keys.
+    Run {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `convert` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ConvertArgs {
+    /// The .nessus file, or a findings store directory.
+    pub(crate) input: PathBuf,
+    /// Field profile: minimal, summary, brief (default) or full.
+    #[arg(long, conflicts_with = "fields")]
+    pub(crate) profile: Option<String>,
+    /// Comma-separated custom field list (instead of a profile).
+    #[arg(long, value_delimiter = ',', value_name = "FIELD,...")]
+    pub(crate) fields: Option<Vec<String>>,
+    /// Filter as a JSON object, e.g. '{"severity":">=3"}'.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) filter: Option<String>,
+    /// Sort order, e.g. "severity:desc,host,port".
+    #[arg(long, value_name = "KEYS")]
+    pub(crate) sort: Option<String>,
+    /// Page number (1-based). Without --page and --cursor, every finding is written.
+    #[arg(long, conflicts_with = "cursor")]
+    pub(crate) page: Option<u32>,
+    /// Findings per page (clamped to 10..=100).
+    #[arg(long, value_name = "N")]
+    pub(crate) page_size: Option<u32>,
+    /// Opaque cursor from a previous page's pagination line.
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub(crate) format: Format,
+    /// Extra record kinds to include: hosts, compliance.
+    #[arg(long, value_delimiter = ',', value_enum, value_name = "KIND,...")]
+    pub(crate) include: Vec<Include>,
+}
+
+/// `diff` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The older scan: a .nessus file or a findings store directory.
+    pub(crate) old: PathBuf,
+    /// The newer scan: a .nessus file or a findings store directory.
+    pub(crate) new: PathBuf,
+}
+
+/// Output formats of `convert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// One JSON object per line (the MCP results framing).
+    Jsonl,
+    /// One JSON document.
+    Json,
+}
+
+/// Optional record kinds of `convert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Include {
+    /// One `host` record per host, with its properties.
+    Hosts,
+    /// `compliance` records for audit results.
+    Compliance,
+}

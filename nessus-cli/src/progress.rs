@@ -1,0 +1,25 @@
+//! Progress bars on stderr for long work.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Files smaller than this convert in well under a second: a bar would only flicker.
+const MIN_BYTES_FOR_BAR: u64 = 16 * 1024 * 1024;
+
+/// A byte-count bar for reading `total` bytes, hidden when stderr is not a terminal (so
+/// scripts and logs never see control sequences) or when the input is small.
+pub(crate) fn bytes_bar(total: u64, message: &str) -> ProgressBar {
+    if total < MIN_BYTES_FOR_BAR || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+    )
+    .map(|s| s.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(message.to_owned());
+    bar
+}

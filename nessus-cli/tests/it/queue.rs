@@ -1,0 +1,269 @@
+//! The queue administration commands against a real SQLite queue file.
+
+use super::*;
+use nessus_queue::{Failure, InstanceCapacity, NewTask, Queue, QueueConfig, ScanType};
+
+const NOT_FOUND: i32 = 4;
+
+/// A data directory whose queue holds two queued tasks and one dead-lettered task.
+struct Fixture {
+    dir: tempfile::TempDir,
+    queued: Vec<String>,
+    dead: String,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("queue.sqlite3");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (queued, dead) = rt.block_on(async {
+            let queue = Queue::sqlite(&db, QueueConfig::default()).unwrap();
+            let mut ids = Vec::new();
+            for (target, name) in [
+                ("10.0.0.5", "first"),
+                ("10.0.0.6", "second"),
+                ("10.0.0.7", "third"),
+            ] {
+                let request = NewTask::new(ScanType::Untrusted, "nessus", target, name);
+                ids.push(
+                    queue
+                        .submit("alice", request, None, None)
+                        .await
+                        .unwrap()
+                        .task
+                        .task_id,
+                );
+            }
+            let pools = vec![(
+                "nessus".to_owned(),
+                vec![InstanceCapacity {
+                    instance: "scanner1".to_owned(),
+                    max_concurrent: 1,
+                }],
+            )];
+            let claim = queue
+                .claim("worker-1", &pools)
+                .await
+                .unwrap()
+                .expect("a task");
+            let failure = Failure::dead_letter("nessus_rejected", "policy not found");
+            queue
+                .fail(&claim.task.task_id, claim.token, failure)
+                .await
+                .unwrap();
+            let dead = claim.task.task_id;
+            ids.retain(|id| *id != dead);
+            (ids, dead)
+        });
+        Self { dir, queued, dead }
+    }
+
+    fn data_dir(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+
+    /// Runs `nessus-cli --data-dir DIR args...`.
+    fn run(&self, args: &[&str], code: i32) -> Output {
+        let mut all = vec!["--data-dir", self.data_dir()];
+        all.extend_from_slice(args);
+        check(&all, code)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        serde_json::from_slice(&self.run(&all, OK).stdout).expect("JSON output")
+    }
+}
+
+#[test]
+fn queue_status_and_task_listing() {
+    let fx = Fixture::new();
+    let status = fx.json(&["queue", "status"]);
+    assert_eq!(status["queue_depth"], 2);
+    assert_eq!(status["dlq_size"], 1);
+    let human = stdout(&fx.run(&["queue", "status", "--pool", "nessus"], OK));
+    assert!(
+        human.contains("2 queued, 0 running, 1 in the DLQ"),
+        "{human}"
+    );
+
+    let page = fx.json(&["tasks", "list"]);
+    assert_eq!(page["tasks"].as_array().unwrap().len(), 3);
+    let queued = fx.json(&["tasks", "list", "--status", "queued"]);
+    assert_eq!(queued["tasks"].as_array().unwrap().len(), 2);
+    let by_target = fx.json(&["tasks", "list", "--target", "10.0.0.6"]);
+    assert_eq!(by_target["tasks"].as_array().unwrap().len(), 1);
+    let table = stdout(&fx.run(&["tasks", "list"], OK));
+    assert!(
+        fx.queued.iter().all(|id| table.contains(id.as_str())),
+        "{table}"
+    );
+
+    let shown = fx.json(&["tasks", "show", &fx.queued[0]]);
+    assert_eq!(shown["task"]["status"], "queued");
+    assert!(shown["queue_position"].is_u64());
+    let human = stdout(&fx.run(&["tasks", "show", &fx.queued[0]], OK));
+    assert!(human.contains("queue_position"), "{human}");
+}
+
+#[test]
+fn cancel_a_queued_task_then_again() {
+    let fx = Fixture::new();
+    let id = fx.queued[1].as_str();
+    let out = fx.json(&["tasks", "cancel", id]);
+    assert_eq!(out["outcome"], "cancelled");
+    let again = stdout(&fx.run(&["tasks", "cancel", id], OK));
+    assert!(again.contains("already finished"), "{again}");
+    assert_eq!(
+        fx.json(&["tasks", "show", id])["task"]["status"],
+        "cancelled"
+    );
+}
+
+#[test]
+fn dead_letter_queue_list_show_retry_purge() {
+    let fx = Fixture::new();
+    let dead = fx.dead.as_str();
+    let list = fx.json(&["dlq", "list"]);
+    assert_eq!(list["tasks"][0]["task_id"], dead);
+    assert_eq!(
+        fx.json(&["dlq", "show", dead])["error_code"],
+        "nessus_rejected"
+    );
+
+    // Purge refuses without --yes, and a queued task is not in the DLQ.
+    let out = fx.run(&["dlq", "purge", "--all"], USAGE);
+    assert!(stderr(&out).contains("--yes"));
+    fx.run(&["dlq", "show", &fx.queued[0]], NOT_FOUND);
+    fx.run(&["dlq", "retry", &fx.queued[0]], NOT_FOUND);
+
+    let retried = fx.json(&["dlq", "retry", dead]);
+    assert_eq!(retried["status"], "queued");
+    assert_eq!(
+        fx.json(&["dlq", "list"])["tasks"].as_array().unwrap().len(),
+        0
+    );
+    assert_eq!(fx.json(&["dlq", "purge", "--all", "--yes"])["purged"], 0);
+}
+
+#[test]
+fn purge_one_dead_task() {
+    let fx = Fixture::new();
+    let out = stdout(&fx.run(&["dlq", "purge", &fx.dead, "-y"], OK));
+    assert!(out.contains("purged 1 task"), "{out}");
+    fx.run(&["tasks", "show", &fx.dead], NOT_FOUND);
+}
+
+#[test]
+fn housekeeping_dry_run_keeps_recent_tasks() {
+    let fx = Fixture::new();
+    let report = fx.json(&["housekeeping", "run", "--dry-run"]);
+    assert_eq!(report["dry_run"], true);
+    assert_eq!(report["tasks"].as_array().unwrap().len(), 0);
+    let out = stdout(&fx.run(&["housekeeping", "run"], OK));
+    assert!(out.contains("deleted 0 expired task(s)"), "{out}");
+}
+
+#[test]
+fn queue_errors() {
+    let fx = Fixture::new();
+    fx.run(&["tasks", "show", "no-such-task"], NOT_FOUND);
+    fx.run(&["tasks", "cancel", "no-such-task"], NOT_FOUND);
+    let out = fx.run(&["tasks", "list", "--status", "sleeping"], USAGE);
+    assert!(stderr(&out).contains("unknown status"));
+    let out = fx.run(&["dlq", "purge", "--before", "yesterday", "--yes"], USAGE);
+    assert!(stderr(&out).contains("RFC 3339"));
+    fx.run(&["dlq", "purge", "--yes"], USAGE);
+
+    // No queue selected, or a directory without a queue database.
+    let out = check(&["tasks", "list"], USAGE);
+    assert!(stderr(&out).contains("--data-dir"), "{}", stderr(&out));
+    let empty = tempfile::tempdir().unwrap();
+    let out = check(
+        &[
+            "tasks",
+            "list",
+            "--data-dir",
+            empty.path().to_str().unwrap(),
+        ],
+        INPUT,
+    );
+    assert!(
+        stderr(&out).contains("no queue database"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A throw-away redis-server on a free loopback port, killed on drop.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for the Redis CLI test (apt-get install redis-server)");
+        let url = format!("redis://127.0.0.1:{port}/");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { child, url };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_same_commands_reach_a_redis_queue() {
+    let redis = RedisServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let id = rt.block_on(async {
+        let queue = Queue::redis(&redis.url, QueueConfig::default())
+            .await
+            .unwrap();
+        let request = NewTask::new(ScanType::Untrusted, "nessus", "10.0.0.9", "on redis");
+        queue
+            .submit("bob", request, None, None)
+            .await
+            .unwrap()
+            .task
+            .task_id
+    });
+    let out = check(&["tasks", "list", "--json", "--redis-url", &redis.url], OK);
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["tasks"][0]["task_id"], id.as_str());
+    let out = check(
+        &["--redis-url", &redis.url, "queue", "status", "--json"],
+        OK,
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["queue_depth"], 1);
+}
