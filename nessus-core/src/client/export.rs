@@ -140,17 +140,9 @@ impl NessusClient {
             if written > size_cap {
                 return Err(Error::ExportTooLarge { limit: size_cap });
             }
-            out.write_all(&chunk).await.map_err(|source| Error::Io {
-                action: "writing export",
-                path: Default::default(),
-                source,
-            })?;
+            out.write_all(&chunk).await.map_err(writer_error)?;
         }
-        out.flush().await.map_err(|source| Error::Io {
-            action: "writing export",
-            path: Default::default(),
-            source,
-        })?;
+        out.flush().await.map_err(writer_error)?;
         Ok(written)
     }
 
@@ -224,5 +216,13 @@ impl NessusClient {
             })?;
         w.into_inner().sync_all().await.map_err(io_err)?;
         Ok(n)
+    }
+}
+
+fn writer_error(source: std::io::Error) -> Error {
+    Error::Io {
+        action: "writing export to",
+        path: "the output writer".into(),
+        source,
     }
 }
