@@ -38,7 +38,13 @@ async fn server_session_and_catalog() {
 
 #[tokio::test]
 async fn scan_lifecycle_endpoints() {
-    let sim = sim().await;
+    // Long enough that the pause below always lands while the scan runs, even on a busy
+    // machine; pause/resume transitions take a tenth of it.
+    let sim = crate::support::sim_builder()
+        .scan_duration(Duration::from_secs(1))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
     let c = client(&sim);
     assert!(
         c.list_scans(None).await.unwrap().scans.is_empty(),
@@ -61,7 +67,7 @@ async fn scan_lifecycle_endpoints() {
         Err(Error::Api { status: 409, .. })
     ));
     c.pause_scan(id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
         c.scan_details(id, None).await.unwrap().info.status,
         ScanStatus::Paused
