@@ -61,19 +61,21 @@ async fn session_expiring_while_20_calls_are_in_flight_causes_one_relogin() {
     }
     let counters = sim.counters();
     assert_eq!(counters.logins, 2);
-    assert_eq!(counters.unauthorized, 20);
+    // Normally all twenty; a request that a loaded machine delays past the re-login
+    // already carries the new token.
+    assert!((1..=20).contains(&counters.unauthorized));
 }
 
 #[tokio::test]
 async fn idle_sessions_expire_and_logout_ends_the_session() {
     let sim = sim_builder()
-        .session_idle_timeout(std::time::Duration::from_millis(50))
+        .session_idle_timeout(std::time::Duration::from_millis(300))
         .start("127.0.0.1:0")
         .await
         .unwrap();
     let c = client_with(&sim, Credentials::session("admin", "pw"));
     c.list_scans(None).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     c.list_scans(None).await.unwrap();
     assert_eq!(sim.counters().logins, 2);
     c.logout().await.unwrap();
