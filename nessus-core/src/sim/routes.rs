@@ -618,6 +618,15 @@ async fn create_scan(State(shared): S, body: Bytes) -> Response {
             "Invalid 'text_targets' field: no targets",
         );
     }
+    let (id, corpus) = {
+        let mut st = shared.lock();
+        let id = st.next_scan_id;
+        st.next_scan_id += 1;
+        (id, st.corpus())
+    };
+    // The first scan drawing on a corpus file parses it: outside the lock.
+    let results = corpus.pick(id as usize);
+    tracing::debug!(scan_id = id, results = %results.name, "simulated scan results chosen");
     let mut st = shared.lock();
     let folder_id = match settings
         .get("folder_id")
@@ -630,9 +639,6 @@ async fn create_scan(State(shared): S, body: Bytes) -> Response {
     let has_credentials = v
         .get("credentials")
         .is_some_and(|c| record_credentials(&mut st, c));
-    let id = st.next_scan_id;
-    st.next_scan_id += 1;
-    let results = st.results_for(id);
     let now = now_epoch();
     let description = settings
         .get("description")
@@ -1001,32 +1007,42 @@ async fn export_request(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
-    let mut st = shared.lock();
-    let (duration, transition) = (st.settings.scan_duration, st.transition());
-    let Some(scan) = st.scans.get_mut(&id) else {
-        return not_found_scan();
+    let (results, name, text_targets, targets) = {
+        let mut st = shared.lock();
+        let (duration, transition) = (st.settings.scan_duration, st.transition());
+        let Some(scan) = st.scans.get_mut(&id) else {
+            return not_found_scan();
+        };
+        if let Some(h) = q.history_id
+            && !scan.runs.iter().any(|r| r.history_id == h)
+        {
+            return not_found_scan();
+        }
+        let (status, _) = scan.status(Instant::now(), duration, transition);
+        if q.history_id.is_none()
+            && !matches!(status, "completed" | "canceled" | "aborted" | "empty")
+        {
+            return error(StatusCode::CONFLICT, "Can not export running scans");
+        }
+        let targets = if status == "empty" {
+            Vec::new()
+        } else {
+            scan.targets.clone()
+        };
+        (
+            scan.results.clone(),
+            scan.name.clone(),
+            scan.text_targets.clone(),
+            targets,
+        )
     };
-    if let Some(h) = q.history_id
-        && !scan.runs.iter().any(|r| r.history_id == h)
-    {
-        return not_found_scan();
-    }
-    let (status, _) = scan.status(Instant::now(), duration, transition);
-    if q.history_id.is_none() && !matches!(status, "completed" | "canceled" | "aborted" | "empty") {
-        return error(StatusCode::CONFLICT, "Can not export running scans");
-    }
-    let targets = if status == "empty" {
-        Vec::new()
-    } else {
-        scan.targets.clone()
-    };
+    // Rendering a big report takes a while: never under the lock.
     let bytes = match format.as_str() {
-        "csv" => scan.results.render_csv(&targets),
-        "html" | "pdf" => scan.results.render_html(&scan.name, &targets, &chapters),
-        _ => scan
-            .results
-            .render_nessus(&scan.name, &targets, &scan.text_targets),
+        "csv" => results.render_csv(&targets),
+        "html" | "pdf" => results.render_html(&name, &targets, &chapters),
+        _ => results.render_nessus(&name, &targets, &text_targets),
     };
+    let mut st = shared.lock();
     let file = loop {
         let f = rand::rng().random_range(10_000_000u64..2_000_000_000);
         if !st.exports.contains_key(&f) {
