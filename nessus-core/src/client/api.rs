@@ -99,6 +99,21 @@ impl NessusClient {
             .folders)
     }
 
+    /// `POST /folders`: creates a folder and returns its id. Not retried.
+    pub async fn create_folder(&self, name: &str) -> Result<u64> {
+        #[derive(serde::Deserialize)]
+        struct Created {
+            id: u64,
+        }
+        let created: Created = self
+            .json(Call::post("/folders", json!({ "name": name })))
+            .await?;
+        self.discovered()
+            .folders
+            .insert(name.to_owned(), created.id);
+        Ok(created.id)
+    }
+
     /// `GET /scanners` (admin only on some versions).
     pub async fn scanners(&self) -> Result<Vec<ScannerInfo>> {
         Ok(self

@@ -29,11 +29,21 @@ async fn server_session_and_catalog() {
         other => panic!("{other:?}"),
     }
     assert_eq!(c.folder_id(None).await.unwrap(), 3);
-    assert!(c.folder_id(Some("nope")).await.is_err());
+    assert!(matches!(
+        c.folder_id(Some("mcp")).await,
+        Err(Error::NotFound { kind: "folder", .. })
+    ));
+    let mcp = c.create_folder("mcp").await.unwrap();
+    assert_eq!(c.folder_id(Some("mcp")).await.unwrap(), mcp);
+    let id = c
+        .create_scan(&ScanSpec::new("in-folder", ["192.0.2.1"]).folder("mcp"))
+        .await
+        .unwrap();
+    assert_eq!(id.tag_id, Some(mcp));
     assert_eq!(c.policies().await.unwrap().len(), 1);
     let scanners = c.scanners().await.unwrap();
     assert_eq!(scanners[0].kind.as_deref(), Some("local"));
-    assert_eq!(c.folders().await.unwrap().len(), 2);
+    assert_eq!(c.folders().await.unwrap().len(), 3);
 }
 
 #[tokio::test]
