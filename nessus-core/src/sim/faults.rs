@@ -20,10 +20,10 @@ pub enum GateMode {
 }
 
 /// Faults to inject. All default to "off"; the admin endpoint `PUT /_sim/faults` replaces
-/// them at runtime with the same JSON shape.
+/// them at runtime with the same JSON shape. Not `#[non_exhaustive]` on purpose: build it
+/// with `Faults { field: value, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
-#[non_exhaustive]
 pub struct Faults {
     /// Only requests matching this `METHOD /path` pattern are affected (`*` as method
     /// matches any; a trailing `*` on the path matches a prefix). `None` = all API calls.
@@ -128,4 +128,27 @@ pub struct Counters {
     pub dropped: u64,
     /// Per scan name.
     pub by_name: BTreeMap<String, NameCounters>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Faults;
+
+    #[test]
+    fn scoping_patterns() {
+        let f = |p: &str| Faults {
+            only: Some(p.to_owned()),
+            ..Faults::default()
+        };
+        assert!(Faults::default().applies("GET", "/scans"));
+        assert!(f("POST /scans").applies("POST", "/scans"));
+        assert!(!f("POST /scans").applies("GET", "/scans"));
+        assert!(!f("POST /scans").applies("POST", "/scans/5/launch"));
+        assert!(f("* /scans/*").applies("DELETE", "/scans/5"));
+        assert!(f("/server/status").applies("GET", "/server/status"));
+        let json: Faults =
+            serde_json::from_str(r#"{"gate_mode":"drop_after_headers","fail_next":2}"#).unwrap();
+        assert_eq!(json.gate_mode, super::GateMode::DropAfterHeaders);
+        assert_eq!(json.fail_next, 2);
+    }
 }

@@ -127,15 +127,11 @@ impl SimState {
         }
     }
 
-    /// The corpus file a new scan draws its results from (round-robin by scan id).
-    pub(crate) fn results_for(&mut self, scan_id: u64) -> Arc<CorpusFile> {
-        let corpus = self
-            .corpus
+    /// The corpus new scans draw their results from (listed on first use).
+    pub(crate) fn corpus(&mut self) -> Arc<Corpus> {
+        self.corpus
             .get_or_insert_with(|| Corpus::load(&self.settings.corpus_source))
-            .clone();
-        let file = corpus.files[(scan_id as usize) % corpus.files.len()].clone();
-        tracing::debug!(scan_id, results = %file.name, "simulated scan results chosen");
-        file
+            .clone()
     }
 
     pub(crate) fn name_counters(&mut self, name: &str) -> &mut super::faults::NameCounters {
