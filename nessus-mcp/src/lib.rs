@@ -1,0 +1,65 @@
+//! `nessus-mcp`: the MCP server that lets AI agents run Tenable Nessus scans
+//! through a durable queue.
+//!
+//! The binary is wiring; this thin library exposes the pieces so integration
+//! tests can start a real server in-process:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), nessus_mcp::Error> {
+//! use std::sync::Arc;
+//! use nessus_mcp::{App, HttpOptions, HttpServer};
+//!
+//! let app = Arc::new(App::new());
+//! let server = HttpServer::start(app, HttpOptions::default()).await?;
+//! println!("MCP at http://{}/mcp", server.local_addr());
+//! server.shutdown().await
+//! # }
+//! ```
+
+mod app;
+mod auth;
+mod guard;
+mod http;
+mod prompts;
+mod resources;
+mod server;
+mod stdio;
+mod telemetry;
+mod tools;
+
+use std::net::SocketAddr;
+
+pub use app::{App, Check, Readiness};
+pub use auth::{MIN_TOKEN_LEN, Principal, TokenSet, TokenSpecError};
+pub use guard::OriginPolicy;
+pub use http::{DEFAULT_MAX_BODY_BYTES, HttpOptions, HttpServer, router};
+pub use server::NessusMcp;
+pub use stdio::serve_stdio;
+pub use telemetry::{LogFormat, init_logging, metrics_handle};
+
+/// Errors from starting or running the server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Token-less mode was requested on an address other hosts can reach.
+    #[error(
+        "refusing to serve without a bearer token on non-loopback address {bind}: \
+         set NESSUS_MCP_TOKENS=principal=token or bind 127.0.0.1"
+    )]
+    TokenlessOnPublicAddress {
+        /// The requested bind address.
+        bind: SocketAddr,
+    },
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server stopped with an error.
+    #[error("the server stopped with an error")]
+    Serve(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
