@@ -367,7 +367,7 @@ impl fmt::Display for TargetRefusal {
 
 impl std::error::Error for TargetRefusal {}
 
-/// One refused target (or a request-level problem when [`Refusal::target`] is `None`).
+/// One refused target (or a request-level problem when [`Refusal::target_text`] is `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     target: Option<String>,
