@@ -1,0 +1,3 @@
+//! Integration tests of nessus-core (one binary).
+
+mod targets;
