@@ -1,0 +1,357 @@
+//! The field catalogue: which fields exist, how they are typed, and the output profiles.
+
+use crate::error::{Error, Result};
+
+/// How a finding field is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FieldKind {
+    /// Integer (plugin_id, severity, port).
+    Int,
+    /// Floating-point score.
+    Float,
+    /// `true`/`false` flag.
+    Bool,
+    /// Free text.
+    Text,
+    /// Repeated element, always a list.
+    List,
+}
+
+/// Children that Nessus repeats within one `ReportItem`; they are always lists, even with a
+/// single occurrence, so a consumer sees one shape. The set was taken from the corpus
+/// (cve, bid, xref, see_also, cwe, osvdb, edb-id, iava, iavt, cert repeat there) plus the
+/// other cross-reference kinds Nessus emits. Any other child that repeats also becomes a
+/// list rather than losing values.
+const LIST_FIELDS: &[&str] = &[
+    "apple-sa",
+    "attachment",
+    "bid",
+    "cea-id",
+    "cert",
+    "cisa-ncas",
+    "cpe",
+    "cve",
+    "cwe",
+    "dsa",
+    "edb-id",
+    "glsa",
+    "iava",
+    "iavb",
+    "iavt",
+    "icsa",
+    "msft",
+    "mskb",
+    "osvdb",
+    "owasp",
+    "rhsa",
+    "secunia",
+    "see_also",
+    "stig",
+    "tra",
+    "usn",
+    "vmsa",
+    "xref",
+    "zdi",
+];
+
+/// Children whose text is `true`/`false`.
+const BOOL_FIELDS: &[&str] = &[
+    "default_account",
+    "enable_cgi_scanning",
+    "exploit_available",
+    "exploited_by_malware",
+    "exploited_by_nessus",
+    "in_the_news",
+    "potential_vulnerability",
+    "thorough_tests",
+    "unsupported_by_vendor",
+];
+
+/// How a child element named `name` is typed.
+pub fn field_kind(name: &str) -> FieldKind {
+    match name {
+        "plugin_id" | "severity" | "port" => return FieldKind::Int,
+        "vpr_score" | "epss_score" | "cvss_score" => return FieldKind::Float,
+        _ => {}
+    }
+    if LIST_FIELDS.binary_search(&name).is_ok() {
+        return FieldKind::List;
+    }
+    if BOOL_FIELDS.binary_search(&name).is_ok() || name.starts_with("exploit_framework_") {
+        return FieldKind::Bool;
+    }
+    // Every CVSS score variant Nessus has used: cvss_base_score, cvss3_temporal_score,
+    // cvss4_threat_score, cvssV3_impactScore, ...
+    let lower_has_score = name
+        .as_bytes()
+        .windows(5)
+        .any(|w| w.eq_ignore_ascii_case(b"score"));
+    if name.starts_with("cvss") && lower_has_score {
+        return FieldKind::Float;
+    }
+    FieldKind::Text
+}
+
+/// Fields every finding has or can have: the standard attributes, the computed
+/// `cvss_score`, and the children Nessus commonly emits. Used to validate filter and
+/// field names (a store adds every field it actually saw).
+pub const KNOWN_FIELDS: &[&str] = &[
+    "host",
+    "plugin_id",
+    "plugin_name",
+    "plugin_family",
+    "severity",
+    "port",
+    "svc_name",
+    "protocol",
+    "cvss_score",
+    "agent",
+    "age_of_vuln",
+    "always_run",
+    "bid",
+    "cert",
+    "cisa-known-exploited",
+    "cpe",
+    "cve",
+    "cvss3_base_score",
+    "cvss3_temporal_score",
+    "cvss3_temporal_vector",
+    "cvss3_vector",
+    "cvss4_base_score",
+    "cvss4_threat_score",
+    "cvss4_vector",
+    "cvss_base_score",
+    "cvss_temporal_score",
+    "cvss_temporal_vector",
+    "cvss_vector",
+    "cwe",
+    "description",
+    "edb-id",
+    "epss_score",
+    "exploit_available",
+    "exploit_code_maturity",
+    "exploit_framework_canvas",
+    "exploit_framework_core",
+    "exploit_framework_metasploit",
+    "exploitability_ease",
+    "exploited_by_malware",
+    "exploited_by_nessus",
+    "fname",
+    "iava",
+    "iavb",
+    "iavt",
+    "in_the_news",
+    "metasploit_name",
+    "msft",
+    "mskb",
+    "osvdb",
+    "patch_publication_date",
+    "plugin_modification_date",
+    "plugin_output",
+    "plugin_publication_date",
+    "plugin_type",
+    "product_coverage",
+    "risk_factor",
+    "script_version",
+    "see_also",
+    "solution",
+    "stig_severity",
+    "synopsis",
+    "threat_intensity_last_28",
+    "threat_recency",
+    "threat_sources_last_28",
+    "unsupported_by_vendor",
+    "vpr_score",
+    "vuln_publication_date",
+    "xref",
+];
+
+/// A named output profile (seed-spec §9.2 field lists).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Profile {
+    /// `host, plugin_id, severity, cve, cvss_score, exploit_available`.
+    Minimal,
+    /// minimal + `plugin_name, cvss3_base_score, synopsis`.
+    Summary,
+    /// summary + `description, solution` (the default).
+    #[default]
+    Brief,
+    /// Every field.
+    Full,
+}
+
+const MINIMAL: &[&str] = &[
+    "host",
+    "plugin_id",
+    "severity",
+    "cve",
+    "cvss_score",
+    "exploit_available",
+];
+const SUMMARY: &[&str] = &["plugin_name", "cvss3_base_score", "synopsis"];
+const BRIEF: &[&str] = &["description", "solution"];
+
+impl Profile {
+    /// Parses a profile name, with the predecessor's error message.
+    pub fn parse(name: &str) -> Result<Profile> {
+        match name {
+            "minimal" => Ok(Profile::Minimal),
+            "summary" => Ok(Profile::Summary),
+            "brief" => Ok(Profile::Brief),
+            "full" => Ok(Profile::Full),
+            other => Err(Error::query(format!(
+                "Invalid schema profile: {other}. Must be one of: ['minimal', 'summary', 'brief', 'full']"
+            ))),
+        }
+    }
+
+    /// The profile's name as used on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Minimal => "minimal",
+            Profile::Summary => "summary",
+            Profile::Brief => "brief",
+            Profile::Full => "full",
+        }
+    }
+
+    /// The profile's fields in output order; `None` for `full` (all fields).
+    pub fn fields(self) -> Option<Vec<&'static str>> {
+        let lists: &[&[&str]] = match self {
+            Profile::Minimal => &[MINIMAL],
+            Profile::Summary => &[MINIMAL, SUMMARY],
+            Profile::Brief => &[MINIMAL, SUMMARY, BRIEF],
+            Profile::Full => return None,
+        };
+        Some(lists.iter().flat_map(|l| l.iter().copied()).collect())
+    }
+}
+
+/// Which fields of a finding are written, and in which order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Projection {
+    /// `minimal`/`summary`/`brief`/`full`, or `custom`.
+    profile_name: &'static str,
+    /// `None` = every field.
+    fields: Option<Vec<String>>,
+}
+
+impl Default for Projection {
+    fn default() -> Self {
+        Projection::profile(Profile::Brief)
+    }
+}
+
+impl Projection {
+    /// The projection of a named profile.
+    pub fn profile(profile: Profile) -> Projection {
+        Projection {
+            profile_name: profile.name(),
+            fields: profile
+                .fields()
+                .map(|f| f.into_iter().map(str::to_owned).collect()),
+        }
+    }
+
+    /// A custom field list (reported as profile `custom`).
+    pub fn custom(fields: Vec<String>) -> Projection {
+        Projection {
+            profile_name: "custom",
+            fields: Some(fields),
+        }
+    }
+
+    /// Resolves the predecessor's `schema_profile` + `custom_fields` pair, keeping its
+    /// rules: a non-`brief` profile together with `custom_fields` (even empty) is an error;
+    /// a non-empty `custom_fields` wins (profile `custom`); an empty list means `brief`.
+    pub fn resolve(profile: Option<&str>, custom_fields: Option<&[String]>) -> Result<Projection> {
+        let profile_name = profile.unwrap_or("brief");
+        if profile_name != "brief" && custom_fields.is_some() {
+            return Err(Error::query(
+                "Cannot specify both schema_profile and custom_fields",
+            ));
+        }
+        let parsed = Profile::parse(profile_name)?;
+        match custom_fields {
+            Some(fields) if !fields.is_empty() => Ok(Projection::custom(fields.to_vec())),
+            _ => Ok(Projection::profile(parsed)),
+        }
+    }
+
+    /// `minimal`, `summary`, `brief`, `full` or `custom`.
+    pub fn profile_name(&self) -> &'static str {
+        self.profile_name
+    }
+
+    /// The requested fields in order, or `None` for all fields.
+    pub fn fields(&self) -> Option<&[String]> {
+        self.fields.as_deref()
+    }
+}
+
+/// The known field closest to `name` (by edit distance), if it is close enough to be a
+/// plausible typo.
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let lname = name.to_ascii_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = edit_distance(&lname, &c.to_ascii_lowercase());
+        if best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    let (d, c) = best?;
+    // Allow roughly one edit per three characters: "severty" -> "severity", but not
+    // "foo" -> "port".
+    (d <= (name.len() / 3).max(2)).then(|| c.to_owned())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_sorted_for_binary_search() {
+        assert!(LIST_FIELDS.windows(2).all(|w| w[0] < w[1]));
+        assert!(BOOL_FIELDS.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(field_kind("cvss3_base_score"), FieldKind::Float);
+        assert_eq!(field_kind("cvssV3_impactScore"), FieldKind::Float);
+        assert_eq!(field_kind("cvss_vector"), FieldKind::Text);
+        assert_eq!(field_kind("cve"), FieldKind::List);
+        assert_eq!(field_kind("exploit_framework_core"), FieldKind::Bool);
+        assert_eq!(field_kind("plugin_output"), FieldKind::Text);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(
+            closest("severty", KNOWN_FIELDS.iter().copied()).as_deref(),
+            Some("severity")
+        );
+        assert_eq!(closest("zzzzzzzzzzzz", KNOWN_FIELDS.iter().copied()), None);
+    }
+}

@@ -1,0 +1,460 @@
+//! JSON-NL output with the predecessor's framing (seed-spec §9.5).
+//!
+//! Lines are `schema`, `scan_metadata`, optional `host` lines, `vulnerability` lines,
+//! optional `compliance` lines, then `pagination` (paged requests) or `truncated` (a
+//! `page=0` request cut by its byte budget). Lines are separated by `\n` with no trailing
+//! newline, and written with Python's default separators (`", "`, `": "`) and key order so
+//! that output is byte-compatible with what existing agents parse. Non-ASCII text is
+//! written as UTF-8 rather than `\uXXXX` escapes.
+
+use std::io::Write;
+
+use serde_json::{Map, Value as Json};
+
+use crate::catalogue::Projection;
+use crate::error::{Error, Result};
+use crate::record::{ATTRIBUTE_FIELDS, ComplianceResult, Finding, Host, ScanMetadata};
+use crate::value::{ListRef, ValueRef};
+
+/// Writes JSON-NL lines to `W`, counting the bytes written.
+#[derive(Debug)]
+pub struct JsonlWriter<W: Write> {
+    out: W,
+    line: Vec<u8>,
+    first: bool,
+    bytes: u64,
+}
+
+/// Values of the `pagination` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pagination {
+    /// 1-based page.
+    pub page: u64,
+    /// Clamped page size.
+    pub page_size: u64,
+    /// Total pages (at least 1).
+    pub total_pages: u64,
+    /// Cursor for the next page, if there is one.
+    pub next_cursor: Option<String>,
+}
+
+/// Values of the `truncated` line written when `page=0` hits its byte budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// Vulnerability lines written.
+    pub returned: u64,
+    /// Total matching findings.
+    pub total: u64,
+    /// The byte budget that was applied.
+    pub byte_budget: u64,
+    /// Cursor to continue after the last written record.
+    pub next_cursor: Option<String>,
+}
+
+impl<W: Write> JsonlWriter<W> {
+    /// Wraps `out` (wrap files in a `BufWriter`).
+    pub fn new(out: W) -> Self {
+        JsonlWriter {
+            out,
+            line: Vec::with_capacity(64 * 1024),
+            first: true,
+            bytes: 0,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Flushes and returns the inner writer.
+    pub fn into_inner(mut self) -> Result<W> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io("flushing the output", e))?;
+        Ok(self.out)
+    }
+
+    fn emit(&mut self) -> Result<()> {
+        if !self.first {
+            self.out
+                .write_all(b"\n")
+                .map_err(|e| Error::io("writing the output", e))?;
+            self.bytes += 1;
+        }
+        self.first = false;
+        self.out
+            .write_all(&self.line)
+            .map_err(|e| Error::io("writing the output", e))?;
+        self.bytes += self.line.len() as u64;
+        self.line.clear();
+        Ok(())
+    }
+
+    /// The `schema` line.
+    pub fn schema(
+        &mut self,
+        projection: &Projection,
+        filters: &Map<String, Json>,
+        total: u64,
+        total_pages: u64,
+    ) -> Result<()> {
+        let l = &mut self.line;
+        l.extend_from_slice(b"{\"type\": \"schema\", \"profile\": ");
+        str_lit(l, projection.profile_name());
+        l.extend_from_slice(b", \"fields\": ");
+        match projection.fields() {
+            Some(fields) => {
+                l.push(b'[');
+                for (i, f) in fields.iter().enumerate() {
+                    if i > 0 {
+                        l.extend_from_slice(b", ");
+                    }
+                    str_lit(l, f);
+                }
+                l.push(b']');
+            }
+            None => l.extend_from_slice(b"\"all\""),
+        }
+        l.extend_from_slice(b", \"filters_applied\": ");
+        json_obj(l, filters);
+        l.extend_from_slice(b", \"total_vulnerabilities\": ");
+        int(l, total as i64);
+        l.extend_from_slice(b", \"total_pages\": ");
+        int(l, total_pages as i64);
+        l.push(b'}');
+        self.emit()
+    }
+
+    /// The `scan_metadata` line: `scan_name` (the predecessor's only key, `"Unknown"` when
+    /// absent), then `policy_name`, `scan_start`, `scan_end` when known.
+    pub fn scan_metadata(&mut self, m: &ScanMetadata) -> Result<()> {
+        let l = &mut self.line;
+        l.extend_from_slice(b"{\"type\": \"scan_metadata\", \"scan_name\": ");
+        str_lit(l, m.report_name.as_deref().unwrap_or("Unknown"));
+        for (k, v) in [
+            ("policy_name", &m.policy_name),
+            ("scan_start", &m.scan_start),
+            ("scan_end", &m.scan_end),
+        ] {
+            if let Some(v) = v {
+                key(l, k);
+                str_lit(l, v);
+            }
+        }
+        l.push(b'}');
+        self.emit()
+    }
+
+    /// A `vulnerability` line: `type`, then the projected fields in order (fields absent
+    /// from the finding are omitted; a present null is kept). `full` writes the standard
+    /// attributes, every child in document order, then the computed `cvss_score`.
+    pub fn finding(&mut self, f: &Finding, projection: &Projection) -> Result<()> {
+        self.render_finding(f, projection);
+        self.emit()
+    }
+
+    /// Writes the finding only if its line fits in `budget` more bytes (separator
+    /// included); returns whether it was written.
+    pub(crate) fn finding_within(
+        &mut self,
+        f: &Finding,
+        projection: &Projection,
+        budget: u64,
+    ) -> Result<bool> {
+        self.render_finding(f, projection);
+        let need = self.line.len() as u64 + u64::from(!self.first);
+        if need > budget {
+            self.line.clear();
+            return Ok(false);
+        }
+        self.emit()?;
+        Ok(true)
+    }
+
+    fn render_finding(&mut self, f: &Finding, projection: &Projection) {
+        let l = &mut self.line;
+        l.extend_from_slice(b"{\"type\": \"vulnerability\"");
+        match projection.fields() {
+            Some(fields) => {
+                for name in fields {
+                    if let Some(v) = f.get(name) {
+                        key(l, name);
+                        value(l, v);
+                    }
+                }
+            }
+            None => {
+                for name in ATTRIBUTE_FIELDS {
+                    if let Some(v) = f.get(name) {
+                        key(l, name);
+                        value(l, v);
+                    }
+                }
+                for (name, v) in &f.fields {
+                    key(l, name);
+                    value(l, v.as_ref());
+                }
+                if f.child("cvss_score").is_none()
+                    && let Some(s) = f.cvss_score()
+                {
+                    key(l, "cvss_score");
+                    float(l, s);
+                }
+            }
+        }
+        l.push(b'}');
+    }
+
+    /// A `host` line.
+    pub fn host(&mut self, h: &Host) -> Result<()> {
+        let l = &mut self.line;
+        l.extend_from_slice(b"{\"type\": \"host\", \"host\": ");
+        str_lit(l, &h.name);
+        let ip = h.ip.map(|i| i.to_string());
+        for (k, v) in [
+            ("ip", &ip),
+            ("fqdn", &h.fqdn),
+            ("netbios", &h.netbios),
+            ("mac", &h.mac),
+            ("os", &h.os),
+        ] {
+            key(l, k);
+            opt_str(l, v.as_deref());
+        }
+        key(l, "credentialed");
+        match h.credentialed {
+            Some(b) => l.extend_from_slice(if b { b"true" } else { b"false" }),
+            None => l.extend_from_slice(b"null"),
+        }
+        key(l, "start");
+        opt_str(l, h.start.as_deref());
+        key(l, "end");
+        opt_str(l, h.end.as_deref());
+        key(l, "properties");
+        l.push(b'{');
+        for (i, (k, v)) in h.properties.iter().enumerate() {
+            if i > 0 {
+                l.extend_from_slice(b", ");
+            }
+            str_lit(l, k);
+            l.extend_from_slice(b": ");
+            str_lit(l, v);
+        }
+        l.extend_from_slice(b"}}");
+        self.emit()
+    }
+
+    /// A `compliance` line.
+    pub fn compliance(&mut self, c: &ComplianceResult) -> Result<()> {
+        let l = &mut self.line;
+        l.extend_from_slice(b"{\"type\": \"compliance\", \"host\": ");
+        str_lit(l, &c.host);
+        key(l, "plugin_id");
+        match c.plugin_id {
+            Some(p) => int(l, p.into()),
+            None => l.extend_from_slice(b"null"),
+        }
+        key(l, "plugin_name");
+        opt_str(l, c.plugin_name.as_deref());
+        key(l, "check_name");
+        opt_str(l, c.check_name.as_deref());
+        key(l, "result");
+        opt_str(l, c.result.as_deref());
+        for (k, v) in &c.fields {
+            if k == "check_name" || k == "result" {
+                continue;
+            }
+            key(l, k);
+            str_lit(l, v);
+        }
+        l.push(b'}');
+        self.emit()
+    }
+
+    /// The `pagination` line: the predecessor's keys, then `next_cursor`.
+    pub fn pagination(&mut self, p: &Pagination) -> Result<()> {
+        let has_next = p.page < p.total_pages;
+        let l = &mut self.line;
+        l.extend_from_slice(b"{\"type\": \"pagination\", \"page\": ");
+        int(l, p.page as i64);
+        key(l, "page_size");
+        int(l, p.page_size as i64);
+        key(l, "total_pages");
+        int(l, p.total_pages as i64);
+        key(l, "has_next");
+        l.extend_from_slice(if has_next { b"true" } else { b"false" });
+        key(l, "next_page");
+        if has_next {
+            int(l, p.page as i64 + 1);
+        } else {
+            l.extend_from_slice(b"null");
+        }
+        key(l, "next_cursor");
+        opt_str(l, p.next_cursor.as_deref().filter(|_| has_next));
+        l.push(b'}');
+        self.emit()
+    }
+
+    /// The `truncated` line.
+    pub fn truncated(&mut self, t: &Truncation) -> Result<()> {
+        let l = &mut self.line;
+        l.extend_from_slice(
+            b"{\"type\": \"truncated\", \"reason\": \"byte_budget\", \"byte_budget\": ",
+        );
+        int(l, t.byte_budget as i64);
+        key(l, "returned");
+        int(l, t.returned as i64);
+        key(l, "total_vulnerabilities");
+        int(l, t.total as i64);
+        key(l, "next_cursor");
+        opt_str(l, t.next_cursor.as_deref());
+        l.push(b'}');
+        self.emit()
+    }
+}
+
+fn key(l: &mut Vec<u8>, k: &str) {
+    l.extend_from_slice(b", ");
+    str_lit(l, k);
+    l.extend_from_slice(b": ");
+}
+
+fn opt_str(l: &mut Vec<u8>, v: Option<&str>) {
+    match v {
+        Some(s) => str_lit(l, s),
+        None => l.extend_from_slice(b"null"),
+    }
+}
+
+fn int(l: &mut Vec<u8>, i: i64) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(l, "{i}");
+}
+
+/// Python's float repr: shortest round-trip, always with a fraction or exponent.
+fn float(l: &mut Vec<u8>, f: f64) {
+    if !f.is_finite() {
+        // JSON has no NaN/Infinity; the parser never produces them.
+        l.extend_from_slice(b"null");
+        return;
+    }
+    let start = l.len();
+    let _ = write!(l, "{f}");
+    if !l[start..].iter().any(|b| matches!(b, b'.' | b'e' | b'E')) {
+        l.extend_from_slice(b".0");
+    }
+}
+
+pub(crate) fn value(l: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => l.extend_from_slice(b"null"),
+        ValueRef::Bool(b) => l.extend_from_slice(if b { b"true" } else { b"false" }),
+        ValueRef::Int(i) => int(l, i),
+        ValueRef::Float(f) => float(l, f),
+        ValueRef::Text(s) => str_lit(l, s),
+        ValueRef::List(items) => list(l, items),
+    }
+}
+
+fn list(l: &mut Vec<u8>, items: ListRef<'_>) {
+    l.push(b'[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            l.extend_from_slice(b", ");
+        }
+        str_lit(l, s);
+    }
+    l.push(b']');
+}
+
+/// A JSON string literal. Copies runs of plain bytes at once; only `"`, `\` and control
+/// characters are escaped.
+pub(crate) fn str_lit(l: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    l.reserve(s.len() + 2);
+    l.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => {
+                l.extend_from_slice(&bytes[start..i]);
+                l.extend_from_slice(b"\\u00");
+                l.push(HEX[(b >> 4) as usize]);
+                l.push(HEX[(b & 0xf) as usize]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        l.extend_from_slice(&bytes[start..i]);
+        l.extend_from_slice(esc);
+        start = i + 1;
+    }
+    l.extend_from_slice(&bytes[start..]);
+    l.push(b'"');
+}
+
+fn json_obj(l: &mut Vec<u8>, m: &Map<String, Json>) {
+    l.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            l.extend_from_slice(b", ");
+        }
+        str_lit(l, k);
+        l.extend_from_slice(b": ");
+        json(l, v);
+    }
+    l.push(b'}');
+}
+
+fn json(l: &mut Vec<u8>, v: &Json) {
+    match v {
+        Json::Null => l.extend_from_slice(b"null"),
+        Json::Bool(b) => l.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => int(l, i),
+            None => match n.as_f64() {
+                Some(f) if n.is_f64() => float(l, f),
+                _ => l.extend_from_slice(n.to_string().as_bytes()),
+            },
+        },
+        Json::String(s) => str_lit(l, s),
+        Json::Array(a) => {
+            l.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    l.extend_from_slice(b", ");
+                }
+                json(l, x);
+            }
+            l.push(b']');
+        }
+        Json::Object(m) => json_obj(l, m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_floats() {
+        let mut l = Vec::new();
+        str_lit(&mut l, "a\"b\\c\nd\u{1}é");
+        assert_eq!(String::from_utf8(l).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        let mut l = Vec::new();
+        float(&mut l, 10.0);
+        l.push(b' ');
+        float(&mut l, 9.8);
+        assert_eq!(String::from_utf8(l).unwrap(), "10.0 9.8");
+    }
+}

@@ -1,0 +1,739 @@
+//! Streaming `.nessus` reader: XML events in, typed [`Record`]s out.
+//!
+//! Memory is bounded by the largest single record: only the `ReportItem` (or host
+//! properties block) being built is held, and a metering adapter under the XML reader
+//! refuses any record larger than [`Limits::max_record_bytes`] before buffering it.
+//!
+//! Accepted roots: `NessusClientData_v2` (a full export), and the fragments `ReportHost`
+//! and `ReportItem` that tools produce by cutting exports apart (a bare `ReportItem` gets an
+//! empty host name). `NessusClientData` (the v1 format) and any other root are refused
+//! with [`Error::UnsupportedFormat`]. DTDs are refused outright and only the five
+//! predefined entities and character references are resolved, so there is no entity
+//! expansion and no external fetch.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read};
+use std::net::IpAddr;
+
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::catalogue::{FieldKind, field_kind};
+use crate::error::{Error, Result};
+use crate::record::{ComplianceResult, Finding, Host, Record, ScanMetadata};
+use crate::value::Value;
+
+/// Resource limits applied while parsing hostile or broken input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest single record (a `ReportItem`, a `HostProperties` block, or any other
+    /// single XML event) in bytes of input. Default 32 MiB, over 100× the largest
+    /// `plugin_output` seen in real exports.
+    pub max_record_bytes: u64,
+    /// Deepest element nesting. Default 64 (real exports nest 6 deep).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record_bytes: 32 * 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// A `BufRead` adapter that counts consumed bytes and newlines (for error positions) and
+/// refuses to hand out more than `limit` bytes since the current record started, so that
+/// the XML reader never buffers an oversized text node.
+#[derive(Debug)]
+struct Metered<R> {
+    inner: R,
+    consumed: u64,
+    newlines: u64,
+    window_start: u64,
+    limit: u64,
+    exceeded: bool,
+}
+
+impl<R: BufRead> Read for Metered<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = {
+            let buf = self.fill_buf()?;
+            let n = buf.len().min(out.len());
+            out[..n].copy_from_slice(&buf[..n]);
+            n
+        };
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Metered<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.consumed - self.window_start > self.limit {
+            self.exceeded = true;
+            return Err(io::Error::other("record size limit exceeded"));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            let n = amt.min(buf.len());
+            self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        self.consumed += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+/// Where the parser is in the document. One entry per open element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Root,
+    Policy,
+    PolicyName,
+    Report,
+    ReportHost,
+    HostProperties,
+    Tag,
+    ReportItem,
+    ItemChild,
+    Other,
+}
+
+/// Streaming reader of a Nessus v2 export.
+///
+/// ```
+/// use nessus_schema::{NessusReader, Record};
+///
+/// let xml = r#"<NessusClientData_v2><Report name="r"><ReportHost name="10.0.0.1">
+///   <ReportItem port="22" svc_name="ssh" protocol="tcp" severity="2" pluginID="1" pluginName="x" pluginFamily="f">
+///     <cve>CVE-1</cve><cvss3_base_score>5.3</cvss3_base_score>
+///   </ReportItem></ReportHost></Report></NessusClientData_v2>"#;
+/// let findings: Vec<_> = NessusReader::new(xml.as_bytes())
+///     .filter_map(|r| match r.unwrap() { Record::Finding(f) => Some(f), _ => None })
+///     .collect();
+/// assert_eq!(findings[0].severity, Some(2));
+/// assert_eq!(findings[0].cvss_score(), Some(5.3));
+/// ```
+#[derive(Debug)]
+pub struct NessusReader<R: BufRead> {
+    xml: quick_xml::Reader<Metered<R>>,
+    limits: Limits,
+    buf: Vec<u8>,
+    stack: Vec<Elem>,
+    /// Name of the innermost open element, for truncation errors.
+    open_names: Vec<String>,
+    text: String,
+    capturing: bool,
+    seen_root: bool,
+    done: bool,
+    policy_name: Option<String>,
+    host: Option<Host>,
+    host_emitted: bool,
+    tag_name: String,
+    child_name: String,
+    item: Option<Finding>,
+    item_start: u64,
+    pending: VecDeque<Record>,
+    line_at_event: u64,
+}
+
+impl<R: BufRead> NessusReader<R> {
+    /// Reads from `reader` with default [`Limits`].
+    pub fn new(reader: R) -> Self {
+        Self::with_limits(reader, Limits::default())
+    }
+
+    /// Reads from `reader` with the given limits.
+    pub fn with_limits(reader: R, limits: Limits) -> Self {
+        let metered = Metered {
+            inner: reader,
+            consumed: 0,
+            newlines: 0,
+            window_start: 0,
+            limit: limits.max_record_bytes,
+            exceeded: false,
+        };
+        let mut xml = quick_xml::Reader::from_reader(metered);
+        let config = xml.config_mut();
+        // Never trim: trimming each fragment around entity references corrupts text
+        // (quick-xml#900); values are trimmed once when their element ends.
+        config.trim_text(false);
+        config.check_end_names = true;
+        config.expand_empty_elements = false;
+        NessusReader {
+            xml,
+            limits,
+            buf: Vec::with_capacity(64 * 1024),
+            stack: Vec::with_capacity(16),
+            open_names: Vec::with_capacity(16),
+            text: String::with_capacity(64 * 1024),
+            capturing: false,
+            seen_root: false,
+            done: false,
+            policy_name: None,
+            host: None,
+            host_emitted: false,
+            tag_name: String::new(),
+            child_name: String::new(),
+            item: None,
+            item_start: 0,
+            pending: VecDeque::new(),
+            line_at_event: 1,
+        }
+    }
+
+    /// Bytes of input consumed so far (for progress reporting).
+    pub fn bytes_read(&self) -> u64 {
+        self.xml.get_ref().consumed
+    }
+
+    /// The next record, `Ok(None)` at the end of the document.
+    pub fn next_record(&mut self) -> Result<Option<Record>> {
+        loop {
+            if let Some(r) = self.pending.pop_front() {
+                return Ok(Some(r));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.step()?;
+        }
+    }
+
+    fn byte_pos(&self) -> u64 {
+        self.xml.buffer_position()
+    }
+
+    fn malformed(&self, err: &quick_xml::Error, partial: &[u8]) -> Error {
+        let meter = self.xml.get_ref();
+        if meter.exceeded {
+            return Error::RecordTooLarge {
+                position: meter.consumed,
+                limit: self.limits.max_record_bytes,
+            };
+        }
+        let position = self.xml.error_position();
+        // Lines: newlines before the failing event plus those inside its partial bytes.
+        let line = self.line_at_event + partial.iter().filter(|&&b| b == b'\n').count() as u64;
+        match err {
+            quick_xml::Error::Io(e) => Error::io(
+                format!("reading the input at byte {position}"),
+                io::Error::new(e.kind(), e.to_string()),
+            ),
+            quick_xml::Error::Syntax(_) if !self.stack.is_empty() || self.seen_root => {
+                if self.xml.get_ref().consumed >= position && self.at_eof_syntax(err) {
+                    return self.truncated();
+                }
+                Error::Malformed {
+                    position,
+                    line,
+                    message: err.to_string(),
+                }
+            }
+            _ => Error::Malformed {
+                position,
+                line,
+                message: err.to_string(),
+            },
+        }
+    }
+
+    /// quick-xml reports "unclosed tag/comment/..." syntax errors when input stops in the
+    /// middle of markup; those are truncations, not malformed XML.
+    fn at_eof_syntax(&self, err: &quick_xml::Error) -> bool {
+        let msg = err.to_string();
+        msg.contains("unclosed") || msg.contains("not closed")
+    }
+
+    fn truncated(&self) -> Error {
+        Error::Truncated {
+            position: self.xml.get_ref().consumed,
+            open: self
+                .open_names
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "document".to_owned()),
+        }
+    }
+
+    fn forbidden(&self, what: impl Into<String>) -> Error {
+        Error::Forbidden {
+            position: self.byte_pos(),
+            line: self.line_at_event,
+            what: what.into(),
+        }
+    }
+
+    /// Moves the record-size window to "now" (outside records, each event is its own
+    /// window).
+    fn reset_window(&mut self) {
+        let meter = self.xml.get_mut();
+        meter.window_start = meter.consumed;
+    }
+
+    fn step(&mut self) -> Result<()> {
+        // The event borrows the buffer, and handling it needs `&mut self`: lend the
+        // buffer out for the duration of one event.
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        if self.item.is_none()
+            && !matches!(self.stack.last(), Some(Elem::HostProperties | Elem::Tag))
+        {
+            self.reset_window();
+        }
+        self.line_at_event = self.xml.get_ref().newlines + 1;
+        let out = match self.xml.read_event_into(&mut buf) {
+            Ok(event) => self.handle(event),
+            Err(e) => Err(self.malformed(&e, &buf)),
+        };
+        self.buf = buf;
+        out
+    }
+
+    fn handle(&mut self, event: Event<'_>) -> Result<()> {
+        match event {
+            Event::Start(start) => {
+                let elem = self.open(&start)?;
+                let name = start.name();
+                let name = name.as_ref();
+                self.stack.push(elem);
+                self.open_names.push(name.to_owned());
+                if self.stack.len() > self.limits.max_depth {
+                    return Err(Error::TooDeep {
+                        position: self.byte_pos(),
+                        limit: self.limits.max_depth,
+                    });
+                }
+            }
+            Event::Empty(start) => {
+                let elem = self.open(&start)?;
+                self.close(elem)?;
+            }
+            Event::End(_) => {
+                let Some(elem) = self.stack.pop() else {
+                    return Err(Error::Malformed {
+                        position: self.byte_pos(),
+                        line: self.line_at_event,
+                        message: "end tag without a start tag".to_owned(),
+                    });
+                };
+                self.open_names.pop();
+                self.close(elem)?;
+                if self.stack.is_empty() {
+                    self.done = true;
+                }
+            }
+            Event::Text(t) => {
+                if self.capturing {
+                    self.text.push_str(&t.xml10_content());
+                } else if !self.seen_root && !t.trim_ascii().is_empty() {
+                    return Err(Error::Malformed {
+                        position: self.byte_pos(),
+                        line: self.line_at_event,
+                        message: "text before the root element".to_owned(),
+                    });
+                }
+            }
+            Event::CData(c) => {
+                if self.capturing {
+                    self.text.push_str(&c.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c),
+                    Ok(None) => match &*r {
+                        "amp" => Some('&'),
+                        "lt" => Some('<'),
+                        "gt" => Some('>'),
+                        "quot" => Some('"'),
+                        "apos" => Some('\''),
+                        _ => None,
+                    },
+                    Err(e) => {
+                        return Err(Error::Malformed {
+                            position: self.byte_pos(),
+                            line: self.line_at_event,
+                            message: format!("bad character reference &{};: {e}", &*r),
+                        });
+                    }
+                };
+                match resolved {
+                    Some(c) if self.capturing => self.text.push(c),
+                    Some(_) => {}
+                    None => {
+                        return Err(self.forbidden(format!(
+                            "reference to undeclared entity &{};: only the five predefined XML entities and character references are accepted",
+                            &*r
+                        )));
+                    }
+                }
+            }
+            Event::DocType(_) => {
+                return Err(self.forbidden(
+                    "DOCTYPE declaration: DTDs and entity declarations are refused (no entity expansion, no external fetch)",
+                ));
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            Event::Eof => {
+                if !self.stack.is_empty() {
+                    return Err(self.truncated());
+                }
+                if !self.seen_root {
+                    return Err(Error::Empty);
+                }
+                self.done = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn attr(&self, start: &BytesStart<'_>, name: &str) -> Result<Option<String>> {
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| self.attr_error(&e.to_string()))?;
+            if attr.key.as_ref() == name {
+                let v = attr
+                    .normalized_value(XmlVersion::Implicit1_0)
+                    .map_err(|e| self.attr_error(&e.to_string()))?;
+                return Ok(Some(v.into_owned()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn attr_error(&self, message: &str) -> Error {
+        Error::Malformed {
+            position: self.byte_pos(),
+            line: self.line_at_event,
+            message: format!("bad attribute: {message}"),
+        }
+    }
+
+    /// Handles an element start; returns what it is.
+    fn open(&mut self, start: &BytesStart<'_>) -> Result<Elem> {
+        let qname = start.name();
+        let name: &str = qname.as_ref();
+        let parent = self.stack.last().copied();
+        let elem = match parent {
+            None => {
+                if self.seen_root {
+                    return Err(Error::Malformed {
+                        position: self.byte_pos(),
+                        line: self.line_at_event,
+                        message: format!("second root element <{name}>"),
+                    });
+                }
+                self.seen_root = true;
+                match name {
+                    "NessusClientData_v2" => Elem::Root,
+                    "ReportHost" => self.open_host(start)?,
+                    "ReportItem" => self.open_item(start)?,
+                    "NessusClientData" => {
+                        return Err(Error::UnsupportedFormat {
+                            root: name.to_owned(),
+                            hint: "this is the legacy Nessus v1 format; export the scan again as .nessus (v2)",
+                        });
+                    }
+                    _ => {
+                        return Err(Error::UnsupportedFormat {
+                            root: name.to_owned(),
+                            hint: "expected NessusClientData_v2 (or a ReportHost/ReportItem fragment)",
+                        });
+                    }
+                }
+            }
+            Some(Elem::Root) => match name {
+                "Policy" => Elem::Policy,
+                "Report" => {
+                    self.pending.push_back(Record::Scan(ScanMetadata {
+                        report_name: self.attr(start, "name")?,
+                        policy_name: self.policy_name.clone(),
+                        scan_start: None,
+                        scan_end: None,
+                    }));
+                    Elem::Report
+                }
+                _ => Elem::Other,
+            },
+            Some(Elem::Policy) if name == "policyName" => {
+                self.start_capture();
+                Elem::PolicyName
+            }
+            Some(Elem::Report) if name == "ReportHost" => self.open_host(start)?,
+            Some(Elem::ReportHost) => match name {
+                "HostProperties" => Elem::HostProperties,
+                "ReportItem" => {
+                    self.emit_host();
+                    self.open_item(start)?
+                }
+                _ => Elem::Other,
+            },
+            Some(Elem::HostProperties) if name == "tag" => {
+                self.tag_name = self.attr(start, "name")?.unwrap_or_default();
+                self.start_capture();
+                Elem::Tag
+            }
+            Some(Elem::ReportItem) => {
+                self.child_name.clear();
+                self.child_name.push_str(name);
+                self.start_capture();
+                Elem::ItemChild
+            }
+            _ => Elem::Other,
+        };
+        Ok(elem)
+    }
+
+    fn start_capture(&mut self) {
+        self.text.clear();
+        self.capturing = true;
+    }
+
+    fn open_host(&mut self, start: &BytesStart<'_>) -> Result<Elem> {
+        self.host = Some(Host {
+            name: self.attr(start, "name")?.unwrap_or_default(),
+            ..Host::default()
+        });
+        self.host_emitted = false;
+        Ok(Elem::ReportHost)
+    }
+
+    fn emit_host(&mut self) {
+        if !self.host_emitted
+            && let Some(h) = &self.host
+        {
+            self.host_emitted = true;
+            self.pending.push_back(Record::Host(h.clone()));
+        }
+    }
+
+    fn open_item(&mut self, start: &BytesStart<'_>) -> Result<Elem> {
+        // A ReportItem's size is measured from its start tag.
+        self.item_start = self.byte_pos();
+        {
+            let meter = self.xml.get_mut();
+            meter.window_start = meter.consumed;
+        }
+        let mut f = Finding {
+            host: self
+                .host
+                .as_ref()
+                .map(|h| h.name.clone())
+                .unwrap_or_default(),
+            ..Finding::default()
+        };
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| self.attr_error(&e.to_string()))?;
+            let value = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| self.attr_error(&e.to_string()))?;
+            let key: &str = attr.key.as_ref();
+            match key {
+                "pluginID" => f.plugin_id = Some(self.number(key, &value)?),
+                "severity" => {
+                    let sev: u32 = self.number(key, &value)?;
+                    f.severity = Some(
+                        u8::try_from(sev)
+                            .map_err(|_| self.bad_value(key, &value, "a severity 0-4"))?,
+                    );
+                }
+                "port" => f.port = Some(self.number(key, &value)?),
+                "pluginName" => f.plugin_name = Some(value.into_owned()),
+                "pluginFamily" => f.plugin_family = Some(value.into_owned()),
+                "svc_name" => f.svc_name = Some(value.into_owned()),
+                "protocol" => f.protocol = Some(value.into_owned()),
+                other => f
+                    .fields
+                    .push((other.to_owned(), Value::Text(value.into_owned()))),
+            }
+        }
+        self.item = Some(f);
+        Ok(Elem::ReportItem)
+    }
+
+    fn number(&self, field: &str, value: &str) -> Result<u32> {
+        value
+            .trim()
+            .parse()
+            .map_err(|_| self.bad_value(field, value, "a non-negative integer"))
+    }
+
+    fn bad_value(&self, field: &str, value: &str, expected: &'static str) -> Error {
+        Error::InvalidValue {
+            field: field.to_owned(),
+            value: value.chars().take(64).collect(),
+            expected,
+            position: self.item_start.max(self.byte_pos().saturating_sub(1)),
+        }
+    }
+
+    /// Handles an element end.
+    fn close(&mut self, elem: Elem) -> Result<()> {
+        match elem {
+            Elem::PolicyName => {
+                self.capturing = false;
+                self.policy_name = Some(self.text.trim().to_owned());
+            }
+            Elem::Tag => {
+                self.capturing = false;
+                let value = self.text.trim().to_owned();
+                let name = std::mem::take(&mut self.tag_name);
+                if let Some(h) = &mut self.host {
+                    apply_host_tag(h, &name, &value);
+                    h.properties.push((name, value));
+                }
+            }
+            Elem::HostProperties => self.emit_host(),
+            Elem::ReportHost => {
+                self.emit_host();
+                self.host = None;
+            }
+            Elem::ItemChild => {
+                self.capturing = false;
+                self.finish_child();
+            }
+            Elem::ReportItem => {
+                if let Some(f) = self.item.take() {
+                    let compliance = compliance_of(&f);
+                    self.pending.push_back(Record::Finding(f));
+                    if let Some(c) = compliance {
+                        self.pending.push_back(Record::Compliance(c));
+                    }
+                }
+            }
+            Elem::Root | Elem::Policy | Elem::Report | Elem::Other => {}
+        }
+        Ok(())
+    }
+
+    fn finish_child(&mut self) {
+        let Some(item) = self.item.as_mut() else {
+            return;
+        };
+        let text = self.text.trim();
+        let name = match self.child_name.as_str() {
+            // Two element names for the same score in real exports.
+            "vulnerability_priority_rating" => "vpr_score",
+            "plugin_name" => {
+                item.plugin_name = Some(text.to_owned());
+                return;
+            }
+            n => n,
+        };
+        let kind = field_kind(name);
+        if let Some((_, existing)) = item.fields.iter_mut().find(|(k, _)| k == name) {
+            // A repeated child: keep every value.
+            match existing {
+                Value::List(items) => items.push(text.to_owned()),
+                other => {
+                    let first = value_text(other);
+                    *other = Value::List(vec![first, text.to_owned()]);
+                }
+            }
+            return;
+        }
+        let value = match kind {
+            FieldKind::List => Value::List(vec![text.to_owned()]),
+            FieldKind::Bool => match text {
+                t if t.eq_ignore_ascii_case("true") => Value::Bool(true),
+                t if t.eq_ignore_ascii_case("false") => Value::Bool(false),
+                "" => Value::Null,
+                t => Value::Text(t.to_owned()),
+            },
+            FieldKind::Float | FieldKind::Int => match text {
+                "" => Value::Null,
+                t => t
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite())
+                    .map_or_else(|| Value::Text(t.to_owned()), Value::Float),
+            },
+            FieldKind::Text => Value::Text(text.to_owned()),
+        };
+        item.fields.push((name.to_owned(), value));
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Text(s) => s.clone(),
+        Value::List(l) => l.join(", "),
+    }
+}
+
+fn apply_host_tag(h: &mut Host, name: &str, value: &str) {
+    let some = || Some(value.to_owned());
+    match name {
+        "host-ip" => h.ip = value.parse::<IpAddr>().ok(),
+        "host-fqdn" => h.fqdn = some(),
+        "netbios-name" => h.netbios = some(),
+        "mac-address" => h.mac = some(),
+        "operating-system" => h.os = some(),
+        "os" if h.os.is_none() => h.os = some(),
+        "Credentialed_Scan" => {
+            h.credentialed = match value {
+                v if v.eq_ignore_ascii_case("true") => Some(true),
+                v if v.eq_ignore_ascii_case("false") => Some(false),
+                _ => None,
+            }
+        }
+        "HOST_START" => h.start = some(),
+        "HOST_END" => h.end = some(),
+        "HOST_START_TIMESTAMP" => h.start_timestamp = value.parse().ok(),
+        "HOST_END_TIMESTAMP" => h.end_timestamp = value.parse().ok(),
+        _ => {}
+    }
+}
+
+/// The compliance result carried by a finding, if it has `*:compliance-*` children.
+fn compliance_of(f: &Finding) -> Option<ComplianceResult> {
+    let mut c: Option<ComplianceResult> = None;
+    for (name, value) in &f.fields {
+        let local = name.rsplit_once(':').map_or(name.as_str(), |(_, l)| l);
+        let Some(short) = local.strip_prefix("compliance-") else {
+            continue;
+        };
+        if !name.contains(':') {
+            continue;
+        }
+        let c = c.get_or_insert_with(|| ComplianceResult {
+            host: f.host.clone(),
+            plugin_id: f.plugin_id,
+            plugin_name: f.plugin_name.clone(),
+            ..ComplianceResult::default()
+        });
+        let text = value_text(value);
+        match short {
+            "check-name" => c.check_name = Some(text.clone()),
+            "result" => c.result = Some(text.clone()),
+            _ => {}
+        }
+        c.fields.push((short.replace('-', "_"), text));
+    }
+    c
+}
+
+impl<R: BufRead> Iterator for NessusReader<R> {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_record() {
+            Ok(Some(r)) => Some(Ok(r)),
+            Ok(None) => None,
+            Err(e) => {
+                // After an error the reader is in an unknown state: stop.
+                self.done = true;
+                self.pending.clear();
+                Some(Err(e))
+            }
+        }
+    }
+}

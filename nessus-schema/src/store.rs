@@ -1,0 +1,1068 @@
+//! The per-task findings store: ingest a `.nessus` once, serve any page from it.
+//!
+//! # Format (version 1)
+//!
+//! A store is a directory written once by [`Store::ingest`] (into a sibling
+//! `.<name>.partial-<pid>` directory that is renamed into place when complete, so a
+//! crashed ingest never leaves a half store under the final name):
+//!
+//! | file | content |
+//! |---|---|
+//! | `meta.json` | format version, store id, scan metadata, [`Summary`], the field-name dictionary, the host table (name, ip), the plugin table (name, family), the protocol table |
+//! | `findings.bin` | 8-byte magic `NSFB\x01\0\0\0`, then per finding a `u32 LE` length and the record encoded as described in the `codec` module (field-id, type tag, payload entries) |
+//! | `index.bin` | one fixed 64-byte little-endian row per finding, **already in the default order** (severity desc, host, port, plugin_id): record offset and length, host, plugin-table and protocol-table indexes, plugin_id, port, severity, exploit_available, flags, and cvss3/cvss2/VPR/EPSS scores as `f64` (NaN = absent) |
+//! | `hosts.jsonl` | one JSON [`Host`] per line, in document order |
+//! | `compliance.jsonl` | one JSON [`ComplianceResult`] per line |
+//!
+//! Serving a page loads `index.bin` (64 bytes per finding), evaluates filter conditions on
+//! indexed fields against the rows, decodes records only for conditions on other fields
+//! (reading candidates in file order), sorts the matching rows by index columns when the
+//! order is not the default, and decodes just the records of the page. The XML is never
+//! read again.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalogue::{KNOWN_FIELDS, closest};
+use crate::codec::{self, Dictionary, RawRecord};
+use crate::error::{Error, Result};
+use crate::filter::{FieldSource, Filter};
+use crate::jsonl::{JsonlWriter, Pagination, Truncation};
+use crate::parser::{Limits, NessusReader};
+use crate::query::{PageRequest, Query, SortKey, clamp_page_size};
+use crate::record::{ComplianceResult, Finding, Host, Record, ScanMetadata};
+use crate::summary::{Summary, SummaryBuilder};
+use crate::value::ValueRef;
+
+const FORMAT: u32 = 1;
+const MAGIC: &[u8; 8] = b"NSFB\x01\0\0\0";
+const ROW_BYTES: usize = 64;
+const NONE_U32: u32 = u32::MAX;
+const NONE_U8: u8 = u8::MAX;
+/// Row flag: some indexed field could not be represented exactly in the row, so filters
+/// must look at the record itself.
+const FLAG_IRREGULAR: u8 = 1;
+
+/// Fields whose values live in `index.bin` and can be filtered and sorted without reading
+/// records.
+pub const INDEXED_FIELDS: &[&str] = &[
+    "host",
+    "plugin_id",
+    "plugin_name",
+    "plugin_family",
+    "severity",
+    "port",
+    "protocol",
+    "exploit_available",
+    "cvss3_base_score",
+    "cvss_base_score",
+    "vpr_score",
+    "epss_score",
+    "cvss_score",
+];
+
+/// Options for [`Store::ingest_with`].
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Parser limits.
+    pub limits: Limits,
+    /// Size of the source file for the summary; default: bytes read.
+    pub file_size_bytes: Option<u64>,
+}
+
+/// What one served page contained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageInfo {
+    /// Findings matching the filter.
+    pub total: u64,
+    /// Total pages at this page size (1 for `page=0`).
+    pub total_pages: u64,
+    /// 1-based page served (0 for "everything").
+    pub page: u64,
+    /// Clamped page size (0 for "everything").
+    pub page_size: u64,
+    /// Vulnerability lines written.
+    pub returned: u64,
+    /// Whether a `page=0` response was cut by its byte budget.
+    pub truncated: bool,
+    /// Cursor for the next page, if any.
+    pub next_cursor: Option<String>,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HostEntry {
+    name: String,
+    ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    store_id: String,
+    summary: Summary,
+    fields: Vec<String>,
+    hosts: Vec<HostEntry>,
+    plugins: Vec<(Option<String>, Option<String>)>,
+    protocols: Vec<Option<String>>,
+    findings: u64,
+    compliance: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    offset: u64,
+    len: u32,
+    host: u32,
+    plugin: u32,
+    plugin_id: u32,
+    port: u32,
+    severity: u8,
+    protocol: u8,
+    /// 0 absent, 1 false, 2 true, 3 null.
+    exploit: u8,
+    flags: u8,
+    cvss3: f64,
+    cvss2: f64,
+    vpr: f64,
+    epss: f64,
+}
+
+impl Row {
+    fn to_bytes(self) -> [u8; ROW_BYTES] {
+        let mut b = [0u8; ROW_BYTES];
+        b[0..8].copy_from_slice(&self.offset.to_le_bytes());
+        b[8..12].copy_from_slice(&self.len.to_le_bytes());
+        b[12..16].copy_from_slice(&self.host.to_le_bytes());
+        b[16..20].copy_from_slice(&self.plugin.to_le_bytes());
+        b[20..24].copy_from_slice(&self.plugin_id.to_le_bytes());
+        b[24..28].copy_from_slice(&self.port.to_le_bytes());
+        b[28] = self.severity;
+        b[29] = self.protocol;
+        b[30] = self.exploit;
+        b[31] = self.flags;
+        b[32..40].copy_from_slice(&self.cvss3.to_le_bytes());
+        b[40..48].copy_from_slice(&self.cvss2.to_le_bytes());
+        b[48..56].copy_from_slice(&self.vpr.to_le_bytes());
+        b[56..64].copy_from_slice(&self.epss.to_le_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Row {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        Row {
+            offset: u64_at(0),
+            len: u32_at(8),
+            host: u32_at(12),
+            plugin: u32_at(16),
+            plugin_id: u32_at(20),
+            port: u32_at(24),
+            severity: b[28],
+            protocol: b[29],
+            exploit: b[30],
+            flags: b[31],
+            cvss3: f64::from_bits(u64_at(32)),
+            cvss2: f64::from_bits(u64_at(40)),
+            vpr: f64::from_bits(u64_at(48)),
+            epss: f64::from_bits(u64_at(56)),
+        }
+    }
+}
+
+/// An ingested findings store (see the module documentation for the format).
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    meta: Meta,
+    dict: Dictionary,
+    rows: Vec<Row>,
+    host_rank: Vec<u32>,
+}
+
+/// Builds the tables and rows while records stream in.
+#[derive(Debug, Default)]
+struct Tables {
+    hosts: Vec<HostEntry>,
+    host_ids: HashMap<String, u32>,
+    plugins: Vec<(Option<String>, Option<String>)>,
+    plugin_ids: HashMap<(Option<String>, Option<String>), u32>,
+    protocols: Vec<Option<String>>,
+}
+
+impl Tables {
+    fn host(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.host_ids.get(name) {
+            return *id;
+        }
+        let id = self.hosts.len() as u32;
+        self.hosts.push(HostEntry {
+            name: name.to_owned(),
+            ip: None,
+        });
+        self.host_ids.insert(name.to_owned(), id);
+        id
+    }
+
+    fn plugin(&mut self, name: &Option<String>, family: &Option<String>) -> u32 {
+        // Look up by reference first so the common case does not allocate.
+        let key = (name.clone(), family.clone());
+        if let Some(id) = self.plugin_ids.get(&key) {
+            return *id;
+        }
+        let id = self.plugins.len() as u32;
+        self.plugins.push(key.clone());
+        self.plugin_ids.insert(key, id);
+        id
+    }
+
+    fn protocol(&mut self, p: &Option<String>) -> Option<u8> {
+        if let Some(i) = self.protocols.iter().position(|x| x == p) {
+            return u8::try_from(i).ok().filter(|i| *i != NONE_U8);
+        }
+        if self.protocols.len() >= NONE_U8 as usize {
+            return None;
+        }
+        self.protocols.push(p.clone());
+        Some((self.protocols.len() - 1) as u8)
+    }
+}
+
+fn score(f: &Finding, name: &str, irregular: &mut bool) -> f64 {
+    match f.child(name) {
+        None | Some(ValueRef::Null) => f64::NAN,
+        Some(ValueRef::Float(x)) => x,
+        Some(ValueRef::Int(i)) => i as f64,
+        Some(_) => {
+            *irregular = true;
+            f64::NAN
+        }
+    }
+}
+
+fn row_for(f: &Finding, t: &mut Tables, offset: u64, len: u32) -> Row {
+    let mut irregular = false;
+    let protocol = t.protocol(&f.protocol).unwrap_or_else(|| {
+        irregular = true;
+        NONE_U8
+    });
+    let exploit = match f.child("exploit_available") {
+        None => 0,
+        Some(ValueRef::Bool(false)) => 1,
+        Some(ValueRef::Bool(true)) => 2,
+        Some(ValueRef::Null) => 3,
+        Some(_) => {
+            irregular = true;
+            0
+        }
+    };
+    let plugin_id = f.plugin_id.unwrap_or(NONE_U32);
+    let port = f.port.unwrap_or(NONE_U32);
+    if f.plugin_id == Some(NONE_U32) || f.port == Some(NONE_U32) || f.severity == Some(NONE_U8) {
+        irregular = true;
+    }
+    if f.child("cvss_score").is_some() || f.child("host").is_some() {
+        irregular = true;
+    }
+    let row = Row {
+        offset,
+        len,
+        host: t.host(&f.host),
+        plugin: t.plugin(&f.plugin_name, &f.plugin_family),
+        plugin_id,
+        port,
+        severity: f.severity.unwrap_or(NONE_U8),
+        protocol,
+        exploit,
+        flags: 0,
+        cvss3: score(f, "cvss3_base_score", &mut irregular),
+        cvss2: score(f, "cvss_base_score", &mut irregular),
+        vpr: score(f, "vpr_score", &mut irregular),
+        epss: score(f, "epss_score", &mut irregular),
+    };
+    Row {
+        flags: if irregular { FLAG_IRREGULAR } else { 0 },
+        ..row
+    }
+}
+
+/// Host names that are addresses sort numerically before names, which sort as text.
+fn host_order(a: &HostEntry, b: &HostEntry) -> std::cmp::Ordering {
+    match (a.name.parse::<IpAddr>(), b.name.parse::<IpAddr>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Err(_)) => a.name.cmp(&b.name),
+    }
+}
+
+fn ranks(hosts: &[HostEntry]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..hosts.len()).collect();
+    order.sort_by(|&a, &b| host_order(&hosts[a], &hosts[b]));
+    let mut rank = vec![0u32; hosts.len()];
+    for (r, i) in order.into_iter().enumerate() {
+        rank[i] = r as u32;
+    }
+    rank
+}
+
+fn default_cmp(a: &Row, b: &Row, rank: &[u32]) -> std::cmp::Ordering {
+    // Missing severity counts as lowest; missing port/plugin sort last (u32::MAX).
+    let sev = |r: &Row| {
+        if r.severity == NONE_U8 {
+            -1
+        } else {
+            i16::from(r.severity)
+        }
+    };
+    sev(b)
+        .cmp(&sev(a))
+        .then_with(|| rank[a.host as usize].cmp(&rank[b.host as usize]))
+        .then_with(|| a.port.cmp(&b.port))
+        .then_with(|| a.plugin_id.cmp(&b.plugin_id))
+        .then_with(|| a.offset.cmp(&b.offset))
+}
+
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.iter().chain(std::iter::once(&0xffu8)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn io_at(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let action = format!("{what} {}", path.display());
+    move |e| Error::io(action, e)
+}
+
+impl Store {
+    /// Parses a `.nessus` stream once into a new store directory `dir` (which must not
+    /// exist) and opens it. Memory: the largest record plus 64 bytes per finding for the
+    /// index (sorted in memory at the end), plus the host and plugin tables.
+    pub fn ingest<R: BufRead>(reader: R, dir: &Path) -> Result<Store> {
+        Store::ingest_with(reader, dir, &IngestOptions::default())
+    }
+
+    /// [`Store::ingest`] with options.
+    pub fn ingest_with<R: BufRead>(
+        reader: R,
+        dir: &Path,
+        options: &IngestOptions,
+    ) -> Result<Store> {
+        if dir.exists() {
+            return Err(Error::store(
+                dir,
+                "already exists; ingest writes a new store",
+            ));
+        }
+        let name = dir
+            .file_name()
+            .ok_or_else(|| Error::store(dir, "not a directory path"))?
+            .to_string_lossy()
+            .into_owned();
+        let tmp = dir.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(io_at(&tmp, "removing stale"))?;
+        }
+        fs::create_dir_all(&tmp).map_err(io_at(&tmp, "creating"))?;
+        match write_store(reader, &tmp, options) {
+            Ok(()) => {
+                fs::rename(&tmp, dir).map_err(io_at(dir, "moving the finished store to"))?;
+                Store::open(dir)
+            }
+            Err(e) => {
+                // Best effort: the error that matters is the ingest error.
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens an existing store.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let meta_path = dir.join("meta.json");
+        let meta_bytes = fs::read(&meta_path).map_err(io_at(&meta_path, "reading"))?;
+        let meta: Meta = serde_json::from_slice(&meta_bytes)
+            .map_err(|e| Error::store(dir, format!("meta.json is not valid: {e}")))?;
+        if meta.format != FORMAT {
+            return Err(Error::store(
+                dir,
+                format!(
+                    "format version {} is not supported (expected {FORMAT})",
+                    meta.format
+                ),
+            ));
+        }
+        let index_path = dir.join("index.bin");
+        let index = fs::read(&index_path).map_err(io_at(&index_path, "reading"))?;
+        if index.len() % ROW_BYTES != 0 || (index.len() / ROW_BYTES) as u64 != meta.findings {
+            return Err(Error::store(dir, "index.bin does not match meta.json"));
+        }
+        let rows: Vec<Row> = index.chunks_exact(ROW_BYTES).map(Row::from_bytes).collect();
+        let nhosts = meta.hosts.len() as u32;
+        let nplugins = meta.plugins.len() as u32;
+        if rows
+            .iter()
+            .any(|r| r.host >= nhosts || r.plugin >= nplugins)
+        {
+            return Err(Error::store(
+                dir,
+                "index.bin refers to unknown hosts or plugins",
+            ));
+        }
+        let host_rank = ranks(&meta.hosts);
+        let dict = Dictionary::from_names(meta.fields.clone());
+        Ok(Store {
+            dir: dir.to_owned(),
+            meta,
+            dict,
+            rows,
+            host_rank,
+        })
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Summary and credential check computed at ingest.
+    pub fn summary(&self) -> &Summary {
+        &self.meta.summary
+    }
+
+    /// Scan metadata (with start/end derived from the hosts).
+    pub fn scan_metadata(&self) -> &ScanMetadata {
+        &self.meta.summary.scan
+    }
+
+    /// Number of findings.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether the store has no findings.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Every field name that occurs in this store.
+    pub fn field_names(&self) -> &[String] {
+        self.dict.names()
+    }
+
+    /// All hosts, in document order.
+    pub fn hosts(&self) -> Result<Vec<Host>> {
+        self.read_jsonl("hosts.jsonl")
+    }
+
+    /// All compliance results, in document order.
+    pub fn compliance(&self) -> Result<Vec<ComplianceResult>> {
+        self.read_jsonl("compliance.jsonl")
+    }
+
+    fn read_jsonl<T: serde::de::DeserializeOwned>(&self, file: &str) -> Result<Vec<T>> {
+        let path = self.dir.join(file);
+        let f = File::open(&path).map_err(io_at(&path, "opening"))?;
+        let mut out = Vec::new();
+        for line in BufReader::new(f).lines() {
+            let line = line.map_err(io_at(&path, "reading"))?;
+            if line.is_empty() {
+                continue;
+            }
+            out.push(
+                serde_json::from_str(&line)
+                    .map_err(|e| Error::store(&self.dir, format!("{file} is corrupt: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Every finding in the default order, decoded one at a time.
+    pub fn findings(&self) -> Result<impl Iterator<Item = Result<Finding>> + '_> {
+        let mut reader = RecordReader::open(&self.dir)?;
+        let mut buf = Vec::new();
+        Ok(self.rows.iter().map(move |row| {
+            reader.read(row, &mut buf)?;
+            Ok(codec::decode(RawRecord { bytes: &buf }, &self.dict))
+        }))
+    }
+
+    fn is_known_field(&self, name: &str) -> bool {
+        KNOWN_FIELDS.contains(&name) || self.dict.id(name).is_some()
+    }
+
+    fn check_fields(&self, q: &Query) -> Result<()> {
+        let candidates = || {
+            KNOWN_FIELDS
+                .iter()
+                .copied()
+                .chain(self.dict.names().iter().map(String::as_str))
+        };
+        q.filter
+            .check_fields(|n| self.is_known_field(n), candidates())?;
+        if let Some(fields) = q.projection.fields() {
+            for f in fields {
+                if !self.is_known_field(f) {
+                    return Err(Error::UnknownField {
+                        field: f.clone(),
+                        suggestion: closest(f, candidates()),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Row numbers of the findings matching `filter`, in `sort` order (empty = default).
+    fn select(&self, filter: &Filter, sort: &[SortKey]) -> Result<Vec<u32>> {
+        let (indexed, other): (Vec<_>, Vec<_>) = filter
+            .conditions()
+            .iter()
+            .partition(|c| INDEXED_FIELDS.contains(&c.field.as_str()));
+        let mut matched = Vec::new();
+        let mut to_check = Vec::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            if row.flags & FLAG_IRREGULAR != 0 {
+                to_check.push(i as u32);
+                continue;
+            }
+            let view = RowView { store: self, row };
+            if !indexed.iter().all(|c| c.matches(&view)) {
+                continue;
+            }
+            if other.is_empty() {
+                matched.push(i as u32);
+            } else {
+                to_check.push(i as u32);
+            }
+        }
+        if !to_check.is_empty() {
+            // Read candidate records in file order, then restore index order.
+            to_check.sort_by_key(|&i| self.rows[i as usize].offset);
+            let mut reader = RecordReader::open(&self.dir)?;
+            let mut buf = Vec::new();
+            for i in to_check {
+                let row = &self.rows[i as usize];
+                reader.read(row, &mut buf)?;
+                let view = RawView {
+                    store: self,
+                    raw: RawRecord { bytes: &buf },
+                    row,
+                };
+                if filter.matches_source(&view) {
+                    matched.push(i);
+                }
+            }
+            matched.sort_unstable();
+        }
+        if !sort.is_empty() && sort != SortKey::default_order().as_slice() {
+            matched.sort_by(|&a, &b| {
+                self.compare(&self.rows[a as usize], &self.rows[b as usize], sort)
+            });
+        }
+        Ok(matched)
+    }
+
+    fn compare(&self, a: &Row, b: &Row, sort: &[SortKey]) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        let f64_key = |x: f64| if x.is_nan() { None } else { Some(x) };
+        let fcmp = |x: f64, y: f64| {
+            f64_key(x)
+                .partial_cmp(&f64_key(y))
+                .unwrap_or(Ordering::Equal)
+        };
+        let opt = |x: u32| (x != NONE_U32).then_some(x);
+        for k in sort {
+            let o = match k.field.as_str() {
+                "severity" => {
+                    let s = |r: &Row| (r.severity != NONE_U8).then_some(r.severity);
+                    s(a).cmp(&s(b))
+                }
+                "host" => self.host_rank[a.host as usize].cmp(&self.host_rank[b.host as usize]),
+                "port" => opt(a.port).cmp(&opt(b.port)),
+                "plugin_id" => opt(a.plugin_id).cmp(&opt(b.plugin_id)),
+                "plugin_name" => self.meta.plugins[a.plugin as usize]
+                    .0
+                    .cmp(&self.meta.plugins[b.plugin as usize].0),
+                "plugin_family" => self.meta.plugins[a.plugin as usize]
+                    .1
+                    .cmp(&self.meta.plugins[b.plugin as usize].1),
+                "protocol" => self.protocol(a).cmp(&self.protocol(b)),
+                "exploit_available" => (a.exploit == 2).cmp(&(b.exploit == 2)),
+                "cvss3_base_score" => fcmp(a.cvss3, b.cvss3),
+                "cvss_base_score" => fcmp(a.cvss2, b.cvss2),
+                "vpr_score" => fcmp(a.vpr, b.vpr),
+                "epss_score" => fcmp(a.epss, b.epss),
+                "cvss_score" => fcmp(cvss_of(a), cvss_of(b)),
+                _ => Ordering::Equal,
+            };
+            let o = if k.descending { o.reverse() } else { o };
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        Ordering::Equal
+    }
+
+    fn protocol(&self, r: &Row) -> Option<&str> {
+        if r.protocol == NONE_U8 {
+            return None;
+        }
+        self.meta
+            .protocols
+            .get(r.protocol as usize)
+            .and_then(|p| p.as_deref())
+    }
+
+    fn fingerprint(&self, q: &Query) -> u64 {
+        let filter = serde_json::to_string(q.filter.as_json()).unwrap_or_default();
+        let sort: String = q
+            .effective_sort()
+            .iter()
+            .map(|k| format!("{}:{},", k.field, k.descending))
+            .collect();
+        fnv(&[
+            self.meta.store_id.as_bytes(),
+            filter.as_bytes(),
+            sort.as_bytes(),
+        ])
+    }
+
+    /// Writes the JSON-NL response for `query` (see [`JsonlWriter`] for the framing).
+    pub fn write_page<W: Write>(&self, query: &Query, out: W) -> Result<PageInfo> {
+        self.check_fields(query)?;
+        let matched = self.select(&query.filter, &query.sort)?;
+        let total = matched.len() as u64;
+        let fp = self.fingerprint(query);
+        let (start, size, page, budget) = match &query.page {
+            PageRequest::Page { page, size } => {
+                let size = u64::from(clamp_page_size(*size));
+                let page = u64::from((*page).max(1));
+                ((page - 1) * size, Some(size), page, None)
+            }
+            PageRequest::Cursor(c) => {
+                let (offset, size) = decode_cursor(c, fp)?;
+                (offset, Some(size), offset / size + 1, None)
+            }
+            PageRequest::All { byte_budget } => (0, None, 0, *byte_budget),
+        };
+        let total_pages = match size {
+            Some(s) => total.div_ceil(s).max(1),
+            None => 1,
+        };
+        let first_page = start == 0;
+        let mut w = JsonlWriter::new(BufWriter::with_capacity(256 * 1024, out));
+        w.schema(
+            &query.projection,
+            query.filter.as_json(),
+            total,
+            total_pages,
+        )?;
+        w.scan_metadata(self.scan_metadata())?;
+        if query.include_hosts && first_page {
+            for h in self.hosts()? {
+                w.host(&h)?;
+            }
+        }
+        let end = match size {
+            Some(s) => start.saturating_add(s).min(total),
+            None => total,
+        };
+        let mut returned = 0u64;
+        let mut truncated = false;
+        if start < end {
+            let mut reader = RecordReader::open(&self.dir)?;
+            let mut buf = Vec::new();
+            let records_start = w.bytes_written();
+            for &i in &matched[start as usize..end as usize] {
+                let row = &self.rows[i as usize];
+                reader.read(row, &mut buf)?;
+                let f = codec::decode(RawRecord { bytes: &buf }, &self.dict);
+                match budget {
+                    Some(b) => {
+                        let left = b.saturating_sub((w.bytes_written() - records_start) as usize);
+                        if !w.finding_within(&f, &query.projection, left as u64)? {
+                            truncated = true;
+                            break;
+                        }
+                    }
+                    None => w.finding(&f, &query.projection)?,
+                }
+                returned += 1;
+            }
+        }
+        if query.include_compliance && first_page {
+            for c in self.compliance()? {
+                w.compliance(&c)?;
+            }
+        }
+        let mut next_cursor = None;
+        match size {
+            Some(s) => {
+                if end < total {
+                    next_cursor = Some(encode_cursor(end, s, fp));
+                }
+                w.pagination(&Pagination {
+                    page,
+                    page_size: s,
+                    total_pages,
+                    next_cursor: next_cursor.clone(),
+                })?;
+            }
+            None if truncated => {
+                next_cursor = Some(encode_cursor(
+                    returned,
+                    u64::from(crate::query::MAX_PAGE_SIZE),
+                    fp,
+                ));
+                w.truncated(&Truncation {
+                    returned,
+                    total,
+                    byte_budget: budget.unwrap_or(0) as u64,
+                    next_cursor: next_cursor.clone(),
+                })?;
+            }
+            None => {}
+        }
+        let bytes_written = w.bytes_written();
+        w.into_inner()?
+            .into_inner()
+            .map_err(|e| Error::io("flushing the output", e.into_error()))?;
+        Ok(PageInfo {
+            total,
+            total_pages,
+            page,
+            page_size: size.unwrap_or(0),
+            returned,
+            truncated,
+            next_cursor,
+            bytes_written,
+        })
+    }
+
+    /// The page as a `String` (for tool results).
+    pub fn page_string(&self, query: &Query) -> Result<(String, PageInfo)> {
+        let mut out = Vec::new();
+        let info = self.write_page(query, &mut out)?;
+        // The writer only emits valid UTF-8.
+        let text = String::from_utf8(out)
+            .map_err(|_| Error::store(&self.dir, "produced invalid UTF-8"))?;
+        Ok((text, info))
+    }
+
+    /// Fingerprint-level view of every finding for [`diff`](crate::diff), without
+    /// reading records.
+    pub(crate) fn fingerprints(
+        &self,
+    ) -> impl Iterator<Item = (crate::record::Fingerprint, Option<u8>, Option<&str>)> + '_ {
+        self.rows.iter().map(|r| {
+            (
+                crate::record::Fingerprint {
+                    host: self.meta.hosts[r.host as usize].name.clone(),
+                    port: (r.port != NONE_U32).then_some(r.port),
+                    protocol: self.protocol(r).map(str::to_owned),
+                    plugin_id: (r.plugin_id != NONE_U32).then_some(r.plugin_id),
+                },
+                (r.severity != NONE_U8).then_some(r.severity),
+                self.meta.plugins[r.plugin as usize].0.as_deref(),
+            )
+        })
+    }
+}
+
+fn cvss_of(r: &Row) -> f64 {
+    if r.cvss3.is_nan() { r.cvss2 } else { r.cvss3 }
+}
+
+fn encode_cursor(offset: u64, size: u64, fp: u64) -> String {
+    let mut b = Vec::with_capacity(24);
+    b.extend_from_slice(&offset.to_le_bytes());
+    b.extend_from_slice(&size.to_le_bytes());
+    b.extend_from_slice(&fp.to_le_bytes());
+    format!("c1{}", hex::encode(b))
+}
+
+fn decode_cursor(c: &str, fp: u64) -> Result<(u64, u64)> {
+    let bad = |reason: &str| Error::InvalidCursor {
+        reason: reason.to_owned(),
+    };
+    let hex_part = c
+        .strip_prefix("c1")
+        .ok_or_else(|| bad("unknown cursor version"))?;
+    let b = hex::decode(hex_part).map_err(|_| bad("not a cursor"))?;
+    if b.len() != 24 {
+        return Err(bad("not a cursor"));
+    }
+    let word = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(a)
+    };
+    if word(16) != fp {
+        return Err(bad(
+            "it belongs to a different filter, sort order or result set; start again from page 1",
+        ));
+    }
+    let size = word(8);
+    if !(u64::from(crate::query::MIN_PAGE_SIZE)..=u64::from(crate::query::MAX_PAGE_SIZE))
+        .contains(&size)
+    {
+        return Err(bad("bad page size"));
+    }
+    Ok((word(0), size))
+}
+
+/// Reads records by offset, seeking forward within the buffer when it can.
+struct RecordReader {
+    file: BufReader<File>,
+    pos: u64,
+    path: PathBuf,
+}
+
+impl RecordReader {
+    fn open(dir: &Path) -> Result<RecordReader> {
+        let path = dir.join("findings.bin");
+        let file = File::open(&path).map_err(io_at(&path, "opening"))?;
+        Ok(RecordReader {
+            file: BufReader::with_capacity(256 * 1024, file),
+            pos: 0,
+            path,
+        })
+    }
+
+    fn read(&mut self, row: &Row, buf: &mut Vec<u8>) -> Result<()> {
+        if row.offset >= self.pos && row.offset - self.pos < 256 * 1024 {
+            self.file
+                .seek_relative((row.offset - self.pos) as i64)
+                .map_err(io_at(&self.path, "seeking in"))?;
+        } else {
+            self.file
+                .seek(SeekFrom::Start(row.offset))
+                .map_err(io_at(&self.path, "seeking in"))?;
+        }
+        buf.resize(row.len as usize, 0);
+        self.file
+            .read_exact(buf)
+            .map_err(io_at(&self.path, "reading"))?;
+        self.pos = row.offset + u64::from(row.len);
+        Ok(())
+    }
+}
+
+struct RowView<'a> {
+    store: &'a Store,
+    row: &'a Row,
+}
+
+fn float_ref(x: f64) -> Option<ValueRef<'static>> {
+    (!x.is_nan()).then_some(ValueRef::Float(x))
+}
+
+impl FieldSource for RowView<'_> {
+    fn field(&self, name: &str) -> Option<ValueRef<'_>> {
+        let r = self.row;
+        let (pname, pfamily) = &self.store.meta.plugins[r.plugin as usize];
+        fn text(s: &Option<String>) -> Option<ValueRef<'_>> {
+            Some(s.as_deref().map_or(ValueRef::Null, ValueRef::Text))
+        }
+        let int = |v: u32| {
+            Some(if v == NONE_U32 {
+                ValueRef::Null
+            } else {
+                ValueRef::Int(v.into())
+            })
+        };
+        match name {
+            "host" => Some(ValueRef::Text(&self.store.meta.hosts[r.host as usize].name)),
+            "plugin_id" => int(r.plugin_id),
+            "plugin_name" => text(pname),
+            "plugin_family" => text(pfamily),
+            "severity" => Some(if r.severity == NONE_U8 {
+                ValueRef::Null
+            } else {
+                ValueRef::Int(r.severity.into())
+            }),
+            "port" => int(r.port),
+            "protocol" => Some(
+                self.store
+                    .protocol(r)
+                    .map_or(ValueRef::Null, ValueRef::Text),
+            ),
+            "exploit_available" => match r.exploit {
+                1 => Some(ValueRef::Bool(false)),
+                2 => Some(ValueRef::Bool(true)),
+                3 => Some(ValueRef::Null),
+                _ => None,
+            },
+            "cvss3_base_score" => float_ref(r.cvss3),
+            "cvss_base_score" => float_ref(r.cvss2),
+            "vpr_score" => float_ref(r.vpr),
+            "epss_score" => float_ref(r.epss),
+            "cvss_score" => float_ref(cvss_of(r)),
+            _ => None,
+        }
+    }
+
+    fn host_ip(&self) -> Option<IpAddr> {
+        self.store.meta.hosts[self.row.host as usize].ip
+    }
+}
+
+struct RawView<'a> {
+    store: &'a Store,
+    raw: RawRecord<'a>,
+    row: &'a Row,
+}
+
+impl FieldSource for RawView<'_> {
+    fn field(&self, name: &str) -> Option<ValueRef<'_>> {
+        if let Some(id) = self.store.dict.id(name)
+            && let Some(v) = self.raw.get(id)
+        {
+            return Some(v);
+        }
+        match name {
+            "cvss_score" => {
+                let num = |n: &str| {
+                    self.store
+                        .dict
+                        .id(n)
+                        .and_then(|id| self.raw.get(id))
+                        .and_then(|v| v.as_f64())
+                };
+                num("cvss3_base_score")
+                    .or_else(|| num("cvss_base_score"))
+                    .map(ValueRef::Float)
+            }
+            // Standard attributes absent from the file are present as null.
+            n if crate::record::ATTRIBUTE_FIELDS.contains(&n) => Some(ValueRef::Null),
+            _ => None,
+        }
+    }
+
+    fn host_ip(&self) -> Option<IpAddr> {
+        self.store.meta.hosts[self.row.host as usize].ip
+    }
+}
+
+fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Result<()> {
+    let create = |name: &str| -> Result<BufWriter<File>> {
+        let path = dir.join(name);
+        let f = File::create(&path).map_err(io_at(&path, "creating"))?;
+        Ok(BufWriter::with_capacity(1 << 20, f))
+    };
+    let findings_path = dir.join("findings.bin");
+    let mut findings = create("findings.bin")?;
+    let mut hosts = create("hosts.jsonl")?;
+    let mut compliance = create("compliance.jsonl")?;
+    let werr = |p: &Path| io_at(p, "writing");
+    findings.write_all(MAGIC).map_err(werr(&findings_path))?;
+    let mut offset = MAGIC.len() as u64;
+
+    let mut parser = NessusReader::with_limits(reader, options.limits);
+    let mut summary = SummaryBuilder::default();
+    let mut tables = Tables::default();
+    let mut dict = Dictionary::default();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut ncompliance = 0u64;
+    while let Some(record) = parser.next_record()? {
+        summary.add(&record);
+        match record {
+            Record::Scan(_) => {}
+            Record::Host(h) => {
+                let id = tables.host(&h.name);
+                tables.hosts[id as usize].ip = h.ip;
+                serde_json::to_writer(&mut hosts, &h)
+                    .map_err(|e| Error::io("writing hosts.jsonl", e.into()))?;
+                hosts
+                    .write_all(b"\n")
+                    .map_err(werr(&dir.join("hosts.jsonl")))?;
+            }
+            Record::Finding(f) => {
+                buf.clear();
+                if !codec::encode(&f, &mut dict, &mut buf) {
+                    return Err(Error::store(dir, "more than 65536 distinct field names"));
+                }
+                let len = buf.len() as u32;
+                findings
+                    .write_all(&len.to_le_bytes())
+                    .and_then(|()| findings.write_all(&buf))
+                    .map_err(werr(&findings_path))?;
+                rows.push(row_for(&f, &mut tables, offset + 4, len));
+                offset += 4 + u64::from(len);
+            }
+            Record::Compliance(c) => {
+                ncompliance += 1;
+                serde_json::to_writer(&mut compliance, &c)
+                    .map_err(|e| Error::io("writing compliance.jsonl", e.into()))?;
+                compliance
+                    .write_all(b"\n")
+                    .map_err(werr(&dir.join("compliance.jsonl")))?;
+            }
+        }
+    }
+    let file_size = options.file_size_bytes.unwrap_or(parser.bytes_read());
+    let summary = summary.finish(file_size);
+
+    let rank = ranks(&tables.hosts);
+    rows.sort_by(|a, b| default_cmp(a, b, &rank));
+    let mut index = create("index.bin")?;
+    for r in &rows {
+        index
+            .write_all(&r.to_bytes())
+            .map_err(werr(&dir.join("index.bin")))?;
+    }
+    for (name, w) in [
+        ("findings.bin", findings),
+        ("hosts.jsonl", hosts),
+        ("compliance.jsonl", compliance),
+        ("index.bin", index),
+    ] {
+        let path = dir.join(name);
+        let f = w
+            .into_inner()
+            .map_err(|e| Error::io(format!("flushing {}", path.display()), e.into_error()))?;
+        f.sync_all().map_err(io_at(&path, "syncing"))?;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let meta = Meta {
+        format: FORMAT,
+        store_id: format!(
+            "{:016x}",
+            fnv(&[
+                &nanos.to_le_bytes(),
+                &std::process::id().to_le_bytes(),
+                &offset.to_le_bytes()
+            ])
+        ),
+        summary,
+        fields: dict.names().to_vec(),
+        hosts: tables.hosts,
+        plugins: tables.plugins,
+        protocols: tables.protocols,
+        findings: rows.len() as u64,
+        compliance: ncompliance,
+    };
+    let meta_path = dir.join("meta.json");
+    let text = serde_json::to_vec(&meta).map_err(|e| Error::io("encoding meta.json", e.into()))?;
+    fs::write(&meta_path, text).map_err(io_at(&meta_path, "writing"))?;
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Integration tests for nessus-schema: the real corpus, the predecessor's fixture ground
+//! truth, hostile inputs, the findings store and the filter language.
+
+mod corpus;
+mod fixture;
+
+use std::path::PathBuf;
+
+/// Path of a corpus file.
+pub(crate) fn corpus(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/nessus")).join(name)
+}
+
+/// The predecessor's fixture.
+pub(crate) const FIXTURE: &str = "eafonin-nessus-api__sample_scan.nessus";
