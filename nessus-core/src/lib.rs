@@ -25,6 +25,8 @@
 mod breaker;
 mod config;
 mod error;
+mod models;
+mod scanner;
 mod select;
 mod targets;
 
@@ -33,11 +35,12 @@ pub use breaker::{
     ManualClock, SystemClock,
 };
 pub use config::{
-    AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, ESCALATION_METHODS,
-    InstanceAuth, InstanceConfig, Pool, QueueSettings, SecretOrigin, ServerSettings, SshAuth,
-    TlsOptions,
+    AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
+    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
 };
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result, TransportKind};
+pub use models::{EscalationMethod, ScanStatus, SshAuth, SshCredentials};
+pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
 pub use select::{InstanceLoad, Unavailable, select_instance};
 pub use targets::{
     ApprovedTargets, DEFAULT_MAX_HOSTS, IpNetwork, PolicyRule, Refusal, RefusalReason, Target,

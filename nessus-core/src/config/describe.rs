@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Config;
-use super::model::{BackendConfig, ConfigSecret, InstanceAuth, SshAuth, mask_userinfo};
+use super::model::{BackendConfig, ConfigSecret, InstanceAuth, ProfileAuth, mask_userinfo};
 
 pub(crate) fn describe(config: &Config) -> String {
     let mut out = String::new();
@@ -153,8 +153,8 @@ pub(crate) fn describe(config: &Config) -> String {
         let _ = writeln!(w, "credentials:");
         for c in config.credentials().values() {
             let how = match c.auth() {
-                SshAuth::Password(p) => format!("password {}", secret(p)),
-                SshAuth::PrivateKey { key, passphrase } => format!(
+                ProfileAuth::Password(p) => format!("password {}", secret(p)),
+                ProfileAuth::PrivateKey { key, passphrase } => format!(
                     "private key {}{}",
                     secret(key),
                     passphrase
@@ -168,7 +168,7 @@ pub(crate) fn describe(config: &Config) -> String {
                 "  {}: ssh user {:?}, {how}, escalation {}",
                 c.name(),
                 c.username(),
-                c.elevate_privileges_with()
+                c.escalation()
             );
         }
     }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use model::{
-    AuthMode, BackendConfig, ConfigSecret, CredentialProfile, ESCALATION_METHODS, InstanceAuth,
-    InstanceConfig, Pool, QueueSettings, SecretOrigin, ServerSettings, SshAuth, TlsOptions,
+    AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
+    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
 };
 
 use crate::error::{Error, Result};

@@ -4,9 +4,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::Error;
+use crate::models::{EscalationMethod, SshAuth, SshCredentials};
 use crate::targets::{ApprovedTargets, TargetPolicy};
 
 /// A secret from the config and where it came from (never its value).
@@ -369,23 +370,10 @@ impl QueueSettings {
     }
 }
 
-/// Privilege escalation methods Nessus offers for SSH, spelled as Nessus expects.
-pub const ESCALATION_METHODS: &[&str] = &[
-    "Nothing",
-    "sudo",
-    "su",
-    "su+sudo",
-    "pbrun",
-    "dzdo",
-    ".k5login",
-    "Cisco 'enable'",
-    "Checkpoint Gaia 'expert'",
-];
-
 /// How an SSH credential profile logs in.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub enum SshAuth {
+pub enum ProfileAuth {
     /// Password login.
     Password(ConfigSecret),
     /// Public-key login.
@@ -402,8 +390,8 @@ pub enum SshAuth {
 pub struct CredentialProfile {
     pub(crate) name: String,
     pub(crate) username: String,
-    pub(crate) auth: SshAuth,
-    pub(crate) elevate_privileges_with: String,
+    pub(crate) auth: ProfileAuth,
+    pub(crate) escalation: EscalationMethod,
     pub(crate) escalation_account: Option<String>,
     pub(crate) escalation_password: Option<ConfigSecret>,
 }
@@ -420,13 +408,13 @@ impl CredentialProfile {
     }
 
     /// Password or key.
-    pub fn auth(&self) -> &SshAuth {
+    pub fn auth(&self) -> &ProfileAuth {
         &self.auth
     }
 
-    /// One of [`ESCALATION_METHODS`] (default `Nothing`).
-    pub fn elevate_privileges_with(&self) -> &str {
-        &self.elevate_privileges_with
+    /// The privilege escalation method (default `Nothing`).
+    pub fn escalation(&self) -> EscalationMethod {
+        self.escalation
     }
 
     /// Account to escalate to.
@@ -437,6 +425,24 @@ impl CredentialProfile {
     /// Password for the escalation.
     pub fn escalation_password(&self) -> Option<&ConfigSecret> {
         self.escalation_password.as_ref()
+    }
+
+    /// The credentials in the shape the scanner sends to Nessus.
+    pub fn to_ssh_credentials(&self) -> SshCredentials {
+        let auth = match &self.auth {
+            ProfileAuth::Password(p) => SshAuth::Password(p.secret().clone()),
+            ProfileAuth::PrivateKey { key, passphrase } => SshAuth::PublicKey {
+                private_key: key.secret().expose_secret().to_owned(),
+                passphrase: passphrase.as_ref().map(|p| p.secret().clone()),
+            },
+        };
+        SshCredentials::new(self.username.clone(), auth).escalate(
+            self.escalation,
+            self.escalation_account.clone(),
+            self.escalation_password
+                .as_ref()
+                .map(|p| p.secret().clone()),
+        )
     }
 }
 

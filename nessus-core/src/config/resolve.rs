@@ -8,10 +8,11 @@ use serde_saphyr::{Location, Spanned};
 
 use super::env::{EnvLookup, expand};
 use super::model::{
-    AuthMode, BackendConfig, ConfigSecret, CredentialProfile, ESCALATION_METHODS, InstanceAuth,
-    InstanceConfig, Pool, QueueSettings, SecretOrigin, ServerSettings, SshAuth, TlsOptions,
+    AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
+    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
 };
 use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
+use crate::models::EscalationMethod;
 use crate::targets::{PolicyRule, Target, TargetPolicy};
 
 /// Default `max_concurrent_scans` (the predecessor's code default).
@@ -467,8 +468,8 @@ impl<'a> Resolver<'a> {
             return Err(at(&c.username, format!("{ctx}: username is empty")));
         }
         let auth = match (&c.password, &c.private_key) {
-            (Some(p), None) => SshAuth::Password(self.secret(&ctx, "password", p)?),
-            (None, Some(k)) => SshAuth::PrivateKey {
+            (Some(p), None) => ProfileAuth::Password(self.secret(&ctx, "password", p)?),
+            (None, Some(k)) => ProfileAuth::PrivateKey {
                 key: self.secret(&ctx, "private_key", k)?,
                 passphrase: match &c.private_key_passphrase {
                     Some(p) => Some(self.secret(&ctx, "private_key_passphrase", p)?),
@@ -482,25 +483,18 @@ impl<'a> Resolver<'a> {
                 ));
             }
         };
-        let method = match &c.elevate_privileges_with {
-            Some(m) if ESCALATION_METHODS.contains(&m.value.as_str()) => m.value.clone(),
-            Some(m) => {
-                return Err(at(
-                    m,
-                    format!(
-                        "{ctx}: invalid escalation method {:?}; valid: {}",
-                        m.value,
-                        ESCALATION_METHODS.join(", ")
-                    ),
-                ));
-            }
-            None => "Nothing".to_owned(),
+        let escalation = match &c.elevate_privileges_with {
+            Some(m) => m
+                .value
+                .parse::<EscalationMethod>()
+                .map_err(|e| at(m, format!("{ctx}: {e}")))?,
+            None => EscalationMethod::Nothing,
         };
         Ok(CredentialProfile {
             name: name.to_owned(),
             username,
             auth,
-            elevate_privileges_with: method,
+            escalation,
             escalation_account: c.escalation_account.clone(),
             escalation_password: match &c.escalation_password {
                 Some(p) => Some(self.secret(&ctx, "escalation_password", p)?),

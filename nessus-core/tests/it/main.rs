@@ -1,3 +1,5 @@
-//! Integration tests of nessus-core (one binary).
+//! Integration tests of `nessus-core`: the client against the simulator and against
+//! recorded Nessus responses; config, target policy, breaker and selection.
 
+mod scanner_types;
 mod targets;

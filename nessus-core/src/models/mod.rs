@@ -1,0 +1,7 @@
+//! Typed serde models of Nessus request and response bodies.
+
+mod credentials;
+mod status;
+
+pub use credentials::{EscalationMethod, SshAuth, SshCredentials};
+pub use status::ScanStatus;
