@@ -23,6 +23,7 @@
 //! ```
 
 mod breaker;
+mod client;
 mod config;
 mod error;
 mod models;
@@ -34,15 +35,27 @@ pub use breaker::{
     BreakerConfig, BreakerOpen, BreakerPermit, BreakerState, BreakerStatus, CircuitBreaker, Clock,
     ManualClock, SystemClock,
 };
+pub use client::{
+    Credentials, ExportOptions, ExportPolling, NessusClient, NessusClientBuilder, RetryPolicy,
+    TlsOptions,
+};
 pub use config::{
     AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
-    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
+    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions as InstanceTls,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
-pub use models::{EscalationMethod, ScanStatus, SshAuth, SshCredentials};
+pub use models::{
+    Chapter, CreatedScan, EscalationMethod, ExportFile, ExportStatus, Features, FileId, Folder,
+    HistoryEntry, HostSummary, License, Policy, ScanDetails, ScanInfo, ScanList, ScanStatus,
+    ScanSummary, ScannerInfo, ServerProperties, ServerStatus, SessionInfo, SshAuth, SshCredentials,
+    Template, VulnerabilitySummary,
+};
 pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
 pub use select::{InstanceLoad, Unavailable, select_instance};
 pub use targets::{
     ApprovedTargets, DEFAULT_MAX_HOSTS, IpNetwork, PolicyRule, Refusal, RefusalReason, Target,
     TargetPolicy, TargetRefusal, split_targets, targets_match,
 };
+
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -1,2 +1,57 @@
 //! Durable task queue for Nessus scans: the task state machine, SQLite (default)
-//! and Redis backends, leases with fencing, idempotency, and the worker runtime.
+//! and Redis backends, leases with fencing tokens, idempotent submission, queue
+//! position and ETA, sealed ad-hoc credentials, the dead-letter queue and
+//! housekeeping.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), nessus_queue::Error> {
+//! use nessus_queue::{InstanceCapacity, NewTask, Queue, QueueConfig, ScanType, TaskStatus};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let queue = Queue::sqlite(dir.path().join("queue.db"), QueueConfig::default())?;
+//! let req = NewTask::new(ScanType::Untrusted, "nessus", "10.0.0.5", "weekly");
+//! let sub = queue.submit("alice", req.clone(), None, Some("key-1")).await?;
+//! assert_eq!(sub.queue_position, Some(1));
+//! // A retry with the same key returns the same task.
+//! let again = queue.submit("alice", req, None, Some("key-1")).await?;
+//! assert!(again.idempotent && again.task.task_id == sub.task.task_id);
+//!
+//! // A worker claims it; the scanner instance is chosen now.
+//! let pools = vec![("nessus".to_owned(), vec![InstanceCapacity {
+//!     instance: "scanner1".to_owned(), max_concurrent: 2 }])];
+//! let claim = queue.claim("worker-1", &pools).await?.expect("a task");
+//! assert_eq!(claim.task.instance.as_deref(), Some("scanner1"));
+//! queue.complete(&claim.task.task_id, claim.token, Default::default()).await?;
+//! let done = queue.get(&sub.task.task_id).await?.expect("exists");
+//! assert_eq!(done.task.status, TaskStatus::Completed);
+//! # Ok(()) }
+//! ```
+
+mod backend;
+mod error;
+mod queue;
+mod redis_backend;
+mod secret;
+mod sqlite;
+mod targets;
+mod task;
+mod worker;
+
+pub use backend::{
+    Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, Page,
+    PoolCounts,
+};
+pub use error::{BackendKind, BoxError, Error, Result};
+pub use queue::{
+    Claim, DlqPurge, HousekeepReport, ListTasks, Queue, QueueConfig, QueueStatus, ReapReport,
+    Submitted, TaskPage, TaskView, request_hash,
+};
+pub use redis_backend::RedisBackend;
+pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
+pub use sqlite::SqliteBackend;
+pub use targets::targets_match;
+pub use task::{
+    CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, ScanType, Task, TaskStatus,
+    is_valid_task_id, new_task_id,
+};
+pub use worker::{Ingest, KeepExportOnly, ScannerDirectory, Worker, WorkerConfig};

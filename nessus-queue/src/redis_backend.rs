@@ -1,0 +1,780 @@
+//! Redis backend. Every key of a pool carries the `{pool}` hash tag so each Lua
+//! script touches one slot (Redis Cluster safe). Task writes are compare-and-set
+//! scripts (`lua/cas.lua`) that also maintain the indexes; creation reserves the
+//! idempotency key in the same script (`lua/create.lua`). Reads are retried on
+//! connection errors; the `ConnectionManager` reconnects by itself.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{
+    Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
+    duration_secs, ms, order_key,
+};
+use crate::error::{BackendKind, Error, Result};
+use crate::sqlite::pick_instance;
+use crate::task::{Task, TaskStatus};
+
+static CAS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/ops.lua"),
+        include_str!("../lua/cas.lua")
+    ))
+});
+static CREATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("../lua/ops.lua"),
+        include_str!("../lua/create.lua")
+    ))
+});
+
+const POOLS: &str = "nq:pools";
+const TASK_POOL: &str = "nq:task-pool";
+const CLAIM_SCAN: isize = 64;
+const READ_RETRIES: u32 = 20;
+
+/// The Redis backend.
+#[derive(Clone)]
+pub struct RedisBackend {
+    con: ConnectionManager,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisBackend")
+    }
+}
+
+fn rerr(op: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
+    move |e| {
+        let retryable = e.is_io_error()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || matches!(
+                e.kind(),
+                redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+            );
+        Error::Backend {
+            backend: BackendKind::Redis,
+            op,
+            retryable,
+            source: Box::new(e),
+        }
+    }
+}
+
+fn corrupt(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Corrupt {
+        what: what.to_owned(),
+        source: Box::new(e),
+    }
+}
+
+struct K;
+impl K {
+    fn task(pool: &str, id: &str) -> String {
+        format!("nq:{{{pool}}}:task:{id}")
+    }
+    fn queue(pool: &str) -> String {
+        format!("nq:{{{pool}}}:queue")
+    }
+    fn seq(pool: &str) -> String {
+        format!("nq:{{{pool}}}:seq")
+    }
+    fn leases(pool: &str) -> String {
+        format!("nq:{{{pool}}}:leases")
+    }
+    fn slots(pool: &str, inst: &str) -> String {
+        format!("nq:{{{pool}}}:slots:{inst}")
+    }
+    fn all(pool: &str) -> String {
+        format!("nq:{{{pool}}}:all")
+    }
+    fn status(pool: &str, s: TaskStatus) -> String {
+        format!("nq:{{{pool}}}:st:{s}")
+    }
+    fn dlq(pool: &str) -> String {
+        format!("nq:{{{pool}}}:dlq")
+    }
+    fn done(pool: &str) -> String {
+        format!("nq:{{{pool}}}:done")
+    }
+    fn durations(pool: &str) -> String {
+        format!("nq:{{{pool}}}:durations")
+    }
+    fn idem(pool: &str, scope: &str) -> String {
+        format!("nq:{{{pool}}}:idem:{scope}")
+    }
+    fn secret(pool: &str, id: &str) -> String {
+        format!("nq:{{{pool}}}:secret:{id}")
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdemRecord {
+    task_id: String,
+    request_hash: String,
+}
+
+/// Script keys and ops under construction.
+struct Ops {
+    keys: Vec<String>,
+    args: Vec<String>,
+    n: usize,
+}
+
+impl Ops {
+    fn new(task_key: String) -> Self {
+        Self {
+            keys: vec![task_key],
+            args: Vec::new(),
+            n: 0,
+        }
+    }
+    fn key(&mut self, k: String) -> usize {
+        if let Some(i) = self.keys.iter().position(|x| *x == k) {
+            return i + 1;
+        }
+        self.keys.push(k);
+        self.keys.len()
+    }
+    fn op(&mut self, name: &str, key: String, a: String, b: String) {
+        let i = self.key(key);
+        self.args.extend([name.to_owned(), i.to_string(), a, b]);
+        self.n += 1;
+    }
+}
+
+/// Index updates for a transition `prev → next` (`prev` None = creation,
+/// `next` None = deletion).
+fn index_ops(ops: &mut Ops, prev: Option<&Task>, next: Option<&Task>) {
+    let Some(any) = next.or(prev) else {
+        return;
+    };
+    let pool = any.pool.as_str();
+    let id = any.task_id.as_str();
+    let ok = order_key(any);
+    let status = |t: Option<&Task>| t.map(|t| t.status);
+    if prev.is_none() {
+        ops.op("ZADD", K::all(pool), "0".into(), ok.clone());
+    }
+    if next.is_none() {
+        ops.op("ZREM", K::all(pool), String::new(), ok.clone());
+    }
+    if status(prev) != status(next) {
+        if let Some(s) = status(prev) {
+            ops.op("ZREM", K::status(pool, s), String::new(), ok.clone());
+        }
+        if let Some(s) = status(next) {
+            ops.op("ZADD", K::status(pool, s), "0".into(), ok.clone());
+        }
+    }
+    let queued = |t: Option<&Task>| t.is_some_and(|t| t.status == TaskStatus::Queued);
+    if queued(next) && !queued(prev) {
+        let seq = ops.key(K::seq(pool));
+        ops.op("ENQ", K::queue(pool), seq.to_string(), id.to_owned());
+    } else if queued(prev) && !queued(next) {
+        ops.op("ZREM", K::queue(pool), String::new(), id.to_owned());
+    }
+    let lease = |t: Option<&Task>| {
+        t.filter(|t| t.status == TaskStatus::Running)
+            .and_then(|t| Some((t.lease.as_ref()?.expires_at, t.instance.clone()?)))
+    };
+    let (pl, nl) = (lease(prev), lease(next));
+    if let Some((_, pi)) = &pl
+        && nl.as_ref().is_none_or(|(_, ni)| ni != pi)
+    {
+        ops.op("ZREM", K::slots(pool, pi), String::new(), id.to_owned());
+    }
+    match nl {
+        Some((exp, ni)) => {
+            ops.op("ZADD", K::leases(pool), ms(exp).to_string(), id.to_owned());
+            ops.op(
+                "ZADD",
+                K::slots(pool, &ni),
+                ms(exp).to_string(),
+                id.to_owned(),
+            );
+        }
+        None if pl.is_some() => {
+            ops.op("ZREM", K::leases(pool), String::new(), id.to_owned());
+        }
+        None => {}
+    }
+    let dl = |t: Option<&Task>| t.is_some_and(Task::is_dead_lettered);
+    if dl(next) && !dl(prev) {
+        ops.op("ZADD", K::dlq(pool), "0".into(), ok);
+    } else if dl(prev) && !dl(next) {
+        ops.op("ZREM", K::dlq(pool), String::new(), ok);
+    }
+    let done = |t: Option<&Task>| {
+        t.filter(|t| t.status.is_terminal())
+            .and_then(|t| t.completed_at)
+    };
+    match (done(prev), done(next)) {
+        (_, Some(c)) => ops.op("ZADD", K::done(pool), ms(c).to_string(), id.to_owned()),
+        (Some(_), None) => ops.op("ZREM", K::done(pool), String::new(), id.to_owned()),
+        (None, None) => {}
+    }
+    if let Some(n) = next
+        && status(prev) != Some(n.status)
+        && let Some(secs) = duration_secs(n)
+    {
+        ops.op(
+            "LPUSHTRIM",
+            K::durations(pool),
+            secs.to_string(),
+            "50".into(),
+        );
+    }
+}
+
+fn encode(t: &Task) -> String {
+    serde_json::to_string(t).unwrap_or_default()
+}
+
+impl RedisBackend {
+    /// Connects and checks that the server will never evict our keys.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| Error::UnsafeBackend {
+            backend: BackendKind::Redis,
+            reason: format!("invalid Redis URL: {e}"),
+        })?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(6)
+            .set_max_delay(Duration::from_secs(2));
+        let mut con = ConnectionManager::new_with_config(client, cfg)
+            .await
+            .map_err(rerr("connect"))?;
+        let policy: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("maxmemory-policy")
+            .query_async(&mut con)
+            .await
+            .map_err(|e| Error::UnsafeBackend {
+                backend: BackendKind::Redis,
+                reason: format!(
+                    "cannot read maxmemory-policy (CONFIG GET failed: {e}); the queue must not run on a Redis that may evict keys"
+                ),
+            })?;
+        match policy.get(1).map(String::as_str) {
+            Some("noeviction") => Ok(Self { con }),
+            other => Err(Error::UnsafeBackend {
+                backend: BackendKind::Redis,
+                reason: format!(
+                    "maxmemory-policy is '{}', which can evict queued tasks and idempotency keys; set it to 'noeviction'",
+                    other.unwrap_or("unknown")
+                ),
+            }),
+        }
+    }
+
+    /// Retries a read on connection errors while Redis restarts.
+    async fn read<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let mut delay = Duration::from_millis(50);
+        for attempt in 0.. {
+            match f(self.con.clone()).await.map_err(rerr(op)) {
+                Err(e) if e.is_retryable() && attempt < READ_RETRIES => {
+                    tracing::debug!(op, attempt, "redis read failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn pool_of(&self, id: &str) -> Result<Option<String>> {
+        let id = id.to_owned();
+        self.read("task pool", move |mut c| {
+            let id = id.clone();
+            async move { c.hget(TASK_POOL, id).await }
+        })
+        .await
+    }
+
+    async fn pools(&self) -> Result<Vec<String>> {
+        let mut v: Vec<String> = self
+            .read("pools", |mut c| async move { c.smembers(POOLS).await })
+            .await?;
+        v.sort();
+        Ok(v)
+    }
+
+    async fn load_in(&self, pool: &str, id: &str) -> Result<Option<Task>> {
+        let key = K::task(pool, id);
+        let doc: Option<String> = self
+            .read("load task", move |mut c| {
+                let key = key.clone();
+                async move { c.hget(key, "doc").await }
+            })
+            .await?;
+        doc.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(id, e)))
+            .transpose()
+    }
+
+    async fn cas(
+        &self,
+        prev: &Task,
+        next: Option<&Task>,
+        extra: Option<(String, u32)>,
+    ) -> Result<i64> {
+        let mut ops = Ops::new(K::task(&prev.pool, &prev.task_id));
+        if let Some((slot_key, max)) = extra {
+            let now = ms(Timestamp::now()).to_string();
+            ops.op("CAP", slot_key, now, max.to_string());
+        }
+        index_ops(&mut ops, Some(prev), next);
+        if next.is_none() {
+            ops.op(
+                "DEL",
+                K::secret(&prev.pool, &prev.task_id),
+                String::new(),
+                String::new(),
+            );
+        }
+        let mut inv = CAS.prepare_invoke();
+        for k in &ops.keys {
+            inv.key(k);
+        }
+        inv.arg(prev.version.to_string())
+            .arg(next.map_or(0, |n| n.version).to_string())
+            .arg(next.map(encode).unwrap_or_default())
+            .arg(ops.n.to_string());
+        for a in &ops.args {
+            inv.arg(a);
+        }
+        let mut con = self.con.clone();
+        inv.invoke_async(&mut con)
+            .await
+            .map_err(rerr("compare-and-set"))
+    }
+
+    fn page(
+        mut rows: Vec<(String, String, String)>,
+        limit: usize,
+    ) -> (Vec<(String, String)>, Option<String>) {
+        // rows: (order key, pool, id); newest first across pools.
+        rows.sort_by(|a, b| b.0.cmp(&a.0));
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more {
+            rows.last().map(|r| r.0.clone())
+        } else {
+            None
+        };
+        (rows.into_iter().map(|(_, p, id)| (p, id)).collect(), next)
+    }
+}
+
+fn id_of(order_key: &str) -> &str {
+    order_key.split_once(':').map_or(order_key, |(_, id)| id)
+}
+
+impl Backend for RedisBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Redis
+    }
+
+    fn create(
+        &self,
+        mut task: Task,
+        idem: Option<IdemReservation>,
+        sealed_secret: Option<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<CreateOutcome>> {
+        Box::pin(async move {
+            task.version = 1;
+            let pool = task.pool.clone();
+            let mut con = self.con.clone();
+            // Registered first: a crash before the script leaves only a harmless
+            // pointer to a task that does not exist.
+            redis::pipe()
+                .sadd(POOLS, &pool)
+                .ignore()
+                .hset(TASK_POOL, &task.task_id, &pool)
+                .ignore()
+                .query_async::<()>(&mut con)
+                .await
+                .map_err(rerr("register task"))?;
+            let task_key = K::task(&pool, &task.task_id);
+            let mut ops = Ops::new(task_key.clone());
+            let idem_key = idem
+                .as_ref()
+                .map_or_else(|| task_key.clone(), |r| K::idem(&pool, &r.scope_key));
+            ops.key(idem_key);
+            index_ops(&mut ops, None, Some(&task));
+            let (rec, ttl) = match &idem {
+                Some(r) => (
+                    serde_json::to_string(&IdemRecord {
+                        task_id: task.task_id.clone(),
+                        request_hash: r.request_hash.clone(),
+                    })
+                    .unwrap_or_default(),
+                    (ms(r.expires_at) - ms(task.created_at)).max(1),
+                ),
+                None => (String::new(), 1),
+            };
+            // The sealed secret is stored in the same script (hex, as script args are text).
+            if let Some(s) = &sealed_secret {
+                ops.op(
+                    "SET",
+                    K::secret(&pool, &task.task_id),
+                    hex::encode(s),
+                    String::new(),
+                );
+            }
+            let mut inv = CREATE.prepare_invoke();
+            for k in &ops.keys {
+                inv.key(k);
+            }
+            inv.arg(rec)
+                .arg(ttl.to_string())
+                .arg(encode(&task))
+                .arg(ops.n.to_string());
+            for a in &ops.args {
+                inv.arg(a);
+            }
+            let out: Vec<String> = inv
+                .invoke_async(&mut con)
+                .await
+                .map_err(rerr("create task"))?;
+            match out.as_slice() {
+                [flag] if flag == "1" => Ok(CreateOutcome::Created(Box::new(task))),
+                [_, rec] => {
+                    let r: IdemRecord =
+                        serde_json::from_str(rec).map_err(|e| corrupt("idempotency record", e))?;
+                    Ok(CreateOutcome::Existing {
+                        task_id: r.task_id,
+                        request_hash: r.request_hash,
+                    })
+                }
+                _ => Err(corrupt(
+                    "create script reply",
+                    std::io::Error::other(format!("{out:?}")),
+                )),
+            }
+        })
+    }
+
+    fn drop_idempotency(&self, pool: String, scope_key: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut con = self.con.clone();
+            con.del::<_, ()>(K::idem(&pool, &scope_key))
+                .await
+                .map_err(rerr("drop idempotency"))
+        })
+    }
+
+    fn load(&self, task_id: String) -> BoxFuture<'_, Result<Option<Task>>> {
+        Box::pin(async move {
+            match self.pool_of(&task_id).await? {
+                Some(pool) => self.load_in(&pool, &task_id).await,
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn store(&self, prev: Task, next: Task) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            if next.version != prev.version + 1 {
+                return Ok(false);
+            }
+            Ok(self.cas(&prev, Some(&next), None).await? == 1)
+        })
+    }
+
+    fn claim(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<Task>>> {
+        Box::pin(async move {
+            let now_ms = ms(req.now);
+            for (pool, instances) in &req.pools {
+                'retry: for _ in 0..16 {
+                    let mut free = Vec::with_capacity(instances.len());
+                    for i in instances {
+                        let key = K::slots(pool, &i.instance);
+                        let mut con = self.con.clone();
+                        let n: u32 = con
+                            .zcount(key, format!("({now_ms}"), "+inf")
+                            .await
+                            .map_err(rerr("count slots"))?;
+                        free.push((i.instance.clone(), n, i.max_concurrent));
+                    }
+                    if !free.iter().any(|(_, a, m)| a < m) {
+                        break;
+                    }
+                    let mut con = self.con.clone();
+                    let ids: Vec<String> = con
+                        .zrange(K::queue(pool), 0, CLAIM_SCAN - 1)
+                        .await
+                        .map_err(rerr("claim scan"))?;
+                    for id in ids {
+                        let Some(prev) = self.load_in(pool, &id).await? else {
+                            continue;
+                        };
+                        if prev.status != TaskStatus::Queued {
+                            continue;
+                        }
+                        let Some(inst) = pick_instance(&prev, &free) else {
+                            continue;
+                        };
+                        let max = free.iter().find(|f| f.0 == inst).map_or(0, |f| f.2);
+                        let mut next = prev.clone();
+                        next.claim(&req.worker_id, &inst, req.lease_ttl, req.now)?;
+                        next.version += 1;
+                        match self
+                            .cas(&prev, Some(&next), Some((K::slots(pool, &inst), max)))
+                            .await?
+                        {
+                            1 => return Ok(Some(next)),
+                            // Lost a race for this task or the slot: look again.
+                            _ => continue 'retry,
+                        }
+                    }
+                    break;
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    fn expired_leases(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for pool in self.pools().await? {
+                let key = K::leases(&pool);
+                let ids: Vec<String> = self
+                    .read("expired leases", move |mut c| {
+                        let key = key.clone();
+                        async move {
+                            c.zrangebyscore_limit(key, "-inf", ms(now), 0, limit as isize)
+                                .await
+                        }
+                    })
+                    .await?;
+                out.extend(ids);
+            }
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    fn list(&self, q: ListQuery) -> BoxFuture<'_, Result<Page>> {
+        Box::pin(async move {
+            let limit = q.limit.max(1);
+            let pools = match &q.pool {
+                Some(p) => vec![p.clone()],
+                None => self.pools().await?,
+            };
+            let max = match &q.cursor {
+                Some(c) => format!("({c}"),
+                None => "+".to_owned(),
+            };
+            let mut rows = Vec::new();
+            for pool in pools {
+                let key = if q.dead_lettered {
+                    K::dlq(&pool)
+                } else if let Some(s) = q.status {
+                    K::status(&pool, s)
+                } else {
+                    K::all(&pool)
+                };
+                let max = max.clone();
+                let keys: Vec<String> = self
+                    .read("list", move |mut c| {
+                        let (key, max) = (key.clone(), max.clone());
+                        async move {
+                            c.zrevrangebylex_limit(key, max, "-", 0, limit as isize + 1)
+                                .await
+                        }
+                    })
+                    .await?;
+                rows.extend(keys.into_iter().map(|k| {
+                    let id = id_of(&k).to_owned();
+                    (k, pool.clone(), id)
+                }));
+            }
+            let (ids, next_cursor) = Self::page(rows, limit);
+            let mut tasks = Vec::with_capacity(ids.len());
+            if !ids.is_empty() {
+                // One round trip for the whole page.
+                let mut pipe = redis::pipe();
+                for (pool, id) in &ids {
+                    pipe.hget(K::task(pool, id), "doc");
+                }
+                let pipe = &pipe;
+                let docs: Vec<Option<String>> = self
+                    .read("list docs", move |mut c| async move {
+                        pipe.query_async(&mut c).await
+                    })
+                    .await?;
+                for (d, (_, id)) in docs.into_iter().zip(&ids) {
+                    if let Some(d) = d {
+                        let t: Task = serde_json::from_str(&d).map_err(|e| corrupt(id, e))?;
+                        if q.dead_lettered && q.status.is_some_and(|s| s != t.status) {
+                            continue;
+                        }
+                        tasks.push(t);
+                    }
+                }
+            }
+            Ok(Page { tasks, next_cursor })
+        })
+    }
+
+    fn queue_position(&self, pool: String, task_id: String) -> BoxFuture<'_, Result<Option<u64>>> {
+        Box::pin(async move {
+            let key = K::queue(&pool);
+            let r: Option<u64> = self
+                .read("queue position", move |mut c| {
+                    let (key, id) = (key.clone(), task_id.clone());
+                    async move { c.zrank(key, id).await }
+                })
+                .await?;
+            Ok(r.map(|r| r + 1))
+        })
+    }
+
+    fn queue_head(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let key = K::queue(&pool);
+            self.read("queue head", move |mut c| {
+                let key = key.clone();
+                async move { c.zrange(key, 0, n as isize - 1).await }
+            })
+            .await
+        })
+    }
+
+    fn pool_counts(&self, pool: String, now: Timestamp) -> BoxFuture<'_, Result<PoolCounts>> {
+        Box::pin(async move {
+            let (q, l, d) = (K::queue(&pool), K::leases(&pool), K::dlq(&pool));
+            let (queued, running, dead_lettered): (u64, u64, u64) = self
+                .read("pool counts", move |mut c| {
+                    let (q, l, d) = (q.clone(), l.clone(), d.clone());
+                    async move {
+                        redis::pipe()
+                            .zcard(q)
+                            .zcount(l, format!("({}", ms(now)), "+inf")
+                            .zcard(d)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            Ok(PoolCounts {
+                queued,
+                running,
+                dead_lettered,
+            })
+        })
+    }
+
+    fn recent_durations(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<f64>>> {
+        Box::pin(async move {
+            let key = K::durations(&pool);
+            self.read("durations", move |mut c| {
+                let key = key.clone();
+                async move { c.lrange(key, 0, n as isize - 1).await }
+            })
+            .await
+        })
+    }
+
+    fn load_secret(&self, task_id: String) -> BoxFuture<'_, Result<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            let Some(pool) = self.pool_of(&task_id).await? else {
+                return Ok(None);
+            };
+            let key = K::secret(&pool, &task_id);
+            let v: Option<String> = self
+                .read("load secret", move |mut c| {
+                    let key = key.clone();
+                    async move { c.get(key).await }
+                })
+                .await?;
+            v.map(|h| hex::decode(h).map_err(|e| corrupt("sealed secret", e)))
+                .transpose()
+        })
+    }
+
+    fn delete_secret(&self, task_id: String) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let Some(pool) = self.pool_of(&task_id).await? else {
+                return Ok(());
+            };
+            let key = K::secret(&pool, &task_id);
+            self.read("delete secret", move |mut c| {
+                let key = key.clone();
+                async move { c.del(key).await }
+            })
+            .await
+        })
+    }
+
+    fn finished_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for pool in self.pools().await? {
+                let key = K::done(&pool);
+                let ids: Vec<String> = self
+                    .read("finished before", move |mut c| {
+                        let key = key.clone();
+                        async move {
+                            c.zrangebyscore_limit(
+                                key,
+                                "-inf",
+                                format!("({}", ms(before)),
+                                0,
+                                limit as isize,
+                            )
+                            .await
+                        }
+                    })
+                    .await?;
+                out.extend(ids);
+            }
+            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    fn delete(&self, task_id: String) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            for _ in 0..16 {
+                let Some(prev) = self.load(task_id.clone()).await? else {
+                    return Ok(false);
+                };
+                if self.cas(&prev, None, None).await? == 1 {
+                    let mut con = self.con.clone();
+                    con.hdel::<_, _, ()>(TASK_POOL, &task_id)
+                        .await
+                        .map_err(rerr("delete task pool"))?;
+                    return Ok(true);
+                }
+            }
+            Err(Error::Contention { task_id })
+        })
+    }
+
+    fn purge_idempotency(&self, _now: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        // Redis expires idempotency keys itself (PX at reservation).
+        Box::pin(async { Ok(0) })
+    }
+}

@@ -1,0 +1,614 @@
+//! SQLite backend: one file, WAL, `BEGIN IMMEDIATE` for writes, shared safely by the
+//! server, worker processes and the CLI. The connection lives behind a mutex and is
+//! only ever used inside `spawn_blocking`, never across an `.await`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::backend::{
+    Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
+    duration_secs, ms, order_key,
+};
+use crate::error::{BackendKind, Error, Result};
+use crate::task::{Task, TaskStatus};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    pool TEXT NOT NULL,
+    status TEXT NOT NULL,
+    order_key TEXT NOT NULL,
+    queue_seq INTEGER,
+    lease_expires_ms INTEGER,
+    slot_instance TEXT,
+    dlq_ms INTEGER,
+    completed_ms INTEGER,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_order ON tasks(order_key);
+CREATE INDEX IF NOT EXISTS tasks_pool_order ON tasks(pool, order_key);
+CREATE INDEX IF NOT EXISTS tasks_status_order ON tasks(status, order_key);
+CREATE INDEX IF NOT EXISTS tasks_pool_status_order ON tasks(pool, status, order_key);
+CREATE INDEX IF NOT EXISTS tasks_queue ON tasks(pool, queue_seq) WHERE queue_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_lease ON tasks(lease_expires_ms) WHERE lease_expires_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_slot ON tasks(pool, slot_instance, lease_expires_ms) WHERE slot_instance IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_dlq ON tasks(dlq_ms, order_key) WHERE dlq_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_done ON tasks(completed_ms) WHERE completed_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope_key TEXT PRIMARY KEY,
+    request_hash TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS secrets (task_id TEXT PRIMARY KEY, sealed BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS durations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pool TEXT NOT NULL,
+    secs REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS durations_pool ON durations(pool, id);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// The embedded default backend.
+#[derive(Debug, Clone)]
+pub struct SqliteBackend {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn err(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |e| {
+        let retryable = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        Error::Backend {
+            backend: BackendKind::Sqlite,
+            op,
+            retryable,
+            source: Box::new(e),
+        }
+    }
+}
+
+fn decode(doc: &str, what: &str) -> Result<Task> {
+    serde_json::from_str(doc).map_err(|e| Error::Corrupt {
+        what: what.to_owned(),
+        source: Box::new(e),
+    })
+}
+
+fn encode(t: &Task) -> String {
+    // A Task has only plain data fields, so serialisation cannot fail.
+    serde_json::to_string(t).unwrap_or_default()
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Backend {
+                backend: BackendKind::Sqlite,
+                op: "create data dir",
+                retryable: false,
+                source: Box::new(e),
+            })?;
+        }
+        let conn = Connection::open(&path).map_err(err("open"))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(err("busy_timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err("wal"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err("synchronous"))?;
+        conn.execute_batch(SCHEMA).map_err(err("schema"))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn run<T, F>(&self, f: F) -> BoxFuture<'static, Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                // A poisoned mutex only means another call panicked mid-way; SQLite
+                // rolled its transaction back, so the connection is still usable.
+                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+                f(&mut guard)
+            })
+            .await
+            .map_err(|e| Error::Backend {
+                backend: BackendKind::Sqlite,
+                op: "blocking task",
+                retryable: false,
+                source: Box::new(e),
+            })?
+        })
+    }
+}
+
+fn next_seq(tx: &Connection) -> Result<i64> {
+    tx.query_row(
+        "INSERT INTO counters(name, value) VALUES('queue_seq', 1)
+         ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(err("next seq"))
+}
+
+/// Index columns derived from the task; the queue seq is kept when the task stays queued.
+fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Result<()> {
+    let seq: Option<i64> = if t.status == TaskStatus::Queued {
+        let keep = prev.is_some_and(|p| p.status == TaskStatus::Queued);
+        if keep {
+            tx.query_row(
+                "SELECT queue_seq FROM tasks WHERE task_id = ?1",
+                [&t.task_id],
+                |r| r.get(0),
+            )
+            .map_err(err("read seq"))?
+        } else {
+            Some(next_seq(tx)?)
+        }
+    } else {
+        None
+    };
+    let (lease_ms, slot) = match (&t.lease, t.status) {
+        (Some(l), TaskStatus::Running) => (Some(ms(l.expires_at)), t.instance.clone()),
+        _ => (None, None),
+    };
+    let dlq = t.dead_lettered_at.map(ms);
+    let done = t.completed_at.filter(|_| t.status.is_terminal()).map(ms);
+    let doc = encode(t);
+    if insert {
+        tx.execute(
+            "INSERT INTO tasks(task_id, pool, status, order_key, queue_seq, lease_expires_ms,
+                slot_instance, dlq_ms, completed_ms, version, doc)
+             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+            params![
+                t.task_id,
+                t.pool,
+                t.status.as_str(),
+                order_key(t),
+                seq,
+                lease_ms,
+                slot,
+                dlq,
+                done,
+                t.version as i64,
+                doc
+            ],
+        )
+        .map_err(err("insert task"))?;
+    } else {
+        tx.execute(
+            "UPDATE tasks SET status=?2, queue_seq=?3, lease_expires_ms=?4, slot_instance=?5,
+                dlq_ms=?6, completed_ms=?7, version=?8, doc=?9 WHERE task_id=?1",
+            params![
+                t.task_id,
+                t.status.as_str(),
+                seq,
+                lease_ms,
+                slot,
+                dlq,
+                done,
+                t.version as i64,
+                doc
+            ],
+        )
+        .map_err(err("update task"))?;
+    }
+    if let Some(secs) = duration_secs(t).filter(|_| prev.is_some_and(|p| p.status != t.status)) {
+        tx.execute(
+            "INSERT INTO durations(pool, secs) VALUES(?1, ?2)",
+            params![t.pool, secs],
+        )
+        .map_err(err("record duration"))?;
+        tx.execute(
+            "DELETE FROM durations WHERE pool = ?1 AND id <= (SELECT id FROM durations
+               WHERE pool = ?1 ORDER BY id DESC LIMIT 1 OFFSET 50)",
+            params![t.pool],
+        )
+        .map_err(err("trim durations"))?;
+    }
+    Ok(())
+}
+
+fn load_tx(tx: &Connection, id: &str) -> Result<Option<Task>> {
+    let doc: Option<String> = tx
+        .query_row("SELECT doc FROM tasks WHERE task_id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(err("load task"))?;
+    doc.map(|d| decode(&d, id)).transpose()
+}
+
+fn active(tx: &Connection, pool: &str, instance: &str, now_ms: i64) -> Result<u32> {
+    tx.query_row(
+        "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND slot_instance=?2 AND lease_expires_ms > ?3",
+        params![pool, instance, now_ms],
+        |r| r.get(0),
+    )
+    .map_err(err("count slots"))
+}
+
+/// Candidates per pool scanned by one claim: enough to skip pinned tasks whose
+/// instance is full without reading the whole queue.
+const CLAIM_SCAN: i64 = 64;
+
+fn claim_tx(tx: &Connection, req: &ClaimRequest) -> Result<Option<Task>> {
+    let now_ms = ms(req.now);
+    for (pool, instances) in &req.pools {
+        let mut free: Vec<(String, u32, u32)> = Vec::with_capacity(instances.len());
+        for i in instances {
+            free.push((
+                i.instance.clone(),
+                active(tx, pool, &i.instance, now_ms)?,
+                i.max_concurrent,
+            ));
+        }
+        if !free.iter().any(|(_, a, m)| a < m) {
+            continue;
+        }
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT doc FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
+                 ORDER BY queue_seq LIMIT ?2",
+            )
+            .map_err(err("claim scan"))?;
+        let docs: Vec<String> = stmt
+            .query_map(params![pool, CLAIM_SCAN], |r| r.get(0))
+            .map_err(err("claim scan"))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(err("claim scan"))?;
+        for doc in docs {
+            let prev = decode(&doc, "queued task")?;
+            let Some(instance) = pick_instance(&prev, &free) else {
+                continue;
+            };
+            let mut next = prev.clone();
+            next.claim(&req.worker_id, &instance, req.lease_ttl, req.now)?;
+            next.version += 1;
+            write_row(tx, Some(&prev), &next, false)?;
+            return Ok(Some(next));
+        }
+    }
+    Ok(None)
+}
+
+/// The pinned instance if it has a free slot, else the least-loaded instance with one.
+pub(crate) fn pick_instance(t: &Task, free: &[(String, u32, u32)]) -> Option<String> {
+    match &t.pinned_instance {
+        Some(pin) => free
+            .iter()
+            .find(|(n, a, m)| n == pin && a < m)
+            .map(|(n, _, _)| n.clone()),
+        None => free
+            .iter()
+            .filter(|(_, a, m)| a < m)
+            .min_by(|x, y| {
+                // Least loaded by fraction of capacity used; name breaks ties stably.
+                let fx = f64::from(x.1) / f64::from(x.2.max(1));
+                let fy = f64::from(y.1) / f64::from(y.2.max(1));
+                fx.total_cmp(&fy).then_with(|| x.0.cmp(&y.0))
+            })
+            .map(|(n, _, _)| n.clone()),
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn create(
+        &self,
+        mut task: Task,
+        idem: Option<IdemReservation>,
+        sealed_secret: Option<Vec<u8>>,
+    ) -> BoxFuture<'_, Result<CreateOutcome>> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("begin"))?;
+            if let Some(r) = &idem {
+                let found: Option<(String, String, i64)> = tx
+                    .query_row(
+                        "SELECT task_id, request_hash, expires_ms FROM idempotency WHERE scope_key=?1",
+                        [&r.scope_key],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
+                    .optional()
+                    .map_err(err("idempotency lookup"))?;
+                if let Some((task_id, request_hash, exp)) = found
+                    && exp > ms(task.created_at)
+                {
+                    return Ok(CreateOutcome::Existing {
+                        task_id,
+                        request_hash,
+                    });
+                }
+                tx.execute(
+                    "INSERT OR REPLACE INTO idempotency(scope_key, request_hash, task_id, expires_ms)
+                     VALUES(?1,?2,?3,?4)",
+                    params![r.scope_key, r.request_hash, task.task_id, ms(r.expires_at)],
+                )
+                .map_err(err("idempotency reserve"))?;
+            }
+            task.version = 1;
+            write_row(&tx, None, &task, true)?;
+            if let Some(s) = &sealed_secret {
+                tx.execute(
+                    "INSERT OR REPLACE INTO secrets(task_id, sealed) VALUES(?1, ?2)",
+                    params![task.task_id, s],
+                )
+                .map_err(err("store secret"))?;
+            }
+            tx.commit().map_err(err("commit"))?;
+            Ok(CreateOutcome::Created(Box::new(task)))
+        })
+    }
+
+    fn drop_idempotency(&self, _pool: String, scope_key: String) -> BoxFuture<'_, Result<()>> {
+        self.run(move |conn| {
+            conn.execute("DELETE FROM idempotency WHERE scope_key=?1", [scope_key])
+                .map_err(err("drop idempotency"))?;
+            Ok(())
+        })
+    }
+
+    fn load(&self, task_id: String) -> BoxFuture<'_, Result<Option<Task>>> {
+        self.run(move |conn| load_tx(conn, &task_id))
+    }
+
+    fn store(&self, prev: Task, next: Task) -> BoxFuture<'_, Result<bool>> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("begin"))?;
+            let v: Option<i64> = tx
+                .query_row(
+                    "SELECT version FROM tasks WHERE task_id=?1",
+                    [&prev.task_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("read version"))?;
+            if v != Some(prev.version as i64) || next.version != prev.version + 1 {
+                return Ok(false);
+            }
+            write_row(&tx, Some(&prev), &next, false)?;
+            tx.commit().map_err(err("commit"))?;
+            Ok(true)
+        })
+    }
+
+    fn claim(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<Task>>> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("begin"))?;
+            let got = claim_tx(&tx, &req)?;
+            if got.is_some() {
+                tx.commit().map_err(err("commit"))?;
+            }
+            Ok(got)
+        })
+    }
+
+    fn expired_leases(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.run(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT task_id FROM tasks WHERE lease_expires_ms <= ?1
+                     ORDER BY lease_expires_ms LIMIT ?2",
+                )
+                .map_err(err("expired leases"))?;
+            st.query_map(params![ms(now), limit as i64], |r| r.get(0))
+                .map_err(err("expired leases"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("expired leases"))
+        })
+    }
+
+    fn list(&self, q: ListQuery) -> BoxFuture<'_, Result<Page>> {
+        self.run(move |conn| {
+            let mut sql = String::from("SELECT doc, order_key FROM tasks WHERE 1=1");
+            let mut args: Vec<String> = Vec::new();
+            if let Some(p) = &q.pool {
+                args.push(p.clone());
+                sql.push_str(&format!(" AND pool = ?{}", args.len()));
+            }
+            if let Some(s) = q.status {
+                args.push(s.as_str().to_owned());
+                sql.push_str(&format!(" AND status = ?{}", args.len()));
+            }
+            if q.dead_lettered {
+                sql.push_str(" AND dlq_ms IS NOT NULL");
+            }
+            if let Some(c) = &q.cursor {
+                args.push(c.clone());
+                sql.push_str(&format!(" AND order_key < ?{}", args.len()));
+            }
+            let limit = q.limit.max(1);
+            sql.push_str(&format!(" ORDER BY order_key DESC LIMIT {}", limit + 1));
+            let mut st = conn.prepare_cached(&sql).map_err(err("list"))?;
+            let rows: Vec<(String, String)> = st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(err("list"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("list"))?;
+            let more = rows.len() > limit;
+            let mut tasks = Vec::with_capacity(limit);
+            let mut last = None;
+            for (doc, key) in rows.into_iter().take(limit) {
+                tasks.push(decode(&doc, &key)?);
+                last = Some(key);
+            }
+            Ok(Page {
+                tasks,
+                next_cursor: if more { last } else { None },
+            })
+        })
+    }
+
+    fn queue_position(&self, pool: String, task_id: String) -> BoxFuture<'_, Result<Option<u64>>> {
+        self.run(move |conn| {
+            let seq: Option<Option<i64>> = conn
+                .query_row(
+                    "SELECT queue_seq FROM tasks WHERE task_id=?1 AND pool=?2",
+                    params![task_id, pool],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("queue position"))?;
+            let Some(Some(seq)) = seq else {
+                return Ok(None);
+            };
+            let ahead: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL AND queue_seq < ?2",
+                    params![pool, seq],
+                    |r| r.get(0),
+                )
+                .map_err(err("queue position"))?;
+            Ok(Some(ahead as u64 + 1))
+        })
+    }
+
+    fn queue_head(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.run(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT task_id FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
+                     ORDER BY queue_seq LIMIT ?2",
+                )
+                .map_err(err("queue head"))?;
+            st.query_map(params![pool, n as i64], |r| r.get(0))
+                .map_err(err("queue head"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("queue head"))
+        })
+    }
+
+    fn pool_counts(&self, pool: String, now: Timestamp) -> BoxFuture<'_, Result<PoolCounts>> {
+        self.run(move |conn| {
+            let q = |sql: &str, a: &dyn rusqlite::ToSql| -> Result<u64> {
+                conn.query_row(sql, params![pool, a], |r| r.get::<_, i64>(0))
+                    .map(|v| v as u64)
+                    .map_err(err("pool counts"))
+            };
+            Ok(PoolCounts {
+                queued: q(
+                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL AND ?2=?2",
+                    &0,
+                )?,
+                running: q(
+                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND slot_instance IS NOT NULL AND lease_expires_ms > ?2",
+                    &ms(now),
+                )?,
+                dead_lettered: q(
+                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND dlq_ms IS NOT NULL AND ?2=?2",
+                    &0,
+                )?,
+            })
+        })
+    }
+
+    fn recent_durations(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<f64>>> {
+        self.run(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT secs FROM durations WHERE pool=?1 ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(err("durations"))?;
+            st.query_map(params![pool, n as i64], |r| r.get(0))
+                .map_err(err("durations"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("durations"))
+        })
+    }
+
+    fn load_secret(&self, task_id: String) -> BoxFuture<'_, Result<Option<Vec<u8>>>> {
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT sealed FROM secrets WHERE task_id=?1",
+                [task_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("load secret"))
+        })
+    }
+
+    fn delete_secret(&self, task_id: String) -> BoxFuture<'_, Result<()>> {
+        self.run(move |conn| {
+            conn.execute("DELETE FROM secrets WHERE task_id=?1", [task_id])
+                .map_err(err("delete secret"))?;
+            Ok(())
+        })
+    }
+
+    fn finished_before(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.run(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT task_id FROM tasks WHERE completed_ms < ?1 ORDER BY completed_ms LIMIT ?2",
+                )
+                .map_err(err("finished before"))?;
+            st.query_map(params![ms(before), limit as i64], |r| r.get(0))
+                .map_err(err("finished before"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("finished before"))
+        })
+    }
+
+    fn delete(&self, task_id: String) -> BoxFuture<'_, Result<bool>> {
+        self.run(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err("begin"))?;
+            let n = tx
+                .execute("DELETE FROM tasks WHERE task_id=?1", [&task_id])
+                .map_err(err("delete task"))?;
+            tx.execute("DELETE FROM secrets WHERE task_id=?1", [&task_id])
+                .map_err(err("delete secret"))?;
+            tx.commit().map_err(err("commit"))?;
+            Ok(n > 0)
+        })
+    }
+
+    fn purge_idempotency(&self, now: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        self.run(move |conn| {
+            conn.execute("DELETE FROM idempotency WHERE expires_ms <= ?1", [ms(now)])
+                .map(|n| n as u64)
+                .map_err(err("purge idempotency"))
+        })
+    }
+}

@@ -1,0 +1,674 @@
+//! The worker runtime: claim → pick scanner (at claim time) → create `mcp-{task_id}`
+//! → record the scan id → launch → adaptive polling with progress → export → ingest
+//! → completed. Transient scanner errors wait with jittered backoff and never fail a
+//! task; permanent errors fail fast into the DLQ with an `error_code`. A claimant
+//! after a crash re-attaches to the recorded (or name-matched) scan.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use nessus_core::{ExportFormat, ScanId, ScanSpec, ScanStatus, Scanner, SshCredentials};
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::backend::InstanceCapacity;
+use crate::error::{BoxError, Error, Result};
+use crate::queue::{Claim, Queue};
+use crate::task::{Completion, Failure, ScanType, Task};
+
+/// Where the worker finds scanners and named credential profiles.
+pub trait ScannerDirectory: Send + Sync + 'static {
+    /// The scanner for `instance` of `pool`, if configured.
+    fn scanner(&self, pool: &str, instance: &str) -> Option<Arc<dyn Scanner>>;
+
+    /// A named credential profile, resolved only inside the worker.
+    fn credential_profile(&self, _name: &str) -> Option<SshCredentials> {
+        None
+    }
+
+    /// Nessus template for a scan type (default `advanced`).
+    fn template(&self, _scan_type: ScanType) -> String {
+        "advanced".to_owned()
+    }
+}
+
+/// Turns an exported `.nessus` file into stored results and the status summary.
+/// `nessus-schema`'s ingest plugs in here; the queue crate itself stays parser-free.
+pub trait Ingest: Send + Sync + 'static {
+    /// Ingests `export` (inside `task_dir`) for `task`. Runs on a blocking thread.
+    fn ingest(
+        &self,
+        task: &Task,
+        export: &Path,
+        task_dir: &Path,
+    ) -> std::result::Result<Completion, BoxError>;
+}
+
+/// Keeps the raw export only and reports its size (used when no parser is wired).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeepExportOnly;
+
+impl Ingest for KeepExportOnly {
+    fn ingest(
+        &self,
+        _task: &Task,
+        export: &Path,
+        _task_dir: &Path,
+    ) -> std::result::Result<Completion, BoxError> {
+        let bytes = std::fs::metadata(export)?.len();
+        Ok(Completion {
+            results_summary: Some(serde_json::json!({
+                "file_size_kb": (bytes as f64 / 1024.0 * 10.0).round() / 10.0
+            })),
+            ..Completion::default()
+        })
+    }
+}
+
+/// Worker tunables. `WorkerConfig::new` gives the documented defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Identity written into leases.
+    pub worker_id: String,
+    /// Pools served, with their instances' capacities.
+    pub pools: Vec<(String, Vec<InstanceCapacity>)>,
+    /// Results root; each task gets `{results_dir}/{task_id}/`.
+    pub results_dir: PathBuf,
+    /// Tasks processed at once by this worker.
+    pub max_in_flight: usize,
+    /// Sleep between claim attempts when nothing is claimable.
+    pub idle_poll: Duration,
+    /// First status poll interval (then ×1.5 up to `poll_max`).
+    pub poll_initial: Duration,
+    /// Poll interval cap.
+    pub poll_max: Duration,
+    /// First backoff after a transient error.
+    pub retry_base: Duration,
+    /// Backoff cap.
+    pub retry_max: Duration,
+    /// Scans running longer than this (since first start) are stopped → `timeout`.
+    pub scan_timeout: Duration,
+    /// Largest export accepted.
+    pub export_size_cap: u64,
+    /// How often this worker runs the lease reaper.
+    pub reap_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults: 16 in flight, polls 1 s → 30 s, retries 1 s → 30 s, 24 h timeout.
+    pub fn new(
+        worker_id: impl Into<String>,
+        pools: Vec<(String, Vec<InstanceCapacity>)>,
+        results_dir: impl Into<PathBuf>,
+    ) -> Self {
+        Self {
+            worker_id: worker_id.into(),
+            pools,
+            results_dir: results_dir.into(),
+            max_in_flight: 16,
+            idle_poll: Duration::from_millis(250),
+            poll_initial: Duration::from_secs(1),
+            poll_max: Duration::from_secs(30),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+            scan_timeout: Duration::from_secs(24 * 3600),
+            export_size_cap: 4 << 30,
+            reap_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the poll schedule.
+    pub fn polling(mut self, initial: Duration, max: Duration) -> Self {
+        self.poll_initial = initial;
+        self.poll_max = max.max(initial);
+        self
+    }
+
+    /// Sets the transient-error backoff.
+    pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.retry_base = base;
+        self.retry_max = max.max(base);
+        self
+    }
+
+    /// Sets the idle claim interval.
+    pub fn idle_poll(mut self, d: Duration) -> Self {
+        self.idle_poll = d;
+        self
+    }
+
+    /// Sets the scan timeout.
+    pub fn scan_timeout(mut self, d: Duration) -> Self {
+        self.scan_timeout = d;
+        self
+    }
+
+    /// Sets the in-flight limit.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Sets the reaper interval.
+    pub fn reap_interval(mut self, d: Duration) -> Self {
+        self.reap_interval = d;
+        self
+    }
+}
+
+/// A worker over a queue.
+pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    queue: Queue,
+    cfg: WorkerConfig,
+    dir: Arc<dyn ScannerDirectory>,
+    ingest: Arc<dyn Ingest>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("cfg", &self.inner.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why processing stopped before a terminal state.
+enum Stop {
+    /// Shutdown: release the lease.
+    Shutdown,
+    /// Someone else holds the task now.
+    LeaseLost,
+    /// The caller cancelled.
+    Cancel,
+    /// Permanent failure.
+    Fail(Failure),
+    /// Queue storage failed persistently.
+    Queue(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::LeaseLost { .. } | Error::InvalidTransition { .. } | Error::NotFound { .. } => {
+                Self::LeaseLost
+            }
+            other => Self::Queue(other),
+        }
+    }
+}
+
+fn classify(e: &nessus_core::Error) -> Failure {
+    let code = match e.status() {
+        Some(s) => format!("nessus_http_{s}"),
+        None if matches!(e, nessus_core::Error::InvalidCredentials { .. }) => {
+            "invalid_credentials".to_owned()
+        }
+        None => "nessus_error".to_owned(),
+    };
+    Failure::dead_letter(code, e.to_string())
+}
+
+struct Flags {
+    lost: AtomicBool,
+    cancel: AtomicBool,
+}
+
+impl Worker {
+    /// A worker that places tasks on scanners from `dir` and ingests with `ingest`.
+    pub fn new(
+        queue: Queue,
+        cfg: WorkerConfig,
+        dir: Arc<dyn ScannerDirectory>,
+        ingest: Arc<dyn Ingest>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                queue,
+                cfg,
+                dir,
+                ingest,
+            }),
+        }
+    }
+
+    /// Runs until `shutdown` becomes true: then stops claiming, lets each task
+    /// finish its current step, and releases their leases so another worker can
+    /// re-attach.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> Result<()> {
+        let inner = &self.inner;
+        let mut tasks = JoinSet::new();
+        let mut last_reap = tokio::time::Instant::now() - inner.cfg.reap_interval;
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            if last_reap.elapsed() >= inner.cfg.reap_interval {
+                last_reap = tokio::time::Instant::now();
+                match inner.queue.reap().await {
+                    Ok(r) if !r.requeued.is_empty() || !r.dead_lettered.is_empty() => {
+                        tracing::info!(requeued = ?r.requeued, dead_lettered = ?r.dead_lettered, "reaped expired leases");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "reaper failed; will retry"),
+                }
+            }
+            let claimed = if tasks.len() < inner.cfg.max_in_flight {
+                match inner
+                    .queue
+                    .claim(&inner.cfg.worker_id, &inner.cfg.pools)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "claim failed; backing off");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            match claimed {
+                Some(c) => {
+                    let inner = Arc::clone(inner);
+                    let sd = shutdown.clone();
+                    tasks.spawn(async move { inner.process(c, sd).await });
+                }
+                None => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(inner.cfg.idle_poll) => {}
+                        _ = shutdown.changed() => {}
+                        Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                    }
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+impl Inner {
+    async fn process(self: Arc<Self>, claim: Claim, shutdown: watch::Receiver<bool>) {
+        let id = claim.task.task_id.clone();
+        let token = claim.token;
+        let flags = Arc::new(Flags {
+            lost: AtomicBool::new(false),
+            cancel: AtomicBool::new(claim.task.cancel_requested),
+        });
+        let hb = tokio::spawn(Arc::clone(&self).heartbeat(id.clone(), token, Arc::clone(&flags)));
+        tracing::info!(task_id = %id, trace_id = %claim.task.trace_id, instance = ?claim.task.instance, attempt = claim.task.attempts, "claimed");
+        let outcome = self.drive(&claim, &flags, &shutdown).await;
+        hb.abort();
+        let q = &self.queue;
+        let res = match outcome {
+            Ok(()) => Ok(()),
+            Err(Stop::Shutdown) => q.release(&id, token).await.map(|_| ()),
+            Err(Stop::LeaseLost) => {
+                tracing::warn!(task_id = %id, "lease lost; another worker owns the task");
+                Ok(())
+            }
+            Err(Stop::Cancel) => q.confirm_cancel(&id, token).await.map(|_| ()),
+            Err(Stop::Fail(f)) => {
+                tracing::warn!(task_id = %id, code = %f.code, "task failed");
+                q.fail(&id, token, f).await.map(|_| ())
+            }
+            Err(Stop::Queue(e)) => Err(e),
+        };
+        if let Err(e) = res {
+            // The lease will lapse and the reaper hands the task to another worker.
+            tracing::warn!(task_id = %id, error = %e, "could not record the outcome");
+        }
+    }
+
+    async fn heartbeat(self: Arc<Self>, id: String, token: u64, flags: Arc<Flags>) {
+        let every =
+            (self.queue.config().lease_ttl.unsigned_abs() / 3).max(Duration::from_millis(50));
+        loop {
+            tokio::time::sleep(every).await;
+            match self.queue.heartbeat(&id, token).await {
+                Ok(t) => {
+                    if t.cancel_requested {
+                        flags.cancel.store(true, Ordering::SeqCst);
+                    }
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::debug!(task_id = %id, error = %e, "heartbeat failed; retrying");
+                }
+                Err(_) => {
+                    flags.lost.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn check(
+        &self,
+        flags: &Flags,
+        shutdown: &watch::Receiver<bool>,
+    ) -> std::result::Result<(), Stop> {
+        if flags.lost.load(Ordering::SeqCst) {
+            Err(Stop::LeaseLost)
+        } else if *shutdown.borrow() {
+            Err(Stop::Shutdown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sleeps `d`, waking early on shutdown.
+    async fn pause(&self, d: Duration, shutdown: &watch::Receiver<bool>) {
+        let mut sd = shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = sd.wait_for(|v| *v) => {}
+        }
+    }
+
+    fn backoff(&self, attempt: u32, hint: Option<Duration>) -> Duration {
+        let exp = self
+            .cfg
+            .retry_base
+            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+            .min(self.cfg.retry_max);
+        // Full jitter, but never below the server's Retry-After.
+        let jittered = exp.mul_f64(rand::random::<f64>().max(0.1));
+        hint.map_or(jittered, |h| jittered.max(h))
+    }
+
+    /// Runs a scanner call, waiting out transient errors (never failing the task for
+    /// them) and turning permanent ones into a dead-lettered failure.
+    async fn call<T, F, Fut>(
+        &self,
+        what: &str,
+        flags: &Flags,
+        shutdown: &watch::Receiver<bool>,
+        mut f: F,
+    ) -> std::result::Result<T, Stop>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = nessus_core::Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            self.check(flags, shutdown)?;
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() => {
+                    tracing::info!(step = what, attempt, error = %e, "transient scanner error; waiting");
+                    self.pause(self.backoff(attempt, e.retry_after()), shutdown)
+                        .await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(Stop::Fail(classify(&e))),
+            }
+        }
+    }
+
+    /// Queue writes retried while the backend is briefly unavailable.
+    async fn write<T, F, Fut>(
+        &self,
+        shutdown: &watch::Receiver<bool>,
+        mut f: F,
+    ) -> std::result::Result<T, Stop>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt < 60 => {
+                    self.pause(self.backoff(attempt, None), shutdown).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn credentials(&self, task: &Task) -> std::result::Result<Option<SshCredentials>, Stop> {
+        if task.has_adhoc_credentials {
+            let c = self
+                .queue
+                .open_credentials(&task.task_id)
+                .await?
+                .ok_or_else(|| {
+                    Stop::Fail(Failure::dead_letter(
+                        "credentials_unavailable",
+                        "the ad-hoc credentials of this task were already deleted; submit the scan again",
+                    ))
+                })?;
+            let method = c
+                .elevate_privileges_with
+                .parse()
+                .map_err(|e: nessus_core::Error| {
+                    Stop::Fail(Failure::dead_letter("invalid_credentials", e.to_string()))
+                })?;
+            let ssh = SshCredentials::password(
+                c.username.clone(),
+                secrecy::SecretString::from(c.password.expose_secret().to_owned()),
+            )
+            .escalate(
+                method,
+                c.escalation_account.clone(),
+                c.escalation_password.clone(),
+            );
+            return Ok(Some(ssh));
+        }
+        match &task.credential_profile {
+            Some(name) => self.dir.credential_profile(name).map(Some).ok_or_else(|| {
+                Stop::Fail(Failure::dead_letter(
+                    "unknown_credential_profile",
+                    format!("credential profile '{name}' is not configured"),
+                ))
+            }),
+            None => Ok(None),
+        }
+    }
+
+    async fn drive(
+        &self,
+        claim: &Claim,
+        flags: &Flags,
+        shutdown: &watch::Receiver<bool>,
+    ) -> std::result::Result<(), Stop> {
+        let task = &claim.task;
+        let (id, token) = (task.task_id.as_str(), claim.token);
+        let instance = task.instance.clone().unwrap_or_default();
+        let scanner = self.dir.scanner(&task.pool, &instance).ok_or_else(|| {
+            Stop::Fail(Failure::dead_letter(
+                "unknown_scanner_instance",
+                format!("scanner '{}:{instance}' is not configured", task.pool),
+            ))
+        })?;
+        let scanner = scanner.as_ref();
+        let name = task.nessus_scan_name();
+
+        // 1. Re-attach to the recorded or name-matched scan, else create it.
+        let scan = match task.nessus_scan_id {
+            Some(n) => ScanId(n as u64),
+            None => {
+                let found = self
+                    .call("find scan", flags, shutdown, || {
+                        scanner.find_scan_by_name(&name)
+                    })
+                    .await?;
+                let scan = match found {
+                    Some(s) => s,
+                    None => {
+                        let creds = self.credentials(task).await?;
+                        if let Some(c) = &creds {
+                            c.validate().map_err(|e| Stop::Fail(classify(&e)))?;
+                        }
+                        let targets: Vec<String> = task
+                            .targets
+                            .split([',', ' ', '\n'])
+                            .map(str::trim)
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_owned)
+                            .collect();
+                        let mut spec = ScanSpec::new(name.clone(), targets)
+                            .template(self.dir.template(task.scan_type))
+                            .description(if task.description.is_empty() {
+                                format!("{} (task {id})", task.name)
+                            } else {
+                                task.description.clone()
+                            });
+                        if let Some(c) = creds {
+                            spec = spec.credentials(c);
+                        }
+                        self.create(scanner, &spec, flags, shutdown).await?
+                    }
+                };
+                self.write(shutdown, || {
+                    self.queue.record_scan(id, token, scan.0 as i64)
+                })
+                .await?;
+                tracing::info!(task_id = %id, scan_id = scan.0, "scan recorded");
+                scan
+            }
+        };
+
+        // 2. Launch if it never ran; 3. poll adaptively.
+        let started = task.started_at.unwrap_or_else(Timestamp::now);
+        let deadline = started
+            + jiff::SignedDuration::try_from(self.cfg.scan_timeout)
+                .unwrap_or(jiff::SignedDuration::MAX);
+        let mut interval = self.cfg.poll_initial;
+        let mut last_progress = task.progress;
+        let mut launched = false;
+        loop {
+            if flags.cancel.load(Ordering::SeqCst) {
+                self.call("stop scan", flags, shutdown, || scanner.stop(scan))
+                    .await?;
+                return Err(Stop::Cancel);
+            }
+            if Timestamp::now() >= deadline {
+                self.call("stop scan", flags, shutdown, || scanner.stop(scan))
+                    .await?;
+                let msg = format!("Scan timeout after {}s", self.cfg.scan_timeout.as_secs());
+                self.write(shutdown, || self.queue.time_out(id, token, &msg))
+                    .await?;
+                return Ok(());
+            }
+            let state = self
+                .call("status", flags, shutdown, || scanner.status(scan))
+                .await?;
+            if last_progress != Some(state.progress) {
+                last_progress = Some(state.progress);
+                self.write(shutdown, || self.queue.progress(id, token, state.progress))
+                    .await?;
+            }
+            match state.status {
+                ScanStatus::Completed => break,
+                ScanStatus::Empty if !launched => {
+                    match scanner.launch(scan).await {
+                        Ok(_) => launched = true,
+                        // Already running (launched before a crash): that is success.
+                        Err(e) if e.status() == Some(409) => launched = true,
+                        Err(e) if e.is_retryable() => {
+                            tracing::info!(task_id = %id, error = %e, "launch failed transiently; will check again");
+                        }
+                        Err(e) => return Err(Stop::Fail(classify(&e))),
+                    }
+                    continue;
+                }
+                s if s.is_terminal() => {
+                    if flags.cancel.load(Ordering::SeqCst) {
+                        return Err(Stop::Cancel);
+                    }
+                    return Err(Stop::Fail(Failure::plain(
+                        format!("scan_{}", s.as_str()),
+                        format!("Scanner reported the scan as {}", s.as_str()),
+                    )));
+                }
+                _ => {}
+            }
+            self.pause(interval, shutdown).await;
+            self.check(flags, shutdown)?;
+            interval = interval.mul_f64(1.5).min(self.cfg.poll_max);
+        }
+
+        // 4. Export to the results directory (temp file, then rename).
+        let task_dir = self.cfg.results_dir.join(id);
+        tokio::fs::create_dir_all(&task_dir).await.map_err(|e| {
+            Stop::Fail(Failure::dead_letter(
+                "results_dir_unwritable",
+                format!("cannot create {}: {e}", task_dir.display()),
+            ))
+        })?;
+        let part = task_dir.join("scan.nessus.part");
+        let export = task_dir.join("scan.nessus");
+        let cap = self.cfg.export_size_cap;
+        self.call("export", flags, shutdown, || {
+            scanner.export_to_file(scan, ExportFormat::Nessus, &part, cap)
+        })
+        .await?;
+        tokio::fs::rename(&part, &export).await.map_err(|e| {
+            Stop::Fail(Failure::dead_letter(
+                "results_dir_unwritable",
+                format!("cannot move the export into place: {e}"),
+            ))
+        })?;
+
+        // 5. Ingest once, off the async threads.
+        let ingest = Arc::clone(&self.ingest);
+        let t = task.clone();
+        let (e2, d2) = (export.clone(), task_dir.clone());
+        let completion = tokio::task::spawn_blocking(move || ingest.ingest(&t, &e2, &d2))
+            .await
+            .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?
+            .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?;
+        self.write(shutdown, || {
+            self.queue.complete(id, token, completion.clone())
+        })
+        .await?;
+        tracing::info!(task_id = %id, scan_id = scan.0, "completed");
+        Ok(())
+    }
+
+    /// Creates the scan. A create that failed transiently may still have happened,
+    /// so the name is looked up before every retry: at most one scan per task.
+    async fn create(
+        &self,
+        scanner: &dyn Scanner,
+        spec: &ScanSpec,
+        flags: &Flags,
+        shutdown: &watch::Receiver<bool>,
+    ) -> std::result::Result<ScanId, Stop> {
+        let mut attempt = 0;
+        loop {
+            self.check(flags, shutdown)?;
+            match scanner.create_scan(spec).await {
+                Ok(id) => return Ok(id),
+                Err(e) if e.is_retryable() => {
+                    tracing::info!(attempt, error = %e, "create failed transiently; waiting");
+                    self.pause(self.backoff(attempt, e.retry_after()), shutdown)
+                        .await;
+                    attempt += 1;
+                    let found = self
+                        .call("find scan", flags, shutdown, || {
+                            scanner.find_scan_by_name(&spec.name)
+                        })
+                        .await?;
+                    if let Some(id) = found {
+                        return Ok(id);
+                    }
+                }
+                Err(e) => return Err(Stop::Fail(classify(&e))),
+            }
+        }
+    }
+}

@@ -1,0 +1,666 @@
+//! The backend conformance suite. Every function runs against SQLite and Redis.
+
+use std::collections::HashSet;
+
+use jiff::SignedDuration;
+use nessus_queue::{
+    AdhocCredentials, CancelOutcome, Completion, DlqPurge, Error, Failure, InstanceCapacity,
+    ListTasks, NewTask, QueueConfig, ScanType, TaskStatus,
+};
+use secrecy::SecretString;
+
+use crate::support::Harness;
+
+fn req(targets: &str, name: &str) -> NewTask {
+    NewTask::new(ScanType::Untrusted, "nessus", targets, name)
+}
+
+fn pool(name: &str, instances: &[(&str, u32)]) -> (String, Vec<InstanceCapacity>) {
+    (
+        name.to_owned(),
+        instances
+            .iter()
+            .map(|(i, m)| InstanceCapacity {
+                instance: (*i).to_owned(),
+                max_concurrent: *m,
+            })
+            .collect(),
+    )
+}
+
+pub(crate) async fn submit_get_and_position(h: &Harness) {
+    let q = &h.queue;
+    let a = q
+        .submit("p", req("10.0.0.1", "a"), None, None)
+        .await
+        .unwrap();
+    let b = q
+        .submit("p", req("10.0.0.2", "b"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(a.queue_position, Some(1));
+    assert_eq!(b.queue_position, Some(2));
+    assert!(!a.idempotent);
+    // One free slot by default: the first starts now, the second waits one scan
+    // of the default 15 minutes.
+    assert_eq!(a.estimated_wait_minutes, Some(0));
+    assert_eq!(b.estimated_wait_minutes, Some(15));
+    let got = q.get(&a.task.task_id).await.unwrap().unwrap();
+    assert_eq!(got.task.status, TaskStatus::Queued);
+    assert_eq!(got.task.targets, "10.0.0.1");
+    assert_eq!(got.task.trace_id, a.task.trace_id);
+    assert!(
+        q.get("ness_un_20200101_000000_00000000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(q.get("../../etc/passwd").await.unwrap().is_none());
+    let bad = q.submit("p", req("", "x"), None, None).await;
+    assert!(matches!(
+        bad,
+        Err(Error::Invalid {
+            field: "targets",
+            ..
+        })
+    ));
+    let bad_pool = q
+        .submit(
+            "p",
+            NewTask::new(ScanType::Untrusted, "a b", "1.2.3.4", "x"),
+            None,
+            None,
+        )
+        .await;
+    assert!(matches!(
+        bad_pool,
+        Err(Error::Invalid {
+            field: "scanner_pool",
+            ..
+        })
+    ));
+}
+
+pub(crate) async fn idempotency_same_and_conflicting_requests(h: &Harness) {
+    let q = &h.queue;
+    let first = q
+        .submit("alice", req("10.0.0.1", "s"), None, Some("k1"))
+        .await
+        .unwrap();
+    let again = q
+        .submit("alice", req("10.0.0.1", "s"), None, Some("k1"))
+        .await
+        .unwrap();
+    assert!(again.idempotent);
+    assert_eq!(again.task.task_id, first.task.task_id);
+    let conflict = q
+        .submit("alice", req("10.0.0.9", "s"), None, Some("k1"))
+        .await;
+    assert!(matches!(conflict, Err(Error::IdempotencyConflict { ref key }) if key == "k1"));
+    // Keys are scoped per principal.
+    let bob = q
+        .submit("bob", req("10.0.0.9", "s"), None, Some("k1"))
+        .await
+        .unwrap();
+    assert!(!bob.idempotent);
+    assert_ne!(bob.task.task_id, first.task.task_id);
+    // The hash covers what the caller sent: an explicit pin is a different request.
+    let pinned = q
+        .submit(
+            "alice",
+            req("10.0.0.1", "s").scanner_instance("scanner2"),
+            None,
+            Some("k1"),
+        )
+        .await;
+    assert!(matches!(pinned, Err(Error::IdempotencyConflict { .. })));
+}
+
+pub(crate) async fn hundred_concurrent_identical_submits_make_one_task(h: &Harness) {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let q = h.queue.clone();
+        set.spawn(async move {
+            q.submit("p", req("10.1.1.1", "same"), None, Some("same-key"))
+                .await
+        });
+    }
+    let mut ids = HashSet::new();
+    let mut fresh = 0;
+    while let Some(r) = set.join_next().await {
+        let s = r.unwrap().unwrap();
+        ids.insert(s.task.task_id);
+        fresh += usize::from(!s.idempotent);
+    }
+    assert_eq!(ids.len(), 1, "all submits must return the same task");
+    assert_eq!(fresh, 1, "exactly one submit creates the task");
+    let all = h.queue.list(ListTasks::new(1000)).await.unwrap();
+    assert_eq!(all.tasks.len(), 1);
+}
+
+pub(crate) async fn claim_complete_and_eta_history(h: &Harness) {
+    let q = &h.queue;
+    let pools = [pool("nessus", &[("s1", 1)])];
+    assert!(q.claim("w", &pools).await.unwrap().is_none(), "empty queue");
+    let a = q
+        .submit("p", req("10.0.0.1", "a"), None, None)
+        .await
+        .unwrap();
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, a.task.task_id);
+    assert_eq!(c.task.status, TaskStatus::Running);
+    assert_eq!(c.task.instance.as_deref(), Some("s1"));
+    assert_eq!(c.task.attempts, 1);
+    let t = q.record_scan(&c.task.task_id, c.token, 42).await.unwrap();
+    assert_eq!(t.nessus_scan_id, Some(42));
+    q.progress(&c.task.task_id, c.token, 55).await.unwrap();
+    let done = q
+        .complete(&c.task.task_id, c.token, Completion::default())
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Completed);
+    assert!(done.completed_at.is_some());
+    // Terminal is final.
+    let again = q
+        .fail(&c.task.task_id, c.token, Failure::plain("x", "y"))
+        .await;
+    assert!(matches!(again, Err(Error::InvalidTransition { .. })));
+    // History now drives the ETA: a scan took ~0 s, so waiting costs ~0 minutes.
+    q.submit("p", req("10.0.0.2", "b"), None, None)
+        .await
+        .unwrap();
+    let c2 = q
+        .submit("p", req("10.0.0.3", "c"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(c2.queue_position, Some(2));
+    assert!(c2.estimated_wait_minutes.unwrap() <= 1);
+}
+
+pub(crate) async fn capacity_and_pins_across_claimers(h: &Harness) {
+    let q = &h.queue;
+    for i in 0..10 {
+        q.submit("p", req(&format!("10.0.0.{i}"), "x"), None, None)
+            .await
+            .unwrap();
+    }
+    let pinned = q
+        .submit(
+            "p",
+            req("10.9.9.9", "pinned").scanner_instance("s2"),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let pools = [pool("nessus", &[("s1", 2), ("s2", 1)])];
+    // 8 concurrent claimers (as separate handles, like separate processes).
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let q = h.with_config(QueueConfig::default());
+        let pools = pools.clone();
+        set.spawn(async move { q.claim(&format!("w{w}"), &pools).await.unwrap() });
+    }
+    let mut per_instance = std::collections::HashMap::<String, u32>::new();
+    let mut got = 0;
+    while let Some(r) = set.join_next().await {
+        if let Some(c) = r.unwrap() {
+            got += 1;
+            *per_instance
+                .entry(c.task.instance.clone().unwrap())
+                .or_default() += 1;
+            assert!(c.task.pinned_instance.is_none() || c.task.instance.as_deref() == Some("s2"));
+        }
+    }
+    assert_eq!(got, 3, "total capacity is 3");
+    assert_eq!(per_instance.get("s1"), Some(&2));
+    assert_eq!(per_instance.get("s2"), Some(&1));
+    assert!(
+        q.claim("late", &pools).await.unwrap().is_none(),
+        "all slots busy"
+    );
+    // The pinned task waits for s2 even though it is not at the head.
+    let v = q.get(&pinned.task.task_id).await.unwrap().unwrap();
+    assert_eq!(v.task.status, TaskStatus::Queued);
+    // Free s2 by completing its task; the pinned task can then be claimed on s2 only.
+    let running = q
+        .list(ListTasks::new(100).status(TaskStatus::Running))
+        .await
+        .unwrap();
+    let on_s2 = running
+        .tasks
+        .iter()
+        .find(|t| t.instance.as_deref() == Some("s2"))
+        .unwrap();
+    let tok = on_s2.lease.as_ref().unwrap().token;
+    q.complete(&on_s2.task_id, tok, Completion::default())
+        .await
+        .unwrap();
+    let only_s2 = [pool("nessus", &[("s2", 1)])];
+    let mut claimed_pinned = false;
+    while let Some(c) = q.claim("w", &only_s2).await.unwrap() {
+        claimed_pinned |= c.task.task_id == pinned.task.task_id;
+        q.complete(&c.task.task_id, c.token, Completion::default())
+            .await
+            .unwrap();
+        if claimed_pinned {
+            break;
+        }
+    }
+    assert!(claimed_pinned);
+}
+
+pub(crate) async fn lease_expiry_requeues_and_fences_stale_writers(h: &Harness) {
+    let q = h.with_config(QueueConfig::default().lease_ttl(SignedDuration::from_millis(300)));
+    let pools = [pool("nessus", &[("s1", 1)])];
+    let s = q
+        .submit("p", req("10.0.0.1", "a"), None, None)
+        .await
+        .unwrap();
+    let c1 = q.claim("w1", &pools).await.unwrap().unwrap();
+    // Heartbeats keep it.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        q.heartbeat(&s.task.task_id, c1.token).await.unwrap();
+        assert!(q.reap().await.unwrap().requeued.is_empty());
+    }
+    // The worker "dies": the lease lapses, the slot frees, the reaper requeues.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let rep = q.reap().await.unwrap();
+    assert_eq!(rep.requeued, vec![s.task.task_id.clone()]);
+    let c2 = q.claim("w2", &pools).await.unwrap().unwrap();
+    assert_eq!(c2.task.task_id, s.task.task_id);
+    assert!(c2.token > c1.token);
+    assert_eq!(c2.task.attempts, 2);
+    // The zombie's writes are rejected.
+    let stale = q.record_scan(&s.task.task_id, c1.token, 9).await;
+    assert!(matches!(stale, Err(Error::LeaseLost { .. })), "{stale:?}");
+    let stale = q
+        .complete(&s.task.task_id, c1.token, Completion::default())
+        .await;
+    assert!(matches!(stale, Err(Error::LeaseLost { .. })));
+    q.complete(&s.task.task_id, c2.token, Completion::default())
+        .await
+        .unwrap();
+    // Graceful release gives the task back without counting an attempt.
+    let s2 = q
+        .submit("p", req("10.0.0.2", "b"), None, None)
+        .await
+        .unwrap();
+    let c3 = q.claim("w3", &pools).await.unwrap().unwrap();
+    let back = q.release(&s2.task.task_id, c3.token).await.unwrap();
+    assert_eq!((back.status, back.attempts), (TaskStatus::Queued, 0));
+}
+
+pub(crate) async fn poison_task_goes_to_dlq_and_retry_succeeds(h: &Harness) {
+    let q = h.with_config(
+        QueueConfig::default()
+            .lease_ttl(SignedDuration::from_millis(100))
+            .max_attempts(2),
+    );
+    let pools = [pool("nessus", &[("s1", 1)])];
+    let s = q
+        .submit("p", req("10.0.0.1", "poison"), None, None)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        q.claim("w", &pools).await.unwrap().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        q.reap().await.unwrap();
+    }
+    let t = q.get(&s.task.task_id).await.unwrap().unwrap().task;
+    assert_eq!(t.status, TaskStatus::Failed);
+    assert_eq!(t.error_code.as_deref(), Some("lease_expired_max_attempts"));
+    assert!(t.error_message.unwrap().contains("2 attempts"));
+    let dlq = q.dlq_list(None, 10, None).await.unwrap();
+    assert_eq!(dlq.tasks.len(), 1);
+    assert!(q.dlq_get(&s.task.task_id).await.unwrap().is_some());
+    assert_eq!(q.queue_status("nessus").await.unwrap().dlq_size, 1);
+    // Retry is a fresh attempt that can succeed.
+    let r = q.dlq_retry(&s.task.task_id).await.unwrap();
+    assert_eq!((r.status, r.attempts), (TaskStatus::Queued, 0));
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    q.complete(&c.task.task_id, c.token, Completion::default())
+        .await
+        .unwrap();
+    assert!(q.dlq_list(None, 10, None).await.unwrap().tasks.is_empty());
+    // A permanent failure dead-letters at once with its code.
+    let p = q
+        .submit("p", req("10.0.0.2", "perm"), None, None)
+        .await
+        .unwrap();
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    q.fail(
+        &c.task.task_id,
+        c.token,
+        Failure::dead_letter("nessus_rejected", "400 bad"),
+    )
+    .await
+    .unwrap();
+    let d = q.dlq_get(&p.task.task_id).await.unwrap().unwrap();
+    assert_eq!(d.error_code.as_deref(), Some("nessus_rejected"));
+    // Completed tasks cannot be "retried".
+    assert!(q.dlq_retry(&c.task.task_id).await.is_ok());
+    assert!(q.dlq_retry(&s.task.task_id).await.is_err());
+}
+
+pub(crate) async fn cancel_queued_and_running(h: &Harness) {
+    let q = &h.queue;
+    let pools = [pool("nessus", &[("s1", 1)])];
+    let a = q
+        .submit("p", req("10.0.0.1", "a"), None, None)
+        .await
+        .unwrap();
+    let b = q
+        .submit("p", req("10.0.0.2", "b"), None, None)
+        .await
+        .unwrap();
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, a.task.task_id);
+    assert_eq!(
+        q.cancel(&b.task.task_id).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(
+        q.get(&b.task.task_id).await.unwrap().unwrap().task.status,
+        TaskStatus::Cancelled
+    );
+    assert_eq!(q.queue_status("nessus").await.unwrap().queue_depth, 0);
+    assert_eq!(
+        q.cancel(&a.task.task_id).await.unwrap(),
+        CancelOutcome::CancelRequested
+    );
+    let hb = q.heartbeat(&a.task.task_id, c.token).await.unwrap();
+    assert!(
+        hb.cancel_requested,
+        "the worker learns about the cancel on heartbeat"
+    );
+    q.confirm_cancel(&a.task.task_id, c.token).await.unwrap();
+    assert_eq!(
+        q.cancel(&a.task.task_id).await.unwrap(),
+        CancelOutcome::AlreadyFinished
+    );
+    assert!(matches!(
+        q.cancel("ness_un_20200101_000000_00000000").await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+pub(crate) async fn list_filters_and_pagination(h: &Harness) {
+    let q = &h.queue;
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let pool_name = if i % 5 == 0 { "dmz" } else { "nessus" };
+        let r = NewTask::new(
+            ScanType::Untrusted,
+            pool_name,
+            format!("10.0.{i}.0/24"),
+            "n",
+        );
+        ids.push(q.submit("p", r, None, None).await.unwrap().task.task_id);
+        // Distinct creation milliseconds keep "newest first" unambiguous.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let pools = [pool("nessus", &[("s1", 3)])];
+    for _ in 0..3 {
+        q.claim("w", &pools).await.unwrap().unwrap();
+    }
+    // Pagination covers everything once, newest first.
+    let mut seen = Vec::new();
+    let mut page = q.list(ListTasks::new(7)).await.unwrap();
+    loop {
+        assert!(page.tasks.len() <= 7);
+        seen.extend(page.tasks.iter().map(|t| t.task_id.clone()));
+        match page.next_cursor.clone() {
+            Some(c) => page = q.list(ListTasks::new(7).cursor(c)).await.unwrap(),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let dmz = q.list(ListTasks::new(100).pool("dmz")).await.unwrap();
+    assert_eq!(dmz.tasks.len(), 5);
+    assert!(dmz.tasks.iter().all(|t| t.pool == "dmz"));
+    let running = q
+        .list(ListTasks::new(100).status(TaskStatus::Running))
+        .await
+        .unwrap();
+    assert_eq!(running.tasks.len(), 3);
+    let queued_nessus = q
+        .list(
+            ListTasks::new(100)
+                .status(TaskStatus::Queued)
+                .pool("nessus"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued_nessus.tasks.len(), 17);
+    // CIDR-aware target filter: an address inside one stored /24.
+    let hit = q
+        .list(ListTasks::new(10).target("10.0.7.33"))
+        .await
+        .unwrap();
+    assert_eq!(hit.tasks.len(), 1);
+    assert_eq!(hit.tasks[0].task_id, ids[7]);
+    let wide = q
+        .list(ListTasks::new(100).target("10.0.0.0/16"))
+        .await
+        .unwrap();
+    assert_eq!(wide.tasks.len(), 25);
+    let none = q
+        .list(ListTasks::new(10).target("192.168.0.1"))
+        .await
+        .unwrap();
+    assert!(none.tasks.is_empty());
+}
+
+pub(crate) async fn queue_position_never_rises(h: &Harness) {
+    let q = h.with_config(QueueConfig::default().lease_ttl(SignedDuration::from_millis(100)));
+    let pools = [pool("nessus", &[("s1", 2)])];
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            q.submit("p", req(&format!("10.0.0.{i}"), "x"), None, None)
+                .await
+                .unwrap()
+                .task
+                .task_id,
+        );
+    }
+    let mut last: Vec<u64> = Vec::new();
+    for id in &ids {
+        last.push(q.get(id).await.unwrap().unwrap().queue_position.unwrap());
+    }
+    assert_eq!(last, vec![1, 2, 3, 4, 5, 6]);
+    // Claims, new submissions and a crashed worker's requeue must not move any waiting task back.
+    q.claim("w", &pools).await.unwrap().unwrap();
+    q.claim("w", &pools).await.unwrap().unwrap();
+    q.submit("p", req("10.0.1.1", "later"), None, None)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    assert_eq!(q.reap().await.unwrap().requeued.len(), 2);
+    // The two claimed tasks left the queue and re-entered at its tail; the four that
+    // waited throughout only moved forward.
+    for (id, prev) in ids.iter().zip(&last).skip(2) {
+        let p = q.get(id).await.unwrap().unwrap().queue_position.unwrap();
+        assert!(p <= *prev, "{id}: position rose from {prev} to {p}");
+    }
+    let requeued = q.get(&ids[0]).await.unwrap().unwrap();
+    assert_eq!(requeued.task.status, TaskStatus::Queued);
+    assert!(requeued.queue_position.unwrap() > 4);
+}
+
+pub(crate) async fn housekeeping_ttls_and_dry_run(h: &Harness) {
+    let q = h.with_config(QueueConfig::default().ttls(
+        SignedDuration::from_millis(100),
+        SignedDuration::from_secs(3600),
+    ));
+    let pools = [pool("nessus", &[("s1", 5)])];
+    let done = q
+        .submit("p", req("10.0.0.1", "done"), None, None)
+        .await
+        .unwrap();
+    let failed = q
+        .submit("p", req("10.0.0.2", "failed"), None, None)
+        .await
+        .unwrap();
+    let waiting = q
+        .submit("p", req("10.0.0.3", "waiting"), None, None)
+        .await
+        .unwrap();
+    let c1 = q.claim("w", &pools).await.unwrap().unwrap();
+    let c2 = q.claim("w", &pools).await.unwrap().unwrap();
+    q.complete(&c1.task.task_id, c1.token, Completion::default())
+        .await
+        .unwrap();
+    q.fail(&c2.task.task_id, c2.token, Failure::plain("x", "y"))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let dry = q
+        .housekeep(true, |_| panic!("dry run deletes nothing"))
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.tasks,
+        vec![(done.task.task_id.clone(), TaskStatus::Completed)]
+    );
+    assert!(q.get(&done.task.task_id).await.unwrap().is_some());
+    let mut removed = Vec::new();
+    let rep = q
+        .housekeep(false, |t| removed.push(t.task_id.clone()))
+        .await
+        .unwrap();
+    assert_eq!(rep.tasks.len(), 1);
+    assert_eq!(removed, vec![done.task.task_id.clone()]);
+    assert!(q.get(&done.task.task_id).await.unwrap().is_none());
+    assert!(
+        q.get(&failed.task.task_id).await.unwrap().is_some(),
+        "30-day class kept"
+    );
+    assert!(
+        q.get(&waiting.task.task_id).await.unwrap().is_some(),
+        "live tasks never go"
+    );
+    let all = q.list(ListTasks::new(100)).await.unwrap();
+    assert_eq!(all.tasks.len(), 2);
+}
+
+pub(crate) async fn sealed_credentials_never_stored_in_plaintext(h: &Harness) {
+    let q = &h.queue;
+    let canary = format!("CANARY-{}", uuid::Uuid::new_v4());
+    let creds = AdhocCredentials::ssh("root", SecretString::from(canary.clone()));
+    let r = NewTask::new(ScanType::Authenticated, "nessus", "10.0.0.1", "auth");
+    let s = q
+        .submit("p", r.clone(), Some(creds.clone()), Some("auth-key"))
+        .await
+        .unwrap();
+    assert!(s.task.has_adhoc_credentials);
+    // An identical retry with the same password is idempotent.
+    let again = q
+        .submit("p", r, Some(creds), Some("auth-key"))
+        .await
+        .unwrap();
+    assert!(again.idempotent);
+    let stored = h.all_stored_bytes().await;
+    assert!(
+        !contains(&stored, canary.as_bytes()),
+        "canary found in the store"
+    );
+    let status = serde_json::to_string(&q.queue_status("nessus").await.unwrap()).unwrap();
+    assert!(!status.contains(&canary));
+    // Only the worker can open them, and they go once the scan exists.
+    let pools = [pool("nessus", &[("s1", 1)])];
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    let opened = q.open_credentials(&c.task.task_id).await.unwrap().unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(opened.password.expose_secret(), canary);
+    q.record_scan(&c.task.task_id, c.token, 5).await.unwrap();
+    assert!(q.open_credentials(&c.task.task_id).await.unwrap().is_none());
+    // A task that fails before creating its scan drops them too.
+    let s2 = q
+        .submit(
+            "p",
+            NewTask::new(ScanType::Authenticated, "nessus", "10.0.0.2", "auth2"),
+            Some(AdhocCredentials::ssh(
+                "root",
+                SecretString::from(canary.clone()),
+            )),
+            None,
+        )
+        .await
+        .unwrap();
+    q.complete(&c.task.task_id, c.token, Completion::default())
+        .await
+        .unwrap();
+    let c2 = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c2.task.task_id, s2.task.task_id);
+    q.fail(
+        &c2.task.task_id,
+        c2.token,
+        Failure::dead_letter("nessus_error", "500"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        q.open_credentials(&s2.task.task_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dlq = serde_json::to_string(&q.dlq_list(None, 10, None).await.unwrap()).unwrap();
+    assert!(!dlq.contains(&canary));
+    // Untrusted scans take no credentials; authenticated ones need some.
+    let bad = q
+        .submit(
+            "p",
+            NewTask::new(ScanType::Authenticated, "nessus", "10.0.0.3", "x"),
+            None,
+            None,
+        )
+        .await;
+    assert!(matches!(
+        bad,
+        Err(Error::Invalid {
+            field: "credentials",
+            ..
+        })
+    ));
+}
+
+pub(crate) async fn dlq_purge_modes(h: &Harness) {
+    let q = &h.queue;
+    let pools = [pool("nessus", &[("s1", 10)])];
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        q.submit("p", req(&format!("10.0.0.{i}"), "x"), None, None)
+            .await
+            .unwrap();
+        let c = q.claim("w", &pools).await.unwrap().unwrap();
+        q.fail(&c.task.task_id, c.token, Failure::dead_letter("e", "m"))
+            .await
+            .unwrap();
+        ids.push(c.task.task_id);
+    }
+    assert_eq!(q.dlq_purge(DlqPurge::Id(ids[0].clone())).await.unwrap(), 1);
+    assert_eq!(q.dlq_purge(DlqPurge::Id(ids[0].clone())).await.unwrap(), 0);
+    let future = jiff::Timestamp::now() + SignedDuration::from_secs(60);
+    let past = jiff::Timestamp::now() - SignedDuration::from_secs(3600);
+    assert_eq!(q.dlq_purge(DlqPurge::Before(past)).await.unwrap(), 0);
+    assert_eq!(q.dlq_purge(DlqPurge::Before(future)).await.unwrap(), 3);
+    q.submit("p", req("10.0.0.9", "x"), None, None)
+        .await
+        .unwrap();
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    q.fail(&c.task.task_id, c.token, Failure::dead_letter("e", "m"))
+        .await
+        .unwrap();
+    assert_eq!(q.dlq_purge(DlqPurge::All).await.unwrap(), 1);
+    assert_eq!(q.queue_status("nessus").await.unwrap().dlq_size, 0);
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}

@@ -1,0 +1,44 @@
+//! Integration tests: one conformance suite run against SQLite and a real Redis.
+
+mod conformance;
+mod faults;
+mod support;
+
+macro_rules! conformance_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let h = crate::support::Harness::sqlite();
+                    crate::conformance::$name(&h).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let h = crate::support::Harness::redis().await;
+                    crate::conformance::$name(&h).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_tests!(
+    submit_get_and_position,
+    idempotency_same_and_conflicting_requests,
+    hundred_concurrent_identical_submits_make_one_task,
+    claim_complete_and_eta_history,
+    capacity_and_pins_across_claimers,
+    lease_expiry_requeues_and_fences_stale_writers,
+    poison_task_goes_to_dlq_and_retry_succeeds,
+    cancel_queued_and_running,
+    list_filters_and_pagination,
+    queue_position_never_rises,
+    housekeeping_ttls_and_dry_run,
+    sealed_credentials_never_stored_in_plaintext,
+    dlq_purge_modes,
+);
