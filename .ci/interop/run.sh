@@ -37,7 +37,7 @@ BIN="${CARGO_TARGET_DIR:-target}/debug/nessus-mcp"
 
 step "start a token-less loopback server for the conformance suite"
 PORT=$(free_port)
-NESSUS_MCP_TOKENS= "$BIN" --bind "127.0.0.1:$PORT" --demo --data-dir "$WORK/conformance" --no-banner \
+NESSUS_MCP_TOKENS= "$BIN" --bind "127.0.0.1:$PORT" --demo --no-auth --data-dir "$WORK/conformance" \
     >"$WORK/conformance.log" 2>&1 &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$PORT/health"

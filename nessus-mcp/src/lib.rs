@@ -18,24 +18,31 @@
 
 mod app;
 mod auth;
+mod dto;
+mod errors;
 mod guard;
 mod http;
+mod ops;
 mod prompts;
 mod resources;
+mod results;
 mod server;
 mod stdio;
 mod telemetry;
 mod tools;
+mod workers;
 
 use std::net::SocketAddr;
 
-pub use app::{App, Check, Readiness};
+pub use app::{App, Check, Readiness, queue_config};
 pub use auth::{MIN_TOKEN_LEN, Principal, TokenSet, TokenSpecError};
 pub use guard::OriginPolicy;
 pub use http::{DEFAULT_MAX_BODY_BYTES, HttpOptions, HttpServer, router};
+pub use results::store_dir;
 pub use server::NessusMcp;
 pub use stdio::serve_stdio;
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
+pub use workers::{ConfigDirectory, SchemaIngest};
 
 /// Errors from starting or running the server.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +66,9 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The task queue could not be opened.
+    #[error("cannot open the task queue")]
+    Queue(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The server stopped with an error.
     #[error("the server stopped with an error")]
     Serve(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -20,6 +20,17 @@ pub(crate) const AUTH_FAILURES: &str = "nessus_mcp_auth_failures_total";
 /// Counter `{reason}`: requests refused by Host/Origin validation.
 pub(crate) const REJECTED_REQUESTS: &str = "nessus_mcp_rejected_requests_total";
 
+/// Counter `{scan_type, status}`: scan submissions (predecessor's name kept).
+pub(crate) const SCANS: &str = "nessus_scans_total";
+/// Gauge `{pool}`: queued tasks, refreshed at each scrape.
+pub(crate) const POOL_QUEUE_DEPTH: &str = "nessus_pool_queue_depth";
+/// Gauge `{pool}`: running tasks, refreshed at each scrape.
+pub(crate) const POOL_RUNNING: &str = "nessus_pool_running";
+/// Gauge `{pool}`: dead-letter entries, refreshed at each scrape.
+pub(crate) const POOL_DLQ_DEPTH: &str = "nessus_pool_dlq_depth";
+/// Gauge: 1 when the backend answered the last readiness probe.
+pub(crate) const BACKEND_UP: &str = "nessus_mcp_backend_up";
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {
