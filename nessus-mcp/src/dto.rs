@@ -464,3 +464,37 @@ pub(crate) struct DiffScans {
     #[serde(default)]
     pub(crate) limit: Option<usize>,
 }
+
+/// Counts of a scan diff.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct DiffCounts {
+    /// Findings only in the newer scan.
+    pub(crate) new: usize,
+    /// Findings only in the older scan.
+    pub(crate) fixed: usize,
+    /// Findings in both with another severity.
+    pub(crate) severity_changed: usize,
+    /// Findings in both with the same severity.
+    pub(crate) unchanged: usize,
+}
+
+/// What `diff_scans` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct DiffResult {
+    /// The older scan.
+    pub(crate) base_task_id: String,
+    /// The newer scan.
+    pub(crate) compare_task_id: String,
+    /// Severity threshold applied.
+    pub(crate) min_severity: u8,
+    /// Totals (before the per-list limit).
+    pub(crate) counts: DiffCounts,
+    /// True when a list was cut at the limit.
+    pub(crate) truncated: bool,
+    /// New findings: host, port, protocol, plugin_id, plugin_name, severity.
+    pub(crate) new: Vec<Value>,
+    /// Fixed findings.
+    pub(crate) fixed: Vec<Value>,
+    /// Findings whose severity changed (old_severity, new_severity).
+    pub(crate) severity_changed: Vec<Value>,
+}

@@ -65,6 +65,8 @@ impl HttpServer {
     /// Bind and start serving `app`. Refuses a token-less server on a
     /// non-loopback address.
     pub async fn start(app: Arc<App>, opts: HttpOptions) -> Result<Self, Error> {
+        // Install the recorder before the first request so no early count is lost.
+        telemetry::metrics_handle();
         if opts.tokens.is_empty() && !opts.bind.ip().is_loopback() {
             return Err(Error::TokenlessOnPublicAddress { bind: opts.bind });
         }

@@ -4,16 +4,27 @@
 //! The binary is wiring; this thin library exposes the pieces so integration
 //! tests can start a real server in-process:
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), nessus_mcp::Error> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
-//! use nessus_mcp::{App, HttpOptions, HttpServer};
+//! use nessus_mcp::{App, HttpOptions, HttpServer, Principal, TokenSet};
 //!
-//! let app = Arc::new(App::new());
-//! let server = HttpServer::start(app, HttpOptions::default()).await?;
+//! let dir = std::env::temp_dir().join(format!("nessus-mcp-doc-{}", std::process::id()));
+//! let yaml = format!(
+//!     "server:\n  data_dir: {dir:?}\nnessus:\n  target_policy:\n    allow: [192.0.2.0/24]\n  \
+//!      instances:\n    - instance_id: s1\n      url: https://nessus.example:8834\n      \
+//!      access_key: a\n      secret_key: b\n"
+//! );
+//! let config = nessus_core::Config::from_yaml_with_env(&yaml, &|_| None)?;
+//! let app = Arc::new(App::open(config).await?);
+//! let mut tokens = TokenSet::new();
+//! tokens.insert(Principal::new("alice"), "a-long-random-token-0123".to_owned().into())?;
+//! let opts = HttpOptions { bind: "127.0.0.1:0".parse()?, tokens, ..HttpOptions::default() };
+//! let server = HttpServer::start(app, opts).await?;
 //! println!("MCP at http://{}/mcp", server.local_addr());
-//! server.shutdown().await
-//! # }
+//! server.shutdown().await?;
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok(()) }
 //! ```
 
 mod app;

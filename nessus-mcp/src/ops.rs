@@ -13,9 +13,9 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, DiffScans, GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus,
-        QueueStatus, QueuedTask, RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted,
-        ScannerInfo, ScannerList, TaskItem, TaskList, Troubleshooting,
+        CancelResult, DiffCounts, DiffResult, DiffScans, GetScanResults, ListTasks, PoolList,
+        PoolScanner, PoolStatus, QueueStatus, QueuedTask, RunAuthenticatedScan, RunUntrustedScan,
+        ScanStatus, ScanSubmitted, ScannerInfo, ScannerList, TaskItem, TaskList, Troubleshooting,
     },
     errors::ToolError,
 };
@@ -661,7 +661,7 @@ pub(crate) async fn diff(
     app: &App,
     principal: &Principal,
     p: DiffScans,
-) -> Result<serde_json::Value, ToolError> {
+) -> Result<DiffResult, ToolError> {
     let old = completed_store(app, principal, &p.base_task_id).await?;
     let new = completed_store(app, principal, &p.compare_task_id).await?;
     let min = p.min_severity.unwrap_or(1);
@@ -678,19 +678,23 @@ pub(crate) async fn diff(
         .filter(|c| keep(c.old_severity) || keep(c.new_severity))
         .collect();
     let unchanged = d.unchanged.iter().filter(|e| keep(e.severity)).count();
-    Ok(serde_json::json!({
-        "base_task_id": p.base_task_id,
-        "compare_task_id": p.compare_task_id,
-        "min_severity": min,
-        "counts": {
-            "new": new_f.len(),
-            "fixed": fixed.len(),
-            "severity_changed": changed.len(),
-            "unchanged": unchanged,
+    Ok(DiffResult {
+        counts: DiffCounts {
+            new: new_f.len(),
+            fixed: fixed.len(),
+            severity_changed: changed.len(),
+            unchanged,
         },
-        "truncated": new_f.len() > limit || fixed.len() > limit || changed.len() > limit,
-        "new": new_f.into_iter().take(limit).collect::<Vec<_>>(),
-        "fixed": fixed.into_iter().take(limit).collect::<Vec<_>>(),
-        "severity_changed": changed.into_iter().take(limit).collect::<Vec<_>>(),
-    }))
+        truncated: new_f.len() > limit || fixed.len() > limit || changed.len() > limit,
+        new: new_f.iter().take(limit).map(json_of).collect(),
+        fixed: fixed.iter().take(limit).map(json_of).collect(),
+        severity_changed: changed.iter().take(limit).map(json_of).collect(),
+        base_task_id: p.base_task_id,
+        compare_task_id: p.compare_task_id,
+        min_severity: min,
+    })
+}
+
+fn json_of<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }

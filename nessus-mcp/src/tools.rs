@@ -14,8 +14,8 @@ use rmcp::{
 
 use crate::{
     dto::{
-        CancelResult, DiffScans, GetScanResults, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus,
-        QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted,
+        CancelResult, DiffResult, DiffScans, GetScanResults, ListTasks, NoArgs, PoolList, PoolRef,
+        PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted,
         ScannerList, TaskList, TaskRef,
     },
     errors::ToolError,
@@ -265,7 +265,7 @@ impl NessusMcp {
         &self,
         Parameters(p): Parameters<DiffScans>,
         ctx: RequestContext<RoleServer>,
-    ) -> Result<Json<serde_json::Value>, ToolError> {
+    ) -> Result<Json<DiffResult>, ToolError> {
         let principal = self.principal(&ctx);
         ops::diff(&self.app, &principal, p).await.map(Json)
     }
