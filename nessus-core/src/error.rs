@@ -7,6 +7,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use crate::targets::TargetRefusal;
+
 /// A boxed error from a dependency, kept only as a `source()` for diagnostics.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -169,6 +171,53 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    // ----- Configuration, target policy, scanner availability (config/targets/breaker) -----
+    /// The config file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    ConfigRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The config is invalid; `line` and `column` (1-based) point at the culprit when
+    /// known.
+    #[error("{}: {message}", config_location(origin, *line, *column))]
+    Config {
+        /// The file name, or `<config>` for text.
+        origin: String,
+        /// 1-based line.
+        line: Option<u64>,
+        /// 1-based column.
+        column: Option<u64>,
+        /// What is wrong (never a secret value).
+        message: String,
+    },
+
+    /// Some scan targets are outside the pool's target policy; nothing was sent to
+    /// Nessus.
+    #[error("pool {pool}: {refusal}")]
+    TargetsRefused {
+        /// The pool whose policy refused them.
+        pool: String,
+        /// Every refused target with its reason.
+        refusal: TargetRefusal,
+    },
+
+    /// The scanner's circuit breaker is open; wait `retry_after` or use another
+    /// scanner. Transient: never a reason to fail a task.
+    #[error(
+        "scanner {instance} is unavailable (circuit breaker open); next probe in {:.1}s",
+        retry_after.as_secs_f64()
+    )]
+    CircuitOpen {
+        /// The instance key (`pool:instance_id`).
+        instance: String,
+        /// Time until the breaker lets a probe through.
+        retry_after: Duration,
+    },
     // ----- Simulator (feature `sim`) -----
     /// The simulator could not start.
     #[error("Nessus simulator: {reason}")]
@@ -179,6 +228,14 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+}
+
+fn config_location(origin: &str, line: Option<u64>, column: Option<u64>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{origin}:{l}:{c}"),
+        (Some(l), None) => format!("{origin}:{l}"),
+        _ => origin.to_owned(),
+    }
 }
 
 fn available_hint(available: &[String]) -> String {
@@ -200,7 +257,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Api { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            Self::Transport { .. } | Self::ExportTimeout { .. } => true,
+            Self::Transport { .. } | Self::ExportTimeout { .. } | Self::CircuitOpen { .. } => true,
             _ => false,
         }
     }
@@ -231,6 +288,7 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Api { retry_after, .. } => *retry_after,
+            Self::CircuitOpen { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

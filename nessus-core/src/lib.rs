@@ -31,15 +31,50 @@
 //! # std::fs::remove_file(&path).ok();
 //! # Ok(()) }
 //! ```
+//!
+//! The pool side: [`Config`] loads `scanners.yaml`, and each pool's target policy
+//! vets targets before anything reaches a scanner.
+//!
+//! ```
+//! use nessus_core::Config;
+//!
+//! let yaml = r#"
+//! nessus:
+//!   target_policy:
+//!     allow: [192.0.2.0/24]
+//!   instances:
+//!     - instance_id: scanner1
+//!       url: https://nessus.example:8834
+//!       access_key: ${NESSUS_ACCESS_KEY:-test-access}
+//!       secret_key: ${NESSUS_SECRET_KEY:-test-secret}
+//! "#;
+//! let config = Config::from_yaml_with_env(yaml, &|_| None)?;
+//! let pool = config.pool("nessus").expect("pool");
+//! assert_eq!(pool.check_targets("192.0.2.10-20")?.host_count(), 11);
+//! assert!(pool.check_targets("127.0.0.1").is_err());
+//! # Ok::<(), nessus_core::Error>(())
+//! ```
 
+mod breaker;
 mod client;
+mod config;
 mod error;
 mod models;
 mod scanner;
+mod select;
+mod targets;
 
+pub use breaker::{
+    BreakerConfig, BreakerOpen, BreakerPermit, BreakerState, BreakerStatus, CircuitBreaker, Clock,
+    ManualClock, SystemClock,
+};
 pub use client::{
     Credentials, ExportOptions, ExportPolling, NessusClient, NessusClientBuilder, RetryPolicy,
     TlsOptions,
+};
+pub use config::{
+    AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
+    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions as InstanceTls,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
 pub use models::{
@@ -49,6 +84,11 @@ pub use models::{
     Template, VulnerabilitySummary,
 };
 pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
+pub use select::{InstanceLoad, Unavailable, select_instance};
+pub use targets::{
+    ApprovedTargets, DEFAULT_MAX_HOSTS, IpNetwork, PolicyRule, Refusal, RefusalReason, Target,
+    TargetPolicy, TargetRefusal, split_targets, targets_match,
+};
 
 #[cfg(feature = "sim")]
 pub mod sim;

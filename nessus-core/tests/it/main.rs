@@ -1,5 +1,5 @@
-//! Integration tests of `nessus-core`: the client against the simulator (real HTTP on
-//! 127.0.0.1) and against recorded Nessus responses served by wiremock.
+//! Integration tests of `nessus-core`: the client against the simulator and against
+//! recorded Nessus responses; config, target policy, breaker and selection.
 
 mod auth;
 mod endpoints;
@@ -10,3 +10,4 @@ mod scanner;
 mod scanner_types;
 mod support;
 mod tls;
+mod targets;

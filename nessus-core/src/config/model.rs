@@ -1,0 +1,461 @@
+//! The loaded configuration: plain types with getters, secrets in `secrecy` wrappers.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::Error;
+use crate::models::{EscalationMethod, SshAuth, SshCredentials};
+use crate::targets::{ApprovedTargets, TargetPolicy};
+
+/// A secret from the config and where it came from (never its value).
+#[derive(Clone)]
+pub struct ConfigSecret {
+    value: SecretString,
+    origin: SecretOrigin,
+}
+
+impl ConfigSecret {
+    pub(crate) fn new(value: String, origin: SecretOrigin) -> Self {
+        Self {
+            value: SecretString::from(value),
+            origin,
+        }
+    }
+
+    /// The secret; call `secrecy::ExposeSecret::expose_secret` at the point of use.
+    pub fn secret(&self) -> &SecretString {
+        &self.value
+    }
+
+    /// Where the value came from.
+    pub fn origin(&self) -> &SecretOrigin {
+        &self.origin
+    }
+}
+
+impl fmt::Debug for ConfigSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConfigSecret([redacted], {})", self.origin)
+    }
+}
+
+/// Where a secret came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecretOrigin {
+    /// Written in the file.
+    Literal,
+    /// From environment variables (`${VAR}` interpolation or `{env: VAR}`).
+    Env(Vec<String>),
+    /// Read from a file (`{file: PATH}`).
+    File(PathBuf),
+}
+
+impl fmt::Display for SecretOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Literal => f.write_str("written in the config file"),
+            Self::Env(vars) => write!(f, "from env {}", vars.join(", ")),
+            Self::File(path) => write!(f, "from file {}", path.display()),
+        }
+    }
+}
+
+/// How a scanner instance authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMode {
+    /// `X-ApiKeys: accessKey=…; secretKey=…` (preferred).
+    ApiKeys,
+    /// `POST /session` with username and password, `X-Cookie: token=…`.
+    Password,
+    /// The predecessor's web-UI mode: session plus the `X-API-Token` scraped from
+    /// `/nessus6.js`, needed by editions whose `scan_api` is off. Only when configured.
+    WebToken,
+}
+
+impl AuthMode {
+    /// `api_keys`, `password` or `web_token`, as written in the config.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ApiKeys => "api_keys",
+            Self::Password => "password",
+            Self::WebToken => "web_token",
+        }
+    }
+}
+
+impl fmt::Display for AuthMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Credentials of a scanner instance.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum InstanceAuth {
+    /// API keys.
+    ApiKeys {
+        /// The access key.
+        access_key: ConfigSecret,
+        /// The secret key.
+        secret_key: ConfigSecret,
+    },
+    /// Username and password, in [`AuthMode::Password`] or [`AuthMode::WebToken`] mode.
+    Session {
+        /// Which session flavour.
+        mode: AuthMode,
+        /// The Nessus user.
+        username: String,
+        /// Its password.
+        password: ConfigSecret,
+    },
+}
+
+impl InstanceAuth {
+    /// The auth mode.
+    pub fn mode(&self) -> AuthMode {
+        match self {
+            Self::ApiKeys { .. } => AuthMode::ApiKeys,
+            Self::Session { mode, .. } => *mode,
+        }
+    }
+}
+
+/// TLS settings for talking to one scanner. Verification is on by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) ca_merge_system: bool,
+    pub(crate) insecure: bool,
+    pub(crate) accept_invalid_hostnames: bool,
+}
+
+impl TlsOptions {
+    /// A PEM CA bundle to trust (the normal way to trust a self-signed Nessus).
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// Also trust the system roots next to `ca_file`.
+    pub fn ca_merge_system(&self) -> bool {
+        self.ca_merge_system
+    }
+
+    /// Skip certificate verification entirely (logged loudly by the client).
+    pub fn insecure(&self) -> bool {
+        self.insecure
+    }
+
+    /// Accept a certificate chaining to `ca_file` whose name does not match the URL.
+    pub fn accept_invalid_hostnames(&self) -> bool {
+        self.accept_invalid_hostnames
+    }
+}
+
+/// One enabled scanner instance.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    pub(crate) pool: String,
+    pub(crate) instance_id: String,
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) raw_url: String,
+    pub(crate) auth: InstanceAuth,
+    pub(crate) tls: TlsOptions,
+    pub(crate) max_concurrent_scans: u32,
+    pub(crate) timeout: Duration,
+}
+
+impl InstanceConfig {
+    /// The pool it belongs to.
+    pub fn pool(&self) -> &str {
+        &self.pool
+    }
+
+    /// Its id within the pool.
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// `{pool}:{instance_id}`, the predecessor's instance key.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.pool, self.instance_id)
+    }
+
+    /// Display name (defaults to the instance id).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The base URL after `${VAR}` interpolation, without trailing `/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL as written in the file (e.g. `${NESSUS_URL:-https://…}`), with any
+    /// `user:password@` masked: what `list_scanners` shows.
+    pub fn display_url(&self) -> String {
+        mask_userinfo(&self.raw_url)
+    }
+
+    /// Credentials.
+    pub fn auth(&self) -> &InstanceAuth {
+        &self.auth
+    }
+
+    /// TLS settings.
+    pub fn tls(&self) -> &TlsOptions {
+        &self.tls
+    }
+
+    /// Maximum scans running at once on this instance.
+    pub fn max_concurrent_scans(&self) -> u32 {
+        self.max_concurrent_scans
+    }
+
+    /// Per-request HTTP timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// A pool of interchangeable scanner instances with one target policy.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    pub(crate) name: String,
+    pub(crate) instances: Vec<InstanceConfig>,
+    pub(crate) disabled: Vec<String>,
+    pub(crate) policy: TargetPolicy,
+}
+
+impl Pool {
+    /// The pool name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `pool.split("_")[0]`, as the predecessor reported it.
+    pub fn scanner_type(&self) -> &str {
+        self.name.split('_').next().unwrap_or(&self.name)
+    }
+
+    /// Enabled instances, in file order.
+    pub fn instances(&self) -> &[InstanceConfig] {
+        &self.instances
+    }
+
+    /// One instance by id.
+    pub fn instance(&self, instance_id: &str) -> Option<&InstanceConfig> {
+        self.instances.iter().find(|i| i.instance_id == instance_id)
+    }
+
+    /// Ids of instances present but `enabled: false`.
+    pub fn disabled_instances(&self) -> &[String] {
+        &self.disabled
+    }
+
+    /// Sum of the instances' `max_concurrent_scans`.
+    pub fn capacity(&self) -> u32 {
+        self.instances.iter().map(|i| i.max_concurrent_scans).sum()
+    }
+
+    /// The target policy (deny-by-default).
+    pub fn policy(&self) -> &TargetPolicy {
+        &self.policy
+    }
+
+    /// Checks a target list against this pool's policy.
+    pub fn check_targets(&self, targets: &str) -> Result<ApprovedTargets, Error> {
+        self.policy
+            .check(targets)
+            .map_err(|refusal| Error::TargetsRefused {
+                pool: self.name.clone(),
+                refusal,
+            })
+    }
+}
+
+/// Settings of the MCP server process.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub(crate) data_dir: PathBuf,
+    pub(crate) results_dir: PathBuf,
+    pub(crate) default_pool: String,
+    pub(crate) default_scan_timeout: Duration,
+    pub(crate) mcp_tokens: Vec<ConfigSecret>,
+}
+
+impl ServerSettings {
+    /// Where state lives (default `data` next to the config file).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where exports and findings stores live (default `{data_dir}/results`).
+    pub fn results_dir(&self) -> &Path {
+        &self.results_dir
+    }
+
+    /// Pool used when a request names none (default `nessus`).
+    pub fn default_pool(&self) -> &str {
+        &self.default_pool
+    }
+
+    /// Wall-clock limit of one scan (default 24 h, as the predecessor).
+    pub fn default_scan_timeout(&self) -> Duration {
+        self.default_scan_timeout
+    }
+
+    /// Bearer tokens accepted on `/mcp` (empty: no token configured).
+    pub fn mcp_tokens(&self) -> &[ConfigSecret] {
+        &self.mcp_tokens
+    }
+}
+
+/// Where the task queue lives.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum BackendConfig {
+    /// Embedded SQLite file (the default).
+    Sqlite {
+        /// Database file (default `{data_dir}/queue.sqlite3`).
+        path: PathBuf,
+    },
+    /// Redis, for many processes on many hosts. The URL may hold a password.
+    Redis {
+        /// `redis://…` URL.
+        url: ConfigSecret,
+    },
+}
+
+/// Queue settings.
+#[derive(Debug, Clone)]
+pub struct QueueSettings {
+    pub(crate) backend: BackendConfig,
+    pub(crate) lease: Duration,
+    pub(crate) completed_ttl: Duration,
+    pub(crate) failed_ttl: Duration,
+    pub(crate) idempotency_ttl: Duration,
+}
+
+impl QueueSettings {
+    /// The backend.
+    pub fn backend(&self) -> &BackendConfig {
+        &self.backend
+    }
+
+    /// Worker lease length (default 60 s).
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// How long completed tasks are kept (default 7 days).
+    pub fn completed_ttl(&self) -> Duration {
+        self.completed_ttl
+    }
+
+    /// How long failed tasks are kept (default 30 days).
+    pub fn failed_ttl(&self) -> Duration {
+        self.failed_ttl
+    }
+
+    /// How long idempotency keys are kept (default 48 h).
+    pub fn idempotency_ttl(&self) -> Duration {
+        self.idempotency_ttl
+    }
+}
+
+/// How an SSH credential profile logs in.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ProfileAuth {
+    /// Password login.
+    Password(ConfigSecret),
+    /// Public-key login.
+    PrivateKey {
+        /// PEM private key.
+        key: ConfigSecret,
+        /// Its passphrase, if any.
+        passphrase: Option<ConfigSecret>,
+    },
+}
+
+/// A named SSH credential that scans may reference instead of sending secrets.
+#[derive(Debug, Clone)]
+pub struct CredentialProfile {
+    pub(crate) name: String,
+    pub(crate) username: String,
+    pub(crate) auth: ProfileAuth,
+    pub(crate) escalation: EscalationMethod,
+    pub(crate) escalation_account: Option<String>,
+    pub(crate) escalation_password: Option<ConfigSecret>,
+}
+
+impl CredentialProfile {
+    /// Profile name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// SSH user.
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// Password or key.
+    pub fn auth(&self) -> &ProfileAuth {
+        &self.auth
+    }
+
+    /// The privilege escalation method (default `Nothing`).
+    pub fn escalation(&self) -> EscalationMethod {
+        self.escalation
+    }
+
+    /// Account to escalate to.
+    pub fn escalation_account(&self) -> Option<&str> {
+        self.escalation_account.as_deref()
+    }
+
+    /// Password for the escalation.
+    pub fn escalation_password(&self) -> Option<&ConfigSecret> {
+        self.escalation_password.as_ref()
+    }
+
+    /// The credentials in the shape the scanner sends to Nessus.
+    pub fn to_ssh_credentials(&self) -> SshCredentials {
+        let auth = match &self.auth {
+            ProfileAuth::Password(p) => SshAuth::Password(p.secret().clone()),
+            ProfileAuth::PrivateKey { key, passphrase } => SshAuth::PublicKey {
+                private_key: key.secret().expose_secret().to_owned(),
+                passphrase: passphrase.as_ref().map(|p| p.secret().clone()),
+            },
+        };
+        SshCredentials::new(self.username.clone(), auth).escalate(
+            self.escalation,
+            self.escalation_account.clone(),
+            self.escalation_password
+                .as_ref()
+                .map(|p| p.secret().clone()),
+        )
+    }
+}
+
+/// Replaces `user:password@` in a URL with `***@`.
+pub(crate) fn mask_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &url[scheme_end + at..]),
+        None => url.to_owned(),
+    }
+}

@@ -1,0 +1,242 @@
+//! Bearer-token authentication: several tokens, each naming a principal.
+//!
+//! Tokens are compared in constant time (`subtle`) so response timing does not
+//! reveal how much of a guess was right. The principal a token names is put
+//! into the request's extensions; tools read it to scope idempotency keys and
+//! task visibility.
+
+use std::{fmt, sync::Arc};
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+
+/// Who is calling: the name attached to the bearer token that authenticated the
+/// request, or a fixed name for transports without tokens.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Principal(Arc<str>);
+
+impl Principal {
+    /// A principal with the given name.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self(name.into())
+    }
+
+    /// The principal of a token-less loopback HTTP server.
+    pub fn anonymous() -> Self {
+        Self::new("anonymous")
+    }
+
+    /// The principal of the stdio transport (the local user who started us).
+    pub fn local() -> Self {
+        Self::new("local")
+    }
+
+    /// The principal's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Principal({})", self.0)
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The set of accepted bearer tokens. Debug output never shows a token.
+#[derive(Clone, Default)]
+pub struct TokenSet {
+    entries: Vec<(Principal, SecretString)>,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(p, _)| p.as_str()))
+            .finish()
+    }
+}
+
+/// Why a token specification could not be parsed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenSpecError {
+    /// An entry was not of the form `principal=token`.
+    #[error("token entry #{index} is not of the form principal=token")]
+    Malformed {
+        /// 1-based position of the entry.
+        index: usize,
+    },
+    /// A token was shorter than the minimum length.
+    #[error("the token of principal '{principal}' is shorter than {min} characters")]
+    TooShort {
+        /// The principal whose token is too short.
+        principal: String,
+        /// The minimum length.
+        min: usize,
+    },
+}
+
+/// Tokens shorter than this are refused: they could be guessed.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+impl TokenSet {
+    /// An empty set (token-less mode).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a token for `principal`.
+    pub fn insert(
+        &mut self,
+        principal: Principal,
+        token: SecretString,
+    ) -> Result<(), TokenSpecError> {
+        if token.expose_secret().len() < MIN_TOKEN_LEN {
+            return Err(TokenSpecError::TooShort {
+                principal: principal.as_str().to_owned(),
+                min: MIN_TOKEN_LEN,
+            });
+        }
+        self.entries.push((principal, token));
+        Ok(())
+    }
+
+    /// Parse `alice=tok1,bob=tok2` (commas or newlines separate entries; a
+    /// line starting with `#` is a comment), as found in `NESSUS_MCP_TOKENS` or
+    /// a tokens file.
+    pub fn parse_spec(spec: &str) -> Result<Self, TokenSpecError> {
+        let mut set = Self::new();
+        set.extend_from_spec(spec)?;
+        Ok(set)
+    }
+
+    /// Add the entries of a `principal=token` list to this set.
+    pub fn extend_from_spec(&mut self, spec: &str) -> Result<(), TokenSpecError> {
+        let entries = spec
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'));
+        for (i, entry) in entries.enumerate() {
+            let (principal, token) = entry
+                .split_once('=')
+                .filter(|(p, t)| !p.trim().is_empty() && !t.trim().is_empty())
+                .ok_or(TokenSpecError::Malformed { index: i + 1 })?;
+            self.insert(
+                Principal::new(principal.trim()),
+                SecretString::from(token.trim().to_owned()),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// True when no token is configured.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of configured tokens.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The principal a presented token belongs to. Every configured token is
+    /// compared (no early exit) so timing does not depend on which one matched.
+    pub fn authenticate(&self, presented: &[u8]) -> Option<Principal> {
+        let mut found = None;
+        for (principal, token) in &self.entries {
+            let equal: bool = token.expose_secret().as_bytes().ct_eq(presented).into();
+            if equal && found.is_none() {
+                found = Some(principal.clone());
+            }
+        }
+        found
+    }
+}
+
+/// Axum middleware: require `Authorization: Bearer <token>` when tokens are
+/// configured; otherwise tag the request as [`Principal::anonymous`].
+pub(crate) async fn require_bearer(
+    State(tokens): State<Arc<TokenSet>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if tokens.is_empty() {
+        req.extensions_mut().insert(Principal::anonymous());
+        return next.run(req).await;
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let Some(presented) = presented else {
+        metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "missing").increment(1);
+        return unauthorized("missing bearer token: send 'Authorization: Bearer <token>'");
+    };
+    match tokens.authenticate(presented.trim().as_bytes()) {
+        Some(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        None => {
+            metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "invalid").increment(1);
+            unauthorized("invalid bearer token")
+        }
+    }
+}
+
+fn unauthorized(message: &'static str) -> Response {
+    let mut resp = (StatusCode::UNAUTHORIZED, message).into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"nessus-mcp\""),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_authenticates() {
+        let set =
+            TokenSet::parse_spec("alice=aaaaaaaaaaaaaaaa1, bob=bbbbbbbbbbbbbbbb2\n# c\n").unwrap();
+        assert_eq!(set.len(), 2);
+        assert_eq!(
+            set.authenticate(b"bbbbbbbbbbbbbbbb2").unwrap().as_str(),
+            "bob"
+        );
+        assert!(set.authenticate(b"bbbbbbbbbbbbbbbb").is_none());
+        assert!(set.authenticate(b"").is_none());
+        assert!(!format!("{set:?}").contains("aaaa"));
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        assert!(matches!(
+            TokenSet::parse_spec("nobody"),
+            Err(TokenSpecError::Malformed { index: 1 })
+        ));
+        assert!(matches!(
+            TokenSet::parse_spec("a=short"),
+            Err(TokenSpecError::TooShort { .. })
+        ));
+    }
+}

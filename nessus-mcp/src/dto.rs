@@ -1,0 +1,500 @@
+//! Tool arguments and results: the agent-facing contract.
+//!
+//! Names, defaults and result keys are the predecessor's (seed-spec §2.4–2.12)
+//! so existing agent prompts keep working; additions are optional fields.
+//! Doc comments become the JSON Schema descriptions the agent reads.
+
+use std::fmt;
+
+use rmcp::schemars::{self, JsonSchema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+fn default_profile() -> String {
+    "brief".to_owned()
+}
+
+fn default_elevate() -> String {
+    "Nothing".to_owned()
+}
+
+const fn default_page() -> i64 {
+    1
+}
+
+const fn default_page_size() -> i64 {
+    40
+}
+
+const fn default_limit() -> i64 {
+    10
+}
+
+/// Arguments of `run_untrusted_scan`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct RunUntrustedScan {
+    /// Targets: IPs, CIDRs or host names separated by commas (e.g. "10.0.0.5, 10.0.1.0/28").
+    /// Every target must be inside the pool's target policy.
+    pub(crate) targets: String,
+    /// Scan name (shown in Nessus and in list_tasks).
+    pub(crate) name: String,
+    /// Free-text description.
+    #[serde(default)]
+    pub(crate) description: String,
+    /// Default results profile for this scan: minimal, summary, brief or full.
+    #[serde(default = "default_profile")]
+    pub(crate) schema_profile: String,
+    /// Any string; a retried submit with the same key and arguments returns the
+    /// existing task instead of starting a second scan. Strongly recommended.
+    #[serde(default)]
+    pub(crate) idempotency_key: Option<String>,
+    /// Scanner pool (see list_pools); default: the default pool.
+    #[serde(default)]
+    pub(crate) scanner_pool: Option<String>,
+    /// Pin one scanner instance of the pool (see list_scanners); default: the
+    /// least-loaded healthy instance, chosen when the scan starts.
+    #[serde(default)]
+    pub(crate) scanner_instance: Option<String>,
+}
+
+/// Arguments of `run_authenticated_scan`. Debug output never shows a password.
+#[derive(Clone, Deserialize, JsonSchema)]
+pub(crate) struct RunAuthenticatedScan {
+    /// Targets: IPs, CIDRs or host names separated by commas. Every target must
+    /// be inside the pool's target policy.
+    pub(crate) targets: String,
+    /// Scan name.
+    pub(crate) name: String,
+    /// "authenticated" or "authenticated_privileged" (the latter escalates with sudo/su).
+    pub(crate) scan_type: String,
+    /// Name of a credential profile configured on the server (preferred: the
+    /// agent never handles a password). When set, the ssh_* and escalation_*
+    /// arguments must be omitted.
+    #[serde(default)]
+    pub(crate) credential_profile: Option<String>,
+    /// SSH user name (only without credential_profile).
+    #[serde(default)]
+    pub(crate) ssh_username: Option<String>,
+    /// SSH password (only without credential_profile). Sealed while queued and
+    /// deleted once the scan is created; never logged or returned.
+    #[serde(default)]
+    pub(crate) ssh_password: Option<String>,
+    /// Free-text description.
+    #[serde(default)]
+    pub(crate) description: String,
+    /// Default results profile: minimal, summary, brief or full.
+    #[serde(default = "default_profile")]
+    pub(crate) schema_profile: String,
+    /// Privilege escalation: Nothing, sudo, su, su+sudo, dzdo, pbrun, Cisco 'enable'.
+    /// Required (not Nothing) for authenticated_privileged.
+    #[serde(default = "default_elevate")]
+    pub(crate) elevate_privileges_with: String,
+    /// Account to escalate to (e.g. root); optional.
+    #[serde(default)]
+    pub(crate) escalation_account: String,
+    /// Password for the escalation; optional.
+    #[serde(default)]
+    pub(crate) escalation_password: String,
+    /// Retry-safe submission key (see run_untrusted_scan).
+    #[serde(default)]
+    pub(crate) idempotency_key: Option<String>,
+    /// Scanner pool; default: the default pool.
+    #[serde(default)]
+    pub(crate) scanner_pool: Option<String>,
+    /// Pin one scanner instance of the pool.
+    #[serde(default)]
+    pub(crate) scanner_instance: Option<String>,
+}
+
+impl fmt::Debug for RunAuthenticatedScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunAuthenticatedScan")
+            .field("targets", &self.targets)
+            .field("name", &self.name)
+            .field("scan_type", &self.scan_type)
+            .field("credential_profile", &self.credential_profile)
+            .field("ssh_username", &self.ssh_username)
+            .field("elevate_privileges_with", &self.elevate_privileges_with)
+            .field("scanner_pool", &self.scanner_pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a scan submission returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScanSubmitted {
+    /// Id to pass to get_scan_status, get_scan_results and cancel_scan.
+    pub(crate) task_id: String,
+    /// Correlation id for logs.
+    pub(crate) trace_id: String,
+    /// Current status (queued for a new task).
+    pub(crate) status: String,
+    /// untrusted, authenticated or authenticated_privileged.
+    pub(crate) scan_type: String,
+    /// Pool the task waits in.
+    pub(crate) scanner_pool: String,
+    /// The pinned instance, or null: the instance is chosen when the scan starts.
+    pub(crate) scanner_instance: Option<String>,
+    /// URL of the pinned instance, or null.
+    pub(crate) scanner_url: Option<String>,
+    /// 1-based position in the pool's queue (null once running).
+    pub(crate) queue_position: Option<u64>,
+    /// Estimated minutes until a scanner starts it, from capacity and recent scan durations.
+    pub(crate) estimated_wait_minutes: Option<u64>,
+    /// What happened and what to do next.
+    pub(crate) message: String,
+    /// True when the idempotency key matched an earlier identical submission.
+    pub(crate) idempotent: bool,
+}
+
+/// Arguments naming one task.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct TaskRef {
+    /// The task_id returned by a scan submission.
+    pub(crate) task_id: String,
+}
+
+/// Advice attached when credentials failed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct Troubleshooting {
+    /// Most likely cause.
+    pub(crate) likely_cause: String,
+    /// What to check, in order.
+    pub(crate) next_steps: Vec<String>,
+}
+
+/// What `get_scan_status` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScanStatus {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// Correlation id.
+    pub(crate) trace_id: String,
+    /// queued, running, completed, failed, timeout or cancelled.
+    pub(crate) status: String,
+    /// untrusted, authenticated or authenticated_privileged.
+    pub(crate) scan_type: String,
+    /// Pool.
+    pub(crate) scanner_pool: String,
+    /// Scanner type (the pool name's prefix, e.g. nessus).
+    pub(crate) scanner_type: String,
+    /// Instance running (or pinned to run) the scan.
+    pub(crate) scanner_instance: Option<String>,
+    /// Targets as submitted.
+    pub(crate) targets: String,
+    /// Scan name.
+    pub(crate) name: String,
+    /// Nessus scan id once created.
+    pub(crate) nessus_scan_id: Option<i64>,
+    /// Submission time (RFC 3339).
+    pub(crate) created_at: String,
+    /// Start time.
+    pub(crate) started_at: Option<String>,
+    /// End time.
+    pub(crate) completed_at: Option<String>,
+    /// Why it failed, if it did.
+    pub(crate) error_message: Option<String>,
+    /// Machine-readable failure reason.
+    pub(crate) error_code: Option<String>,
+    /// success, failed, partial, not_applicable or unknown (after completion).
+    pub(crate) authentication_status: Option<String>,
+    /// Non-fatal warnings from result validation.
+    pub(crate) validation_warnings: Vec<String>,
+    /// Scan progress 0-100 while running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) progress: Option<u8>,
+    /// Position in the queue while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) queue_position: Option<u64>,
+    /// Estimated minutes until start while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) estimated_wait_minutes: Option<u64>,
+    /// True while a cancel is being carried out.
+    pub(crate) cancel_requested: bool,
+    /// Present once completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) results_summary: Option<Value>,
+    /// Present when authentication failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) troubleshooting: Option<Troubleshooting>,
+    /// What to do next.
+    pub(crate) next_step: String,
+}
+
+/// Arguments of `get_scan_results`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct GetScanResults {
+    /// Task id of a completed scan.
+    pub(crate) task_id: String,
+    /// Page number, 1-based; 0 returns everything up to a size budget (the
+    /// pagination line says when it was cut).
+    #[serde(default = "default_page")]
+    pub(crate) page: i64,
+    /// Findings per page (10-100).
+    #[serde(default = "default_page_size")]
+    pub(crate) page_size: i64,
+    /// Fields per finding: minimal, summary, brief (default) or full.
+    #[serde(default = "default_profile")]
+    pub(crate) schema_profile: String,
+    /// Exact list of fields instead of a profile (see the nessus://schema/fields resource).
+    #[serde(default)]
+    pub(crate) custom_fields: Option<Vec<String>>,
+    /// Filters applied before projection, e.g. {"severity": ">=3"},
+    /// {"cvss_score": ">7.0"}, {"plugin_name": "ssl"} (substring),
+    /// {"exploit_available": true}, {"cve": "CVE-2021-44228"} (list contains),
+    /// or explicit operators {"host": {"cidr": "10.0.0.0/24"}}.
+    #[serde(default)]
+    pub(crate) filters: Option<Map<String, Value>>,
+    /// Opaque cursor from the previous page's pagination line (alternative to page).
+    #[serde(default)]
+    pub(crate) cursor: Option<String>,
+}
+
+/// Arguments with an optional pool.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub(crate) struct PoolRef {
+    /// Pool name; default: the default pool (list_scanners: all pools).
+    #[serde(default)]
+    pub(crate) scanner_pool: Option<String>,
+}
+
+/// No arguments.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+pub(crate) struct NoArgs {}
+
+/// One scanner instance.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScannerInfo {
+    /// Scanner type (e.g. nessus).
+    pub(crate) scanner_type: String,
+    /// Pool.
+    pub(crate) pool: String,
+    /// Instance id within the pool.
+    pub(crate) instance_id: String,
+    /// `pool:instance_id`.
+    pub(crate) instance_key: String,
+    /// Display name.
+    pub(crate) name: String,
+    /// Base URL (no credentials).
+    pub(crate) url: String,
+    /// Always true: disabled instances are not loaded.
+    pub(crate) enabled: bool,
+    /// Concurrent scan limit.
+    pub(crate) max_concurrent_scans: u32,
+    /// Scans running now.
+    pub(crate) active_scans: u64,
+    /// max_concurrent_scans - active_scans.
+    pub(crate) available_capacity: u64,
+    /// active / max in percent.
+    pub(crate) utilization_pct: f64,
+}
+
+/// What `list_scanners` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScannerList {
+    /// Instances (filtered by pool when asked).
+    pub(crate) scanners: Vec<ScannerInfo>,
+    /// Number of instances returned.
+    pub(crate) total: usize,
+    /// Every pool, sorted.
+    pub(crate) pools: Vec<String>,
+}
+
+/// What `list_pools` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct PoolList {
+    /// Pool names, sorted.
+    pub(crate) pools: Vec<String>,
+    /// Pool used when scanner_pool is omitted.
+    pub(crate) default_pool: String,
+}
+
+/// One instance in `get_pool_status`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct PoolScanner {
+    /// `pool:instance_id`.
+    pub(crate) instance_key: String,
+    /// Scans running now.
+    pub(crate) active_scans: u64,
+    /// Concurrent scan limit.
+    pub(crate) max_concurrent_scans: u32,
+    /// active / max in percent.
+    pub(crate) utilization_pct: f64,
+    /// Free slots.
+    pub(crate) available_capacity: u64,
+}
+
+/// What `get_pool_status` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct PoolStatus {
+    /// Pool.
+    pub(crate) pool: String,
+    /// Scanner type.
+    pub(crate) scanner_type: String,
+    /// Instances in the pool.
+    pub(crate) total_scanners: usize,
+    /// Sum of max_concurrent_scans.
+    pub(crate) total_capacity: u64,
+    /// Scans running now.
+    pub(crate) total_active: u64,
+    /// total_capacity - total_active.
+    pub(crate) available_capacity: u64,
+    /// total_active / total_capacity in percent.
+    pub(crate) utilization_pct: f64,
+    /// Per instance.
+    pub(crate) scanners: Vec<PoolScanner>,
+}
+
+/// A queued task as shown by `get_queue_status` (never with credentials).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct QueuedTask {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// Scan type.
+    pub(crate) scan_type: String,
+    /// Scan name.
+    pub(crate) name: String,
+    /// Targets.
+    pub(crate) targets: String,
+    /// Submission time.
+    pub(crate) created_at: String,
+}
+
+/// What `get_queue_status` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct QueueStatus {
+    /// Pool.
+    pub(crate) pool: String,
+    /// Tasks waiting.
+    pub(crate) queue_depth: u64,
+    /// Tasks running.
+    pub(crate) running: u64,
+    /// Dead-lettered tasks (see the admin CLI `dlq`).
+    pub(crate) dlq_size: u64,
+    /// Next tasks to start (up to 3), next first.
+    pub(crate) next_tasks: Vec<QueuedTask>,
+    /// When this was computed.
+    pub(crate) timestamp: String,
+}
+
+/// Arguments of `list_tasks`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct ListTasks {
+    /// Maximum tasks to return (1-1000).
+    #[serde(default = "default_limit")]
+    pub(crate) limit: i64,
+    /// Only this status: queued, running, completed, failed, timeout or cancelled.
+    #[serde(default)]
+    pub(crate) status_filter: Option<String>,
+    /// Only this pool.
+    #[serde(default)]
+    pub(crate) scanner_pool: Option<String>,
+    /// Only tasks whose targets match (CIDR-aware: 10.0.0.5 matches a scan of 10.0.0.0/24).
+    #[serde(default)]
+    pub(crate) target_filter: Option<String>,
+    /// Cursor from the previous call's next_cursor.
+    #[serde(default)]
+    pub(crate) cursor: Option<String>,
+}
+
+/// One task in `list_tasks`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct TaskItem {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// Correlation id.
+    pub(crate) trace_id: String,
+    /// Status.
+    pub(crate) status: String,
+    /// Scan type.
+    pub(crate) scan_type: String,
+    /// Pool.
+    pub(crate) scanner_pool: String,
+    /// Scanner type.
+    pub(crate) scanner_type: String,
+    /// Instance.
+    pub(crate) scanner_instance: Option<String>,
+    /// Targets.
+    pub(crate) targets: String,
+    /// Scan name.
+    pub(crate) name: String,
+    /// Submission time.
+    pub(crate) created_at: String,
+    /// Start time.
+    pub(crate) started_at: Option<String>,
+    /// End time.
+    pub(crate) completed_at: Option<String>,
+    /// Nessus scan id.
+    pub(crate) nessus_scan_id: Option<i64>,
+}
+
+/// What `list_tasks` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct TaskList {
+    /// Tasks, newest first.
+    pub(crate) tasks: Vec<TaskItem>,
+    /// Number returned.
+    pub(crate) total: usize,
+    /// Pass as cursor to get the next page; null at the end.
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// What `cancel_scan` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct CancelResult {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// Status after the call (cancelled, or running while the scanner stops).
+    pub(crate) status: String,
+    /// What happened.
+    pub(crate) message: String,
+}
+
+/// Arguments of `diff_scans`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct DiffScans {
+    /// The older (baseline) completed task.
+    pub(crate) base_task_id: String,
+    /// The newer completed task.
+    pub(crate) compare_task_id: String,
+    /// Only consider findings at or above this severity (0-4, default 1).
+    #[serde(default)]
+    pub(crate) min_severity: Option<u8>,
+    /// Maximum entries per list (default 100).
+    #[serde(default)]
+    pub(crate) limit: Option<usize>,
+}
+
+/// Counts of a scan diff.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct DiffCounts {
+    /// Findings only in the newer scan.
+    pub(crate) new: usize,
+    /// Findings only in the older scan.
+    pub(crate) fixed: usize,
+    /// Findings in both with another severity.
+    pub(crate) severity_changed: usize,
+    /// Findings in both with the same severity.
+    pub(crate) unchanged: usize,
+}
+
+/// What `diff_scans` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct DiffResult {
+    /// The older scan.
+    pub(crate) base_task_id: String,
+    /// The newer scan.
+    pub(crate) compare_task_id: String,
+    /// Severity threshold applied.
+    pub(crate) min_severity: u8,
+    /// Totals (before the per-list limit).
+    pub(crate) counts: DiffCounts,
+    /// True when a list was cut at the limit.
+    pub(crate) truncated: bool,
+    /// New findings: host, port, protocol, plugin_id, plugin_name, severity.
+    pub(crate) new: Vec<Value>,
+    /// Fixed findings.
+    pub(crate) fixed: Vec<Value>,
+    /// Findings whose severity changed (old_severity, new_severity).
+    pub(crate) severity_changed: Vec<Value>,
+}

@@ -1,0 +1,81 @@
+//! Logs (JSON by default, always on stderr) and Prometheus metrics.
+//!
+//! Metric names are constants here so the README table and the code cannot
+//! drift apart silently.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Counter `{path, status}`: HTTP requests served.
+pub(crate) const HTTP_REQUESTS: &str = "nessus_mcp_http_requests_total";
+/// Histogram `{path}`: HTTP request duration in seconds.
+pub(crate) const HTTP_DURATION: &str = "nessus_mcp_http_request_duration_seconds";
+/// Counter `{tool, outcome}`: tool calls (`outcome` = `ok` | `error`).
+pub(crate) const TOOL_CALLS: &str = "nessus_mcp_tool_calls_total";
+/// Histogram `{tool}`: tool call duration in seconds.
+pub(crate) const TOOL_DURATION: &str = "nessus_mcp_tool_call_duration_seconds";
+/// Counter `{reason}`: requests refused for a missing or invalid token.
+pub(crate) const AUTH_FAILURES: &str = "nessus_mcp_auth_failures_total";
+/// Counter `{reason}`: requests refused by Host/Origin validation.
+pub(crate) const REJECTED_REQUESTS: &str = "nessus_mcp_rejected_requests_total";
+
+/// Counter `{scan_type, status}`: scan submissions (predecessor's name kept).
+pub(crate) const SCANS: &str = "nessus_scans_total";
+/// Gauge `{pool}`: queued tasks, refreshed at each scrape.
+pub(crate) const POOL_QUEUE_DEPTH: &str = "nessus_pool_queue_depth";
+/// Gauge `{pool}`: running tasks, refreshed at each scrape.
+pub(crate) const POOL_RUNNING: &str = "nessus_pool_running";
+/// Gauge `{pool}`: dead-letter entries, refreshed at each scrape.
+pub(crate) const POOL_DLQ_DEPTH: &str = "nessus_pool_dlq_depth";
+/// Gauge: 1 when the backend answered the last readiness probe.
+pub(crate) const BACKEND_UP: &str = "nessus_mcp_backend_up";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (default; what log pipelines want).
+    #[default]
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Install the global tracing subscriber writing to stderr (stdout belongs to
+/// the stdio transport). `RUST_LOG` overrides the default `info` filter.
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `try_init` so tests that start several servers in one process do not panic.
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".into()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ],
+            )
+            .expect("bucket list is non-empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (e.g. by an embedding
+        // application); then our handle renders only what we register here.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

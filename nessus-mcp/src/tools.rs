@@ -1,0 +1,272 @@
+//! The agent-facing tools: thin adapters from MCP calls to [`crate::ops`].
+//!
+//! Each tool declares complete annotations. JSON results carry an
+//! `outputSchema` and structured content (rmcp mirrors it as text);
+//! `get_scan_results` keeps the predecessor's JSON-NL text.
+
+use rmcp::{
+    Json, RoleServer,
+    handler::server::{router::tool::ToolRouter, tool::schema_for_output, wrapper::Parameters},
+    model::{CallToolResponse, CallToolResult, CreateTaskResult, Task, TaskStatus},
+    service::RequestContext,
+    tool, tool_router,
+};
+
+use crate::{
+    dto::{
+        CancelResult, DiffResult, DiffScans, GetScanResults, ListTasks, NoArgs, PoolList, PoolRef,
+        PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted,
+        ScannerList, TaskList, TaskRef,
+    },
+    errors::ToolError,
+    ops,
+    server::NessusMcp,
+};
+
+/// Every tool, in one router.
+pub(crate) fn router() -> ToolRouter<NessusMcp> {
+    NessusMcp::tool_router()
+}
+
+/// Suggested `tasks/get` polling interval for task-augmented submissions.
+const TASK_POLL_MS: u64 = 5_000;
+
+impl NessusMcp {
+    /// Answer a submission: a task handle when the client declared the Tasks
+    /// extension, the predecessor's JSON otherwise.
+    fn submission_response(
+        ctx: &RequestContext<RoleServer>,
+        submitted: ScanSubmitted,
+    ) -> Result<CallToolResponse, ToolError> {
+        let wants_task = ctx
+            .client_capabilities()
+            .is_some_and(|c| c.supports_tasks());
+        if wants_task {
+            let now = jiff::Timestamp::now().to_string();
+            let task = Task::new(
+                submitted.task_id.clone(),
+                TaskStatus::Working,
+                now.clone(),
+                now,
+            )
+            .with_poll_interval_ms(TASK_POLL_MS)
+            .with_status_message(submitted.message);
+            return Ok(CreateTaskResult::new(task).into());
+        }
+        let value = serde_json::to_value(&submitted).map_err(ToolError::internal)?;
+        Ok(CallToolResult::structured(value).into())
+    }
+}
+
+#[tool_router]
+impl NessusMcp {
+    /// Queue a network (unauthenticated) Nessus scan. Returns at once with a
+    /// task_id, queue_position and estimated_wait_minutes; the scan runs in the
+    /// background. Targets outside the pool's target policy are refused.
+    #[tool(
+        output_schema = schema_for_output::<ScanSubmitted>(),
+        annotations(
+            title = "Run untrusted scan",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn run_untrusted_scan(
+        &self,
+        Parameters(p): Parameters<RunUntrustedScan>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ToolError> {
+        let principal = self.principal(&ctx);
+        let submitted = ops::submit_untrusted(&self.app, &principal, p).await?;
+        Self::submission_response(&ctx, submitted)
+    }
+
+    /// Queue a credentialed (SSH) Nessus scan. Prefer credential_profile (a
+    /// named profile configured on the server) over ssh_username/ssh_password.
+    /// scan_type is "authenticated" or "authenticated_privileged" (then
+    /// elevate_privileges_with must be sudo, su, ...). Returns at once with a task_id.
+    #[tool(
+        output_schema = schema_for_output::<ScanSubmitted>(),
+        annotations(
+            title = "Run authenticated scan",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn run_authenticated_scan(
+        &self,
+        Parameters(p): Parameters<RunAuthenticatedScan>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ToolError> {
+        let principal = self.principal(&ctx);
+        let submitted = ops::submit_authenticated(&self.app, &principal, p).await?;
+        Self::submission_response(&ctx, submitted)
+    }
+
+    /// Status of a scan task: queued (with queue position and ETA), running
+    /// (with progress), completed (with a results summary), failed, timeout or
+    /// cancelled. next_step says what to do.
+    #[tool(annotations(
+        title = "Get scan status",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_scan_status(
+        &self,
+        Parameters(p): Parameters<TaskRef>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ScanStatus>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::scan_status(&self.app, &principal, &p.task_id)
+            .await
+            .map(Json)
+    }
+
+    /// Findings of a completed scan as JSON-NL: a schema line, a scan_metadata
+    /// line, one line per finding, then a pagination line (with next_cursor).
+    /// Profiles: minimal, summary, brief (default), full; or custom_fields.
+    /// Filters run before projection, e.g. {"severity": ">=3"} or
+    /// {"cvss_score": ">7.0"}. page=0 returns everything up to a size budget.
+    #[tool(annotations(
+        title = "Get scan results",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_scan_results(
+        &self,
+        Parameters(p): Parameters<GetScanResults>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<String, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::scan_results(&self.app, &principal, p).await
+    }
+
+    /// Recent scan tasks, newest first, optionally filtered by status, pool or
+    /// target (CIDR-aware). Use next_cursor to page.
+    #[tool(annotations(
+        title = "List tasks",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_tasks(
+        &self,
+        Parameters(p): Parameters<ListTasks>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<TaskList>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::list_tasks(&self.app, &principal, p).await.map(Json)
+    }
+
+    /// Configured scanner instances with their load. Filter with scanner_pool.
+    #[tool(annotations(
+        title = "List scanners",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_scanners(
+        &self,
+        Parameters(p): Parameters<PoolRef>,
+    ) -> Result<Json<ScannerList>, ToolError> {
+        ops::list_scanners(&self.app, p.scanner_pool.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// Scanner pool names and the default pool.
+    #[tool(annotations(
+        title = "List pools",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_pools(&self, Parameters(_): Parameters<NoArgs>) -> Json<PoolList> {
+        Json(ops::list_pools(&self.app))
+    }
+
+    /// Capacity and load of one pool (default: the default pool).
+    #[tool(annotations(
+        title = "Get pool status",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_pool_status(
+        &self,
+        Parameters(p): Parameters<PoolRef>,
+    ) -> Result<Json<PoolStatus>, ToolError> {
+        ops::pool_status(&self.app, p.scanner_pool.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// Queue depth, running and dead-lettered counts and the next tasks of one
+    /// pool (default: the default pool). Never shows credentials.
+    #[tool(annotations(
+        title = "Get queue status",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_queue_status(
+        &self,
+        Parameters(p): Parameters<PoolRef>,
+    ) -> Result<Json<QueueStatus>, ToolError> {
+        ops::queue_status(&self.app, p.scanner_pool.as_deref())
+            .await
+            .map(Json)
+    }
+
+    /// Cancel a scan: a queued task is cancelled at once; a running one is
+    /// stopped on the scanner by its worker (status shows cancel_requested
+    /// until then). Cancelling a finished task changes nothing.
+    #[tool(annotations(
+        title = "Cancel scan",
+        read_only_hint = false,
+        destructive_hint = true,
+        idempotent_hint = true,
+        open_world_hint = true
+    ))]
+    async fn cancel_scan(
+        &self,
+        Parameters(p): Parameters<TaskRef>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<CancelResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::cancel(&self.app, &principal, &p.task_id)
+            .await
+            .map(Json)
+    }
+
+    /// Compare two completed scans: findings that are new, fixed, or changed
+    /// severity between base_task_id (older) and compare_task_id (newer).
+    #[tool(annotations(
+        title = "Diff scans",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn diff_scans(
+        &self,
+        Parameters(p): Parameters<DiffScans>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<DiffResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::diff(&self.app, &principal, p).await.map(Json)
+    }
+}

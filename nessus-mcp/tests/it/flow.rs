@@ -1,0 +1,197 @@
+//! Submit → completed → filtered results, idempotency, visibility, cancel.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Harness, OTHER_TOKEN, TARGET, TOKEN, call, call_ok, text, wait_status};
+
+#[tokio::test]
+async fn submit_complete_and_read_a_filtered_page() {
+    let h = Harness::start(1, Duration::from_millis(500)).await;
+    let client = h.client(TOKEN).await;
+    let sub = call_ok(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "it flow", "idempotency_key": "k1"}),
+    )
+    .await;
+    assert_eq!(sub["status"], "queued");
+    assert_eq!(sub["scanner_pool"], "nessus");
+    assert_eq!(sub["idempotent"], false);
+    let task_id = sub["task_id"].as_str().expect("task_id").to_owned();
+
+    // Same key, same request: the same task. Same key, other request: a conflict.
+    let again = call_ok(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "it flow", "idempotency_key": "k1"}),
+    )
+    .await;
+    assert_eq!(again["task_id"], task_id.as_str());
+    assert_eq!(again["idempotent"], true);
+    let conflict = call(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "other", "idempotency_key": "k1"}),
+    )
+    .await;
+    assert_eq!(conflict.is_error, Some(true));
+    assert!(
+        text(&conflict).contains("idempotency_conflict"),
+        "{}",
+        text(&conflict)
+    );
+
+    let st = wait_status(&client, &task_id, &["completed", "failed", "timeout"]).await;
+    assert_eq!(st["status"], "completed", "{st}");
+    assert!(
+        st["results_summary"]["severity_breakdown"].is_object(),
+        "{st}"
+    );
+
+    let page = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": task_id, "filters": {"severity": ">=1"}, "page_size": 10, "schema_profile": "minimal"}),
+    )
+    .await;
+    assert_ne!(page.is_error, Some(true), "{}", text(&page));
+    let lines: Vec<serde_json::Value> = text(&page)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines[0]["type"], "schema");
+    assert_eq!(lines.last().expect("last")["type"], "pagination");
+    let vulns: Vec<_> = lines
+        .iter()
+        .filter(|l| l["type"] == "vulnerability")
+        .collect();
+    assert!(
+        vulns
+            .iter()
+            .all(|v| v["severity"].as_u64().unwrap_or(0) >= 1)
+    );
+
+    // Business errors are isError results that say what to do.
+    let bad = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": task_id, "filters": {"severty": ">=3"}}),
+    )
+    .await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(
+        text(&bad).contains("severity"),
+        "names the closest field: {}",
+        text(&bad)
+    );
+    let missing = call(
+        &client,
+        "get_scan_status",
+        json!({"task_id": "ness_un_20250101_000000_deadbeef"}),
+    )
+    .await;
+    assert_eq!(missing.is_error, Some(true));
+    assert!(text(&missing).contains("list_tasks"));
+    let outside = call(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": "8.8.8.8", "name": "x"}),
+    )
+    .await;
+    assert_eq!(outside.is_error, Some(true));
+    assert!(
+        text(&outside).contains("target_not_allowed"),
+        "{}",
+        text(&outside)
+    );
+
+    // Another principal sees nothing of alice's task.
+    let bob = h.client(OTHER_TOKEN).await;
+    let hidden = call(&bob, "get_scan_status", json!({"task_id": task_id})).await;
+    assert_eq!(hidden.is_error, Some(true));
+    let listed = call_ok(&bob, "list_tasks", json!({})).await;
+    assert_eq!(listed["total"], 0, "{listed}");
+    let mine = call_ok(&client, "list_tasks", json!({"limit": 5})).await;
+    assert_eq!(mine["tasks"][0]["task_id"], task_id.as_str());
+
+    // Resources: the task summary and the field catalogue.
+    let r = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(format!(
+            "nessus://tasks/{task_id}"
+        )))
+        .await
+        .expect("resources/read");
+    assert!(format!("{r:?}").contains("completed"));
+    let fields = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "nessus://schema/fields",
+        ))
+        .await
+        .expect("resources/read");
+    assert!(format!("{fields:?}").contains("plugin_id"));
+
+    // Pools, scanners, queue.
+    let pools = call_ok(&client, "list_pools", json!({})).await;
+    assert_eq!(
+        pools,
+        json!({"pools": ["nessus"], "default_pool": "nessus"})
+    );
+    let scanners = call_ok(&client, "list_scanners", json!({})).await;
+    assert_eq!(scanners["total"], 1);
+    let pool = call_ok(&client, "get_pool_status", json!({})).await;
+    assert_eq!(pool["total_capacity"], 2);
+    let queue = call_ok(&client, "get_queue_status", json!({})).await;
+    assert_eq!(queue["pool"], "nessus");
+
+    bob.cancel().await.expect("close");
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_a_queued_scan() {
+    // No workers: the task stays queued.
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let client = h.client(TOKEN).await;
+    let sub = call_ok(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "queued"}),
+    )
+    .await;
+    let id = sub["task_id"].as_str().expect("id").to_owned();
+    let c = call_ok(&client, "cancel_scan", json!({"task_id": id})).await;
+    assert_eq!(c["status"], "cancelled", "{c}");
+    let st = call_ok(&client, "get_scan_status", json!({"task_id": id})).await;
+    assert_eq!(st["status"], "cancelled");
+    // Idempotent: a second cancel changes nothing.
+    let c2 = call_ok(&client, "cancel_scan", json!({"task_id": id})).await;
+    assert_eq!(c2["status"], "cancelled");
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_a_running_scan() {
+    let h = Harness::start(1, Duration::from_secs(60)).await;
+    let client = h.client(TOKEN).await;
+    let sub = call_ok(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "long"}),
+    )
+    .await;
+    let id = sub["task_id"].as_str().expect("id").to_owned();
+    wait_status(&client, &id, &["running"]).await;
+    let c = call_ok(&client, "cancel_scan", json!({"task_id": id})).await;
+    assert!(
+        c["status"] == "running" || c["status"] == "cancelled",
+        "{c}"
+    );
+    let st = wait_status(&client, &id, &["cancelled", "failed", "completed"]).await;
+    assert_eq!(st["status"], "cancelled", "{st}");
+    client.cancel().await.expect("close");
+    h.stop().await;
+}

@@ -1,0 +1,8 @@
+//! Integration tests: a real server (HTTP on 127.0.0.1, SQLite file, embedded
+//! workers, in-process Nessus simulator) driven by the rmcp client.
+
+mod flow;
+mod security;
+mod stdio;
+mod support;
+mod tools_list;

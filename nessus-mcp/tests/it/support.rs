@@ -1,0 +1,204 @@
+//! Starts a complete server for one test.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use nessus_core::{Config, sim::SimHandle};
+use nessus_mcp::{
+    App, ConfigDirectory, HttpOptions, HttpServer, Principal, SchemaIngest, TokenSet,
+};
+use rmcp::{
+    RoleClient, ServiceExt,
+    model::{CallToolRequestParams, CallToolResult},
+    service::RunningService,
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use secrecy::SecretString;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+
+/// The bearer token every harness accepts (principal `alice`).
+pub(crate) const TOKEN: &str = "test-token-alice-0123456789";
+/// A second principal's token.
+pub(crate) const OTHER_TOKEN: &str = "test-token-bob-0123456789ab";
+/// Targets inside the test pool's policy.
+pub(crate) const TARGET: &str = "192.0.2.10";
+
+pub(crate) struct Harness {
+    pub(crate) addr: SocketAddr,
+    pub(crate) sim: Option<SimHandle>,
+    pub(crate) _dir: tempfile::TempDir,
+    server: Option<HttpServer>,
+    stop: watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Writes a config for a simulator at `url` into `dir`.
+pub(crate) fn write_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let data = dir.display();
+    let yaml = format!(
+        r#"server:
+  data_dir: "{data}"
+  default_pool: nessus
+nessus:
+  target_policy:
+    allow: [192.0.2.0/24]
+  instances:
+    - instance_id: sim1
+      url: "{url}"
+      access_key: k-access
+      secret_key: k-secret
+      max_concurrent_scans: 2
+"#
+    );
+    let path = dir.join("scanners.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    path
+}
+
+impl Harness {
+    /// A server with `workers` embedded workers over a simulator whose scans take `scan`.
+    pub(crate) async fn start(workers: usize, scan: Duration) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sim = nessus_core::sim::Simulator::builder()
+            .scan_duration(scan)
+            .start("127.0.0.1:0")
+            .await
+            .expect("simulator");
+        let config_path = write_config(dir.path(), sim.base_url());
+        let config = Config::load(&config_path).expect("config");
+        let app = Arc::new(App::open(config).await.expect("app"));
+        let (stop, rx) = watch::channel(false);
+        let mut handles = Vec::new();
+        if workers > 0 {
+            let cfg = app.config();
+            let directory = Arc::new(ConfigDirectory::new(cfg.clone(), None).expect("directory"));
+            for i in 0..workers {
+                let mut wc = ConfigDirectory::worker_config(&cfg, format!("test-{i}"));
+                wc = wc.polling(Duration::from_millis(100), Duration::from_millis(300));
+                let w = nessus_queue::Worker::new(
+                    app.queue().clone(),
+                    wc,
+                    directory.clone(),
+                    Arc::new(SchemaIngest),
+                );
+                let rx = rx.clone();
+                handles.push(tokio::spawn(async move {
+                    let _ = w.run(rx).await;
+                }));
+            }
+        }
+        let mut tokens = TokenSet::new();
+        tokens
+            .insert(Principal::new("alice"), SecretString::from(TOKEN))
+            .expect("token");
+        tokens
+            .insert(Principal::new("bob"), SecretString::from(OTHER_TOKEN))
+            .expect("token");
+        let opts = HttpOptions {
+            bind: "127.0.0.1:0".parse().expect("addr"),
+            tokens,
+            ..HttpOptions::default()
+        };
+        let server = HttpServer::start(app, opts).await.expect("server");
+        Self {
+            addr: server.local_addr(),
+            sim: Some(sim),
+            _dir: dir,
+            server: Some(server),
+            stop,
+            workers: handles,
+        }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+
+    /// An rmcp client authenticated as `token`.
+    pub(crate) async fn client(&self, token: &str) -> RunningService<RoleClient, ()> {
+        let cfg = StreamableHttpClientTransportConfig::with_uri(self.url()).auth_header(token);
+        ().serve(StreamableHttpClientTransport::from_config(cfg))
+            .await
+            .expect("client connects")
+    }
+
+    pub(crate) async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        for w in self.workers.drain(..) {
+            let _ = w.await;
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.shutdown().await;
+        }
+        if let Some(sim) = self.sim.take() {
+            sim.shutdown().await;
+        }
+    }
+}
+
+pub(crate) fn args(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Calls a tool and returns the raw result.
+pub(crate) async fn call(
+    client: &RunningService<RoleClient, ()>,
+    name: &'static str,
+    arguments: Value,
+) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(name).with_arguments(args(arguments)))
+        .await
+        .expect("tools/call answered")
+}
+
+/// Calls a tool that must succeed and returns its structured content.
+pub(crate) async fn call_ok(
+    client: &RunningService<RoleClient, ()>,
+    name: &'static str,
+    arguments: Value,
+) -> Value {
+    let r = call(client, name, arguments).await;
+    assert_ne!(r.is_error, Some(true), "{name} failed: {:?}", r.content);
+    r.structured_content.expect("structured content")
+}
+
+/// The text of the first content block.
+pub(crate) fn text(r: &CallToolResult) -> String {
+    r.content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
+
+/// Polls get_scan_status until the status is one of `want` (or 60 s pass).
+pub(crate) async fn wait_status(
+    client: &RunningService<RoleClient, ()>,
+    task_id: &str,
+    want: &[&str],
+) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = call_ok(
+            client,
+            "get_scan_status",
+            serde_json::json!({ "task_id": task_id }),
+        )
+        .await;
+        let s = st["status"].as_str().unwrap_or_default().to_owned();
+        if want.contains(&s.as_str()) {
+            return st;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {task_id} still {s}, wanted {want:?}: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
