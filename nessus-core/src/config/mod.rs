@@ -188,13 +188,15 @@ impl FromStr for Config {
     }
 }
 
-/// serde-saphyr prefixes some messages with their own location; ours is structured.
+/// serde-saphyr repeats the location inside some messages; ours is structured.
 fn strip_location(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message);
-    match first.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
-            rest.to_owned()
-        }
+    let first = match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
+        _ => first,
+    };
+    match first.rfind(" at line ") {
+        Some(i) if first[i..].contains(", column ") => first[..i].to_owned(),
         _ => first.to_owned(),
     }
 }
