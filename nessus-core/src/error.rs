@@ -218,6 +218,17 @@ pub enum Error {
         /// Time until the breaker lets a probe through.
         retry_after: Duration,
     },
+
+    // ----- Simulator (feature `sim`) -----
+    /// The simulator could not start.
+    #[error("Nessus simulator: {reason}")]
+    Simulator {
+        /// What failed.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
 }
 
 fn config_location(origin: &str, line: Option<u64>, column: Option<u64>) -> String {
@@ -280,6 +291,20 @@ impl Error {
             Self::Api { retry_after, .. } => *retry_after,
             Self::CircuitOpen { retry_after, .. } => Some(*retry_after),
             _ => None,
+        }
+    }
+
+    pub(crate) fn client_config(reason: impl Into<String>) -> Self {
+        Self::ClientConfig {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn decode(endpoint: &str, reason: impl Into<String>) -> Self {
+        Self::Decode {
+            endpoint: endpoint.to_owned(),
+            reason: reason.into(),
         }
     }
 }

@@ -23,8 +23,10 @@
 //! ```
 
 mod breaker;
+mod client;
 mod config;
 mod error;
+mod instance;
 mod models;
 mod scanner;
 mod select;
@@ -34,15 +36,28 @@ pub use breaker::{
     BreakerConfig, BreakerOpen, BreakerPermit, BreakerState, BreakerStatus, CircuitBreaker, Clock,
     ManualClock, SystemClock,
 };
+pub use client::{
+    Credentials, ExportOptions, ExportPolling, NessusClient, NessusClientBuilder, RetryPolicy,
+    TlsOptions,
+};
 pub use config::{
     AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
-    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
+    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
-pub use models::{EscalationMethod, ScanStatus, SshAuth, SshCredentials};
+pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};
+pub use models::{
+    Chapter, CreatedScan, EscalationMethod, ExportFile, ExportStatus, Features, FileId, Folder,
+    HistoryEntry, HostSummary, License, Policy, ScanDetails, ScanInfo, ScanList, ScanStatus,
+    ScanSummary, ScannerInfo, ServerProperties, ServerStatus, SessionInfo, SshAuth, SshCredentials,
+    Template, VulnerabilitySummary,
+};
 pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
 pub use select::{InstanceLoad, Unavailable, select_instance};
 pub use targets::{
     ApprovedTargets, DEFAULT_MAX_HOSTS, IpNetwork, PolicyRule, Refusal, RefusalReason, Target,
     TargetPolicy, TargetRefusal, split_targets, targets_match,
 };
+
+#[cfg(feature = "sim")]
+pub mod sim;

@@ -1,5 +1,5 @@
 //! The `Scanner` trait: the handful of operations the worker drives on one Nessus
-//! instance. `NessusClient` implements it; tests may use the
+//! instance. [`NessusClient`] implements it; tests may use the
 //! simulator behind a real client rather than a fake implementation.
 
 use std::{fmt, future::Future, path::Path, pin::Pin};
@@ -7,7 +7,9 @@ use std::{fmt, future::Future, path::Path, pin::Pin};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    error::Result,
+    NessusClient,
+    client::ExportOptions,
+    error::{Error, Result},
     models::{ScanStatus, SshCredentials},
 };
 
@@ -172,4 +174,92 @@ pub trait Scanner: Send + Sync + fmt::Debug {
 
     /// Deletes a scan; deleting a scan that is already gone is not an error.
     fn delete(&self, id: ScanId) -> BoxFuture<'_, Result<()>>;
+}
+
+impl Scanner for NessusClient {
+    fn create_scan<'a>(&'a self, spec: &'a ScanSpec) -> BoxFuture<'a, Result<ScanId>> {
+        Box::pin(async move {
+            match NessusClient::create_scan(self, spec).await {
+                Ok(created) => Ok(ScanId(created.id)),
+                // Nessus 10 sometimes drops the connection instead of answering (and PUT/
+                // DELETE were seen to succeed before the drop): when the outcome is
+                // unknown, a scan with this exact name is ours. Only reads happen here.
+                Err(e) if e.outcome_unknown() => match self.find_scan_by_name(&spec.name).await {
+                    Ok(Some(id)) => {
+                        tracing::info!(scan = %spec.name, id = id.0, "create failed in transit but the scan exists");
+                        Ok(id)
+                    }
+                    _ => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    fn find_scan_by_name<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<ScanId>>> {
+        Box::pin(async move {
+            let list = self.list_scans(None).await?;
+            let trash: Vec<u64> = list
+                .folders
+                .iter()
+                .filter(|f| f.is_trash())
+                .map(|f| f.id)
+                .collect();
+            // Names are unique per task; if a duplicate exists anyway, the newest wins.
+            Ok(list
+                .scans
+                .iter()
+                .filter(|s| s.name == name && !s.folder_id.is_some_and(|f| trash.contains(&f)))
+                .map(|s| ScanId(s.id))
+                .max())
+        })
+    }
+
+    fn launch(&self, id: ScanId) -> BoxFuture<'_, Result<String>> {
+        Box::pin(self.launch_scan(id))
+    }
+
+    fn status(&self, id: ScanId) -> BoxFuture<'_, Result<ScanState>> {
+        Box::pin(async move {
+            let d = self.scan_details(id, None).await?;
+            Ok(ScanState {
+                progress: d.progress(),
+                uuid: d.info.uuid.clone().filter(|u| !u.is_empty()),
+                host_count: d.hosts.len(),
+                status: d.info.status,
+            })
+        })
+    }
+
+    fn export_to_file<'a>(
+        &'a self,
+        id: ScanId,
+        format: ExportFormat,
+        path: &'a Path,
+        size_cap: u64,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async move {
+            NessusClient::export_to_file(self, id, &ExportOptions::new(format), path, size_cap)
+                .await
+        })
+    }
+
+    fn stop(&self, id: ScanId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            match self.stop_scan(id).await {
+                // 409 "Scan is not active": already stopped or finished.
+                Err(Error::Api { status: 409, .. }) => Ok(()),
+                other => other,
+            }
+        })
+    }
+
+    fn delete(&self, id: ScanId) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            match self.delete_scan(id).await {
+                Err(Error::Api { status: 404, .. }) => Ok(()),
+                other => other,
+            }
+        })
+    }
 }

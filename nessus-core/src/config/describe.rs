@@ -116,19 +116,19 @@ pub(crate) fn describe(config: &Config) -> String {
                 }
             }
             let t = inst.tls();
-            let tls = if t.insecure() {
+            let tls = if t.insecure {
                 "INSECURE (certificate not verified)".to_owned()
             } else {
-                match t.ca_file() {
+                match t.ca_file.as_deref() {
                     Some(ca) => format!(
                         "verify with CA {}{}{}",
                         ca.display(),
-                        if t.ca_merge_system() {
+                        if t.merge_system_roots {
                             " + system roots"
                         } else {
                             ""
                         },
-                        if t.accept_invalid_hostnames() {
+                        if t.accept_invalid_hostnames {
                             ", any hostname"
                         } else {
                             ""

@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 pub use model::{
     AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
+    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 
 use crate::error::{Error, Result};

@@ -9,9 +9,10 @@ use serde_saphyr::{Location, Spanned};
 use super::env::{EnvLookup, expand};
 use super::model::{
     AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
+    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
+use crate::client::TlsOptions;
 use crate::models::EscalationMethod;
 use crate::targets::{PolicyRule, Target, TargetPolicy};
 
@@ -292,9 +293,10 @@ impl<'a> Resolver<'a> {
         };
         let opts = TlsOptions {
             ca_file,
-            ca_merge_system: t.ca_merge_system.unwrap_or(false),
+            merge_system_roots: t.ca_merge_system.unwrap_or(false),
             insecure: t.insecure.unwrap_or(false),
             accept_invalid_hostnames: t.accept_invalid_hostnames.unwrap_or(false),
+            ..TlsOptions::default()
         };
         if opts.insecure && (opts.ca_file.is_some() || opts.accept_invalid_hostnames) {
             return Err(at(
@@ -313,7 +315,7 @@ impl<'a> Resolver<'a> {
                 ),
             ));
         }
-        if opts.ca_merge_system && opts.ca_file.is_none() {
+        if opts.merge_system_roots && opts.ca_file.is_none() {
             return Err(at(raw, format!("{ctx}: tls.ca_merge_system needs ca_file")));
         }
         Ok(opts)

@@ -226,10 +226,6 @@ impl SshCredentials {
 
     /// The `credentials` object of `POST /scans` (seed-spec §6.5), secrets exposed.
     /// Only ever serialised into a request body.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "used by the client, next commit")
-    )]
     pub(crate) fn to_nessus_json(&self) -> Value {
         let mut ssh = Map::new();
         let mut put = |k: &str, v: &str| {

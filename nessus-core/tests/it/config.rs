@@ -76,7 +76,7 @@ fn predecessor_example_loads_unchanged() {
     assert_eq!(s1.display_url(), "${NESSUS_URL:-https://172.30.0.3:8834}");
     assert_eq!(s1.max_concurrent_scans(), 2);
     assert_eq!(s1.timeout(), Duration::from_secs(30));
-    assert!(!s1.tls().insecure(), "TLS verification is on by default");
+    assert!(!s1.tls().insecure, "TLS verification is on by default");
     match s1.auth() {
         InstanceAuth::Session {
             mode,
@@ -196,15 +196,16 @@ fn full_example_loads_every_extension() {
     assert!(
         manager
             .tls()
-            .ca_file()
+            .ca_file
+            .as_ref()
             .unwrap()
             .ends_with("secrets/nessus-ca.pem")
     );
-    assert!(manager.tls().accept_invalid_hostnames());
+    assert!(manager.tls().accept_invalid_hostnames);
     assert_eq!(manager.timeout(), Duration::from_secs(60));
     let essentials = config.instance("nessus", "essentials").unwrap();
     assert_eq!(essentials.auth().mode(), AuthMode::WebToken);
-    assert!(essentials.tls().insecure());
+    assert!(essentials.tls().insecure);
     assert!(config.instance("nessus", "spare").is_none());
     assert_eq!(
         config.pool("nessus").unwrap().disabled_instances(),
