@@ -3,5 +3,6 @@
 
 mod breaker;
 mod config;
+mod instance;
 mod scanner_types;
 mod targets;
