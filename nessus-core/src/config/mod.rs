@@ -4,8 +4,8 @@
 //! The predecessor's files load unchanged: top-level keys are pool names whose values
 //! are lists of instances. The new settings live under the reserved top-level keys
 //! `server`, `queue` and `credentials`, and a pool may instead be written as a mapping
-//! with `instances` and `target_policy`. See `docs/scanners.yaml.md` for the full
-//! reference.
+//! with `instances` and `target_policy`. The format reference is `scanners-yaml.md`,
+//! rendered as the documentation of [`Config`].
 
 mod describe;
 mod env;
@@ -29,7 +29,7 @@ use resolve::{Problem, Resolver};
 /// Files larger than this are refused before parsing (a scanner file is a few KiB).
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The whole loaded configuration.
+#[doc = include_str!("scanners-yaml.md")]
 #[derive(Debug, Clone)]
 pub struct Config {
     origin: Option<PathBuf>,

@@ -534,10 +534,22 @@ impl<'a> Resolver<'a> {
                         "{ctx}: {field} uses ${{{var}}}, which is not set; using \"\""
                     ));
                 }
-                let origin = if e.vars.is_empty() {
+                for var in &e.defaulted {
+                    self.warnings.push(format!(
+                        "{ctx}: {field} uses the default written in the file because {var} is \
+                         not set; set {var} in production"
+                    ));
+                }
+                // Only variables that were actually set supplied part of the value.
+                let from_env: Vec<String> = e
+                    .vars
+                    .into_iter()
+                    .filter(|v| !e.defaulted.contains(v) && !e.unset.contains(v))
+                    .collect();
+                let origin = if from_env.is_empty() {
                     SecretOrigin::Literal
                 } else {
-                    SecretOrigin::Env(e.vars)
+                    SecretOrigin::Env(from_env)
                 };
                 Ok(ConfigSecret::new(e.value, origin))
             }

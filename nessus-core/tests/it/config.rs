@@ -88,7 +88,8 @@ fn predecessor_example_loads_unchanged() {
             assert_eq!(password.secret().expose_secret(), "nessus");
             assert_eq!(
                 password.origin(),
-                &SecretOrigin::Env(vec!["NESSUS_PASSWORD".into()])
+                &SecretOrigin::Literal,
+                "the default in the file"
             );
         }
         other => panic!("unexpected auth {other:?}"),
@@ -96,11 +97,14 @@ fn predecessor_example_loads_unchanged() {
     // No policy in the old format: the pool refuses every target, and says so.
     assert!(pool.policy().denies_everything());
     assert!(pool.check_targets("10.0.0.1").is_err());
+    let warnings = config.warnings().join("\n");
     assert!(
-        config
-            .warnings()
-            .iter()
-            .any(|w| w.contains("every scan target is refused"))
+        warnings.contains("every scan target is refused"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("password uses the default written in the file because NESSUS_PASSWORD"),
+        "{warnings}"
     );
     assert_eq!(config.server().default_pool(), "nessus");
     assert!(matches!(
@@ -132,6 +136,10 @@ fn predecessor_example_takes_env_values() {
     };
     assert_eq!(username, "scan-user");
     assert_eq!(password.secret().expose_secret(), "p@ss$word");
+    assert_eq!(
+        password.origin(),
+        &SecretOrigin::Env(vec!["NESSUS_PASSWORD".into()])
+    );
     assert_eq!(
         config.instance("nessus", "scanner2").unwrap().url(),
         "https://172.30.0.4:8834"
