@@ -111,7 +111,7 @@ impl ScanStatus {
 
 impl fmt::Display for ScanStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -20,10 +20,10 @@ pub enum GateMode {
 }
 
 /// Faults to inject. All default to "off"; the admin endpoint `PUT /_sim/faults` replaces
-/// them at runtime with the same JSON shape.
+/// them at runtime with the same JSON shape. Not `#[non_exhaustive]` on purpose: build it
+/// with `Faults { field: value, ..Default::default() }`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
-#[non_exhaustive]
 pub struct Faults {
     /// Only requests matching this `METHOD /path` pattern are affected (`*` as method
     /// matches any; a trailing `*` on the path matches a prefix). `None` = all API calls.

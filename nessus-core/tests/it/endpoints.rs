@@ -1,0 +1,164 @@
+//! Every endpoint group against the simulator.
+
+use std::time::Duration;
+
+use nessus_core::{Chapter, Error, ExportFormat, ExportOptions, ScanId, ScanSpec, ScanStatus};
+
+use crate::support::{client, sim};
+
+#[tokio::test]
+async fn server_session_and_catalog() {
+    let sim = sim().await;
+    let c = client(&sim);
+    assert!(c.server_status().await.unwrap().is_ready());
+    let p = c.server_properties().await.unwrap();
+    assert_eq!(p.scan_api(), Some(true));
+    assert_eq!(p.server_version.as_deref(), Some("10.8.3"));
+    assert_eq!(c.session().await.unwrap().permissions, Some(128));
+    assert_eq!(
+        c.template_uuid("advanced").await.unwrap(),
+        "ad629e16-03b6-8c1d-cef6-ef8c9dd3c658d24bd260ef5f9e66"
+    );
+    match c.template_uuid("no-such-template").await.unwrap_err() {
+        Error::NotFound {
+            kind, available, ..
+        } => {
+            assert_eq!(kind, "scan template");
+            assert!(available.iter().any(|n| n == "basic"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.folder_id(None).await.unwrap(), 3);
+    assert!(c.folder_id(Some("nope")).await.is_err());
+    assert_eq!(c.policies().await.unwrap().len(), 1);
+    let scanners = c.scanners().await.unwrap();
+    assert_eq!(scanners[0].kind.as_deref(), Some("local"));
+    assert_eq!(c.folders().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn scan_lifecycle_endpoints() {
+    let sim = sim().await;
+    let c = client(&sim);
+    assert!(
+        c.list_scans(None).await.unwrap().scans.is_empty(),
+        "scans: null decodes as empty"
+    );
+    let created = c
+        .create_scan(&ScanSpec::new("ep-1", ["192.0.2.1"]).template("basic"))
+        .await
+        .unwrap();
+    let id = ScanId(created.id);
+    assert_eq!(created.tag_id, Some(3));
+    let d = c.scan_details(id, None).await.unwrap();
+    assert_eq!(d.info.status, ScanStatus::Empty);
+    assert!(d.history.is_empty(), "history: null decodes as empty");
+
+    let run = c.launch_scan(id).await.unwrap();
+    // Launching a running scan is a conflict.
+    assert!(matches!(
+        c.launch_scan(id).await,
+        Err(Error::Api { status: 409, .. })
+    ));
+    c.pause_scan(id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        c.scan_details(id, None).await.unwrap().info.status,
+        ScanStatus::Paused
+    );
+    c.resume_scan(id).await.unwrap();
+    // Export of an active scan is refused like Nessus does.
+    assert!(matches!(
+        c.export_request(id, &ExportOptions::new(ExportFormat::Nessus))
+            .await,
+        Err(Error::Api { status: 409, .. })
+    ));
+    let d = loop {
+        let d = c.scan_details(id, None).await.unwrap();
+        if d.info.status.is_terminal() {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    };
+    assert_eq!(d.info.status, ScanStatus::Completed);
+    assert_eq!(d.info.uuid.as_deref(), Some(run.as_str()));
+    assert_eq!(d.history[0].uuid.as_deref(), Some(run.as_str()));
+    assert_eq!(d.hosts[0].hostname, "192.0.2.1");
+    assert_eq!(d.progress(), 100);
+    let history_id = d.history[0].history_id;
+    assert_eq!(
+        c.scan_details(id, history_id).await.unwrap().info.status,
+        ScanStatus::Completed
+    );
+
+    let list = c.list_scans(Some(3)).await.unwrap();
+    assert_eq!(list.scans.len(), 1);
+    assert_eq!(list.scans[0].uuid.as_deref(), Some(run.as_str()));
+
+    // Stop / pause when not active: 409 "Scan is not active".
+    assert!(matches!(
+        c.stop_scan(id).await,
+        Err(Error::Api { status: 409, .. })
+    ));
+    c.delete_scan(id).await.unwrap();
+    assert!(matches!(
+        c.scan_details(id, None).await,
+        Err(Error::Api { status: 404, .. })
+    ));
+}
+
+#[tokio::test]
+async fn exports_in_every_format() {
+    let sim = sim().await;
+    let c = client(&sim);
+    let id = ScanId(
+        c.create_scan(&ScanSpec::new("ep-export", ["192.0.2.9", "web.example"]))
+            .await
+            .unwrap()
+            .id,
+    );
+    c.launch_scan(id).await.unwrap();
+    while !c
+        .scan_details(id, None)
+        .await
+        .unwrap()
+        .info
+        .status
+        .is_terminal()
+    {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (format, needle) in [
+        (ExportFormat::Nessus, "<ReportHost name=\"web.example\""),
+        (ExportFormat::Csv, "Plugin ID,CVE,CVSS,Risk,Host,"),
+        (ExportFormat::Html, "<h2>192.0.2.9</h2>"),
+    ] {
+        let path = dir.path().join(format!("out.{format}"));
+        let opts = ExportOptions::new(format);
+        if format == ExportFormat::Html {
+            assert_eq!(opts.chapters, Chapter::ALL.to_vec());
+        }
+        let n = c.export_to_file(id, &opts, &path, 64 << 20).await.unwrap();
+        let body = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(n as usize, body.len());
+        assert!(
+            body.contains(needle),
+            "{format}: {}",
+            &body[..200.min(body.len())]
+        );
+    }
+    // Streaming into any writer.
+    let e = c
+        .export_request(id, &ExportOptions::new(ExportFormat::Nessus))
+        .await
+        .unwrap();
+    c.wait_for_export(id, &e.file).await.unwrap();
+    let mut buf = Vec::new();
+    let n = c
+        .export_download(id, &e.file, &mut buf, u64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(n as usize, buf.len());
+    assert_eq!(sim.counters().downloads, 4);
+}
