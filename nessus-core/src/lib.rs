@@ -55,8 +55,8 @@ pub use models::{
 pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
 pub use select::{InstanceLoad, Unavailable, select_instance};
 pub use targets::{
-    ApprovedTargets, DEFAULT_MAX_HOSTS, IpNetwork, PolicyRule, Refusal, RefusalReason, Target,
-    TargetPolicy, TargetRefusal, split_targets, targets_match,
+    ApprovedTargets, DEFAULT_MAX_HOSTS, InvalidTarget, IpNetwork, PolicyRule, Refusal,
+    RefusalReason, Target, TargetPolicy, TargetRefusal, split_targets, targets_match,
 };
 
 #[cfg(feature = "sim")]

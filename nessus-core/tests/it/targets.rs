@@ -31,7 +31,10 @@ fn in_lab_v4(ip: u32) -> bool {
 
 /// Parses one token and compares its canonical form (or the start of its error).
 fn check_parse(input: &str, want: Result<&str, &str>) {
-    let got = input.parse::<Target>().map(|t| t.to_string());
+    let got = input
+        .parse::<Target>()
+        .map(|t| t.to_string())
+        .map_err(|e| e.to_string());
     match (&got, want) {
         (Ok(canonical), Ok(w)) => assert_eq!(canonical, w, "{input:?}"),
         (Err(e), Err(w)) => assert!(e.contains(w), "{input:?}: error {e:?} should contain {w:?}"),
