@@ -175,7 +175,14 @@ impl Config {
     /// A human-readable rendering of what was loaded, secrets masked (what
     /// `nessus-cli config check FILE` prints).
     pub fn describe(&self) -> String {
-        describe::describe(self)
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Config {
+    /// The same rendering as [`Config::describe`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        describe::render(self, f)
     }
 }
 
