@@ -214,3 +214,12 @@ fn idle_pool_is_round_robin_when_last_used_is_recorded() {
     }
     assert_eq!(picks, ["scanner1", "scanner2", "scanner1", "scanner2"]);
 }
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<CircuitBreaker>();
+    assert_send_sync::<nessus_core::Config>();
+    assert_send_sync::<nessus_core::Instance>();
+    assert_send_sync::<nessus_core::TargetPolicy>();
+}
