@@ -2,6 +2,41 @@
 //! model (config, target policy, selection, circuit breaker) and, behind the
 //! `sim` feature, a faithful Nessus simulator used by tests, benches and demos.
 //!
+//! The client side in one picture: [`NessusClient`] (built with
+//! [`NessusClient::builder`]) speaks the REST API with typed models and one
+//! [`enum@Error`]; it implements [`Scanner`], the object-safe trait the worker drives
+//! (`create_scan`, `find_scan_by_name`, `launch`, `status`, `export_to_file`, `stop`,
+//! `delete`).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> nessus_core::Result<()> {
+//! use std::{sync::Arc, time::Duration};
+//! use nessus_core::{Credentials, ExportFormat, NessusClient, ScanSpec, Scanner, sim::Simulator};
+//!
+//! // A simulated Nessus on a free port (feature `sim`); a real one works the same way.
+//! let sim = Simulator::builder().scan_duration(Duration::from_millis(100)).start("127.0.0.1:0").await?;
+//! let client = NessusClient::builder()
+//!     .base_url(sim.base_url())
+//!     .credentials(Credentials::api_keys("access", "secret"))
+//!     .build()?;
+//! let scanner: Arc<dyn Scanner> = Arc::new(client);
+//! let id = scanner.create_scan(&ScanSpec::new("mcp-42", ["192.0.2.10"])).await?;
+//! scanner.launch(id).await?;
+//! while !scanner.status(id).await?.status.is_terminal() {
+//!     tokio::time::sleep(Duration::from_millis(20)).await;
+//! }
+//! let path = std::env::temp_dir().join(format!("nessus-core-doc-{}.nessus", std::process::id()));
+//! let bytes = scanner.export_to_file(id, ExportFormat::Nessus, &path, 64 << 20).await?;
+//! assert!(bytes > 0);
+//! # std::fs::remove_file(&path).ok();
+//! # Ok(()) }
+//! ```
+//!
+//! The pool side: [`Config`] loads `scanners.yaml` (the predecessor's format plus
+//! auth, TLS, target policies and credential profiles); each [`Pool`] checks targets
+//! against its deny-by-default [`TargetPolicy`]; [`select_instance`] picks a scanner
+//! from a load snapshot; [`Instance`] wraps every call in a [`CircuitBreaker`].
+//!
 //! ```
 //! use nessus_core::Config;
 //!

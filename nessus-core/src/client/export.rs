@@ -67,11 +67,13 @@ impl NessusClient {
             .await
     }
 
-    /// Polls the export until it is ready, every `ExportPolling::interval`, for at most
-    /// `ExportPolling::timeout`.
+    /// Polls the export until it is ready, for at most `ExportPolling::timeout`. Small
+    /// exports are ready within a second, so polling starts at 250 ms and doubles up to
+    /// `ExportPolling::interval`.
     pub async fn wait_for_export(&self, id: ScanId, file: &FileId) -> Result<()> {
         let polling = self.inner.export;
         let started = Instant::now();
+        let mut delay = polling.interval.min(Duration::from_millis(250));
         loop {
             match self.export_status(id, file).await {
                 Ok(ExportStatus::Ready) => return Ok(()),
@@ -96,14 +98,15 @@ impl NessusClient {
                 }
                 Err(e) => return Err(e),
             }
-            if started.elapsed() + polling.interval > polling.timeout {
+            if started.elapsed() + delay > polling.timeout {
                 return Err(Error::ExportTimeout {
                     scan_id: id.0,
                     file: file.to_string(),
                     waited: started.elapsed(),
                 });
             }
-            tokio::time::sleep(polling.interval).await;
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(polling.interval);
         }
     }
 
@@ -140,17 +143,9 @@ impl NessusClient {
             if written > size_cap {
                 return Err(Error::ExportTooLarge { limit: size_cap });
             }
-            out.write_all(&chunk).await.map_err(|source| Error::Io {
-                action: "writing export",
-                path: Default::default(),
-                source,
-            })?;
+            out.write_all(&chunk).await.map_err(writer_error)?;
         }
-        out.flush().await.map_err(|source| Error::Io {
-            action: "writing export",
-            path: Default::default(),
-            source,
-        })?;
+        out.flush().await.map_err(writer_error)?;
         Ok(written)
     }
 
@@ -224,5 +219,13 @@ impl NessusClient {
             })?;
         w.into_inner().sync_all().await.map_err(io_err)?;
         Ok(n)
+    }
+}
+
+fn writer_error(source: std::io::Error) -> Error {
+    Error::Io {
+        action: "writing export to",
+        path: "the output writer".into(),
+        source,
     }
 }

@@ -76,7 +76,7 @@ impl fmt::Debug for NessusClient {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExportPolling {
-    /// Wait between status polls.
+    /// Longest wait between status polls (polling starts faster and backs off to it).
     pub interval: Duration,
     /// Give up (with `ExportTimeout`) after this long.
     pub timeout: Duration,

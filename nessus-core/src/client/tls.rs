@@ -48,6 +48,34 @@ impl TlsOptions {
         }
     }
 
+    /// Also trust the CA(s) in this PEM file.
+    #[must_use]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Keep the system roots next to the configured CA.
+    #[must_use]
+    pub fn with_system_roots(mut self, merge: bool) -> Self {
+        self.merge_system_roots = merge;
+        self
+    }
+
+    /// Accept certificates whose name does not match the host (needs a CA).
+    #[must_use]
+    pub fn with_accept_invalid_hostnames(mut self, accept: bool) -> Self {
+        self.accept_invalid_hostnames = accept;
+        self
+    }
+
+    /// Accept any certificate (logged as a warning at every build).
+    #[must_use]
+    pub fn with_insecure(mut self, insecure: bool) -> Self {
+        self.insecure = insecure;
+        self
+    }
+
     pub(crate) fn apply(
         &self,
         mut builder: reqwest::ClientBuilder,

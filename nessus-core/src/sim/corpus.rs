@@ -48,24 +48,6 @@ pub(crate) struct CorpusFile {
     suffix: String,
 }
 
-static RE_HOST: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?s)<ReportHost\s+name="([^"]*)"\s*>.*?</ReportHost>"#).expect("static regex")
-});
-static RE_TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"<tag name="(host-ip|host-fqdn|hostname|netbios-name)">([^<]*)</tag>"#)
-        .expect("static regex")
-});
-static RE_ITEM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?s)<ReportItem\s([^>]*?)(?:/>|>(.*?)</ReportItem>)"#).expect("static regex")
-});
-static RE_ATTR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"([A-Za-z_]+)="([^"]*)""#).expect("static regex"));
-static RE_CHILD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?s)<(cve|cvss_base_score|cvss3_base_score|risk_factor|synopsis|description|solution|see_also|plugin_output)>(.*?)</(?:cve|cvss_base_score|cvss3_base_score|risk_factor|synopsis|description|solution|see_also|plugin_output)>"#,
-    )
-    .expect("static regex")
-});
 static RE_TARGET_PREF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?s)(<name>TARGET</name>\s*<value>)[^<]*(</value>)"#).expect("static regex")
 });
@@ -76,32 +58,17 @@ impl CorpusFile {
     /// Parses a `.nessus` v2 file; `None` unless it is well-formed and has hosts.
     pub(crate) fn parse(name: &str, bytes: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
-        if !text.contains("<NessusClientData_v2") || !well_formed(text) {
+        if !text.contains("<NessusClientData_v2") {
             return None;
         }
-        let mut hosts = Vec::new();
-        let (mut first, mut last) = (None, 0);
-        for m in RE_HOST.captures_iter(text) {
-            let whole = m.get(0)?;
-            first.get_or_insert(whole.start());
-            last = whole.end();
-            let xml = whole.as_str().to_owned();
-            let mut names = vec![m[1].to_owned()];
-            for t in RE_TAG.captures_iter(&xml) {
-                let v = t[2].trim().to_owned();
-                if !v.is_empty() && !names.contains(&v) {
-                    names.push(v);
-                }
-            }
-            let items = RE_ITEM.captures_iter(&xml).filter_map(parse_item).collect();
-            hosts.push(HostBlock { xml, names, items });
-        }
-        let first = first?;
+        let hosts = scan_hosts(text)?;
+        let first = hosts.first()?.span.0;
+        let last = hosts.last()?.span.1;
         Some(Self {
             name: name.to_owned(),
             prefix: text[..first].to_owned(),
-            hosts,
             suffix: text[last..].to_owned(),
+            hosts: hosts.into_iter().map(|h| h.block).collect(),
         })
     }
 
@@ -268,54 +235,149 @@ pub(crate) fn expand_targets(targets: &[String]) -> Vec<String> {
     out
 }
 
-fn parse_item(c: regex::Captures<'_>) -> Option<Item> {
-    let mut attrs: HashMap<&str, &str> = HashMap::new();
-    for a in RE_ATTR.captures_iter(c.get(1)?.as_str()) {
-        let (k, v) = (a.get(1)?.as_str(), a.get(2)?.as_str());
-        attrs.insert(k, v);
-    }
-    let mut fields = HashMap::new();
-    if let Some(body) = c.get(2) {
-        for ch in RE_CHILD.captures_iter(body.as_str()) {
-            let key: &'static str = match &ch[1] {
-                "cve" => "cve",
-                "cvss_base_score" => "cvss_base_score",
-                "cvss3_base_score" => "cvss3_base_score",
-                "risk_factor" => "risk_factor",
-                "synopsis" => "synopsis",
-                "description" => "description",
-                "solution" => "solution",
-                "see_also" => "see_also",
-                _ => "plugin_output",
-            };
-            fields
-                .entry(key)
-                .or_insert_with(|| xml_unescape(ch[2].trim()));
-        }
-    }
-    Some(Item {
-        plugin_id: attrs.get("pluginID")?.parse().ok()?,
-        plugin_name: xml_unescape(attrs.get("pluginName").copied().unwrap_or("")),
-        plugin_family: xml_unescape(attrs.get("pluginFamily").copied().unwrap_or("")),
-        severity: attrs
-            .get("severity")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        port: attrs.get("port").copied().unwrap_or("0").to_owned(),
-        protocol: attrs.get("protocol").copied().unwrap_or("tcp").to_owned(),
-        fields,
-    })
+struct ScannedHost {
+    span: (usize, usize),
+    block: HostBlock,
 }
 
-fn well_formed(text: &str) -> bool {
+/// Item children kept for CSV.
+const FIELDS: [&str; 9] = [
+    "cve",
+    "cvss_base_score",
+    "cvss3_base_score",
+    "risk_factor",
+    "synopsis",
+    "description",
+    "solution",
+    "see_also",
+    "plugin_output",
+];
+
+/// One pass of a streaming XML reader over the whole file (which also proves it is
+/// well-formed): the byte span of every `ReportHost`, its names, and its items.
+fn scan_hosts(text: &str) -> Option<Vec<ScannedHost>> {
+    use quick_xml::events::{BytesStart, Event};
+
+    fn attrs(e: &BytesStart<'_>) -> HashMap<String, String> {
+        e.attributes()
+            .filter_map(Result::ok)
+            .filter_map(|a| {
+                let key = a.key.as_ref().to_owned();
+                let value = a
+                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                    .ok()?
+                    .into_owned();
+                Some((key, value))
+            })
+            .collect()
+    }
+    fn item(a: &HashMap<String, String>) -> Option<Item> {
+        let get = |k: &str| a.get(k).cloned().unwrap_or_default();
+        Some(Item {
+            plugin_id: a.get("pluginID")?.parse().ok()?,
+            plugin_name: get("pluginName"),
+            plugin_family: get("pluginFamily"),
+            severity: a.get("severity").and_then(|s| s.parse().ok()).unwrap_or(0),
+            port: a.get("port").cloned().unwrap_or_else(|| "0".into()),
+            protocol: a.get("protocol").cloned().unwrap_or_else(|| "tcp".into()),
+            fields: HashMap::new(),
+        })
+    }
+
     let mut reader = quick_xml::Reader::from_str(text);
+    let mut hosts = Vec::new();
+    let mut host: Option<(usize, Vec<String>, Vec<Item>)> = None;
+    let mut current: Option<Item> = None;
+    // The element whose text is being collected: a host tag name or an item field.
+    let mut capture: Option<String> = None;
+    let mut buf = String::new();
     loop {
-        match reader.read_event() {
-            Ok(quick_xml::events::Event::Eof) => return true,
-            Ok(_) => {}
-            Err(_) => return false,
+        let before = usize::try_from(reader.buffer_position()).ok()?;
+        match reader.read_event().ok()? {
+            Event::Eof => break,
+            Event::Start(e) => match e.name().as_ref() {
+                "ReportHost" => {
+                    let name = attrs(&e).remove("name").unwrap_or_default();
+                    host = Some((before, vec![name], Vec::new()));
+                }
+                "ReportItem" => current = item(&attrs(&e)),
+                "tag" if host.is_some() => {
+                    let n = attrs(&e).remove("name").unwrap_or_default();
+                    if matches!(
+                        n.as_str(),
+                        "host-ip" | "host-fqdn" | "hostname" | "netbios-name"
+                    ) {
+                        capture = Some(n);
+                        buf.clear();
+                    }
+                }
+                other if current.is_some() && FIELDS.contains(&other) => {
+                    capture = Some(other.to_owned());
+                    buf.clear();
+                }
+                _ => {}
+            },
+            Event::Empty(e) if e.name().as_ref() == "ReportItem" => {
+                if let (Some(h), Some(i)) = (host.as_mut(), item(&attrs(&e))) {
+                    h.2.push(i);
+                }
+            }
+            Event::Text(t) if capture.is_some() => buf.push_str(&t.xml10_content()),
+            Event::CData(t) if capture.is_some() => buf.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if capture.is_some() => {
+                if let Ok(Some(c)) = r.resolve_char_ref() {
+                    buf.push(c);
+                } else {
+                    buf.push_str(match r.xml10_content().as_ref() {
+                        "amp" => "&",
+                        "lt" => "<",
+                        "gt" => ">",
+                        "quot" => "\"",
+                        "apos" => "'",
+                        _ => "",
+                    });
+                }
+            }
+            Event::End(e) => match e.name().as_ref() {
+                "ReportHost" => {
+                    let end = usize::try_from(reader.buffer_position()).ok()?;
+                    if let Some((start, names, items)) = host.take() {
+                        let names = names.into_iter().filter(|n| !n.trim().is_empty()).collect();
+                        hosts.push(ScannedHost {
+                            span: (start, end),
+                            block: HostBlock {
+                                xml: text[start..end].to_owned(),
+                                names,
+                                items,
+                            },
+                        });
+                    }
+                }
+                "ReportItem" => {
+                    if let (Some(h), Some(i)) = (host.as_mut(), current.take()) {
+                        h.2.push(i);
+                    }
+                }
+                _ => {
+                    if let Some(c) = capture.take() {
+                        let value = buf.trim().to_owned();
+                        if let Some(i) = current.as_mut() {
+                            if let Some(k) = FIELDS.iter().find(|f| **f == c) {
+                                i.fields.entry(k).or_insert(value);
+                            }
+                        } else if let Some(h) = host.as_mut()
+                            && !value.is_empty()
+                            && !h.1.contains(&value)
+                        {
+                            h.1.push(value);
+                        }
+                    }
+                }
+            },
+            _ => {}
         }
     }
+    Some(hosts)
 }
 
 pub(crate) fn xml_escape(s: &str) -> String {
@@ -325,29 +387,26 @@ pub(crate) fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn xml_unescape(s: &str) -> String {
-    let s = s
-        .strip_prefix("<![CDATA[")
-        .and_then(|x| x.strip_suffix("]]>"))
-        .unwrap_or(s);
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
 fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// The results the simulator draws from.
+/// The results the simulator draws from: the `.nessus` files of a directory (or one
+/// file), each parsed on first use and cached for the life of the process.
 #[derive(Debug)]
 pub(crate) struct Corpus {
-    pub(crate) files: Vec<Arc<CorpusFile>>,
+    paths: Vec<PathBuf>,
 }
 
-static CACHE: LazyLock<Mutex<HashMap<PathBuf, Arc<Corpus>>>> = LazyLock::new(Mutex::default);
+type Parsed = Mutex<HashMap<PathBuf, Option<Arc<CorpusFile>>>>;
+
+static PARSED: LazyLock<Parsed> = LazyLock::new(Mutex::default);
+static EMBEDDED_FILE: LazyLock<Arc<CorpusFile>> = LazyLock::new(|| {
+    Arc::new(
+        CorpusFile::parse(EMBEDDED_NAME, EMBEDDED)
+            .expect("the embedded sample is a well-formed .nessus file with one host"),
+    )
+});
 
 impl Corpus {
     /// The default directory: the repository's `corpus/nessus`.
@@ -355,42 +414,58 @@ impl Corpus {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/nessus"))
     }
 
-    /// Loads every usable file of `dir` (cached per directory), or a single file; falls
-    /// back to the embedded sample when nothing usable is found.
+    /// Lists the candidate files of `source` (a directory, or a single file).
     pub(crate) fn load(source: &Path) -> Arc<Corpus> {
-        let mut cache = CACHE
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = cache.get(source) {
-            return c.clone();
-        }
         let mut paths: Vec<PathBuf> = if source.is_file() {
             vec![source.to_owned()]
         } else {
             std::fs::read_dir(source)
-                .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .map(|rd| {
+                    rd.filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.is_file())
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         paths.sort();
-        let mut files: Vec<Arc<CorpusFile>> = paths
-            .iter()
-            .filter_map(|p| {
-                let bytes = std::fs::read(p).ok()?;
-                let name = p.file_name()?.to_string_lossy().into_owned();
-                CorpusFile::parse(&name, &bytes).map(Arc::new)
-            })
-            .collect();
-        if files.is_empty() {
-            files.push(Arc::new(Self::embedded()));
-        }
-        let corpus = Arc::new(Corpus { files });
-        cache.insert(source.to_owned(), corpus.clone());
-        corpus
+        Arc::new(Corpus { paths })
     }
 
-    fn embedded() -> CorpusFile {
-        CorpusFile::parse(EMBEDDED_NAME, EMBEDDED)
-            .expect("the embedded sample is a well-formed .nessus file with one host")
+    /// The file for the `n`-th scan: round-robin over the usable files, falling back to
+    /// the embedded sample when none is usable.
+    pub(crate) fn pick(&self, n: usize) -> Arc<CorpusFile> {
+        let len = self.paths.len();
+        for k in 0..len {
+            if let Some(f) = Self::parsed(&self.paths[(n + k) % len]) {
+                return f;
+            }
+        }
+        EMBEDDED_FILE.clone()
+    }
+
+    fn parsed(path: &Path) -> Option<Arc<CorpusFile>> {
+        if let Some(hit) = PARSED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(path)
+        {
+            return hit.clone();
+        }
+        // Parsed outside the lock: other scans need not wait for a big file.
+        let parsed = std::fs::read(path).ok().and_then(|bytes| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            CorpusFile::parse(&name, &bytes).map(Arc::new)
+        });
+        PARSED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(path.to_owned(), parsed.clone());
+        parsed
+    }
+
+    #[cfg(test)]
+    fn embedded() -> Arc<CorpusFile> {
+        EMBEDDED_FILE.clone()
     }
 }
 
@@ -411,10 +486,20 @@ mod tests {
         assert!(xml.contains(r#"<ReportHost name="192.0.2.7""#));
         assert!(xml.contains(r#"<ReportHost name="db.example""#));
         assert!(xml.contains(r#"<Report name="mcp-1""#));
-        assert!(well_formed(&xml));
+        assert_eq!(scan_hosts(&xml).unwrap().len(), 2, "output is well-formed");
         let csv = String::from_utf8(f.render_csv(&targets)).unwrap();
         assert!(csv.starts_with("Plugin ID,CVE,CVSS,Risk,Host,"));
         assert!(csv.matches(",\"db.example\",").count() >= 40);
+    }
+
+    #[test]
+    fn unusable_files_are_rejected() {
+        assert!(CorpusFile::parse("empty", b"").is_none());
+        assert!(
+            CorpusFile::parse("v1", b"<NessusClientData><Report/></NessusClientData>").is_none()
+        );
+        let broken = b"<NessusClientData_v2><Report><ReportHost name=\"a\"></Report>";
+        assert!(CorpusFile::parse("broken", broken).is_none());
     }
 
     #[test]

@@ -129,3 +129,26 @@ pub struct Counters {
     /// Per scan name.
     pub by_name: BTreeMap<String, NameCounters>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Faults;
+
+    #[test]
+    fn scoping_patterns() {
+        let f = |p: &str| Faults {
+            only: Some(p.to_owned()),
+            ..Faults::default()
+        };
+        assert!(Faults::default().applies("GET", "/scans"));
+        assert!(f("POST /scans").applies("POST", "/scans"));
+        assert!(!f("POST /scans").applies("GET", "/scans"));
+        assert!(!f("POST /scans").applies("POST", "/scans/5/launch"));
+        assert!(f("* /scans/*").applies("DELETE", "/scans/5"));
+        assert!(f("/server/status").applies("GET", "/server/status"));
+        let json: Faults =
+            serde_json::from_str(r#"{"gate_mode":"drop_after_headers","fail_next":2}"#).unwrap();
+        assert_eq!(json.gate_mode, super::GateMode::DropAfterHeaders);
+        assert_eq!(json.fail_next, 2);
+    }
+}

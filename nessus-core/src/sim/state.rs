@@ -133,7 +133,7 @@ impl SimState {
             .corpus
             .get_or_insert_with(|| Corpus::load(&self.settings.corpus_source))
             .clone();
-        let file = corpus.files[(scan_id as usize) % corpus.files.len()].clone();
+        let file = corpus.pick(scan_id as usize);
         tracing::debug!(scan_id, results = %file.name, "simulated scan results chosen");
         file
     }

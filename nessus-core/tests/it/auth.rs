@@ -40,6 +40,47 @@ async fn expired_session_causes_exactly_one_relogin_for_20_concurrent_calls() {
     assert!(counters.unauthorized >= 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_expiring_while_20_calls_are_in_flight_causes_one_relogin() {
+    let sim = sim().await;
+    let c = client_with(&sim, Credentials::session("admin", "pw"));
+    c.session().await.unwrap();
+    // Requests wait 100 ms in the server before their token is checked; the sessions
+    // expire while all twenty are inside.
+    sim.update_faults(|f| f.latency_ms = 100);
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.list_scans(None).await.map(drop) })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    assert_eq!(sim.expire_sessions(), 1);
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let counters = sim.counters();
+    assert_eq!(counters.logins, 2);
+    assert_eq!(counters.unauthorized, 20);
+}
+
+#[tokio::test]
+async fn idle_sessions_expire_and_logout_ends_the_session() {
+    let sim = sim_builder()
+        .session_idle_timeout(std::time::Duration::from_millis(50))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let c = client_with(&sim, Credentials::session("admin", "pw"));
+    c.list_scans(None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    c.list_scans(None).await.unwrap();
+    assert_eq!(sim.counters().logins, 2);
+    c.logout().await.unwrap();
+    c.list_scans(None).await.unwrap();
+    assert_eq!(sim.counters().logins, 3);
+}
+
 #[tokio::test]
 async fn api_keys_are_checked_when_required() {
     let sim = sim_builder()
