@@ -77,7 +77,14 @@ def main(url: str) -> int:
         print(f"FAIL: scan list {listed}", file=sys.stderr)
         return 1
     nessus.scans.delete(scan_id)
-    print("deleted; PASS")
+    print("deleted")
+
+    # Session auth (POST /session, then X-Cookie) works as well.
+    by_login = Nessus(url=url, username="admin", password="secret")
+    if by_login.session.get()["username"] != "admin":
+        print("FAIL: session login", file=sys.stderr)
+        return 1
+    print("session login works; PASS")
     return 0
 
 

@@ -24,6 +24,20 @@ impl NessusClient {
         self.json(Call::get("/server/properties")).await
     }
 
+    /// Checks up front that this client may control scans: fails with
+    /// [`Error::ScanApiDisabled`] when the licence has `scan_api: false` and the client is
+    /// not in web-UI token mode, instead of letting the first create fail with a 412.
+    /// Unknown (`scan_api` absent, e.g. Tenable.io) counts as allowed.
+    pub async fn ensure_scan_control(&self) -> Result<()> {
+        let props = self.server_properties().await?;
+        if props.scan_api() == Some(false) && !self.inner.auth.is_web_ui() {
+            return Err(Error::ScanApiDisabled {
+                endpoint: "GET /server/properties (license.features.scan_api = false)".into(),
+            });
+        }
+        Ok(())
+    }
+
     /// `GET /session`: the user behind the credentials.
     pub async fn session(&self) -> Result<SessionInfo> {
         self.json(Call::get("/session")).await

@@ -139,7 +139,15 @@ impl NessusClient {
                 rb = rb.timeout(t);
             }
             rb = self.inner.auth.apply(rb, session.as_ref());
-            let err = match rb.send().await {
+            let started = std::time::Instant::now();
+            let sent = rb.send().await;
+            tracing::debug!(
+                endpoint,
+                status = sent.as_ref().map_or(0, |r| r.status().as_u16()),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Nessus call"
+            );
+            let err = match sent {
                 Err(e) => transport_error(&endpoint, e),
                 Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {

@@ -99,8 +99,9 @@ fn json_raw(body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// The only recorded body for a missing scan (Tenable.io); the on-prem text is unknown.
 fn not_found_scan() -> Response {
-    error(StatusCode::NOT_FOUND, "The requested file was not found")
+    error(StatusCode::NOT_FOUND, "Scan not found")
 }
 
 async fn not_allowed() -> Response {

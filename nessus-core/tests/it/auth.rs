@@ -130,6 +130,7 @@ async fn scan_api_off_gives_a_capability_error_and_web_ui_mode_works() {
 
     // Session + the UI token from /nessus6.js passes the gate.
     let ui = client_with(&sim, Credentials::web_ui("admin", "pw"));
+    ui.ensure_scan_control().await.unwrap();
     let id = Scanner::create_scan(&ui, &ScanSpec::new("via-ui", ["192.0.2.1"]))
         .await
         .unwrap();
