@@ -218,6 +218,7 @@ pub enum Error {
         /// Time until the breaker lets a probe through.
         retry_after: Duration,
     },
+
     // ----- Simulator (feature `sim`) -----
     /// The simulator could not start.
     #[error("Nessus simulator: {reason}")]

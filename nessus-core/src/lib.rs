@@ -32,8 +32,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The pool side: [`Config`] loads `scanners.yaml`, and each pool's target policy
-//! vets targets before anything reaches a scanner.
+//! The pool side: [`Config`] loads `scanners.yaml` (the predecessor's format plus
+//! auth, TLS, target policies and credential profiles); each [`Pool`] checks targets
+//! against its deny-by-default [`TargetPolicy`]; [`select_instance`] picks a scanner
+//! from a load snapshot; [`Instance`] wraps every call in a [`CircuitBreaker`].
 //!
 //! ```
 //! use nessus_core::Config;
@@ -59,6 +61,7 @@ mod breaker;
 mod client;
 mod config;
 mod error;
+mod instance;
 mod models;
 mod scanner;
 mod select;
@@ -74,9 +77,10 @@ pub use client::{
 };
 pub use config::{
     AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
-    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions as InstanceTls,
+    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
+pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};
 pub use models::{
     Chapter, CreatedScan, EscalationMethod, ExportFile, ExportStatus, Features, FileId, Folder,
     HistoryEntry, HostSummary, License, Policy, ScanDetails, ScanInfo, ScanList, ScanStatus,
@@ -86,8 +90,8 @@ pub use models::{
 pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
 pub use select::{InstanceLoad, Unavailable, select_instance};
 pub use targets::{
-    ApprovedTargets, DEFAULT_MAX_HOSTS, IpNetwork, PolicyRule, Refusal, RefusalReason, Target,
-    TargetPolicy, TargetRefusal, split_targets, targets_match,
+    ApprovedTargets, DEFAULT_MAX_HOSTS, InvalidTarget, IpNetwork, PolicyRule, Refusal,
+    RefusalReason, Target, TargetPolicy, TargetRefusal, split_targets, targets_match,
 };
 
 #[cfg(feature = "sim")]

@@ -1,68 +1,65 @@
 //! Human-readable rendering of a loaded config. Secrets appear only as `********`
 //! followed by where they came from.
 
-use std::fmt::Write as _;
+use std::fmt;
 
 use super::Config;
 use super::model::{BackendConfig, ConfigSecret, InstanceAuth, ProfileAuth, mask_userinfo};
 
-pub(crate) fn describe(config: &Config) -> String {
-    let mut out = String::new();
-    // Writing into a String cannot fail; the results are ignored deliberately.
-    let w = &mut out;
+pub(crate) fn render(config: &Config, w: &mut dyn fmt::Write) -> fmt::Result {
     match config.origin() {
         Some(path) => {
-            let _ = writeln!(w, "config: {}", path.display());
+            writeln!(w, "config: {}", path.display())?;
         }
         None => {
-            let _ = writeln!(w, "config: <text>");
+            writeln!(w, "config: <text>")?;
         }
     }
     let s = config.server();
-    let _ = writeln!(w, "server:");
-    let _ = writeln!(w, "  data_dir: {}", s.data_dir().display());
-    let _ = writeln!(w, "  results_dir: {}", s.results_dir().display());
-    let _ = writeln!(w, "  default_pool: {}", s.default_pool());
-    let _ = writeln!(
+    writeln!(w, "server:")?;
+    writeln!(w, "  data_dir: {}", s.data_dir().display())?;
+    writeln!(w, "  results_dir: {}", s.results_dir().display())?;
+    writeln!(w, "  default_pool: {}", s.default_pool())?;
+    writeln!(
         w,
         "  default_scan_timeout: {}s",
         s.default_scan_timeout().as_secs()
-    );
-    let _ = writeln!(w, "  mcp_tokens: {}", secrets(s.mcp_tokens()));
+    )?;
+    writeln!(w, "  mcp_tokens: {}", secrets(s.mcp_tokens()))?;
     let q = config.queue();
-    let _ = writeln!(w, "queue:");
+    writeln!(w, "queue:")?;
     match q.backend() {
         BackendConfig::Sqlite { path } => {
-            let _ = writeln!(w, "  backend: sqlite {}", path.display());
+            writeln!(w, "  backend: sqlite {}", path.display())?;
         }
         BackendConfig::Redis { url } => {
             use secrecy::ExposeSecret;
-            let _ = writeln!(
+            writeln!(
                 w,
                 "  backend: redis {} ({})",
                 mask_userinfo(url.secret().expose_secret()),
                 url.origin()
-            );
+            )?;
         }
     }
-    let _ = writeln!(
+    writeln!(
         w,
         "  lease: {}s, ttl completed {}d / failed {}d, idempotency {}h",
         q.lease().as_secs(),
         q.completed_ttl().as_secs() / 86_400,
         q.failed_ttl().as_secs() / 86_400,
         q.idempotency_ttl().as_secs() / 3600
-    );
-    let _ = writeln!(w, "pools:");
+    )?;
+    writeln!(w, "pools:")?;
     for pool in config.pools() {
-        let _ = writeln!(
+        writeln!(
             w,
             "  {} (type {}, {} instance(s), capacity {})",
             pool.name(),
             pool.scanner_type(),
             pool.instances().len(),
             pool.capacity()
-        );
+        )?;
         let p = pool.policy();
         let list = |rules: &[crate::targets::PolicyRule]| {
             rules
@@ -72,63 +69,63 @@ pub(crate) fn describe(config: &Config) -> String {
                 .join(", ")
         };
         if p.denies_everything() {
-            let _ = writeln!(w, "    target policy: allow nothing (deny by default)");
+            writeln!(w, "    target policy: allow nothing (deny by default)")?;
         } else {
-            let _ = writeln!(w, "    target policy: allow [{}]", list(p.allow()));
+            writeln!(w, "    target policy: allow [{}]", list(p.allow()))?;
         }
-        let _ = writeln!(
+        writeln!(
             w,
             "      deny [{}]; built-in deny {}; max {} hosts per scan",
             list(p.deny()),
             if p.builtin_deny() { "on" } else { "OFF" },
             p.max_hosts()
-        );
+        )?;
         for inst in pool.instances() {
-            let _ = writeln!(w, "    - {} \"{}\"", inst.key(), inst.name());
-            let _ = writeln!(
+            writeln!(w, "    - {} \"{}\"", inst.key(), inst.name())?;
+            writeln!(
                 w,
                 "        url: {} -> {}",
                 inst.display_url(),
                 mask_userinfo(inst.url())
-            );
+            )?;
             match inst.auth() {
                 InstanceAuth::ApiKeys {
                     access_key,
                     secret_key,
                 } => {
-                    let _ = writeln!(
+                    writeln!(
                         w,
                         "        auth: api_keys (access_key {}, secret_key {})",
                         secret(access_key),
                         secret(secret_key)
-                    );
+                    )?;
                 }
                 InstanceAuth::Session {
                     mode,
                     username,
                     password,
                 } => {
-                    let _ = writeln!(
+                    writeln!(
                         w,
                         "        auth: {mode} (username {username:?}, password {})",
                         secret(password)
-                    );
+                    )?;
                 }
             }
             let t = inst.tls();
-            let tls = if t.insecure() {
+            let tls = if t.insecure {
                 "INSECURE (certificate not verified)".to_owned()
             } else {
-                match t.ca_file() {
+                match t.ca_file.as_deref() {
                     Some(ca) => format!(
                         "verify with CA {}{}{}",
                         ca.display(),
-                        if t.ca_merge_system() {
+                        if t.merge_system_roots {
                             " + system roots"
                         } else {
                             ""
                         },
-                        if t.accept_invalid_hostnames() {
+                        if t.accept_invalid_hostnames {
                             ", any hostname"
                         } else {
                             ""
@@ -137,20 +134,20 @@ pub(crate) fn describe(config: &Config) -> String {
                     None => "verify with system roots".to_owned(),
                 }
             };
-            let _ = writeln!(w, "        tls: {tls}");
-            let _ = writeln!(
+            writeln!(w, "        tls: {tls}")?;
+            writeln!(
                 w,
                 "        max_concurrent_scans: {}, timeout: {}s",
                 inst.max_concurrent_scans(),
                 inst.timeout().as_secs()
-            );
+            )?;
         }
         for id in pool.disabled_instances() {
-            let _ = writeln!(w, "    - {}:{id} (disabled, not loaded)", pool.name());
+            writeln!(w, "    - {}:{id} (disabled, not loaded)", pool.name())?;
         }
     }
     if !config.credentials().is_empty() {
-        let _ = writeln!(w, "credentials:");
+        writeln!(w, "credentials:")?;
         for c in config.credentials().values() {
             let how = match c.auth() {
                 ProfileAuth::Password(p) => format!("password {}", secret(p)),
@@ -163,22 +160,22 @@ pub(crate) fn describe(config: &Config) -> String {
                         .unwrap_or_default()
                 ),
             };
-            let _ = writeln!(
+            writeln!(
                 w,
                 "  {}: ssh user {:?}, {how}, escalation {}",
                 c.name(),
                 c.username(),
                 c.escalation()
-            );
+            )?;
         }
     }
     if !config.warnings().is_empty() {
-        let _ = writeln!(w, "warnings:");
+        writeln!(w, "warnings:")?;
         for warning in config.warnings() {
-            let _ = writeln!(w, "  - {warning}");
+            writeln!(w, "  - {warning}")?;
         }
     }
-    out
+    Ok(())
 }
 
 fn secret(s: &ConfigSecret) -> String {

@@ -17,6 +17,8 @@ pub(crate) struct Expanded {
     pub(crate) vars: Vec<String>,
     /// Variables referenced without a default and not set; they expanded to "".
     pub(crate) unset: Vec<String>,
+    /// Variables whose default (written in the file) was used.
+    pub(crate) defaulted: Vec<String>,
 }
 
 pub(crate) fn expand(raw: &str, env: EnvLookup<'_>) -> Expanded {
@@ -35,9 +37,15 @@ pub(crate) fn expand(raw: &str, env: EnvLookup<'_>) -> Expanded {
                             text,
                             if_empty: true,
                         }),
-                    ) if v.is_empty() => text.to_owned(),
+                    ) if v.is_empty() => {
+                        out.defaulted.push(name.to_owned());
+                        text.to_owned()
+                    }
                     (Some(v), _) => v,
-                    (None, Some(d)) => d.text.to_owned(),
+                    (None, Some(d)) => {
+                        out.defaulted.push(name.to_owned());
+                        d.text.to_owned()
+                    }
                     (None, None) => {
                         out.unset.push(name.to_owned());
                         String::new()

@@ -4,8 +4,8 @@
 //! The predecessor's files load unchanged: top-level keys are pool names whose values
 //! are lists of instances. The new settings live under the reserved top-level keys
 //! `server`, `queue` and `credentials`, and a pool may instead be written as a mapping
-//! with `instances` and `target_policy`. See `docs/scanners.yaml.md` for the full
-//! reference.
+//! with `instances` and `target_policy`. The format reference is `scanners-yaml.md`,
+//! rendered as the documentation of [`Config`].
 
 mod describe;
 mod env;
@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 pub use model::{
     AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
+    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 
 use crate::error::{Error, Result};
@@ -29,7 +29,7 @@ use resolve::{Problem, Resolver};
 /// Files larger than this are refused before parsing (a scanner file is a few KiB).
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
-/// The whole loaded configuration.
+#[doc = include_str!("scanners-yaml.md")]
 #[derive(Debug, Clone)]
 pub struct Config {
     origin: Option<PathBuf>,
@@ -175,7 +175,14 @@ impl Config {
     /// A human-readable rendering of what was loaded, secrets masked (what
     /// `nessus-cli config check FILE` prints).
     pub fn describe(&self) -> String {
-        describe::describe(self)
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Config {
+    /// The same rendering as [`Config::describe`].
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        describe::render(self, f)
     }
 }
 
@@ -188,13 +195,15 @@ impl FromStr for Config {
     }
 }
 
-/// serde-saphyr prefixes some messages with their own location; ours is structured.
+/// serde-saphyr repeats the location inside some messages; ours is structured.
 fn strip_location(message: &str) -> String {
     let first = message.lines().next().unwrap_or(message);
-    match first.split_once(": ") {
-        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => {
-            rest.to_owned()
-        }
+    let first = match first.split_once(": ") {
+        Some((head, rest)) if head.starts_with("line ") && head.contains(" column ") => rest,
+        _ => first,
+    };
+    match first.rfind(" at line ") {
+        Some(i) if first[i..].contains(", column ") => first[..i].to_owned(),
         _ => first.to_owned(),
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::client::TlsOptions;
 use crate::error::Error;
 use crate::models::{EscalationMethod, SshAuth, SshCredentials};
 use crate::targets::{ApprovedTargets, TargetPolicy};
@@ -123,37 +124,6 @@ impl InstanceAuth {
             Self::ApiKeys { .. } => AuthMode::ApiKeys,
             Self::Session { mode, .. } => *mode,
         }
-    }
-}
-
-/// TLS settings for talking to one scanner. Verification is on by default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TlsOptions {
-    pub(crate) ca_file: Option<PathBuf>,
-    pub(crate) ca_merge_system: bool,
-    pub(crate) insecure: bool,
-    pub(crate) accept_invalid_hostnames: bool,
-}
-
-impl TlsOptions {
-    /// A PEM CA bundle to trust (the normal way to trust a self-signed Nessus).
-    pub fn ca_file(&self) -> Option<&Path> {
-        self.ca_file.as_deref()
-    }
-
-    /// Also trust the system roots next to `ca_file`.
-    pub fn ca_merge_system(&self) -> bool {
-        self.ca_merge_system
-    }
-
-    /// Skip certificate verification entirely (logged loudly by the client).
-    pub fn insecure(&self) -> bool {
-        self.insecure
-    }
-
-    /// Accept a certificate chaining to `ca_file` whose name does not match the URL.
-    pub fn accept_invalid_hostnames(&self) -> bool {
-        self.accept_invalid_hostnames
     }
 }
 

@@ -9,9 +9,10 @@ use serde_saphyr::{Location, Spanned};
 use super::env::{EnvLookup, expand};
 use super::model::{
     AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, TlsOptions,
+    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
+use crate::client::TlsOptions;
 use crate::models::EscalationMethod;
 use crate::targets::{PolicyRule, Target, TargetPolicy};
 
@@ -292,9 +293,10 @@ impl<'a> Resolver<'a> {
         };
         let opts = TlsOptions {
             ca_file,
-            ca_merge_system: t.ca_merge_system.unwrap_or(false),
+            merge_system_roots: t.ca_merge_system.unwrap_or(false),
             insecure: t.insecure.unwrap_or(false),
             accept_invalid_hostnames: t.accept_invalid_hostnames.unwrap_or(false),
+            ..TlsOptions::default()
         };
         if opts.insecure && (opts.ca_file.is_some() || opts.accept_invalid_hostnames) {
             return Err(at(
@@ -313,7 +315,7 @@ impl<'a> Resolver<'a> {
                 ),
             ));
         }
-        if opts.ca_merge_system && opts.ca_file.is_none() {
+        if opts.merge_system_roots && opts.ca_file.is_none() {
             return Err(at(raw, format!("{ctx}: tls.ca_merge_system needs ca_file")));
         }
         Ok(opts)
@@ -532,10 +534,22 @@ impl<'a> Resolver<'a> {
                         "{ctx}: {field} uses ${{{var}}}, which is not set; using \"\""
                     ));
                 }
-                let origin = if e.vars.is_empty() {
+                for var in &e.defaulted {
+                    self.warnings.push(format!(
+                        "{ctx}: {field} uses the default written in the file because {var} is \
+                         not set; set {var} in production"
+                    ));
+                }
+                // Only variables that were actually set supplied part of the value.
+                let from_env: Vec<String> = e
+                    .vars
+                    .into_iter()
+                    .filter(|v| !e.defaulted.contains(v) && !e.unset.contains(v))
+                    .collect();
+                let origin = if from_env.is_empty() {
                     SecretOrigin::Literal
                 } else {
-                    SecretOrigin::Env(e.vars)
+                    SecretOrigin::Env(from_env)
                 };
                 Ok(ConfigSecret::new(e.value, origin))
             }

@@ -7,7 +7,7 @@ mod parse;
 mod policy;
 
 pub use matching::targets_match;
-pub use parse::{IpNetwork, Target, split_targets};
+pub use parse::{InvalidTarget, IpNetwork, Target, split_targets};
 pub use policy::{
     ApprovedTargets, DEFAULT_MAX_HOSTS, PolicyRule, Refusal, RefusalReason, TargetPolicy,
     TargetRefusal,

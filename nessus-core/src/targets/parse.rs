@@ -81,19 +81,42 @@ impl fmt::Display for IpNetwork {
 }
 
 impl FromStr for IpNetwork {
-    type Err = String;
+    type Err = InvalidTarget;
 
     /// Parses `addr/prefix` strictly (dotted-decimal IPv4 without leading zeros, plain
     /// IPv6 without zone id, decimal prefix).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not in addr/prefix form"))?;
-        let addr = parse_ip_strict(addr)?;
-        let prefix = parse_prefix(prefix, addr)?;
-        IpNetwork::new(addr, prefix).ok_or_else(|| format!("prefix /{prefix} too long"))
+        parse_network(s).map_err(InvalidTarget)
     }
 }
+
+fn parse_network(s: &str) -> Result<IpNetwork, String> {
+    let (addr, prefix) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not in addr/prefix form"))?;
+    let addr = parse_ip_strict(addr)?;
+    let prefix = parse_prefix(prefix, addr)?;
+    IpNetwork::new(addr, prefix).ok_or_else(|| format!("prefix /{prefix} too long"))
+}
+
+/// Why a target, network or policy rule could not be parsed safely.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidTarget(pub(crate) String);
+
+impl InvalidTarget {
+    /// What is wrong, in words.
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InvalidTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidTarget {}
 
 /// One scan target after canonicalisation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -154,11 +177,11 @@ impl fmt::Display for Target {
 }
 
 impl FromStr for Target {
-    type Err = String;
+    type Err = InvalidTarget;
 
     /// Parses one target token (no separators). The error says why it was refused.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_target(s)
+        parse_target(s).map_err(InvalidTarget)
     }
 }
 
@@ -203,7 +226,7 @@ pub(crate) fn parse_target(token: &str) -> Result<Target, String> {
         return Err("brackets are only accepted around a whole IPv6 address".into());
     }
     if token.contains('/') {
-        let net: IpNetwork = token.parse()?;
+        let net = parse_network(token)?;
         return Ok(canonical_network(net));
     }
     if let Ok(ip) = parse_ip_strict(token) {

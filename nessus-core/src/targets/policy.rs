@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::interval::Interval;
-use super::parse::{Target, parse_hostname, parse_target, split_targets};
+use super::parse::{InvalidTarget, Target, parse_hostname, parse_target, split_targets};
 
 /// Default cap on the number of addresses one scan may cover (a `/16`).
 pub const DEFAULT_MAX_HOSTS: u64 = 65_536;
@@ -69,38 +69,41 @@ impl PolicyRule {
 }
 
 impl FromStr for PolicyRule {
-    type Err = String;
+    type Err = InvalidTarget;
 
     /// Parses `10.0.0.0/8`, `192.0.2.7`, `10.0.0.1-10.0.0.50`, `scan-target.lab`,
     /// or `*.lab.example.com`, with the same strict rules as scan targets.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        if let Some(suffix) = s.strip_prefix("*.") {
-            let suffix = parse_hostname(suffix)?;
-            return Ok(Self {
-                kind: RuleKind::Subdomains(suffix),
-            });
-        }
-        if s.contains('*') {
-            return Err(format!(
-                "{s:?}: '*' is only accepted as a leading '*.' label (hostnames are not \
-                 resolved before the check, so 'any name' is never allowed)"
-            ));
-        }
-        let kind = match parse_target(s)? {
-            Target::Host(name) => RuleKind::Hostname(name),
-            other => {
-                let interval = other
-                    .interval()
-                    .ok_or_else(|| format!("{s:?} has no address interval"))?;
-                RuleKind::Addresses {
-                    text: other.to_string(),
-                    interval,
-                }
-            }
-        };
-        Ok(Self { kind })
+        parse_rule(s.trim()).map_err(InvalidTarget)
     }
+}
+
+fn parse_rule(s: &str) -> Result<PolicyRule, String> {
+    if let Some(suffix) = s.strip_prefix("*.") {
+        let suffix = parse_hostname(suffix)?;
+        return Ok(PolicyRule {
+            kind: RuleKind::Subdomains(suffix),
+        });
+    }
+    if s.contains('*') {
+        return Err(format!(
+            "{s:?}: '*' is only accepted as a leading '*.' label (hostnames are not \
+             resolved before the check, so 'any name' is never allowed)"
+        ));
+    }
+    let kind = match parse_target(s)? {
+        Target::Host(name) => RuleKind::Hostname(name),
+        other => {
+            let interval = other
+                .interval()
+                .ok_or_else(|| format!("{s:?} has no address interval"))?;
+            RuleKind::Addresses {
+                text: other.to_string(),
+                interval,
+            }
+        }
+    };
+    Ok(PolicyRule { kind })
 }
 
 impl fmt::Display for PolicyRule {
