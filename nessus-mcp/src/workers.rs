@@ -4,9 +4,7 @@
 
 use std::{collections::HashMap, io::BufReader, path::Path, sync::Arc};
 
-use nessus_core::{
-    Config, Credentials, InstanceAuth, NessusClient, Scanner, SshCredentials, TlsOptions,
-};
+use nessus_core::{BreakerConfig, CircuitBreaker, Config, GuardedScanner, Scanner, SshCredentials};
 use nessus_queue::{
     BoxError, Completion, Ingest, InstanceCapacity, ScannerDirectory, Task, WorkerConfig,
 };
@@ -35,43 +33,15 @@ impl ConfigDirectory {
     ) -> Result<Self, nessus_core::Error> {
         let mut scanners: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
         for inst in config.instances() {
-            let credentials = match inst.auth() {
-                InstanceAuth::ApiKeys {
-                    access_key,
-                    secret_key,
-                } => {
-                    Credentials::api_keys(access_key.secret().clone(), secret_key.secret().clone())
-                }
-                InstanceAuth::Session {
-                    mode: nessus_core::AuthMode::WebToken,
-                    username,
-                    password,
-                } => Credentials::web_ui(username.clone(), password.secret().clone()),
-                InstanceAuth::Session {
-                    username, password, ..
-                } => Credentials::session(username.clone(), password.secret().clone()),
-                other => {
-                    return Err(nessus_core::Error::Config {
-                        origin: inst.key(),
-                        line: None,
-                        column: None,
-                        message: format!("unsupported auth mode {}", other.mode().as_str()),
-                    });
-                }
-            };
-            let t = inst.tls();
-            let mut tls = TlsOptions::default();
-            tls.ca_file = t.ca_file().map(Path::to_path_buf);
-            tls.ca_pem = extra_ca_pem.map(<[u8]>::to_vec);
-            tls.merge_system_roots = t.ca_merge_system();
-            tls.insecure = t.insecure();
-            tls.accept_invalid_hostnames = t.accept_invalid_hostnames();
-            let client = NessusClient::builder()
-                .base_url(inst.url())
-                .credentials(credentials)
-                .tls(tls)
-                .timeout(inst.timeout())
-                .build()?;
+            let mut tls = inst.tls().clone();
+            if let Some(pem) = extra_ca_pem {
+                tls.ca_pem = Some(pem.to_vec());
+            }
+            let client = inst.client_builder().tls(tls).build()?;
+            // Every call to a scanner goes through its circuit breaker, so an
+            // unreachable instance fails fast instead of tying up workers.
+            let breaker = Arc::new(CircuitBreaker::new(inst.key(), BreakerConfig::default()));
+            let client = GuardedScanner::new(inst.key(), Arc::new(client), breaker);
             scanners.insert(inst.key(), Arc::new(client));
         }
         Ok(Self { scanners, config })
