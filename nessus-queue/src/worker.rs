@@ -217,6 +217,14 @@ fn classify(e: &nessus_core::Error) -> Failure {
     Failure::dead_letter(code, e.to_string())
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Flags {
     lost: AtomicBool,
     cancel: AtomicBool,
@@ -305,10 +313,16 @@ impl Inner {
             lost: AtomicBool::new(false),
             cancel: AtomicBool::new(claim.task.cancel_requested),
         });
-        let hb = tokio::spawn(Arc::clone(&self).heartbeat(id.clone(), token, Arc::clone(&flags)));
+        // Aborted on drop, so a processing future that is itself aborted never leaves
+        // a heartbeat renewing a lease nobody works on.
+        let hb = AbortOnDrop(tokio::spawn(Arc::clone(&self).heartbeat(
+            id.clone(),
+            token,
+            Arc::clone(&flags),
+        )));
         tracing::info!(task_id = %id, trace_id = %claim.task.trace_id, instance = ?claim.task.instance, attempt = claim.task.attempts, "claimed");
         let outcome = self.drive(&claim, &flags, &shutdown).await;
-        hb.abort();
+        drop(hb);
         let q = &self.queue;
         let res = match outcome {
             Ok(()) => Ok(()),
