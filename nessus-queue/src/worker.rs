@@ -83,7 +83,8 @@ pub struct WorkerConfig {
     pub max_in_flight: usize,
     /// Sleep between claim attempts when nothing is claimable.
     pub idle_poll: Duration,
-    /// First status poll interval (then ×1.5 up to `poll_max`).
+    /// Shortest status poll interval; later polls wait a fifth of the time the scan
+    /// has been polled so far, up to `poll_max`.
     pub poll_initial: Duration,
     /// Poll interval cap.
     pub poll_max: Duration,
@@ -100,7 +101,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults: 16 in flight, polls 1 s → 30 s, retries 1 s → 30 s, 24 h timeout.
+    /// Defaults: 16 in flight, polls every 1 s growing to 30 s, retries 1 s → 30 s, 24 h timeout.
     pub fn new(
         worker_id: impl Into<String>,
         pools: Vec<(String, Vec<InstanceCapacity>)>,
@@ -561,6 +562,7 @@ impl Inner {
             + jiff::SignedDuration::try_from(self.cfg.scan_timeout)
                 .unwrap_or(jiff::SignedDuration::MAX);
         let mut interval = self.cfg.poll_initial;
+        let poll_start = std::time::Instant::now();
         let mut last_progress = task.progress;
         let mut launched = false;
         loop {
@@ -612,7 +614,12 @@ impl Inner {
             }
             self.pause(interval, shutdown).await;
             self.check(flags, shutdown)?;
-            interval = interval.mul_f64(1.5).min(self.cfg.poll_max);
+            // Poll at a fifth of the time already spent: a short scan is noticed within
+            // about a second of finishing, a day-long one costs a poll per `poll_max`.
+            interval = poll_start
+                .elapsed()
+                .mul_f64(0.2)
+                .clamp(self.cfg.poll_initial, self.cfg.poll_max);
         }
 
         // 4. Export to the results directory (temp file, then rename).
