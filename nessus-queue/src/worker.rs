@@ -306,6 +306,54 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Housekeeping with the scanners at hand: terminal tasks past their TTL are
+    /// deleted with their results directory and — only if this system created it (the
+    /// recorded id still carries the name `mcp-{task_id}`) and it is finished — their
+    /// Nessus scan. With `dry_run` nothing is deleted and the report lists what would go.
+    pub async fn housekeep(&self, dry_run: bool) -> Result<crate::queue::HousekeepReport> {
+        let inner = &self.inner;
+        let candidates = inner.queue.housekeep(true, |_| {}).await?;
+        if dry_run {
+            return Ok(candidates);
+        }
+        for (id, _) in &candidates.tasks {
+            let Some(task) = inner.queue.get(id).await?.map(|v| v.task) else {
+                continue;
+            };
+            if let (Some(scan), Some(instance)) = (task.nessus_scan_id, task.instance.as_deref())
+                && let Some(scanner) = inner.dir.scanner(&task.pool, instance)
+            {
+                let ours = scanner
+                    .find_scan_by_name(&task.nessus_scan_name())
+                    .await
+                    .ok()
+                    .flatten()
+                    == Some(ScanId(scan as u64));
+                let finished = scanner
+                    .status(ScanId(scan as u64))
+                    .await
+                    .is_ok_and(|s| !s.status.is_active());
+                if ours
+                    && finished
+                    && let Err(e) = scanner.delete(ScanId(scan as u64)).await
+                {
+                    tracing::warn!(task_id = %id, scan_id = scan, error = %e, "could not delete the Nessus scan");
+                }
+            }
+        }
+        let results = inner.cfg.results_dir.clone();
+        inner
+            .queue
+            .housekeep(false, |t| {
+                if crate::task::is_valid_task_id(&t.task_id) {
+                    let _ = std::fs::remove_dir_all(results.join(&t.task_id));
+                }
+            })
+            .await
+    }
+}
+
 impl Inner {
     async fn process(self: Arc<Self>, claim: Claim, shutdown: watch::Receiver<bool>) {
         let id = claim.task.task_id.clone();

@@ -497,3 +497,47 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn housekeeping_deletes_expired_tasks_results_and_only_our_scans() {
+    let r = rig(Duration::from_millis(300), SignedDuration::from_secs(30)).await;
+    let (stop, run) = r.spawn("w1");
+    let s = r.queue.submit("p", req(3), None, None).await.unwrap();
+    r.wait_terminal(
+        std::slice::from_ref(&s.task.task_id),
+        Duration::from_secs(40),
+    )
+    .await;
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    assert!(r.results.path().join(&s.task.task_id).is_dir());
+    // A worker whose queue keeps completed tasks for 0.1 s only.
+    let q = r.h.with_config(QueueConfig::default().ttls(
+        SignedDuration::from_millis(100),
+        SignedDuration::from_secs(3600),
+    ));
+    let w = {
+        let mut m: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
+        let client = NessusClient::builder()
+            .base_url(r.sim.base_url())
+            .credentials(Credentials::api_keys("a", "b"))
+            .build()
+            .unwrap();
+        m.insert("s1".to_owned(), Arc::new(client));
+        Worker::new(
+            q.clone(),
+            WorkerConfig::new("hk", vec![], r.results.path()),
+            Arc::new(Dir(m)),
+            Arc::new(KeepExportOnly),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dry = w.housekeep(true).await.unwrap();
+    assert_eq!(dry.tasks.len(), 1);
+    assert_eq!(r.sim.counters().scans_deleted, 0, "dry run deletes nothing");
+    let rep = w.housekeep(false).await.unwrap();
+    assert_eq!(rep.tasks.len(), 1);
+    assert_eq!(r.sim.counters().scans_deleted, 1);
+    assert!(!r.results.path().join(&s.task.task_id).exists());
+    assert!(q.get(&s.task.task_id).await.unwrap().is_none());
+}
