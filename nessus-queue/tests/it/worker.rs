@@ -541,3 +541,56 @@ async fn housekeeping_deletes_expired_tasks_results_and_only_our_scans() {
     assert!(!r.results.path().join(&s.task.task_id).exists());
     assert!(q.get(&s.task.task_id).await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_shutdown_releases_and_the_next_worker_reattaches() {
+    let r = rig(Duration::from_secs(3), SignedDuration::from_secs(30)).await;
+    let (stop, run) = r.spawn("first");
+    let s = r.queue.submit("p", req(4), None, None).await.unwrap();
+    let start = Instant::now();
+    while r
+        .queue
+        .get(&s.task.task_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .task
+        .nessus_scan_id
+        .is_none()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "scan never created"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    let t = r.queue.get(&s.task.task_id).await.unwrap().unwrap().task;
+    assert_eq!(t.status, TaskStatus::Queued, "released, not abandoned");
+    assert_eq!(t.attempts, 0, "a graceful release is not an attempt");
+    assert!(t.nessus_scan_id.is_some());
+    let (stop, run) = r.spawn("second");
+    r.wait_terminal(
+        std::slice::from_ref(&s.task.task_id),
+        Duration::from_secs(40),
+    )
+    .await;
+    assert_eq!(
+        r.queue
+            .get(&s.task.task_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .task
+            .status,
+        TaskStatus::Completed
+    );
+    assert_eq!(
+        r.sim.counters().scans_created,
+        1,
+        "re-attached to the recorded scan"
+    );
+    stop.send(true).unwrap();
+    run.await.unwrap();
+}
