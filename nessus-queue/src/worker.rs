@@ -101,7 +101,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults: 16 in flight, polls every 1 s growing to 30 s, retries 1 s → 30 s, 24 h timeout.
+    /// Defaults: 16 in flight, polls every 0.5 s growing to 30 s, retries 1 s → 30 s, 24 h timeout.
     pub fn new(
         worker_id: impl Into<String>,
         pools: Vec<(String, Vec<InstanceCapacity>)>,
@@ -113,7 +113,7 @@ impl WorkerConfig {
             results_dir: results_dir.into(),
             max_in_flight: 16,
             idle_poll: Duration::from_millis(250),
-            poll_initial: Duration::from_secs(1),
+            poll_initial: Duration::from_millis(500),
             poll_max: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
