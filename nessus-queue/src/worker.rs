@@ -83,7 +83,8 @@ pub struct WorkerConfig {
     pub max_in_flight: usize,
     /// Sleep between claim attempts when nothing is claimable.
     pub idle_poll: Duration,
-    /// First status poll interval (then ×1.5 up to `poll_max`).
+    /// Shortest status poll interval; later polls wait a fifth of the time the scan
+    /// has been polled so far, up to `poll_max`.
     pub poll_initial: Duration,
     /// Poll interval cap.
     pub poll_max: Duration,
@@ -100,7 +101,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// Defaults: 16 in flight, polls 1 s → 30 s, retries 1 s → 30 s, 24 h timeout.
+    /// Defaults: 16 in flight, polls every 0.5 s growing to 30 s, retries 1 s → 30 s, 24 h timeout.
     pub fn new(
         worker_id: impl Into<String>,
         pools: Vec<(String, Vec<InstanceCapacity>)>,
@@ -112,7 +113,7 @@ impl WorkerConfig {
             results_dir: results_dir.into(),
             max_in_flight: 16,
             idle_poll: Duration::from_millis(250),
-            poll_initial: Duration::from_secs(1),
+            poll_initial: Duration::from_millis(500),
             poll_max: Duration::from_secs(30),
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(30),
@@ -217,6 +218,14 @@ fn classify(e: &nessus_core::Error) -> Failure {
     Failure::dead_letter(code, e.to_string())
 }
 
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Flags {
     lost: AtomicBool,
     cancel: AtomicBool,
@@ -297,6 +306,54 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Housekeeping with the scanners at hand: terminal tasks past their TTL are
+    /// deleted with their results directory and — only if this system created it (the
+    /// recorded id still carries the name `mcp-{task_id}`) and it is finished — their
+    /// Nessus scan. With `dry_run` nothing is deleted and the report lists what would go.
+    pub async fn housekeep(&self, dry_run: bool) -> Result<crate::queue::HousekeepReport> {
+        let inner = &self.inner;
+        let candidates = inner.queue.housekeep(true, |_| {}).await?;
+        if dry_run {
+            return Ok(candidates);
+        }
+        for (id, _) in &candidates.tasks {
+            let Some(task) = inner.queue.get(id).await?.map(|v| v.task) else {
+                continue;
+            };
+            if let (Some(scan), Some(instance)) = (task.nessus_scan_id, task.instance.as_deref())
+                && let Some(scanner) = inner.dir.scanner(&task.pool, instance)
+            {
+                let ours = scanner
+                    .find_scan_by_name(&task.nessus_scan_name())
+                    .await
+                    .ok()
+                    .flatten()
+                    == Some(ScanId(scan as u64));
+                let finished = scanner
+                    .status(ScanId(scan as u64))
+                    .await
+                    .is_ok_and(|s| !s.status.is_active());
+                if ours
+                    && finished
+                    && let Err(e) = scanner.delete(ScanId(scan as u64)).await
+                {
+                    tracing::warn!(task_id = %id, scan_id = scan, error = %e, "could not delete the Nessus scan");
+                }
+            }
+        }
+        let results = inner.cfg.results_dir.clone();
+        inner
+            .queue
+            .housekeep(false, |t| {
+                if crate::task::is_valid_task_id(&t.task_id) {
+                    let _ = std::fs::remove_dir_all(results.join(&t.task_id));
+                }
+            })
+            .await
+    }
+}
+
 impl Inner {
     async fn process(self: Arc<Self>, claim: Claim, shutdown: watch::Receiver<bool>) {
         let id = claim.task.task_id.clone();
@@ -305,10 +362,16 @@ impl Inner {
             lost: AtomicBool::new(false),
             cancel: AtomicBool::new(claim.task.cancel_requested),
         });
-        let hb = tokio::spawn(Arc::clone(&self).heartbeat(id.clone(), token, Arc::clone(&flags)));
+        // Aborted on drop, so a processing future that is itself aborted never leaves
+        // a heartbeat renewing a lease nobody works on.
+        let hb = AbortOnDrop(tokio::spawn(Arc::clone(&self).heartbeat(
+            id.clone(),
+            token,
+            Arc::clone(&flags),
+        )));
         tracing::info!(task_id = %id, trace_id = %claim.task.trace_id, instance = ?claim.task.instance, attempt = claim.task.attempts, "claimed");
         let outcome = self.drive(&claim, &flags, &shutdown).await;
-        hb.abort();
+        drop(hb);
         let q = &self.queue;
         let res = match outcome {
             Ok(()) => Ok(()),
@@ -547,6 +610,7 @@ impl Inner {
             + jiff::SignedDuration::try_from(self.cfg.scan_timeout)
                 .unwrap_or(jiff::SignedDuration::MAX);
         let mut interval = self.cfg.poll_initial;
+        let poll_start = std::time::Instant::now();
         let mut last_progress = task.progress;
         let mut launched = false;
         loop {
@@ -598,7 +662,12 @@ impl Inner {
             }
             self.pause(interval, shutdown).await;
             self.check(flags, shutdown)?;
-            interval = interval.mul_f64(1.5).min(self.cfg.poll_max);
+            // Poll at a fifth of the time already spent: a short scan is noticed within
+            // about a second of finishing, a day-long one costs a poll per `poll_max`.
+            interval = poll_start
+                .elapsed()
+                .mul_f64(0.2)
+                .clamp(self.cfg.poll_initial, self.cfg.poll_max);
         }
 
         // 4. Export to the results directory (temp file, then rename).

@@ -3,6 +3,7 @@
 mod conformance;
 mod faults;
 mod support;
+mod worker;
 
 macro_rules! conformance_tests {
     ($($name:ident),* $(,)?) => {

@@ -1,0 +1,3 @@
+//! End-to-end fault tests with real processes.
+
+mod crash;
