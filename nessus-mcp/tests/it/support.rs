@@ -46,7 +46,7 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let child = std::process::Command::new("redis-server")
+        let mut child = std::process::Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -73,6 +73,8 @@ impl RedisServer {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not start on port {port}");
     }
 }
