@@ -7,10 +7,11 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
     model::{
-        CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
-        GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+        CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams,
+        CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
+        Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+        ServerCapabilities, ServerConfig,
     },
     service::RequestContext,
 };
@@ -107,8 +108,10 @@ impl ServerHandler for NessusMcp {
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.clone();
         let started = std::time::Instant::now();
+        let trace_id = uuid::Uuid::new_v4().to_string();
+        let span = tracing::info_span!("tool_call", tool = %tool, trace_id = %trace_id);
         let tcc = ToolCallContext::new(self, request, context);
-        let result = Self::router().call(tcc).await;
+        let result = tracing::Instrument::instrument(Self::router().call(tcc), span).await;
         let outcome = match &result {
             Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true) => "ok",
             Ok(CallToolResponse::Task(_)) => "ok",
@@ -192,6 +195,24 @@ impl ServerHandler for NessusMcp {
     ) -> Result<(), ErrorData> {
         tracing::debug!(level = ?request.level, "client set its log level");
         Ok(())
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let principal = self.principal(&context);
+        crate::mcp_tasks::get(&self.app, &principal, &request.task_id).await
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let principal = self.principal(&context);
+        crate::mcp_tasks::cancel(&self.app, &principal, &request.task_id).await
     }
 
     async fn complete(

@@ -28,9 +28,6 @@ pub(crate) fn router() -> ToolRouter<NessusMcp> {
     NessusMcp::tool_router()
 }
 
-/// Suggested `tasks/get` polling interval for task-augmented submissions.
-const TASK_POLL_MS: u64 = 5_000;
-
 impl NessusMcp {
     /// Answer a submission: a task handle when the client declared the Tasks
     /// extension, the predecessor's JSON otherwise.
@@ -49,7 +46,7 @@ impl NessusMcp {
                 now.clone(),
                 now,
             )
-            .with_poll_interval_ms(TASK_POLL_MS)
+            .with_poll_interval_ms(crate::mcp_tasks::POLL_MS)
             .with_status_message(submitted.message);
             return Ok(CreateTaskResult::new(task).into());
         }

@@ -4,11 +4,24 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Harness, OTHER_TOKEN, TARGET, TOKEN, call, call_ok, text, wait_status};
+use crate::support::{
+    Harness, OTHER_TOKEN, RedisServer, TARGET, TOKEN, call, call_ok, text, wait_status,
+};
 
 #[tokio::test]
 async fn submit_complete_and_read_a_filtered_page() {
     let h = Harness::start(1, Duration::from_millis(500)).await;
+    full_flow(h).await;
+}
+
+#[tokio::test]
+async fn the_same_flow_on_redis() {
+    let redis = RedisServer::start().await;
+    let h = Harness::start_with(1, Duration::from_millis(500), Some(&redis.url)).await;
+    full_flow(h).await;
+}
+
+async fn full_flow(h: Harness) {
     let client = h.client(TOKEN).await;
     let sub = call_ok(
         &client,

@@ -5,4 +5,5 @@ mod flow;
 mod security;
 mod stdio;
 mod support;
+mod tasks;
 mod tools_list;

@@ -34,14 +34,78 @@ pub(crate) struct Harness {
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// A redis-server on a free loopback port, killed on drop.
+pub(crate) struct RedisServer {
+    child: std::process::Child,
+    pub(crate) url: String,
+}
+
+impl RedisServer {
+    pub(crate) async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--maxmemory-policy", "noeviction"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect(
+                "redis-server must be installed (apt-get install redis-server) for the Redis tests",
+            );
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}/"),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Writes a config for a simulator at `url` into `dir`.
 pub(crate) fn write_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    write_config_with(dir, url, None)
+}
+
+/// Writes a config for a simulator at `url` into `dir`, with a Redis queue if given.
+pub(crate) fn write_config_with(
+    dir: &std::path::Path,
+    url: &str,
+    redis: Option<&str>,
+) -> std::path::PathBuf {
     let data = dir.display();
+    let queue = redis
+        .map(|r| format!("queue:\n  backend: redis\n  redis_url: \"{r}\"\n"))
+        .unwrap_or_default();
     let yaml = format!(
         r#"server:
   data_dir: "{data}"
   default_pool: nessus
-nessus:
+{queue}nessus:
   target_policy:
     allow: [192.0.2.0/24]
   instances:
@@ -60,13 +124,18 @@ nessus:
 impl Harness {
     /// A server with `workers` embedded workers over a simulator whose scans take `scan`.
     pub(crate) async fn start(workers: usize, scan: Duration) -> Self {
+        Self::start_with(workers, scan, None).await
+    }
+
+    /// As [`Harness::start`], with the queue on Redis at `redis` when given.
+    pub(crate) async fn start_with(workers: usize, scan: Duration, redis: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let sim = nessus_core::sim::Simulator::builder()
             .scan_duration(scan)
             .start("127.0.0.1:0")
             .await
             .expect("simulator");
-        let config_path = write_config(dir.path(), sim.base_url());
+        let config_path = write_config_with(dir.path(), sim.base_url(), redis);
         let config = Config::load(&config_path).expect("config");
         let app = Arc::new(App::open(config).await.expect("app"));
         let (stop, rx) = watch::channel(false);
