@@ -130,27 +130,23 @@ fn count_newlines(bytes: &[u8]) -> u64 {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     const EVEN: u64 = 0x00ff_00ff_00ff_00ff;
-    let mut chunks = bytes.chunks_exact(8);
     let mut n = 0u64;
-    loop {
+    for block in bytes.chunks(255 * 8) {
         let mut lanes = 0u64;
-        let mut words = 0;
-        for c in chunks.by_ref().take(255) {
+        let mut words = block.chunks_exact(8);
+        for c in &mut words {
             let w =
                 u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ (LO * 0x0a);
             // Exact zero-byte detection (no false positives from borrows).
             let t = ((w & !HI) + !HI) | w;
             lanes += (!t & HI) >> 7;
-            words += 1;
         }
         // Pairwise sums fit in 16-bit lanes; the multiply adds the four of them.
         let pairs = (lanes & EVEN) + ((lanes >> 8) & EVEN);
         n += pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48;
-        if words < 255 {
-            break;
-        }
+        n += words.remainder().iter().filter(|&&b| b == b'\n').count() as u64;
     }
-    n + chunks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
+    n
 }
 
 /// Most distinct child names the parser caches (real exports use about 100).
