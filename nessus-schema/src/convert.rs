@@ -18,7 +18,8 @@ use crate::parser::NessusReader;
 use crate::query::{Query, SortKey};
 use crate::record::{ComplianceResult, Host, Record};
 use crate::store::{
-    ChunkedRows, Frame, IngestOptions, PageInfo, Tables, default_cmp, fnv, read_at, row_for, serve,
+    ChunkedRows, Frame, IngestOptions, OrderKey, PageInfo, Row, Tables, default_cmp, fnv, key_cmp,
+    read_at, row_for, serve,
 };
 use crate::summary::SummaryBuilder;
 
@@ -43,18 +44,34 @@ pub fn convert_with<R: BufRead, W: Write>(
     query: &Query,
     options: &IngestOptions,
 ) -> Result<PageInfo> {
-    let mut lines = BufWriter::with_capacity(1 << 20, temp()?);
+    // One spill file per severity: the default order reads each one front to back.
+    let mut spills = Spills::new()?;
     let mut extras = if query.include_hosts || query.include_compliance {
         Some((BufWriter::new(temp()?), BufWriter::new(temp()?)))
     } else {
         None
     };
     let mut parser = NessusReader::with_limits(reader, options.limits);
+    if let Some(fields) = query.projection.fields() {
+        // Only what is written, filtered on, or sorted on (the sort row) is worth copying
+        // out of the XML; large texts such as `plugin_output` are skipped.
+        parser.keep_only(
+            fields
+                .iter()
+                .map(String::as_str)
+                .chain(query.filter.conditions().iter().map(|c| c.field.as_str()))
+                .chain(ROW_FIELDS.iter().copied()),
+        );
+    }
     let mut summary = SummaryBuilder::default();
     let mut tables = Tables::default();
-    let mut rows = ChunkedRows::default();
+    let default_order = query.sort.is_empty() || query.sort == SortKey::default_order();
+    let mut rows = if default_order {
+        Kept::Keys(ChunkedRows::default())
+    } else {
+        Kept::Rows(ChunkedRows::default())
+    };
     let mut line = Vec::with_capacity(64 * 1024);
-    let mut offset = 0u64;
     while let Some(record) = parser.next_record()? {
         summary.add(&record);
         match record {
@@ -67,9 +84,8 @@ pub fn convert_with<R: BufRead, W: Write>(
                 }
                 line.clear();
                 render_finding(&mut line, &f, &query.projection);
-                lines.write_all(&line).map_err(spill_err)?;
+                let offset = spills.write(f.severity, &line)?;
                 rows.push(row_for(&f, &mut tables, offset, line.len() as u32));
-                offset += line.len() as u64;
             }
             Record::Host(h) if query.include_hosts => {
                 if let Some((hosts, _)) = &mut extras {
@@ -91,20 +107,20 @@ pub fn convert_with<R: BufRead, W: Write>(
 
     let rank = tables.host_ranks();
     let mut order: Vec<u32> = (0..rows.len()).collect();
-    if query.sort.is_empty() || query.sort == SortKey::default_order() {
-        order.sort_by(|&a, &b| default_cmp(rows.get(a), rows.get(b), &rank));
-    } else {
-        let t = tables.sort_tables(&rank);
-        // Ties fall back to the default order, like the store.
-        order.sort_by(|&a, &b| {
-            let (ra, rb) = (rows.get(a), rows.get(b));
-            t.compare(ra, rb, &query.sort)
-                .then_with(|| default_cmp(ra, rb, &rank))
-        });
+    match &rows {
+        Kept::Keys(keys) => order.sort_by(|&a, &b| key_cmp(keys.get(a), keys.get(b), &rank)),
+        Kept::Rows(full) => {
+            let t = tables.sort_tables(&rank);
+            // Ties fall back to the default order, like the store.
+            order.sort_by(|&a, &b| {
+                let (ra, rb) = (full.get(a), full.get(b));
+                t.compare(ra, rb, &query.sort)
+                    .then_with(|| default_cmp(ra, rb, &rank))
+            });
+        }
     }
 
-    let mut lines = lines.into_inner().map_err(|e| spill_err(e.into_error()))?;
-    let mut buf = Vec::new();
+    let mut lines = spills.finish()?;
     let filter = serde_json::to_string(query.filter.as_json()).unwrap_or_default();
     let sort: String = query
         .effective_sort()
@@ -134,11 +150,11 @@ pub fn convert_with<R: BufRead, W: Write>(
             Ok(())
         },
         |w, pos, budget| {
-            let row = rows.get(order[pos as usize]);
-            buf.resize(row.len as usize, 0);
-            read_at(&mut lines, row.offset, &mut buf)
+            let (offset, len) = rows.span(order[pos as usize]);
+            let line = lines
+                .line(offset, len)
                 .map_err(|e| Error::io("reading a temporary file", e))?;
-            w.raw_line(&buf, budget)
+            w.raw_line(line, budget)
         },
         |w| {
             for c in read_back::<ComplianceResult>(comp_file)? {
@@ -147,6 +163,155 @@ pub fn convert_with<R: BufRead, W: Write>(
             Ok(())
         },
     )
+}
+
+/// One entry per matching finding: the whole sort row for a custom sort, only the
+/// default order's columns otherwise (half the memory).
+enum Kept {
+    Keys(ChunkedRows<OrderKey>),
+    Rows(ChunkedRows<Row>),
+}
+
+impl Kept {
+    fn push(&mut self, row: Row) {
+        match self {
+            Kept::Keys(k) => k.push(row.order_key()),
+            Kept::Rows(r) => r.push(row),
+        }
+    }
+
+    fn len(&self) -> u32 {
+        match self {
+            Kept::Keys(k) => k.len(),
+            Kept::Rows(r) => r.len(),
+        }
+    }
+
+    /// Offset and length of entry `i`'s line.
+    fn span(&self, i: u32) -> (u64, u32) {
+        match self {
+            Kept::Keys(k) => {
+                let k = k.get(i);
+                (k.offset, k.len)
+            }
+            Kept::Rows(r) => {
+                let r = r.get(i);
+                (r.offset, r.len)
+            }
+        }
+    }
+}
+
+/// Children `row_for` reads.
+const ROW_FIELDS: &[&str] = &[
+    "exploit_available",
+    "cvss3_base_score",
+    "cvss_base_score",
+    "vpr_score",
+    "epss_score",
+    "cvss_score",
+    "host",
+];
+
+/// Severity buckets of the spill: 0-4, anything else.
+const BUCKETS: usize = 6;
+/// Bits of a row offset that address bytes inside one bucket's file; the bucket number
+/// sits above them.
+const BUCKET_SHIFT: u32 = 56;
+/// Bytes read from a spill file at once when serving lines.
+const WINDOW: usize = 256 * 1024;
+
+/// The rendered lines, spilled to one anonymous file per severity bucket (created on
+/// first use). Row offsets carry the bucket in their top byte; offsets stay unique and
+/// ordered by document position within a severity, which is all the sort's tie-break needs.
+struct Spills {
+    files: Vec<Option<(BufWriter<File>, u64)>>,
+}
+
+impl Spills {
+    fn new() -> Result<Spills> {
+        Ok(Spills {
+            files: (0..BUCKETS).map(|_| None).collect(),
+        })
+    }
+
+    /// Appends `line` to its bucket; returns its tagged offset.
+    fn write(&mut self, severity: Option<u8>, line: &[u8]) -> Result<u64> {
+        let bucket = severity.map_or(BUCKETS - 1, |s| usize::from(s).min(BUCKETS - 1));
+        let slot = &mut self.files[bucket];
+        let (file, len) = match slot {
+            Some(open) => open,
+            None => slot.insert((BufWriter::with_capacity(256 * 1024, temp()?), 0)),
+        };
+        if *len >= 1 << BUCKET_SHIFT {
+            return Err(Error::query("more than 64 PiB of output"));
+        }
+        let offset = ((bucket as u64) << BUCKET_SHIFT) | *len;
+        file.write_all(line).map_err(spill_err)?;
+        *len += line.len() as u64;
+        Ok(offset)
+    }
+
+    fn finish(self) -> Result<Windows> {
+        let files = self
+            .files
+            .into_iter()
+            .map(|slot| {
+                slot.map(|(w, len)| {
+                    let file = w.into_inner().map_err(|e| spill_err(e.into_error()))?;
+                    Ok(Window {
+                        file,
+                        len,
+                        base: 0,
+                        buf: Vec::new(),
+                    })
+                })
+                .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(Windows { files })
+    }
+}
+
+/// Reads spilled lines back through one window per bucket: the served order walks each
+/// bucket mostly forwards, so one positional read serves many lines.
+struct Windows {
+    files: Vec<Option<Window>>,
+}
+
+struct Window {
+    file: File,
+    len: u64,
+    /// File offset of `buf[0]`.
+    base: u64,
+    buf: Vec<u8>,
+}
+
+impl Windows {
+    fn line(&mut self, tagged: u64, len: u32) -> std::io::Result<&[u8]> {
+        let bucket = (tagged >> BUCKET_SHIFT) as usize;
+        let offset = tagged & ((1 << BUCKET_SHIFT) - 1);
+        let w = self
+            .files
+            .get_mut(bucket)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| std::io::Error::other("line of an unknown spill file"))?;
+        let end = offset + u64::from(len);
+        if offset < w.base || end > w.base + w.buf.len() as u64 {
+            // Keep a little before the line too: rows of one host in one severity are
+            // close together but not in file order.
+            let start = offset.saturating_sub(WINDOW as u64 / 8);
+            let stop = w.len.min(start + (WINDOW as u64).max(end - start));
+            if end > stop {
+                return Err(std::io::Error::other("line past the end of a spill file"));
+            }
+            w.buf.resize((stop - start) as usize, 0);
+            read_at(&mut w.file, start, &mut w.buf)?;
+            w.base = start;
+        }
+        let at = (offset - w.base) as usize;
+        Ok(&w.buf[at..at + len as usize])
+    }
 }
 
 /// Streams back the JSON lines spilled to `file`.

@@ -77,6 +77,14 @@ impl<W: Write> JsonlWriter<W> {
     }
 
     fn emit(&mut self) -> Result<()> {
+        let line = std::mem::take(&mut self.line);
+        let out = self.write_line(&line);
+        self.line = line;
+        self.line.clear();
+        out
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
         if !self.first {
             self.out
                 .write_all(b"\n")
@@ -85,10 +93,9 @@ impl<W: Write> JsonlWriter<W> {
         }
         self.first = false;
         self.out
-            .write_all(&self.line)
+            .write_all(line)
             .map_err(|e| Error::io("writing the output", e))?;
-        self.bytes += self.line.len() as u64;
-        self.line.clear();
+        self.bytes += line.len() as u64;
         Ok(())
     }
 
@@ -223,8 +230,7 @@ impl<W: Write> JsonlWriter<W> {
         {
             return Ok(false);
         }
-        self.line.extend_from_slice(line);
-        self.emit()?;
+        self.write_line(line)?;
         Ok(true)
     }
 
@@ -441,7 +447,35 @@ const ESCAPE: [bool; 256] = {
     t
 };
 
-/// A JSON string literal. Copies runs of plain bytes at once; only `"`, `\` and control
+/// Index of the first byte of `bytes` that needs escaping, if any. Looks at 8 bytes at a
+/// time (SWAR): almost all text needs no escape, and this runs over every output byte.
+fn first_escape(bytes: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Per byte, exact (no carries cross bytes): the high bit ends up clear where the
+        // byte is < 0x20, == '"' or == '\\'.
+        let low = w & !HI;
+        let control = (low + LO * 0x60) | w;
+        let quote = ((low ^ (LO * 0x22)) + !HI) | w;
+        let backslash = ((low ^ (LO * 0x5c)) + !HI) | w;
+        let hits = !(control & quote & backslash) & HI;
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| ESCAPE[b as usize])
+        .map(|i| at + i)
+}
+
+/// A JSON string literal. Copies runs of plain bytes at once; only `"`, `\\` and control
 /// characters are escaped.
 pub(crate) fn str_lit(l: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -449,7 +483,7 @@ pub(crate) fn str_lit(l: &mut Vec<u8>, s: &str) {
     l.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    while let Some(off) = bytes[start..].iter().position(|&b| ESCAPE[b as usize]) {
+    while let Some(off) = first_escape(&bytes[start..]) {
         let i = start + off;
         l.extend_from_slice(&bytes[start..i]);
         let b = bytes[i];
@@ -526,5 +560,22 @@ mod tests {
         l.push(b' ');
         float(&mut l, 9.8);
         assert_eq!(String::from_utf8(l).unwrap(), "10.0 9.8");
+    }
+
+    #[test]
+    fn swar_escape_scan_matches_the_table() {
+        let all: Vec<u8> = (0..=255u8).collect();
+        for b in 0..=255u8 {
+            for pos in 0..20 {
+                let mut text = vec![b'a'; 20];
+                text[pos] = b;
+                let naive = text.iter().position(|&x| ESCAPE[x as usize]);
+                assert_eq!(first_escape(&text), naive, "byte {b:#x} at {pos}");
+            }
+        }
+        let naive = all.iter().position(|&x| ESCAPE[x as usize]);
+        assert_eq!(first_escape(&all), naive);
+        let high: Vec<u8> = (0x80..=0xffu8).chain([b'\\']).collect();
+        assert_eq!(first_escape(&high), Some(128));
     }
 }

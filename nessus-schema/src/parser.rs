@@ -69,6 +69,25 @@ impl<R> Metered<R> {
     }
 }
 
+impl<R: Read> Metered<R> {
+    /// Reads the next buffer (once per 64 KiB: kept out of the inlined fast path).
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self) -> io::Result<()> {
+        self.newlines_done += count_newlines(&self.buf[..self.filled]);
+        self.pos = 0;
+        self.filled = 0;
+        self.filled = loop {
+            match self.inner.read(&mut self.buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(())
+    }
+}
+
 impl<R: Read> Read for Metered<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let n = {
@@ -83,26 +102,20 @@ impl<R: Read> Read for Metered<R> {
 }
 
 impl<R: Read> BufRead for Metered<R> {
+    // quick-xml calls these for every few bytes.
+    #[inline]
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.consumed - self.window_start > self.limit {
             self.exceeded = true;
             return Err(io::Error::other("record size limit exceeded"));
         }
         if self.pos >= self.filled {
-            self.newlines_done += count_newlines(&self.buf[..self.filled]);
-            self.pos = 0;
-            self.filled = 0;
-            self.filled = loop {
-                match self.inner.read(&mut self.buf) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            };
+            self.refill()?;
         }
         Ok(&self.buf[self.pos..self.filled])
     }
 
+    #[inline]
     fn consume(&mut self, amt: usize) {
         let amt = amt.min(self.filled - self.pos);
         self.pos += amt;
@@ -110,21 +123,30 @@ impl<R: Read> BufRead for Metered<R> {
     }
 }
 
-/// Counts `\n` bytes; summing into `u8` lanes per 255-byte chunk lets the compiler
-/// vectorize it (this runs over every input byte).
+/// Counts `\n` bytes (this runs over every input byte): SWAR, 8 bytes at a time, with
+/// matches summed in byte lanes (at most 255 words per round, so a lane cannot overflow)
+/// instead of a popcount per word, which baseline x86-64 does in software.
 fn count_newlines(bytes: &[u8]) -> u64 {
-    // SWAR: 8 bytes at a time; a zero byte in `w ^ 0x0a0a..` marks a newline.
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
+    const EVEN: u64 = 0x00ff_00ff_00ff_00ff;
     let mut n = 0u64;
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ (LO * 0x0a);
-        // Exact zero-byte detection (no false positives from borrows).
-        let t = ((w & !HI) + !HI) | w;
-        n += u64::from((!t & HI).count_ones());
+    for block in bytes.chunks(255 * 8) {
+        let mut lanes = 0u64;
+        let mut words = block.chunks_exact(8);
+        for c in &mut words {
+            let w =
+                u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ (LO * 0x0a);
+            // Exact zero-byte detection (no false positives from borrows).
+            let t = ((w & !HI) + !HI) | w;
+            lanes += (!t & HI) >> 7;
+        }
+        // Pairwise sums fit in 16-bit lanes; the multiply adds the four of them.
+        let pairs = (lanes & EVEN) + ((lanes >> 8) & EVEN);
+        n += pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48;
+        n += words.remainder().iter().filter(|&&b| b == b'\n').count() as u64;
     }
-    n + chunks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
+    n
 }
 
 /// Most distinct child names the parser caches (real exports use about 100).
@@ -169,6 +191,8 @@ enum Elem {
     Tag,
     ReportItem,
     ItemChild,
+    /// A `ReportItem` child whose value nobody asked for (see `keep_only`).
+    SkippedChild,
     Other,
 }
 
@@ -196,8 +220,8 @@ pub struct NessusReader<R: BufRead> {
     /// Names of the open elements (for truncation errors); entries past `stack.len()` are
     /// kept as spare allocations.
     open_names: Vec<String>,
-    /// Interned child names with their kinds.
-    names: HashMap<String, (FieldName, FieldKind), FnvBuild>,
+    /// Interned child names (raw name to canonical name, kind, whether its value is kept).
+    names: HashMap<String, (FieldName, FieldKind, bool), FnvBuild>,
     text: String,
     capturing: bool,
     seen_root: bool,
@@ -206,10 +230,14 @@ pub struct NessusReader<R: BufRead> {
     host: Option<Host>,
     host_emitted: bool,
     tag_name: String,
-    child_name: String,
+    /// The `ReportItem` child being captured.
+    child: Option<(FieldName, FieldKind)>,
     item: Option<Finding>,
     item_start: u64,
     pending: VecDeque<Record>,
+    /// Canonical names of the `ReportItem` children whose values are kept; `None` keeps
+    /// all of them.
+    keep: Option<std::collections::HashSet<String, FnvBuild>>,
 }
 
 impl<R: BufRead> NessusReader<R> {
@@ -253,16 +281,27 @@ impl<R: BufRead> NessusReader<R> {
             host: None,
             host_emitted: false,
             tag_name: String::new(),
-            child_name: String::new(),
+            child: None,
             item: None,
             item_start: 0,
             pending: VecDeque::new(),
+            keep: None,
         }
+    }
+
+    /// Keeps the values of only these `ReportItem` children (canonical names) plus any
+    /// namespaced one (compliance results); the others are still parsed, validated and
+    /// listed by `seen_field_names`, but their text is not copied. Attributes are always
+    /// kept. For callers that look at a known set of fields (convert with a projection).
+    pub(crate) fn keep_only<'a>(&mut self, names: impl IntoIterator<Item = &'a str>) {
+        self.keep = Some(names.into_iter().map(str::to_owned).collect());
+        // Cached entries carry the previous keep decision.
+        self.names.clear();
     }
 
     /// Canonical names of the child elements seen so far (up to the intern cap).
     pub(crate) fn seen_field_names(&self) -> impl Iterator<Item = &str> {
-        self.names.values().map(|(n, _)| &**n)
+        self.names.values().map(|(n, _, _)| &**n)
     }
 
     /// Bytes of input consumed so far (for progress reporting).
@@ -569,10 +608,14 @@ impl<R: BufRead> NessusReader<R> {
                 Elem::Tag
             }
             Some(Elem::ReportItem) => {
-                self.child_name.clear();
-                self.child_name.push_str(name);
-                self.start_capture();
-                Elem::ItemChild
+                let (field, kind, kept) = self.intern(name);
+                if kept {
+                    self.child = Some((field, kind));
+                    self.start_capture();
+                    Elem::ItemChild
+                } else {
+                    Elem::SkippedChild
+                }
             }
             _ => Elem::Other,
         };
@@ -697,37 +740,41 @@ impl<R: BufRead> NessusReader<R> {
                     }
                 }
             }
-            Elem::Root | Elem::Policy | Elem::Report | Elem::Other => {}
+            Elem::Root | Elem::Policy | Elem::Report | Elem::SkippedChild | Elem::Other => {}
         }
         Ok(())
+    }
+
+    /// The canonical name and kind of a child, and whether its value is kept; remembers
+    /// the name for `seen_field_names`.
+    fn intern(&mut self, raw_name: &str) -> (FieldName, FieldKind, bool) {
+        if let Some(entry) = self.names.get(raw_name) {
+            return entry.clone();
+        }
+        let canonical = canonical(raw_name);
+        let kept = self.keep.as_ref().is_none_or(|k| {
+            canonical == "plugin_name" || canonical.contains(':') || k.contains(canonical)
+        });
+        let entry = (FieldName::from(canonical), field_kind(canonical), kept);
+        // Bound the cache: a hostile file could use endless distinct names.
+        if self.names.len() < MAX_INTERNED_NAMES {
+            self.names.insert(raw_name.to_owned(), entry.clone());
+        }
+        entry
     }
 
     fn finish_child(&mut self) {
         let Some(item) = self.item.as_mut() else {
             return;
         };
+        let Some((name, kind)) = self.child.take() else {
+            return;
+        };
         let text = self.text.trim();
-        let raw_name = self.child_name.as_str();
-        if raw_name == "plugin_name" {
+        if &*name == "plugin_name" {
             item.plugin_name = Some(text.to_owned());
             return;
         }
-        let (name, kind) = match self.names.get(raw_name) {
-            Some((n, k)) => (n.clone(), *k),
-            None => {
-                // Two element names for the same score in real exports.
-                let canonical = match raw_name {
-                    "vulnerability_priority_rating" => "vpr_score",
-                    n => n,
-                };
-                let entry = (FieldName::from(canonical), field_kind(canonical));
-                // Bound the cache: a hostile file could use endless distinct names.
-                if self.names.len() < MAX_INTERNED_NAMES {
-                    self.names.insert(raw_name.to_owned(), entry.clone());
-                }
-                entry
-            }
-        };
         // Interned names usually compare by pointer.
         if let Some((_, existing)) = item
             .fields
@@ -763,6 +810,15 @@ impl<R: BufRead> NessusReader<R> {
             FieldKind::Text => Value::Text(text.to_owned()),
         };
         item.fields.push((name, value));
+    }
+}
+
+/// The field name of a child element: two element names exist for the same score in
+/// real exports.
+fn canonical(raw_name: &str) -> &str {
+    match raw_name {
+        "vulnerability_priority_rating" => "vpr_score",
+        n => n,
     }
 }
 
@@ -856,7 +912,8 @@ mod tests {
         let text: Vec<u8> = (0..1000u32)
             .map(|i| if i % 7 == 0 { b'\n' } else { (i % 251) as u8 })
             .collect();
-        for len in [0, 1, 7, 8, 9, 100, 1000] {
+        let text: Vec<u8> = text.iter().copied().cycle().take(20_000).collect();
+        for len in [0, 1, 7, 8, 9, 100, 1000, 4079, 4080, 4081, 20_000] {
             let naive = text[..len].iter().filter(|&&b| b == b'\n').count() as u64;
             assert_eq!(count_newlines(&text[..len]), naive);
         }

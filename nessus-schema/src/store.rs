@@ -380,9 +380,39 @@ fn ranks(hosts: &[HostEntry]) -> Vec<u32> {
     rank
 }
 
+/// The columns of a [`Row`] that the default order and serving need: half a row, for
+/// callers that keep one per finding in memory and never sort otherwise.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct OrderKey {
+    pub(crate) offset: u64,
+    pub(crate) len: u32,
+    host: u32,
+    port: u32,
+    plugin_id: u32,
+    severity: u8,
+}
+
+impl Row {
+    pub(crate) fn order_key(&self) -> OrderKey {
+        OrderKey {
+            offset: self.offset,
+            len: self.len,
+            host: self.host,
+            port: self.port,
+            plugin_id: self.plugin_id,
+            severity: self.severity,
+        }
+    }
+}
+
 pub(crate) fn default_cmp(a: &Row, b: &Row, rank: &[u32]) -> std::cmp::Ordering {
+    key_cmp(&a.order_key(), &b.order_key(), rank)
+}
+
+/// The default order: severity desc, host rank, port, plugin_id, document order.
+pub(crate) fn key_cmp(a: &OrderKey, b: &OrderKey, rank: &[u32]) -> std::cmp::Ordering {
     // Missing severity counts as lowest; missing port/plugin sort last (u32::MAX).
-    let sev = |r: &Row| {
+    let sev = |r: &OrderKey| {
         if r.severity == NONE_U8 {
             -1
         } else {
@@ -1145,16 +1175,25 @@ impl FieldSource for RawView<'_> {
 
 /// Index rows kept during ingest in fixed-size chunks, so growing never holds two copies
 /// (a doubling `Vec` would briefly need 3x the rows' size at 1 GB inputs).
-#[derive(Debug, Default)]
-pub(crate) struct ChunkedRows {
-    chunks: Vec<Vec<Row>>,
+#[derive(Debug)]
+pub(crate) struct ChunkedRows<T = Row> {
+    chunks: Vec<Vec<T>>,
     len: u32,
 }
 
-impl ChunkedRows {
+impl<T> Default for ChunkedRows<T> {
+    fn default() -> Self {
+        ChunkedRows {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> ChunkedRows<T> {
     const CHUNK: usize = 16 * 1024;
 
-    pub(crate) fn push(&mut self, row: Row) {
+    pub(crate) fn push(&mut self, row: T) {
         match self.chunks.last_mut() {
             Some(c) if c.len() < Self::CHUNK => c.push(row),
             _ => {
@@ -1166,7 +1205,7 @@ impl ChunkedRows {
         self.len += 1;
     }
 
-    pub(crate) fn get(&self, i: u32) -> &Row {
+    pub(crate) fn get(&self, i: u32) -> &T {
         let i = i as usize;
         &self.chunks[i / Self::CHUNK][i % Self::CHUNK]
     }
