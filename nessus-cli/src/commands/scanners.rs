@@ -291,8 +291,19 @@ fn check_table(results: &[InstanceCheck]) -> String {
             },
             scan_api.to_owned(),
             r.tls.clone(),
-            r.error.clone().unwrap_or_default(),
+            r.error.as_deref().map(short).unwrap_or_default(),
         ]);
     }
     format!("{table}\n")
+}
+
+/// Keeps a table cell readable; `--json` has the whole message.
+fn short(message: &str) -> String {
+    const MAX: usize = 100;
+    if message.chars().count() <= MAX {
+        return message.to_owned();
+    }
+    let mut cut: String = message.chars().take(MAX - 1).collect();
+    cut.push('…');
+    cut
 }
