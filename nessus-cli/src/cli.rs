@@ -20,6 +20,10 @@ pub(crate) struct Cli {
 /// Flags accepted in any position.
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
+    /// The scanners.yaml config (pools, instances, queue backend, TTLs). Required by
+    /// `scanners` and `worker`; when given, the queue commands use its backend and TTLs.
+    #[arg(long, global = true, env = "NESSUS_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Machine-readable JSON output instead of human tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -64,6 +68,75 @@ pub(crate) enum Command {
     /// Run the Nessus simulator (the on-prem REST API, serving results built from the
     /// corpus) until interrupted.
     Sim(SimArgs),
+    /// Validate a config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// The configured scanners.
+    #[command(subcommand)]
+    Scanners(ScannersCommand),
+    /// Run a queue worker (scans the queued tasks on the configured scanners) until
+    /// SIGTERM or Ctrl-C, then drain gracefully.
+    Worker(WorkerArgs),
+    /// Ingest an existing .nessus file as a completed task, so agents can query it.
+    Import(ImportArgs),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Load a config and print what was understood (secrets masked), or the error with
+    /// its line and column.
+    Check {
+        /// The config file (default: --config / NESSUS_CONFIG).
+        file: Option<PathBuf>,
+    },
+}
+
+/// `scanners` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScannersCommand {
+    /// Pools, instances, capacities and URLs from the config.
+    List,
+    /// Contact every instance: reachability, version, licence and scan API, TLS.
+    Check {
+        /// Seconds to wait for each scanner.
+        #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+        timeout: u64,
+    },
+}
+
+/// `worker` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Worker identity written into leases (default: `cli-{hostname}-{pid}`).
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// Tasks processed at once by this worker.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) concurrency: u16,
+    /// First interval between status polls of a running scan, in seconds (then x1.5
+    /// up to 30 s).
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub(crate) poll_interval: f64,
+}
+
+/// `import` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The .nessus file.
+    pub(crate) file: PathBuf,
+    /// Pool the task is recorded in (default: the config's default pool, else `nessus`).
+    #[arg(long)]
+    pub(crate) pool: Option<String>,
+    /// Task name (default: the report name in the file, else the file name).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Principal that owns the task (who may query it over MCP).
+    #[arg(long, default_value = "local")]
+    pub(crate) principal: String,
+    /// The scan had credentials (decides the authentication status).
+    #[arg(long)]
+    pub(crate) authenticated: bool,
 }
 
 /// `sim` arguments.

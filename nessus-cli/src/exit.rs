@@ -22,10 +22,10 @@ pub(crate) const CONFLICT: u8 = 5;
 /// The exit-code table shown at the end of `--help`.
 pub(crate) const EXIT_CODES_HELP: &str = "Exit codes:
   0  success
-  1  runtime failure (writing output, internal error)
-  2  usage error (bad flags, profile, fields, filter, sort or cursor)
+  1  runtime failure (writing output, internal error, a scanner or backend not answering)
+  2  usage error (bad flags, profile, fields, filter, sort or cursor; --config missing)
   3  input error (missing or unreadable file, malformed or unsupported .nessus, corrupt store,
-     no queue database)
+     no queue database, invalid config file)
   4  not found (unknown task id)
   5  conflict (the task's state does not allow the operation)";
 
@@ -38,14 +38,17 @@ pub(crate) enum CliError {
     Input(String),
     /// The named object does not exist.
     NotFound(String),
+    /// Something the command needs did not answer (a scanner, a backend).
+    Unavailable(String),
 }
 
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Usage(message) | Self::Input(message) | Self::NotFound(message) => {
-                f.write_str(message)
-            }
+            Self::Usage(message)
+            | Self::Input(message)
+            | Self::NotFound(message)
+            | Self::Unavailable(message) => f.write_str(message),
         }
     }
 }
@@ -61,6 +64,7 @@ pub(crate) fn code_for(error: &anyhow::Error) -> u8 {
                 CliError::Usage(_) => USAGE,
                 CliError::Input(_) => INPUT,
                 CliError::NotFound(_) => NOT_FOUND,
+                CliError::Unavailable(_) => RUNTIME,
             };
         }
         if let Some(schema) = cause.downcast_ref::<nessus_schema::Error>() {
@@ -68,6 +72,9 @@ pub(crate) fn code_for(error: &anyhow::Error) -> u8 {
         }
         if let Some(queue) = cause.downcast_ref::<nessus_queue::Error>() {
             return queue_code(queue);
+        }
+        if let Some(core) = cause.downcast_ref::<nessus_core::Error>() {
+            return core_code(core);
         }
     }
     RUNTIME
@@ -100,6 +107,15 @@ fn queue_code(error: &nessus_queue::Error) -> u8 {
         E::InvalidTransition { .. } | E::IdempotencyConflict { .. } => CONFLICT,
         E::Invalid { .. } => USAGE,
         E::Corrupt { .. } => INPUT,
+        _ => RUNTIME,
+    }
+}
+
+fn core_code(error: &nessus_core::Error) -> u8 {
+    use nessus_core::Error as E;
+    match error {
+        // A config that cannot be read or loaded is a bad input, like a bad .nessus.
+        E::ConfigRead { .. } | E::Config { .. } => INPUT,
         _ => RUNTIME,
     }
 }

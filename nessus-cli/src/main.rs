@@ -1,9 +1,11 @@
 //! `nessus-cli`: the admin CLI of nessus-mcp.
 //!
 //! Subcommands: `convert` (a `.nessus` file or findings store to JSON-NL), `diff` (two
-//! scans), and the queue administration commands `queue status`, `tasks list|show|cancel`,
-//! `dlq list|show|retry|purge` and `housekeeping run`, and `sim` (the Nessus simulator). Exit codes are listed in `--help`
-//! and in [`exit`].
+//! scans), `import` (a `.nessus` file as a completed task), the queue administration
+//! commands `queue status`, `tasks list|show|cancel`, `dlq list|show|retry|purge` and
+//! `housekeeping run`, `worker` (the queue worker runtime), `config check`,
+//! `scanners list|check`, and `sim` (the Nessus simulator). Exit codes are listed in
+//! `--help` and in [`exit`].
 
 mod cli;
 mod commands;
@@ -28,6 +30,10 @@ fn main() -> ExitCode {
         Command::Dlq(cmd) => commands::queue::run_dlq(&cli.global, cmd),
         Command::Housekeeping(cmd) => commands::queue::run_housekeeping(&cli.global, cmd),
         Command::Sim(args) => commands::sim::run(&cli.global, args),
+        Command::Config(cmd) => commands::config::run(&cli.global, cmd),
+        Command::Scanners(cmd) => commands::scanners::run(&cli.global, cmd),
+        Command::Worker(args) => commands::worker::run(&cli.global, args),
+        Command::Import(args) => commands::import::run(&cli.global, args),
     };
     match result {
         Ok(()) => exit::exit(exit::OK),

@@ -28,9 +28,12 @@
 //! ```
 
 mod backend;
+mod directory;
 mod error;
 mod queue;
 mod redis_backend;
+#[cfg(feature = "schema")]
+mod schema_ingest;
 mod secret;
 mod sqlite;
 mod targets;
@@ -41,12 +44,15 @@ pub use backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, Page,
     PoolCounts,
 };
+pub use directory::ConfigDirectory;
 pub use error::{BackendKind, BoxError, Error, Result};
 pub use queue::{
     Claim, DlqPurge, HousekeepReport, ListTasks, Queue, QueueConfig, QueueStatus, ReapReport,
     Submitted, TaskPage, TaskView, request_hash,
 };
 pub use redis_backend::RedisBackend;
+#[cfg(feature = "schema")]
+pub use schema_ingest::SchemaIngest;
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
 pub use sqlite::SqliteBackend;
 pub use targets::targets_match;

@@ -1,12 +1,17 @@
 //! One module per subcommand; each exposes `run(&GlobalArgs, &Args)`.
 
+pub(crate) mod backend;
+pub(crate) mod config;
 pub(crate) mod convert;
 pub(crate) mod diff;
+pub(crate) mod import;
 pub(crate) mod queue;
+pub(crate) mod scanners;
 pub(crate) mod sim;
+pub(crate) mod worker;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::Path;
 
 use anyhow::Context;
@@ -55,4 +60,19 @@ pub(crate) fn buffered(file: File, bar: &indicatif::ProgressBar) -> Box<dyn BufR
     } else {
         Box::new(BufReader::with_capacity(CAPACITY, bar.wrap_read(file)))
     }
+}
+
+/// Pretty JSON on stdout, newline-terminated.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).context("cannot write to stdout")?;
+    writeln!(out).context("cannot write to stdout")
+}
+
+/// Text on stdout.
+pub(crate) fn print_text(text: &str) -> anyhow::Result<()> {
+    io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .context("cannot write to stdout")
 }

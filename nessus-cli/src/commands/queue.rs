@@ -1,31 +1,24 @@
 //! The queue administration commands: `queue status`, `tasks`, `dlq`, `housekeeping`.
 //!
 //! They open the same backend the server and workers use: the SQLite file
-//! `{data_dir}/queue.sqlite3`, or Redis with `--redis-url`. The CLI never creates a queue
+//! `{data_dir}/queue.sqlite3`, Redis with `--redis-url`, or the config's backend. The CLI never creates a queue
 //! database: a missing file is an input error, so a mistyped `--data-dir` cannot silently
 //! show an empty queue.
 
-use std::io::{self, Write};
-use std::path::PathBuf;
-
-use anyhow::Context;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use jiff::Timestamp;
-use nessus_queue::{
-    CancelOutcome, DlqPurge, ListTasks, Queue, QueueConfig, Task, TaskPage, TaskStatus,
-};
-use serde::Serialize;
+use nessus_core::Config;
+use nessus_queue::{CancelOutcome, DlqPurge, ListTasks, Queue, Task, TaskPage, TaskStatus};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
 use crate::cli::{DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, TasksCommand};
+use crate::commands::backend::{self, Missing};
+use crate::commands::{print_json, print_text};
 use crate::exit::CliError;
 
-/// File name of the SQLite queue inside the data directory (the config default).
-const SQLITE_FILE: &str = "queue.sqlite3";
-
 pub(crate) fn run_queue(global: &GlobalArgs, cmd: &QueueCommand) -> anyhow::Result<()> {
-    let (rt, queue) = open(global)?;
+    let (rt, queue, _) = open(global)?;
     match cmd {
         QueueCommand::Status { pool } => {
             let status = rt.block_on(queue.queue_status(pool))?;
@@ -50,7 +43,7 @@ pub(crate) fn run_queue(global: &GlobalArgs, cmd: &QueueCommand) -> anyhow::Resu
 }
 
 pub(crate) fn run_tasks(global: &GlobalArgs, cmd: &TasksCommand) -> anyhow::Result<()> {
-    let (rt, queue) = open(global)?;
+    let (rt, queue, _) = open(global)?;
     match cmd {
         TasksCommand::List {
             status,
@@ -116,7 +109,7 @@ pub(crate) fn run_tasks(global: &GlobalArgs, cmd: &TasksCommand) -> anyhow::Resu
 }
 
 pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<()> {
-    let (rt, queue) = open(global)?;
+    let (rt, queue, _) = open(global)?;
     match cmd {
         DlqCommand::List {
             pool,
@@ -183,8 +176,9 @@ pub(crate) fn run_housekeeping(
     cmd: &HousekeepingCommand,
 ) -> anyhow::Result<()> {
     let HousekeepingCommand::Run { dry_run } = cmd;
-    let (rt, queue) = open(global)?;
-    let results_dir = global.data_dir.as_ref().map(|dir| dir.join("results"));
+    // With --config the TTLs and the results root are the server's (see `open`).
+    let (rt, queue, config) = open(global)?;
+    let results_dir = backend::results_dir(global, config.as_ref());
     let mut removal_errors = Vec::new();
     let report = rt.block_on(queue.housekeep(*dry_run, |task| {
         // A task's results go with it; a failure is reported but does not stop the sweep.
@@ -220,38 +214,11 @@ pub(crate) fn run_housekeeping(
 }
 
 /// Opens the backend on a single-threaded runtime (the CLI makes one call at a time).
-fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Queue)> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let config = QueueConfig::default();
-    let queue = match (&global.redis_url, &global.data_dir) {
-        (Some(url), _) => rt
-            .block_on(Queue::redis(url, config))
-            .context("cannot open the Redis queue")?,
-        (None, Some(dir)) => {
-            let db: PathBuf = dir.join(SQLITE_FILE);
-            if !db.is_file() {
-                return Err(CliError::Input(format!(
-                    "no queue database at {} (is --data-dir the server's data directory?)",
-                    db.display()
-                ))
-                .into());
-            }
-            Queue::sqlite(&db, config)
-                .with_context(|| format!("cannot open the queue database {}", db.display()))?
-        }
-        (None, None) => {
-            return Err(CliError::Usage(
-                "say which queue to use: --data-dir DIR (SQLite) or --redis-url URL \
-                 (or NESSUS_DATA_DIR / NESSUS_REDIS_URL)"
-                    .to_owned(),
-            )
-            .into());
-        }
-    };
-    Ok((rt, queue))
+fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Queue, Option<Config>)> {
+    let config = super::config::load(global)?;
+    let rt = backend::current_thread()?;
+    let queue = backend::open_queue(&rt, global, config.as_ref(), Missing::Refuse)?;
+    Ok((rt, queue, config))
 }
 
 fn print_page(global: &GlobalArgs, page: &TaskPage) -> anyhow::Result<()> {
@@ -312,17 +279,4 @@ fn details(task: &Task, position: Option<u64>, wait: Option<u64>) -> String {
 
 fn short_time(time: Timestamp) -> String {
     time.strftime("%Y-%m-%d %H:%M:%S").to_string()
-}
-
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    let mut out = io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).context("cannot write to stdout")?;
-    writeln!(out).context("cannot write to stdout")
-}
-
-fn print_text(text: &str) -> anyhow::Result<()> {
-    io::stdout()
-        .lock()
-        .write_all(text.as_bytes())
-        .context("cannot write to stdout")
 }

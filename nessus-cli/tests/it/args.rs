@@ -8,8 +8,13 @@ fn help_lists_subcommands_and_exit_codes() {
     for needle in [
         "convert",
         "diff",
+        "worker",
+        "scanners",
+        "import",
+        "config",
         "--json",
         "--data-dir",
+        "--config",
         "Exit codes",
         "3  input error",
     ] {

@@ -1,10 +1,15 @@
 //! Integration tests of the `nessus-cli` binary: every wired subcommand, with its error exits.
 
 mod args;
+mod config;
 mod convert;
 mod diff;
+mod import;
 mod queue;
+mod scanners;
 mod sim;
+mod support;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::Output;

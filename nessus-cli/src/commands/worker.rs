@@ -1,0 +1,103 @@
+//! `nessus-cli worker`: the queue worker runtime over the configured backend and
+//! scanners, until SIGTERM or Ctrl-C.
+//!
+//! On the signal it stops claiming, lets each task finish its current step and releases
+//! the leases, so another worker (or this one, restarted) re-attaches to the running
+//! Nessus scans instead of starting them again. A second signal is not needed and not
+//! special: draining takes at most one scanner call per task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use nessus_queue::{ConfigDirectory, SchemaIngest, SecretBox, Worker};
+use tokio::sync::watch;
+
+use crate::cli::{GlobalArgs, WorkerArgs};
+use crate::commands::{backend, config};
+use crate::exit::CliError;
+
+pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> {
+    if !(args.poll_interval.is_finite() && args.poll_interval > 0.0) {
+        return Err(CliError::Usage(format!(
+            "--poll-interval must be a positive number of seconds, not {}",
+            args.poll_interval
+        ))
+        .into());
+    }
+    let config = Arc::new(config::require(global, "worker")?);
+    let worker_id = args.id.clone().unwrap_or_else(default_id);
+    let mut settings = ConfigDirectory::worker_config(&config, worker_id.clone())
+        .max_in_flight(usize::from(args.concurrency));
+    let first_poll = Duration::from_secs_f64(args.poll_interval);
+    let poll_max = settings.poll_max.max(first_poll);
+    settings = settings.polling(first_poll, poll_max);
+    if let Some(dir) = backend::results_dir(global, Some(&config)) {
+        settings.results_dir = dir;
+    }
+    let data_dir = backend::data_dir(global, Some(&config))
+        .ok_or_else(|| CliError::Usage("no data directory".to_owned()))?;
+    let pools: Vec<String> = settings.pools.iter().map(|(p, _)| p.clone()).collect();
+    let results_dir = settings.results_dir.clone();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let queue = backend::open_queue(&rt, global, Some(&config), backend::Missing::Create)?;
+    // The same key file as the server: ad-hoc credentials sealed at submit time are
+    // opened here.
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let secrets = SecretBox::from_env_or_file(&data_dir.join("secret.key"))?;
+    let queue = queue.with_secrets(secrets);
+    let directory = ConfigDirectory::new(Arc::clone(&config), None)?;
+    let worker = Worker::new(queue, settings, Arc::new(directory), Arc::new(SchemaIngest));
+
+    eprintln!(
+        "worker {worker_id} serving pool(s) {} (results in {}); SIGTERM or Ctrl-C to stop",
+        pools.join(", "),
+        results_dir.display()
+    );
+    rt.block_on(async {
+        let (stop, stopped) = watch::channel(false);
+        let run = tokio::spawn(async move { worker.run(stopped).await });
+        shutdown_signal().await?;
+        eprintln!("stopping: finishing the current step of each task, releasing leases");
+        let _ = stop.send(true);
+        run.await.context("the worker panicked")??;
+        eprintln!("worker {worker_id} stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// `cli-{hostname}-{pid}`: unique per process and readable in `tasks show`.
+fn default_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("cli-{host}-{}", std::process::id())
+}
+
+/// Resolves on Ctrl-C, or SIGTERM (what service managers and containers send).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c()
+            .await
+            .context("cannot listen for Ctrl-C")
+    }
+}

@@ -1,0 +1,125 @@
+//! `nessus-cli import`: a .nessus file becomes a completed task with its findings store.
+
+use super::*;
+
+#[test]
+fn import_creates_a_completed_task_with_a_findings_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let fixture = corpus(FIXTURE);
+    let fixture = fixture.to_str().unwrap();
+    let out = check(
+        &[
+            "import",
+            fixture,
+            "--data-dir",
+            data,
+            "--principal",
+            "alice",
+            "--json",
+        ],
+        OK,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let task_id = v["task_id"].as_str().expect("a task id").to_owned();
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["principal"], "alice");
+    assert_eq!(v["results_summary"]["hosts_scanned"], 1, "{v}");
+    let store = dir.path().join("results").join(&task_id).join("store");
+    assert!(store.join("meta.json").is_file());
+
+    // The queue serves it like any finished scan.
+    let out = check(
+        &["tasks", "show", &task_id, "--data-dir", data, "--json"],
+        OK,
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["task"]["status"], "completed", "{shown}");
+    assert_eq!(shown["task"]["instance"], "imported", "{shown}");
+    // And its store converts to the fixture's 40 findings.
+    let out = check(&["convert", store.to_str().unwrap()], OK);
+    assert_eq!(
+        json_lines(&out)
+            .iter()
+            .filter(|l| l.get("plugin_id").is_some())
+            .count(),
+        40
+    );
+
+    // Human output names the task and the counts.
+    let out = check(
+        &["import", fixture, "--data-dir", data, "--name", "again"],
+        OK,
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("imported") && text.contains("1 host(s)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn import_errors_create_no_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    check(
+        &["import", "/nonexistent.nessus", "--data-dir", data],
+        INPUT,
+    );
+    let bad = dir.path().join("bad.nessus");
+    std::fs::write(&bad, "<NessusClientData_v2><Report name='x'><ReportHost").unwrap();
+    check(
+        &["import", bad.to_str().unwrap(), "--data-dir", data],
+        INPUT,
+    );
+    // Nothing was written: there is still no queue.
+    check(&["tasks", "list", "--data-dir", data], INPUT);
+    // Nowhere to put the results.
+    check(&["import", corpus(FIXTURE).to_str().unwrap()], USAGE);
+}
+
+#[test]
+fn housekeeping_uses_the_config_ttls() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "server:\n  data_dir: {:?}\nqueue:\n  completed_ttl_days: 0\nnessus: []\n",
+        dir.path()
+    );
+    let config = dir.path().join("scanners.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let config = config.to_str().unwrap();
+    let fixture = corpus(FIXTURE);
+    let out = check(
+        &[
+            "import",
+            fixture.to_str().unwrap(),
+            "--config",
+            config,
+            "--json",
+        ],
+        OK,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let task_id = v["task_id"].as_str().unwrap().to_owned();
+    let task_dir = dir.path().join("results").join(&task_id);
+    assert!(task_dir.is_dir());
+
+    // The default retention (7 days) keeps it...
+    let data = dir.path().to_str().unwrap();
+    let out = check(&["housekeeping", "run", "--data-dir", data, "--json"], OK);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    // ...the config's (0 days) deletes it and its results.
+    let out = check(&["housekeeping", "run", "--config", config, "--json"], OK);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["tasks"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    assert!(!task_dir.exists());
+}

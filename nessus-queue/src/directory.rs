@@ -1,0 +1,108 @@
+//! Workers built from a loaded `scanners.yaml`: one client per configured instance
+//! (each behind its circuit breaker), the credential profiles, the pools and capacities
+//! a worker serves, and the queue settings. Shared by the MCP server's embedded workers
+//! and `nessus-cli worker`, so both place and run tasks identically.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nessus_core::{BreakerConfig, CircuitBreaker, Config, GuardedScanner, Scanner, SshCredentials};
+
+use crate::backend::InstanceCapacity;
+use crate::queue::QueueConfig;
+use crate::worker::{ScannerDirectory, WorkerConfig};
+
+/// Scanners and credential profiles built from one config snapshot.
+pub struct ConfigDirectory {
+    scanners: HashMap<String, Arc<dyn Scanner>>,
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for ConfigDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigDirectory")
+            .field("scanners", &self.scanners.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConfigDirectory {
+    /// Builds a client per configured instance. `extra_ca_pem` is trusted in
+    /// addition to each instance's own CA (the demo's simulator CA).
+    pub fn new(
+        config: Arc<Config>,
+        extra_ca_pem: Option<&[u8]>,
+    ) -> Result<Self, nessus_core::Error> {
+        let mut scanners: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
+        for inst in config.instances() {
+            let mut tls = inst.tls().clone();
+            if let Some(pem) = extra_ca_pem {
+                tls.ca_pem = Some(pem.to_vec());
+            }
+            let client = inst.client_builder().tls(tls).build()?;
+            // Every call to a scanner goes through its circuit breaker, so an
+            // unreachable instance fails fast instead of tying up workers.
+            let breaker = Arc::new(CircuitBreaker::new(inst.key(), BreakerConfig::default()));
+            let client = GuardedScanner::new(inst.key(), Arc::new(client), breaker);
+            scanners.insert(inst.key(), Arc::new(client));
+        }
+        Ok(Self { scanners, config })
+    }
+
+    /// The pools and instance capacities a worker serves.
+    pub fn worker_pools(config: &Config) -> Vec<(String, Vec<InstanceCapacity>)> {
+        config
+            .pools()
+            .iter()
+            .map(|p| {
+                let caps = p
+                    .instances()
+                    .iter()
+                    .map(|i| InstanceCapacity {
+                        instance: i.instance_id().to_owned(),
+                        max_concurrent: i.max_concurrent_scans(),
+                    })
+                    .collect();
+                (p.name().to_owned(), caps)
+            })
+            .collect()
+    }
+
+    /// A worker configuration for `config`.
+    pub fn worker_config(config: &Config, worker_id: impl Into<String>) -> WorkerConfig {
+        WorkerConfig::new(
+            worker_id,
+            Self::worker_pools(config),
+            config.server().results_dir(),
+        )
+        .scan_timeout(config.server().default_scan_timeout())
+    }
+
+    /// The queue settings of `config`: lease, retention and idempotency TTLs, and each
+    /// pool's capacity (for queue position and ETA).
+    pub fn queue_config(config: &Config) -> QueueConfig {
+        let q = config.queue();
+        let secs = |d: Duration| {
+            jiff::SignedDuration::from_secs(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        };
+        let mut cfg = QueueConfig::default()
+            .lease_ttl(secs(q.lease()))
+            .ttls(secs(q.completed_ttl()), secs(q.failed_ttl()));
+        cfg.idempotency_ttl = secs(q.idempotency_ttl());
+        for pool in config.pools() {
+            cfg = cfg.pool_capacity(pool.name(), pool.capacity().max(1));
+        }
+        cfg
+    }
+}
+
+impl ScannerDirectory for ConfigDirectory {
+    fn scanner(&self, pool: &str, instance: &str) -> Option<Arc<dyn Scanner>> {
+        self.scanners.get(&format!("{pool}:{instance}")).cloned()
+    }
+
+    fn credential_profile(&self, name: &str) -> Option<SshCredentials> {
+        self.config.credential(name).map(|c| c.to_ssh_credentials())
+    }
+}
