@@ -247,6 +247,9 @@ pub struct Queue {
     cfg: QueueConfig,
     secrets: Option<SecretBox>,
     rr: Arc<AtomicUsize>,
+    /// Wakes idle workers of this process the moment a task is enqueued, so a claim
+    /// does not wait for the next idle poll (other processes still poll).
+    enqueued: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -304,6 +307,7 @@ impl Queue {
             cfg,
             secrets: None,
             rr: Arc::new(AtomicUsize::new(0)),
+            enqueued: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -329,6 +333,13 @@ impl Queue {
     /// The configuration.
     pub fn config(&self) -> &QueueConfig {
         &self.cfg
+    }
+
+    /// Resolves when a task is next enqueued through this queue handle (or a clone of
+    /// it), or right away if one was enqueued since the last waiter woke. In-process
+    /// workers select on it next to their idle poll.
+    pub async fn enqueued(&self) {
+        self.enqueued.notified().await;
     }
 
     /// The backend.
@@ -394,6 +405,8 @@ impl Queue {
             };
             match self.backend.create(task, idem.clone(), sealed).await? {
                 CreateOutcome::Created(task) => {
+                    self.enqueued.notify_waiters();
+                    self.enqueued.notify_one();
                     let view = self.view(*task).await?;
                     return Ok(Submitted {
                         task: view.task,

@@ -34,6 +34,14 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+static IDEM_OWNER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/idem_owner.lua")));
+
+/// How long an owner record may point at a pool without that pool's reservation
+/// before another pool may take the key over: only a process that died (or stalled
+/// this long) between the two commands of a submit leaves such a record.
+const IDEM_OWNER_GRACE_MS: i64 = 30_000;
+
 const POOLS: &str = "nq:pools";
 const TASK_POOL: &str = "nq:task-pool";
 const CLAIM_SCAN: isize = 64;
@@ -112,9 +120,20 @@ impl K {
     fn idem(pool: &str, scope: &str) -> String {
         format!("nq:{{{pool}}}:idem:{scope}")
     }
+    /// Which pool a caller's key belongs to; keyed by the scope alone, so the same
+    /// key sent for two pools meets here (its own slot: Cluster safe).
+    fn idem_owner(scope: &str) -> String {
+        format!("nq:idem-owner:{{{scope}}}")
+    }
     fn secret(pool: &str, id: &str) -> String {
         format!("nq:{{{pool}}}:secret:{id}")
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct IdemOwner {
+    pool: String,
+    at_ms: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -385,6 +404,75 @@ fn id_of(order_key: &str) -> &str {
     order_key.split_once(':').map_or(order_key, |(_, id)| id)
 }
 
+impl RedisBackend {
+    /// Makes `pool` the owner of a caller's idempotency key, so that keys are scoped
+    /// per caller across pools (the pool is part of the request hash, so the same key
+    /// for another pool is a conflict). The reservation itself stays in the pool's
+    /// slot, atomic with the task's creation (`create.lua`). Returns the outcome to
+    /// report when another pool owns the key.
+    async fn own_idempotency_key(
+        &self,
+        pool: &str,
+        r: &IdemReservation,
+        task: &Task,
+    ) -> Result<Option<CreateOutcome>> {
+        let mut con = self.con.clone();
+        let owner_key = K::idem_owner(&r.scope_key);
+        let now_ms = ms(task.created_at);
+        let mine = serde_json::to_string(&IdemOwner {
+            pool: pool.to_owned(),
+            at_ms: now_ms,
+        })
+        .unwrap_or_default();
+        let ttl = (ms(r.expires_at) - now_ms).max(1).to_string();
+        let mut replace = String::new();
+        for _ in 0..3 {
+            let out: Vec<String> = IDEM_OWNER
+                .key(&owner_key)
+                .arg(&mine)
+                .arg(&ttl)
+                .arg(&replace)
+                .invoke_async(&mut con)
+                .await
+                .map_err(rerr("idempotency owner"))?;
+            let [_, cur] = out.as_slice() else {
+                return Ok(None);
+            };
+            let owner: IdemOwner =
+                serde_json::from_str(cur).map_err(|e| corrupt("idempotency owner", e))?;
+            if owner.pool == pool {
+                return Ok(None);
+            }
+            let rec: Option<String> = con
+                .get(K::idem(&owner.pool, &r.scope_key))
+                .await
+                .map_err(rerr("idempotency lookup"))?;
+            if let Some(rec) = rec {
+                let rec: IdemRecord =
+                    serde_json::from_str(&rec).map_err(|e| corrupt("idempotency record", e))?;
+                return Ok(Some(CreateOutcome::Existing {
+                    task_id: rec.task_id,
+                    request_hash: rec.request_hash,
+                }));
+            }
+            if now_ms - owner.at_ms < IDEM_OWNER_GRACE_MS {
+                // The other pool's submit is between its two commands: whatever it
+                // creates, this request (another pool) differs from it.
+                return Ok(Some(CreateOutcome::Existing {
+                    task_id: String::new(),
+                    request_hash: format!("pool:{}", owner.pool),
+                }));
+            }
+            // Left by a submit that died half-way (or whose reservation was dropped):
+            // take the key over, unless someone else changed it meanwhile.
+            replace = cur.clone();
+        }
+        Err(Error::Contention {
+            task_id: "(new submission)".to_owned(),
+        })
+    }
+}
+
 impl Backend for RedisBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Redis
@@ -410,6 +498,11 @@ impl Backend for RedisBackend {
                 .query_async::<()>(&mut con)
                 .await
                 .map_err(rerr("register task"))?;
+            if let Some(r) = &idem
+                && let Some(existing) = self.own_idempotency_key(&pool, r, &task).await?
+            {
+                return Ok(existing);
+            }
             let task_key = K::task(&pool, &task.task_id);
             let mut ops = Ops::new(task_key.clone());
             let idem_key = idem

@@ -54,6 +54,16 @@ CREATE TABLE IF NOT EXISTS durations (
 );
 CREATE INDEX IF NOT EXISTS durations_pool ON durations(pool, id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pool_queued (pool TEXT PRIMARY KEY, queued INTEGER NOT NULL);
+";
+
+/// Fills `pool_queued` once for databases created before it existed; afterwards
+/// every write keeps it exact inside the same transaction.
+const BACKFILL_POOL_QUEUED: &str = "
+INSERT INTO pool_queued(pool, queued)
+    SELECT pool, COUNT(*) FROM tasks WHERE queue_seq IS NOT NULL GROUP BY pool
+    ON CONFLICT(pool) DO UPDATE SET queued = excluded.queued;
+INSERT INTO counters(name, value) VALUES('pool_queued_v1', 1);
 ";
 
 /// The embedded default backend.
@@ -102,7 +112,7 @@ impl SqliteBackend {
                 source: Box::new(e),
             })?;
         }
-        let conn = Connection::open(&path).map_err(err("open"))?;
+        let mut conn = Connection::open(&path).map_err(err("open"))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(err("busy_timeout"))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -110,6 +120,23 @@ impl SqliteBackend {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err("synchronous"))?;
         conn.execute_batch(SCHEMA).map_err(err("schema"))?;
+        // Immediate: several processes may open the file at once; one backfills.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("begin backfill"))?;
+        let done: Option<i64> = tx
+            .query_row(
+                "SELECT value FROM counters WHERE name = 'pool_queued_v1'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err("backfill check"))?;
+        if done.is_none() {
+            tx.execute_batch(BACKFILL_POOL_QUEUED)
+                .map_err(err("backfill queued counts"))?;
+        }
+        tx.commit().map_err(err("commit backfill"))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -157,8 +184,14 @@ fn next_seq(tx: &Connection) -> Result<i64> {
 
 /// Index columns derived from the task; the queue seq is kept when the task stays queued.
 fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Result<()> {
+    let was_queued = prev.is_some_and(|p| p.status == TaskStatus::Queued);
+    match (was_queued, t.status == TaskStatus::Queued) {
+        (false, true) => add_queued(tx, &t.pool, 1)?,
+        (true, false) => add_queued(tx, &t.pool, -1)?,
+        _ => {}
+    }
     let seq: Option<i64> = if t.status == TaskStatus::Queued {
-        let keep = prev.is_some_and(|p| p.status == TaskStatus::Queued);
+        let keep = was_queued;
         if keep {
             tx.query_row(
                 "SELECT queue_seq FROM tasks WHERE task_id = ?1",
@@ -231,6 +264,29 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
         .map_err(err("trim durations"))?;
     }
     Ok(())
+}
+
+/// Keeps the per-pool count of queued tasks exact, so a submit answers its queue
+/// position without counting the queue (O(1) instead of O(depth)).
+fn add_queued(tx: &Connection, pool: &str, delta: i64) -> Result<()> {
+    tx.execute(
+        "INSERT INTO pool_queued(pool, queued) VALUES(?1, max(?2, 0))
+         ON CONFLICT(pool) DO UPDATE SET queued = max(queued + ?2, 0)",
+        params![pool, delta],
+    )
+    .map_err(err("queued count"))?;
+    Ok(())
+}
+
+fn queued_count(conn: &Connection, pool: &str) -> Result<i64> {
+    conn.query_row(
+        "SELECT queued FROM pool_queued WHERE pool = ?1",
+        [pool],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(err("queued count"))
+    .map(Option::unwrap_or_default)
 }
 
 fn load_tx(tx: &Connection, id: &str) -> Result<Option<Task>> {
@@ -476,7 +532,9 @@ impl Backend for SqliteBackend {
 
     fn queue_position(&self, pool: String, task_id: String) -> BoxFuture<'_, Result<Option<u64>>> {
         self.run(move |conn| {
-            let seq: Option<Option<i64>> = conn
+            // One read transaction: the counter and the index agree (WAL snapshot).
+            let tx = conn.transaction().map_err(err("begin"))?;
+            let seq: Option<Option<i64>> = tx
                 .query_row(
                     "SELECT queue_seq FROM tasks WHERE task_id=?1 AND pool=?2",
                     params![task_id, pool],
@@ -487,13 +545,38 @@ impl Backend for SqliteBackend {
             let Some(Some(seq)) = seq else {
                 return Ok(None);
             };
-            let ahead: i64 = conn
+            // SQLite counts an index range by walking it, so count whichever side of
+            // the task is shorter: a fresh submit sits at the tail and counts ~0 rows
+            // behind it, a task near the head counts the few ahead of it. Sequence
+            // distance bounds each side's row count (gaps are removed entries).
+            let (head, tail): (i64, i64) = tx
                 .query_row(
-                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL AND queue_seq < ?2",
+                    // Two subqueries: SQLite answers a lone MIN or MAX from one end of
+                    // the index, but walks the whole range for both in one SELECT.
+                    "SELECT
+                       (SELECT MIN(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL),
+                       (SELECT MAX(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL)",
+                    [&pool],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(err("queue position"))?;
+            let count = |op: &str| -> Result<i64> {
+                tx.query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
+                         AND queue_seq {op} ?2"
+                    ),
                     params![pool, seq],
                     |r| r.get(0),
                 )
-                .map_err(err("queue position"))?;
+                .map_err(err("queue position"))
+            };
+            let ahead = if seq - head <= tail - seq {
+                count("<")?
+            } else {
+                let behind = count(">")?;
+                (queued_count(&tx, &pool)? - 1 - behind).max(0)
+            };
             Ok(Some(ahead as u64 + 1))
         })
     }
@@ -521,16 +604,16 @@ impl Backend for SqliteBackend {
                     .map_err(err("pool counts"))
             };
             Ok(PoolCounts {
-                queued: q(
-                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL AND ?2=?2",
-                    &0,
-                )?,
+                queued: queued_count(conn, &pool)? as u64,
                 running: q(
                     "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND slot_instance IS NOT NULL AND lease_expires_ms > ?2",
                     &ms(now),
                 )?,
                 dead_lettered: q(
-                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND dlq_ms IS NOT NULL AND ?2=?2",
+                    // Forced onto the (small) DLQ index: left alone, the planner walks
+                    // every task of the pool.
+                    "SELECT COUNT(*) FROM tasks INDEXED BY tasks_dlq
+                     WHERE dlq_ms IS NOT NULL AND pool=?1 AND ?2=?2",
                     &0,
                 )?,
             })
@@ -594,6 +677,17 @@ impl Backend for SqliteBackend {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err("begin"))?;
+            let queued_pool: Option<String> = tx
+                .query_row(
+                    "SELECT pool FROM tasks WHERE task_id=?1 AND queue_seq IS NOT NULL",
+                    [&task_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("delete task"))?;
+            if let Some(pool) = queued_pool {
+                add_queued(&tx, &pool, -1)?;
+            }
             let n = tx
                 .execute("DELETE FROM tasks WHERE task_id=?1", [&task_id])
                 .map_err(err("delete task"))?;

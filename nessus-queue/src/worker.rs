@@ -295,6 +295,7 @@ impl Worker {
                 None => {
                     tokio::select! {
                         _ = tokio::time::sleep(inner.cfg.idle_poll) => {}
+                        _ = inner.queue.enqueued() => {}
                         _ = shutdown.changed() => {}
                         Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                     }
@@ -304,6 +305,17 @@ impl Worker {
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// Poll this long after a predicted end, so the scanner has flipped to completed.
+const PREDICTION_SLACK: Duration = Duration::from_millis(150);
+
+/// When a scan `pct` % done after `elapsed` (since polling began) should finish,
+/// assuming steady progress; `None` before there is a usable reading.
+fn predict_end(elapsed: Duration, pct: u8) -> Option<Duration> {
+    (1..100)
+        .contains(&pct)
+        .then(|| elapsed.mul_f64(100.0 / f64::from(pct)))
 }
 
 impl Worker {
@@ -613,6 +625,10 @@ impl Inner {
         let poll_start = std::time::Instant::now();
         let mut last_progress = task.progress;
         let mut launched = false;
+        // Once, when the progress says the scan ends before the next regular poll,
+        // poll right after that predicted end instead. Only once, so a scan that sits
+        // at 99 % (Nessus finalising) costs no extra polls.
+        let mut prediction_used = false;
         loop {
             if flags.cancel.load(Ordering::SeqCst) {
                 self.call("stop scan", flags, shutdown, || scanner.stop(scan))
@@ -630,6 +646,7 @@ impl Inner {
             let state = self
                 .call("status", flags, shutdown, || scanner.status(scan))
                 .await?;
+            tracing::debug!(task_id = %id, status = state.status.as_str(), progress = state.progress, "polled");
             if last_progress != Some(state.progress) {
                 last_progress = Some(state.progress);
                 self.write(shutdown, || self.queue.progress(id, token, state.progress))
@@ -660,7 +677,18 @@ impl Inner {
                 }
                 _ => {}
             }
-            self.pause(interval, shutdown).await;
+            let mut wait = interval;
+            if !prediction_used
+                && state.status == ScanStatus::Running
+                && let Some(end) = predict_end(poll_start.elapsed(), state.progress)
+            {
+                let until_end = end.saturating_sub(poll_start.elapsed()) + PREDICTION_SLACK;
+                if until_end < interval {
+                    wait = until_end;
+                    prediction_used = true;
+                }
+            }
+            self.pause(wait, shutdown).await;
             self.check(flags, shutdown)?;
             // Poll at a fifth of the time already spent: a short scan is noticed within
             // about a second of finishing, a day-long one costs a poll per `poll_max`.
@@ -681,10 +709,12 @@ impl Inner {
         let part = task_dir.join("scan.nessus.part");
         let export = task_dir.join("scan.nessus");
         let cap = self.cfg.export_size_cap;
+        tracing::debug!(task_id = %id, "exporting");
         self.call("export", flags, shutdown, || {
             scanner.export_to_file(scan, ExportFormat::Nessus, &part, cap)
         })
         .await?;
+        tracing::debug!(task_id = %id, "exported; ingesting");
         tokio::fs::rename(&part, &export).await.map_err(|e| {
             Stop::Fail(Failure::dead_letter(
                 "results_dir_unwritable",

@@ -116,6 +116,42 @@ pub(crate) async fn idempotency_same_and_conflicting_requests(h: &Harness) {
     assert!(matches!(pinned, Err(Error::IdempotencyConflict { .. })));
 }
 
+pub(crate) async fn idempotency_key_is_scoped_per_caller_not_per_pool(h: &Harness) {
+    let q = &h.queue;
+    let on = |pool: &str| NewTask::new(ScanType::Untrusted, pool, "10.0.0.1", "s");
+    let first = q
+        .submit("alice", on("nessus"), None, Some("k"))
+        .await
+        .unwrap();
+    // The same key for another pool is another request, not a second reservation.
+    let other_pool = q.submit("alice", on("dmz"), None, Some("k")).await;
+    assert!(
+        matches!(other_pool, Err(Error::IdempotencyConflict { ref key }) if key == "k"),
+        "{other_pool:?}"
+    );
+    let again = q
+        .submit("alice", on("nessus"), None, Some("k"))
+        .await
+        .unwrap();
+    assert!(again.idempotent);
+    assert_eq!(again.task.task_id, first.task.task_id);
+    // Another caller may use the same key for either pool.
+    let bob = q.submit("bob", on("dmz"), None, Some("k")).await.unwrap();
+    assert!(!bob.idempotent);
+    let dmz = q.list(ListTasks::new(10).pool("dmz")).await.unwrap();
+    assert_eq!(dmz.tasks.len(), 1, "only bob's task is in dmz");
+    // Concurrent first uses of one key for two pools: exactly one wins.
+    let (a, b) = tokio::join!(
+        q.submit("carol", on("nessus"), None, Some("race")),
+        q.submit("carol", on("dmz"), None, Some("race")),
+    );
+    assert_eq!(
+        usize::from(a.is_ok()) + usize::from(b.is_ok()),
+        1,
+        "{a:?} / {b:?}"
+    );
+}
+
 pub(crate) async fn hundred_concurrent_identical_submits_make_one_task(h: &Harness) {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..100 {

@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
 conformance_tests!(
     submit_get_and_position,
     idempotency_same_and_conflicting_requests,
+    idempotency_key_is_scoped_per_caller_not_per_pool,
     hundred_concurrent_identical_submits_make_one_task,
     claim_complete_and_eta_history,
     capacity_and_pins_across_claimers,

@@ -189,6 +189,13 @@ async fn bench(name: &str, q: Queue, n: usize) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // RUST_LOG=nessus_queue=debug,nessus_core=debug shows where a scan's time goes.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut args = std::env::args().skip(1);
     let n: usize = args
         .next()

@@ -12,7 +12,7 @@ use nessus_queue::{NewTask, Queue, QueueConfig, ScanType, TaskStatus};
 
 const TASKS: usize = 50;
 
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -21,7 +21,7 @@ impl Drop for Proc {
     }
 }
 
-fn worker(backend: &str, sim: &str, results: &Path, id: &str) -> Proc {
+pub(crate) fn worker(backend: &str, sim: &str, results: &Path, id: &str) -> Proc {
     Proc(
         Command::new(env!("CARGO_BIN_EXE_queue-worker"))
             .env("NQ_BACKEND", backend)

@@ -1,3 +1,4 @@
 //! End-to-end fault tests with real processes.
 
 mod crash;
+mod outage;
