@@ -29,6 +29,7 @@
 
 mod backend;
 mod error;
+mod import;
 mod queue;
 mod redis_backend;
 mod secret;
@@ -42,6 +43,7 @@ pub use backend::{
     PoolCounts,
 };
 pub use error::{BackendKind, BoxError, Error, Result};
+pub use import::IMPORT_POOL;
 pub use queue::{
     Claim, DlqPurge, HousekeepReport, ListTasks, Queue, QueueConfig, QueueStatus, ReapReport,
     Submitted, TaskPage, TaskView, request_hash,
