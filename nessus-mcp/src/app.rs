@@ -22,6 +22,8 @@ pub struct App {
     config: RwLock<Arc<Config>>,
     queue: Queue,
     stores: Arc<crate::results::StoreCache>,
+    /// Where `import_scan` may read `.nessus` files from.
+    import_dir: std::path::PathBuf,
 }
 
 /// The `/ready` answer.
@@ -64,7 +66,9 @@ pub fn queue_config(config: &Config) -> QueueConfig {
 impl App {
     /// Application state over a loaded config and an opened queue.
     pub fn new(config: Config, queue: Queue) -> Self {
+        let import_dir = config.server().data_dir().join("import");
         Self {
+            import_dir,
             started: Instant::now(),
             shutdown: CancellationToken::new(),
             config: RwLock::new(Arc::new(config)),
@@ -130,6 +134,18 @@ impl App {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *guard = Arc::new(config);
+    }
+
+    /// Let `import_scan` read files from `dir` (default: `{data_dir}/import`);
+    /// paths outside it are refused.
+    pub fn with_import_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.import_dir = dir.into();
+        self
+    }
+
+    /// The directory `import_scan` reads files from.
+    pub fn import_dir(&self) -> &std::path::Path {
+        &self.import_dir
     }
 
     /// The task queue.

@@ -498,3 +498,37 @@ pub(crate) struct DiffResult {
     /// Findings whose severity changed (old_severity, new_severity).
     pub(crate) severity_changed: Vec<Value>,
 }
+
+/// Arguments of `import_scan`: exactly one of `path` or `content`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct ImportScan {
+    /// A `.nessus` file inside the server's import directory (relative to it,
+    /// or absolute under it). Paths outside it are refused.
+    #[serde(default)]
+    pub(crate) path: Option<String>,
+    /// The `.nessus` XML itself, for small files (up to 4 MiB).
+    #[serde(default)]
+    pub(crate) content: Option<String>,
+    /// Name shown by list_tasks (default: the file name, or "imported scan").
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+}
+
+/// What `import_scan` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ImportResult {
+    /// Id of the new completed task: use it with get_scan_results and diff_scans.
+    pub(crate) task_id: String,
+    /// Always "completed".
+    pub(crate) status: String,
+    /// The pool imported tasks live in ("imported"; no scanner runs them).
+    pub(crate) scanner_pool: String,
+    /// Task name.
+    pub(crate) name: String,
+    /// Hosts found in the file, as the task's targets.
+    pub(crate) targets: String,
+    /// Hosts, vulnerabilities and severity counts, as get_scan_status shows them.
+    pub(crate) results_summary: Option<Value>,
+    /// What to do next.
+    pub(crate) message: String,
+}

@@ -33,6 +33,7 @@ mod dto;
 mod errors;
 mod guard;
 mod http;
+mod import;
 mod mcp_tasks;
 mod ops;
 mod prompts;

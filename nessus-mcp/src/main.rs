@@ -74,6 +74,9 @@ struct Cli {
         default_value = "json"
     )]
     log_format: LogFormat,
+    /// Directory `import_scan` may read .nessus files from (default: DATA_DIR/import).
+    #[arg(long, env = "NESSUS_MCP_IMPORT_DIR")]
+    import_dir: Option<PathBuf>,
     /// Demo: simulated scan duration in seconds.
     #[arg(long, default_value_t = 5, hide = true)]
     demo_scan_secs: u64,
@@ -95,6 +98,9 @@ async fn start_demo(cli: &Cli) -> anyhow::Result<Demo> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the demo data dir {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize().unwrap_or(data_dir);
+    // import_scan reads files from here; created so the demo can import at once.
+    std::fs::create_dir_all(data_dir.join("import"))
+        .with_context(|| format!("creating {}/import", data_dir.display()))?;
     let sim = nessus_core::sim::Simulator::builder()
         .scan_duration(Duration::from_secs(cli.demo_scan_secs))
         .require_api_keys("demo-access-key", "demo-secret-key")
@@ -176,7 +182,11 @@ async fn main() -> anyhow::Result<()> {
     for w in config.warnings() {
         tracing::warn!(warning = %w, "config");
     }
-    let app = Arc::new(App::open(config).await?);
+    let mut app = App::open(config).await?;
+    if let Some(dir) = &cli.import_dir {
+        app = app.with_import_dir(dir);
+    }
+    let app = Arc::new(app);
     spawn_signal_handlers(app.clone(), config_path.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -14,9 +14,9 @@ use rmcp::{
 
 use crate::{
     dto::{
-        CancelResult, DiffResult, DiffScans, GetScanResults, ListTasks, NoArgs, PoolList, PoolRef,
-        PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted,
-        ScannerList, TaskList, TaskRef,
+        CancelResult, DiffResult, DiffScans, GetScanResults, ImportResult, ImportScan, ListTasks,
+        NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan,
+        ScanStatus, ScanSubmitted, ScannerList, TaskList, TaskRef,
     },
     errors::ToolError,
     ops,
@@ -265,5 +265,27 @@ impl NessusMcp {
     ) -> Result<Json<DiffResult>, ToolError> {
         let principal = self.principal(&ctx);
         ops::diff(&self.app, &principal, p).await.map(Json)
+    }
+
+    /// Import an existing .nessus file as a completed task, so its findings
+    /// can be read with get_scan_results and compared with diff_scans. Give
+    /// path (a file in the server's import directory) or content (the XML,
+    /// up to 4 MiB). Nothing is sent to a scanner.
+    #[tool(annotations(
+        title = "Import scan",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn import_scan(
+        &self,
+        Parameters(p): Parameters<ImportScan>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ImportResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        crate::import::import_scan(&self.app, &principal, p)
+            .await
+            .map(Json)
     }
 }

@@ -30,6 +30,7 @@
 mod backend;
 mod directory;
 mod error;
+mod import;
 mod queue;
 mod redis_backend;
 #[cfg(feature = "schema")]
@@ -46,6 +47,7 @@ pub use backend::{
 };
 pub use directory::ConfigDirectory;
 pub use error::{BackendKind, BoxError, Error, Result};
+pub use import::IMPORT_POOL;
 pub use queue::{
     Claim, DlqPurge, HousekeepReport, ListTasks, Queue, QueueConfig, QueueStatus, ReapReport,
     Submitted, TaskPage, TaskView, request_hash,

@@ -2,6 +2,7 @@
 //! workers, in-process Nessus simulator) driven by the rmcp client.
 
 mod flow;
+mod import;
 mod security;
 mod stdio;
 mod support;

@@ -28,6 +28,7 @@ async fn every_tool_is_named_annotated_and_schematised() {
         "get_queue_status",
         "cancel_scan",
         "diff_scans",
+        "import_scan",
     ] {
         assert!(names.contains(&want), "missing tool {want}: {names:?}");
     }
