@@ -114,9 +114,10 @@ mod tests {
     }
 
     fn summary() -> Completion {
-        let mut c = Completion::default();
-        c.results_summary = Some(serde_json::json!({"hosts_scanned": 2}));
-        c
+        Completion {
+            results_summary: Some(serde_json::json!({"hosts_scanned": 2})),
+            ..Completion::default()
+        }
     }
 
     #[tokio::test]
