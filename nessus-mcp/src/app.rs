@@ -49,18 +49,7 @@ pub struct Check {
 
 /// Queue tuning derived from the config file.
 pub fn queue_config(config: &Config) -> QueueConfig {
-    let q = config.queue();
-    let secs = |d: Duration| {
-        jiff::SignedDuration::from_secs(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-    };
-    let mut cfg = QueueConfig::default()
-        .lease_ttl(secs(q.lease()))
-        .ttls(secs(q.completed_ttl()), secs(q.failed_ttl()));
-    cfg.idempotency_ttl = secs(q.idempotency_ttl());
-    for pool in config.pools() {
-        cfg = cfg.pool_capacity(pool.name(), pool.capacity().max(1));
-    }
-    cfg
+    nessus_queue::ConfigDirectory::queue_config(config)
 }
 
 impl App {
