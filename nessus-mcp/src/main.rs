@@ -165,8 +165,23 @@ fn random_token() -> SecretString {
     SecretString::from(hex::encode(bytes))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Blocking threads at most (tokio's default is 512). Database reads, results pages and
+/// ingests run there; under 50 busy sessions the pool used to grow to ~100 threads
+/// that mostly waited for one of the few SQLite read connections, each thread adding
+/// its stack and malloc arena to the resident set. 32 still leaves room for several
+/// long ingests beside the short reads.
+const MAX_BLOCKING_THREADS: usize = 32;
+
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     nessus_mcp::init_logging(cli.log_format);
     let demo = if cli.demo {

@@ -266,7 +266,7 @@ fn record_submission(s: &nessus_queue::Submitted) {
             task_id = %s.task.task_id,
             trace_id = %s.task.trace_id,
             pool = %s.task.pool,
-            queue_position = ?s.queue_position,
+            queue_position = s.queue_position,
             "scan_enqueued"
         );
     }

@@ -42,10 +42,13 @@ pub enum LogFormat {
 }
 
 /// Install the global tracing subscriber writing to stderr (stdout belongs to
-/// the stdio transport). `RUST_LOG` overrides the default `info` filter.
+/// the stdio transport). `RUST_LOG` overrides the default filter: `info`, except
+/// rmcp's per-connection lifecycle lines, which in stateless HTTP mode would be two
+/// lines per request and bury the lines an operator needs.
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     // `try_init` so tests that start several servers in one process do not panic.
     let _ = match format {

@@ -89,6 +89,17 @@ pub struct PoolCounts {
     pub dead_lettered: u64,
 }
 
+/// What the view of a queued task needs, read together (see [`Backend::queue_snapshot`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueSnapshot {
+    /// 1-based position of the task in its pool's queue (`None`: not queued).
+    pub position: Option<u64>,
+    /// The pool's counts.
+    pub counts: PoolCounts,
+    /// Durations in seconds of the pool's most recent completed scans, newest first.
+    pub recent_durations: Vec<f64>,
+}
+
 /// Storage for tasks. All methods are atomic on their own; `store` is a
 /// compare-and-set on [`Task::version`] so that read → transition → store cycles
 /// from many processes never lose an update.
@@ -137,6 +148,30 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Durations in seconds of the most recent completed scans of a pool (newest first).
     fn recent_durations(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<f64>>>;
+
+    /// A queued task's position with its pool's counts and recent durations; what
+    /// every submit and status call answers with. A backend may read it in one round
+    /// trip (SQLite does: one read transaction instead of three hops to a connection);
+    /// the default asks the three questions in turn. `durations` caps the list.
+    fn queue_snapshot(
+        &self,
+        pool: String,
+        task_id: String,
+        now: Timestamp,
+        durations: usize,
+    ) -> BoxFuture<'_, Result<QueueSnapshot>> {
+        Box::pin(async move {
+            let position = self.queue_position(pool.clone(), task_id).await?;
+            if position.is_none() {
+                return Ok(QueueSnapshot::default());
+            }
+            Ok(QueueSnapshot {
+                position,
+                counts: self.pool_counts(pool.clone(), now).await?,
+                recent_durations: self.recent_durations(pool, durations).await?,
+            })
+        })
+    }
 
     /// The sealed secret of a task, if still stored.
     fn load_secret(&self, task_id: String) -> BoxFuture<'_, Result<Option<Vec<u8>>>>;

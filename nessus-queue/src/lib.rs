@@ -43,7 +43,7 @@ mod worker;
 
 pub use backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, Page,
-    PoolCounts,
+    PoolCounts, QueueSnapshot,
 };
 pub use directory::ConfigDirectory;
 pub use error::{BackendKind, BoxError, Error, Result};

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, PoolCounts,
+    QueueSnapshot,
 };
 use crate::error::{Error, Result};
 use crate::secret::{AdhocCredentials, SecretBox};
@@ -470,17 +471,21 @@ impl Queue {
                 estimated_wait_minutes: None,
             });
         }
-        let pos = self
+        let snap = self
             .backend
-            .queue_position(task.pool.clone(), task.task_id.clone())
+            .queue_snapshot(
+                task.pool.clone(),
+                task.task_id.clone(),
+                Timestamp::now(),
+                self.cfg.eta_window,
+            )
             .await?;
-        let eta = match pos {
-            Some(p) => Some(self.eta_minutes(&task.pool, p).await?),
-            None => None,
-        };
+        let eta = snap
+            .position
+            .map(|p| self.eta_minutes(&task.pool, p, &snap));
         Ok(TaskView {
             task,
-            queue_position: pos,
+            queue_position: snap.position,
             estimated_wait_minutes: eta,
         })
     }
@@ -488,26 +493,19 @@ impl Queue {
     /// Minutes until the task at 1-based `position` starts: it needs
     /// `position + running - capacity` completions, which happen at
     /// `capacity / avg_duration` per minute.
-    async fn eta_minutes(&self, pool: &str, position: u64) -> Result<u64> {
+    fn eta_minutes(&self, pool: &str, position: u64, snap: &QueueSnapshot) -> u64 {
         let cap = u64::from(self.cfg.pool_capacity.get(pool).copied().unwrap_or(1));
-        let counts = self
-            .backend
-            .pool_counts(pool.to_owned(), Timestamp::now())
-            .await?;
-        let needed = (position + counts.running).saturating_sub(cap);
+        let needed = (position + snap.counts.running).saturating_sub(cap);
         if needed == 0 {
-            return Ok(0);
+            return 0;
         }
-        let recent = self
-            .backend
-            .recent_durations(pool.to_owned(), self.cfg.eta_window)
-            .await?;
+        let recent = &snap.recent_durations;
         let avg_secs = if recent.is_empty() {
             self.cfg.default_scan_duration.as_secs_f64()
         } else {
             recent.iter().sum::<f64>() / recent.len() as f64
         };
-        Ok((needed as f64 * avg_secs / cap as f64 / 60.0).ceil() as u64)
+        (needed as f64 * avg_secs / cap as f64 / 60.0).ceil() as u64
     }
 
     /// Newest-first page of tasks.

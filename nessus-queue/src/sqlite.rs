@@ -1,18 +1,22 @@
 //! SQLite backend: one file, WAL, `BEGIN IMMEDIATE` for writes, shared safely by the
-//! server, worker processes and the CLI. The connection lives behind a mutex and is
-//! only ever used inside `spawn_blocking`, never across an `.await`.
+//! server, worker processes and the CLI. Writes go through one writer thread that
+//! commits them in groups; reads use a small pool of read connections (see
+//! [`connections`]). No connection is ever held across an `.await`.
+
+mod connections;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use self::connections::{Readers, Writer, open_connection};
+
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
-    duration_secs, ms, order_key,
+    QueueSnapshot, duration_secs, ms, order_key,
 };
 use crate::error::{BackendKind, Error, Result};
 use crate::task::{Task, TaskStatus};
@@ -69,7 +73,8 @@ INSERT INTO counters(name, value) VALUES('pool_queued_v1', 1);
 /// The embedded default backend.
 #[derive(Debug, Clone)]
 pub struct SqliteBackend {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Writer>,
+    readers: Arc<Readers>,
     path: PathBuf,
 }
 
@@ -112,20 +117,14 @@ impl SqliteBackend {
                 source: Box::new(e),
             })?;
         }
-        let mut conn = Connection::open(&path).map_err(err("open"))?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(err("busy_timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("wal"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err("synchronous"))?;
+        let mut conn = open_connection(&path).map_err(err("open"))?;
         conn.execute_batch(SCHEMA).map_err(err("schema"))?;
         // Immediate: several processes may open the file at once; one backfills.
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("begin backfill"))?;
         let done: Option<i64> = tx
-            .query_row(
+            .row_cached(
                 "SELECT value FROM counters WHERE name = 'pool_queued_v1'",
                 [],
                 |r| r.get(0),
@@ -137,8 +136,17 @@ impl SqliteBackend {
                 .map_err(err("backfill queued counts"))?;
         }
         tx.commit().map_err(err("commit backfill"))?;
+        // Readers open after the schema exists, so their first read finds it.
+        let readers = Readers::open(&path).map_err(err("open readers"))?;
+        let writer = Writer::spawn(conn).map_err(|e| Error::Backend {
+            backend: BackendKind::Sqlite,
+            op: "start writer thread",
+            retryable: false,
+            source: Box::new(e),
+        })?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(writer),
+            readers: Arc::new(readers),
             path,
         })
     }
@@ -148,32 +156,53 @@ impl SqliteBackend {
         &self.path
     }
 
-    fn run<T, F>(&self, f: F) -> BoxFuture<'static, Result<T>>
+    /// A write, committed with whatever other writes are waiting (see [`connections`]).
+    fn write<T, F>(&self, f: F) -> BoxFuture<'static, Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let writer = Arc::clone(&self.writer);
+        Box::pin(async move { writer.write(f).await })
+    }
+
+    /// A read on its own snapshot of the last committed state.
+    fn read<T, F>(&self, f: F) -> BoxFuture<'static, Result<T>>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                // A poisoned mutex only means another call panicked mid-way; SQLite
-                // rolled its transaction back, so the connection is still usable.
-                let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-                f(&mut guard)
-            })
-            .await
-            .map_err(|e| Error::Backend {
-                backend: BackendKind::Sqlite,
-                op: "blocking task",
-                retryable: false,
-                source: Box::new(e),
-            })?
-        })
+        let readers = Arc::clone(&self.readers);
+        Box::pin(async move { readers.read(f).await })
+    }
+}
+
+/// Statements through the connection's statement cache: parsing SQL costs more than
+/// running these small statements, and every write path repeats the same few.
+trait CachedExt {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl CachedExt for Connection {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
     }
 }
 
 fn next_seq(tx: &Connection) -> Result<i64> {
-    tx.query_row(
+    tx.row_cached(
         "INSERT INTO counters(name, value) VALUES('queue_seq', 1)
          ON CONFLICT(name) DO UPDATE SET value = value + 1 RETURNING value",
         [],
@@ -193,7 +222,7 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
     let seq: Option<i64> = if t.status == TaskStatus::Queued {
         let keep = was_queued;
         if keep {
-            tx.query_row(
+            tx.row_cached(
                 "SELECT queue_seq FROM tasks WHERE task_id = ?1",
                 [&t.task_id],
                 |r| r.get(0),
@@ -213,7 +242,7 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
     let done = t.completed_at.filter(|_| t.status.is_terminal()).map(ms);
     let doc = encode(t);
     if insert {
-        tx.execute(
+        tx.exec_cached(
             "INSERT INTO tasks(task_id, pool, status, order_key, queue_seq, lease_expires_ms,
                 slot_instance, dlq_ms, completed_ms, version, doc)
              VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
@@ -233,7 +262,7 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
         )
         .map_err(err("insert task"))?;
     } else {
-        tx.execute(
+        tx.exec_cached(
             "UPDATE tasks SET status=?2, queue_seq=?3, lease_expires_ms=?4, slot_instance=?5,
                 dlq_ms=?6, completed_ms=?7, version=?8, doc=?9 WHERE task_id=?1",
             params![
@@ -251,12 +280,12 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
         .map_err(err("update task"))?;
     }
     if let Some(secs) = duration_secs(t).filter(|_| prev.is_some_and(|p| p.status != t.status)) {
-        tx.execute(
+        tx.exec_cached(
             "INSERT INTO durations(pool, secs) VALUES(?1, ?2)",
             params![t.pool, secs],
         )
         .map_err(err("record duration"))?;
-        tx.execute(
+        tx.exec_cached(
             "DELETE FROM durations WHERE pool = ?1 AND id <= (SELECT id FROM durations
                WHERE pool = ?1 ORDER BY id DESC LIMIT 1 OFFSET 50)",
             params![t.pool],
@@ -269,7 +298,7 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
 /// Keeps the per-pool count of queued tasks exact, so a submit answers its queue
 /// position without counting the queue (O(1) instead of O(depth)).
 fn add_queued(tx: &Connection, pool: &str, delta: i64) -> Result<()> {
-    tx.execute(
+    tx.exec_cached(
         "INSERT INTO pool_queued(pool, queued) VALUES(?1, max(?2, 0))
          ON CONFLICT(pool) DO UPDATE SET queued = max(queued + ?2, 0)",
         params![pool, delta],
@@ -279,7 +308,7 @@ fn add_queued(tx: &Connection, pool: &str, delta: i64) -> Result<()> {
 }
 
 fn queued_count(conn: &Connection, pool: &str) -> Result<i64> {
-    conn.query_row(
+    conn.row_cached(
         "SELECT queued FROM pool_queued WHERE pool = ?1",
         [pool],
         |r| r.get(0),
@@ -291,7 +320,7 @@ fn queued_count(conn: &Connection, pool: &str) -> Result<i64> {
 
 fn load_tx(tx: &Connection, id: &str) -> Result<Option<Task>> {
     let doc: Option<String> = tx
-        .query_row("SELECT doc FROM tasks WHERE task_id = ?1", [id], |r| {
+        .row_cached("SELECT doc FROM tasks WHERE task_id = ?1", [id], |r| {
             r.get(0)
         })
         .optional()
@@ -300,7 +329,7 @@ fn load_tx(tx: &Connection, id: &str) -> Result<Option<Task>> {
 }
 
 fn active(tx: &Connection, pool: &str, instance: &str, now_ms: i64) -> Result<u32> {
-    tx.query_row(
+    tx.row_cached(
         "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND slot_instance=?2 AND lease_expires_ms > ?3",
         params![pool, instance, now_ms],
         |r| r.get(0),
@@ -372,6 +401,86 @@ pub(crate) fn pick_instance(t: &Task, free: &[(String, u32, u32)]) -> Option<Str
     }
 }
 
+/// 1-based position of a queued task (inside the caller's read transaction).
+fn position_tx(tx: &Connection, pool: &str, task_id: &str) -> Result<Option<u64>> {
+    let seq: Option<Option<i64>> = tx
+        .row_cached(
+            "SELECT queue_seq FROM tasks WHERE task_id=?1 AND pool=?2",
+            params![task_id, pool],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err("queue position"))?;
+    let Some(Some(seq)) = seq else {
+        return Ok(None);
+    };
+    // SQLite counts an index range by walking it, so count whichever side of
+    // the task is shorter: a fresh submit sits at the tail and counts ~0 rows
+    // behind it, a task near the head counts the few ahead of it. Sequence
+    // distance bounds each side's row count (gaps are removed entries).
+    let (head, tail): (i64, i64) = tx
+        .row_cached(
+            // Two subqueries: SQLite answers a lone MIN or MAX from one end of
+            // the index, but walks the whole range for both in one SELECT.
+            "SELECT
+                       (SELECT MIN(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL),
+                       (SELECT MAX(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL)",
+            [pool],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(err("queue position"))?;
+    let count = |op: &str| -> Result<i64> {
+        tx.row_cached(
+            &format!(
+                "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
+                         AND queue_seq {op} ?2"
+            ),
+            params![pool, seq],
+            |r| r.get(0),
+        )
+        .map_err(err("queue position"))
+    };
+    let ahead = if seq - head <= tail - seq {
+        count("<")?
+    } else {
+        let behind = count(">")?;
+        (queued_count(tx, pool)? - 1 - behind).max(0)
+    };
+    Ok(Some(ahead as u64 + 1))
+}
+
+fn counts_tx(conn: &Connection, pool: &str, now: Timestamp) -> Result<PoolCounts> {
+    let q = |sql: &str, a: &dyn rusqlite::ToSql| -> Result<u64> {
+        conn.row_cached(sql, params![pool, a], |r| r.get::<_, i64>(0))
+            .map(|v| v as u64)
+            .map_err(err("pool counts"))
+    };
+    Ok(PoolCounts {
+        queued: queued_count(conn, pool)? as u64,
+        running: q(
+            "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND slot_instance IS NOT NULL AND lease_expires_ms > ?2",
+            &ms(now),
+        )?,
+        dead_lettered: q(
+            // Forced onto the (small) DLQ index: left alone, the planner walks
+            // every task of the pool.
+            "SELECT COUNT(*) FROM tasks INDEXED BY tasks_dlq
+                     WHERE dlq_ms IS NOT NULL AND pool=?1 AND ?2=?2",
+            &0,
+        )?,
+    })
+}
+
+fn durations_tx(conn: &Connection, pool: &str, n: usize) -> Result<Vec<f64>> {
+    let mut st = conn
+        .prepare_cached("SELECT secs FROM durations WHERE pool=?1 ORDER BY id DESC LIMIT ?2")
+        .map_err(err("durations"))?;
+    st.query_map(params![pool, n as i64], |r| r.get(0))
+        .map_err(err("durations"))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(err("durations"))
+}
+
 impl Backend for SqliteBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Sqlite
@@ -383,13 +492,10 @@ impl Backend for SqliteBackend {
         idem: Option<IdemReservation>,
         sealed_secret: Option<Vec<u8>>,
     ) -> BoxFuture<'_, Result<CreateOutcome>> {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err("begin"))?;
+        self.write(move |tx| {
             if let Some(r) = &idem {
                 let found: Option<(String, String, i64)> = tx
-                    .query_row(
+                    .row_cached(
                         "SELECT task_id, request_hash, expires_ms FROM idempotency WHERE scope_key=?1",
                         [&r.scope_key],
                         |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
@@ -404,7 +510,7 @@ impl Backend for SqliteBackend {
                         request_hash,
                     });
                 }
-                tx.execute(
+                tx.exec_cached(
                     "INSERT OR REPLACE INTO idempotency(scope_key, request_hash, task_id, expires_ms)
                      VALUES(?1,?2,?3,?4)",
                     params![r.scope_key, r.request_hash, task.task_id, ms(r.expires_at)],
@@ -412,38 +518,34 @@ impl Backend for SqliteBackend {
                 .map_err(err("idempotency reserve"))?;
             }
             task.version = 1;
-            write_row(&tx, None, &task, true)?;
+            write_row(tx, None, &task, true)?;
             if let Some(s) = &sealed_secret {
-                tx.execute(
+                tx.exec_cached(
                     "INSERT OR REPLACE INTO secrets(task_id, sealed) VALUES(?1, ?2)",
                     params![task.task_id, s],
                 )
                 .map_err(err("store secret"))?;
             }
-            tx.commit().map_err(err("commit"))?;
             Ok(CreateOutcome::Created(Box::new(task)))
         })
     }
 
     fn drop_idempotency(&self, _pool: String, scope_key: String) -> BoxFuture<'_, Result<()>> {
-        self.run(move |conn| {
-            conn.execute("DELETE FROM idempotency WHERE scope_key=?1", [scope_key])
+        self.write(move |conn| {
+            conn.exec_cached("DELETE FROM idempotency WHERE scope_key=?1", [scope_key])
                 .map_err(err("drop idempotency"))?;
             Ok(())
         })
     }
 
     fn load(&self, task_id: String) -> BoxFuture<'_, Result<Option<Task>>> {
-        self.run(move |conn| load_tx(conn, &task_id))
+        self.read(move |conn| load_tx(conn, &task_id))
     }
 
     fn store(&self, prev: Task, next: Task) -> BoxFuture<'_, Result<bool>> {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err("begin"))?;
+        self.write(move |tx| {
             let v: Option<i64> = tx
-                .query_row(
+                .row_cached(
                     "SELECT version FROM tasks WHERE task_id=?1",
                     [&prev.task_id],
                     |r| r.get(0),
@@ -453,27 +555,17 @@ impl Backend for SqliteBackend {
             if v != Some(prev.version as i64) || next.version != prev.version + 1 {
                 return Ok(false);
             }
-            write_row(&tx, Some(&prev), &next, false)?;
-            tx.commit().map_err(err("commit"))?;
+            write_row(tx, Some(&prev), &next, false)?;
             Ok(true)
         })
     }
 
     fn claim(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<Task>>> {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err("begin"))?;
-            let got = claim_tx(&tx, &req)?;
-            if got.is_some() {
-                tx.commit().map_err(err("commit"))?;
-            }
-            Ok(got)
-        })
+        self.write(move |tx| claim_tx(tx, &req))
     }
 
     fn expired_leases(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut st = conn
                 .prepare_cached(
                     "SELECT task_id FROM tasks WHERE lease_expires_ms <= ?1
@@ -488,7 +580,7 @@ impl Backend for SqliteBackend {
     }
 
     fn list(&self, q: ListQuery) -> BoxFuture<'_, Result<Page>> {
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut sql = String::from("SELECT doc, order_key FROM tasks WHERE 1=1");
             let mut args: Vec<String> = Vec::new();
             if let Some(p) = &q.pool {
@@ -531,58 +623,15 @@ impl Backend for SqliteBackend {
     }
 
     fn queue_position(&self, pool: String, task_id: String) -> BoxFuture<'_, Result<Option<u64>>> {
-        self.run(move |conn| {
+        self.read(move |conn| {
             // One read transaction: the counter and the index agree (WAL snapshot).
             let tx = conn.transaction().map_err(err("begin"))?;
-            let seq: Option<Option<i64>> = tx
-                .query_row(
-                    "SELECT queue_seq FROM tasks WHERE task_id=?1 AND pool=?2",
-                    params![task_id, pool],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(err("queue position"))?;
-            let Some(Some(seq)) = seq else {
-                return Ok(None);
-            };
-            // SQLite counts an index range by walking it, so count whichever side of
-            // the task is shorter: a fresh submit sits at the tail and counts ~0 rows
-            // behind it, a task near the head counts the few ahead of it. Sequence
-            // distance bounds each side's row count (gaps are removed entries).
-            let (head, tail): (i64, i64) = tx
-                .query_row(
-                    // Two subqueries: SQLite answers a lone MIN or MAX from one end of
-                    // the index, but walks the whole range for both in one SELECT.
-                    "SELECT
-                       (SELECT MIN(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL),
-                       (SELECT MAX(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL)",
-                    [&pool],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(err("queue position"))?;
-            let count = |op: &str| -> Result<i64> {
-                tx.query_row(
-                    &format!(
-                        "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
-                         AND queue_seq {op} ?2"
-                    ),
-                    params![pool, seq],
-                    |r| r.get(0),
-                )
-                .map_err(err("queue position"))
-            };
-            let ahead = if seq - head <= tail - seq {
-                count("<")?
-            } else {
-                let behind = count(">")?;
-                (queued_count(&tx, &pool)? - 1 - behind).max(0)
-            };
-            Ok(Some(ahead as u64 + 1))
+            position_tx(&tx, &pool, &task_id)
         })
     }
 
     fn queue_head(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<String>>> {
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut st = conn
                 .prepare_cached(
                     "SELECT task_id FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
@@ -597,46 +646,37 @@ impl Backend for SqliteBackend {
     }
 
     fn pool_counts(&self, pool: String, now: Timestamp) -> BoxFuture<'_, Result<PoolCounts>> {
-        self.run(move |conn| {
-            let q = |sql: &str, a: &dyn rusqlite::ToSql| -> Result<u64> {
-                conn.query_row(sql, params![pool, a], |r| r.get::<_, i64>(0))
-                    .map(|v| v as u64)
-                    .map_err(err("pool counts"))
-            };
-            Ok(PoolCounts {
-                queued: queued_count(conn, &pool)? as u64,
-                running: q(
-                    "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND slot_instance IS NOT NULL AND lease_expires_ms > ?2",
-                    &ms(now),
-                )?,
-                dead_lettered: q(
-                    // Forced onto the (small) DLQ index: left alone, the planner walks
-                    // every task of the pool.
-                    "SELECT COUNT(*) FROM tasks INDEXED BY tasks_dlq
-                     WHERE dlq_ms IS NOT NULL AND pool=?1 AND ?2=?2",
-                    &0,
-                )?,
+        self.read(move |conn| counts_tx(conn, &pool, now))
+    }
+
+    fn recent_durations(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<f64>>> {
+        self.read(move |conn| durations_tx(conn, &pool, n))
+    }
+
+    fn queue_snapshot(
+        &self,
+        pool: String,
+        task_id: String,
+        now: Timestamp,
+        durations: usize,
+    ) -> BoxFuture<'_, Result<QueueSnapshot>> {
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(err("begin"))?;
+            let position = position_tx(&tx, &pool, &task_id)?;
+            if position.is_none() {
+                return Ok(QueueSnapshot::default());
+            }
+            Ok(QueueSnapshot {
+                position,
+                counts: counts_tx(&tx, &pool, now)?,
+                recent_durations: durations_tx(&tx, &pool, durations)?,
             })
         })
     }
 
-    fn recent_durations(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<f64>>> {
-        self.run(move |conn| {
-            let mut st = conn
-                .prepare_cached(
-                    "SELECT secs FROM durations WHERE pool=?1 ORDER BY id DESC LIMIT ?2",
-                )
-                .map_err(err("durations"))?;
-            st.query_map(params![pool, n as i64], |r| r.get(0))
-                .map_err(err("durations"))?
-                .collect::<std::result::Result<_, _>>()
-                .map_err(err("durations"))
-        })
-    }
-
     fn load_secret(&self, task_id: String) -> BoxFuture<'_, Result<Option<Vec<u8>>>> {
-        self.run(move |conn| {
-            conn.query_row(
+        self.read(move |conn| {
+            conn.row_cached(
                 "SELECT sealed FROM secrets WHERE task_id=?1",
                 [task_id],
                 |r| r.get(0),
@@ -647,8 +687,8 @@ impl Backend for SqliteBackend {
     }
 
     fn delete_secret(&self, task_id: String) -> BoxFuture<'_, Result<()>> {
-        self.run(move |conn| {
-            conn.execute("DELETE FROM secrets WHERE task_id=?1", [task_id])
+        self.write(move |conn| {
+            conn.exec_cached("DELETE FROM secrets WHERE task_id=?1", [task_id])
                 .map_err(err("delete secret"))?;
             Ok(())
         })
@@ -659,7 +699,7 @@ impl Backend for SqliteBackend {
         before: Timestamp,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<String>>> {
-        self.run(move |conn| {
+        self.read(move |conn| {
             let mut st = conn
                 .prepare_cached(
                     "SELECT task_id FROM tasks WHERE completed_ms < ?1 ORDER BY completed_ms LIMIT ?2",
@@ -673,12 +713,9 @@ impl Backend for SqliteBackend {
     }
 
     fn delete(&self, task_id: String) -> BoxFuture<'_, Result<bool>> {
-        self.run(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err("begin"))?;
+        self.write(move |tx| {
             let queued_pool: Option<String> = tx
-                .query_row(
+                .row_cached(
                     "SELECT pool FROM tasks WHERE task_id=?1 AND queue_seq IS NOT NULL",
                     [&task_id],
                     |r| r.get(0),
@@ -686,21 +723,20 @@ impl Backend for SqliteBackend {
                 .optional()
                 .map_err(err("delete task"))?;
             if let Some(pool) = queued_pool {
-                add_queued(&tx, &pool, -1)?;
+                add_queued(tx, &pool, -1)?;
             }
             let n = tx
-                .execute("DELETE FROM tasks WHERE task_id=?1", [&task_id])
+                .exec_cached("DELETE FROM tasks WHERE task_id=?1", [&task_id])
                 .map_err(err("delete task"))?;
-            tx.execute("DELETE FROM secrets WHERE task_id=?1", [&task_id])
+            tx.exec_cached("DELETE FROM secrets WHERE task_id=?1", [&task_id])
                 .map_err(err("delete secret"))?;
-            tx.commit().map_err(err("commit"))?;
             Ok(n > 0)
         })
     }
 
     fn purge_idempotency(&self, now: Timestamp) -> BoxFuture<'_, Result<u64>> {
-        self.run(move |conn| {
-            conn.execute("DELETE FROM idempotency WHERE expires_ms <= ?1", [ms(now)])
+        self.write(move |conn| {
+            conn.exec_cached("DELETE FROM idempotency WHERE expires_ms <= ?1", [ms(now)])
                 .map(|n| n as u64)
                 .map_err(err("purge idempotency"))
         })

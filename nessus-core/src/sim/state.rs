@@ -56,9 +56,36 @@ pub(crate) struct Scan {
 pub(crate) struct Export {
     pub(crate) scan_id: u64,
     pub(crate) token: String,
-    pub(crate) bytes: Arc<Vec<u8>>,
+    pub(crate) report: ExportReport,
     pub(crate) ready_at: Instant,
     pub(crate) failed: bool,
+}
+
+/// What an export renders when it is downloaded. Rendering at download rather than at
+/// request keeps no report bytes between the two: kept bytes (about 1 MB a report)
+/// made a long `--demo` run grow by that much per completed scan.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportReport {
+    pub(crate) results: Arc<CorpusFile>,
+    pub(crate) format: String,
+    pub(crate) chapters: String,
+    pub(crate) name: String,
+    pub(crate) text_targets: String,
+    pub(crate) targets: Vec<String>,
+}
+
+impl ExportReport {
+    pub(crate) fn render(&self) -> Vec<u8> {
+        match self.format.as_str() {
+            "csv" => self.results.render_csv(&self.targets),
+            "html" | "pdf" => self
+                .results
+                .render_html(&self.name, &self.targets, &self.chapters),
+            _ => self
+                .results
+                .render_nessus(&self.name, &self.targets, &self.text_targets),
+        }
+    }
 }
 
 /// Settings fixed at start.

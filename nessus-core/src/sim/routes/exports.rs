@@ -1,12 +1,13 @@
 //! Export request, status and download (file-id and token variants).
 
 use std::{
+    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use super::{S, Shared, bad_json, error, hex_token, not_found_scan, parse_json};
-use crate::sim::state::{Export, SimState};
+use crate::sim::state::{Export, ExportReport, SimState};
 use axum::{
     Json,
     body::{Body, Bytes},
@@ -72,11 +73,13 @@ pub(super) async fn export_request(
             targets,
         )
     };
-    // Rendering a big report takes a while: never under the lock.
-    let bytes = match format.as_str() {
-        "csv" => results.render_csv(&targets),
-        "html" | "pdf" => results.render_html(&name, &targets, &chapters),
-        _ => results.render_nessus(&name, &targets, &text_targets),
+    let report = ExportReport {
+        results,
+        format,
+        chapters,
+        name,
+        text_targets,
+        targets,
     };
     let mut st = shared.lock();
     let file = loop {
@@ -91,18 +94,38 @@ pub(super) async fn export_request(
         .export_delay_ms
         .map_or(st.settings.export_delay, Duration::from_millis);
     let failed = st.faults.export_fail;
+    forget_old_exports(&mut st.exports);
     st.exports.insert(
         file,
         Export {
             scan_id: id,
             token: token.clone(),
-            bytes: Arc::new(bytes),
+            report,
             ready_at: Instant::now() + delay,
             failed,
         },
     );
     st.counters.exports_requested += 1;
     Json(json!({"file": file, "token": token})).into_response()
+}
+
+/// Export files kept at most. Nessus deletes export files after a while too; an entry
+/// is small (the report renders at download), but without a bound they add up.
+const KEPT_EXPORTS: usize = 1024;
+
+/// Makes room for one more export by dropping the oldest beyond [`KEPT_EXPORTS`]; a
+/// client that still asks for one gets Nessus's own 404 and exports again.
+fn forget_old_exports(exports: &mut HashMap<u64, Export>) {
+    while exports.len() >= KEPT_EXPORTS {
+        let Some(oldest) = exports
+            .iter()
+            .min_by_key(|(_, e)| e.ready_at)
+            .map(|(file, _)| *file)
+        else {
+            break;
+        };
+        exports.remove(&oldest);
+    }
 }
 
 pub(super) fn export_status(export: Option<&Export>) -> Response {
@@ -171,8 +194,9 @@ pub(super) fn download(shared: Arc<Shared>, export: Option<Export>) -> Response 
             .map_or_else(|| "scan".to_owned(), |s| s.name.clone());
         (name, st.faults.download_bytes_per_sec)
     };
-    let len = e.bytes.len();
-    let bytes = e.bytes;
+    // Rendering a big report takes a while: never under the lock.
+    let bytes = Arc::new(e.report.render());
+    let len = bytes.len();
     let chunk = 64 * 1024;
     let stream = futures::stream::unfold(0usize, move |pos| {
         let bytes = bytes.clone();
