@@ -39,6 +39,8 @@ mod secret;
 mod sqlite;
 mod targets;
 mod task;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod worker;
 
 pub use backend::{

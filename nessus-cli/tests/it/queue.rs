@@ -1,7 +1,8 @@
 //! The queue administration commands against a real SQLite queue file.
 
 use super::*;
-use nessus_queue::{Failure, InstanceCapacity, NewTask, Queue, QueueConfig, ScanType};
+use nessus_queue::testkit::{RedisServer, single_pool};
+use nessus_queue::{Failure, NewTask, Queue, QueueConfig, ScanType};
 
 const NOT_FOUND: i32 = 4;
 
@@ -38,13 +39,7 @@ impl Fixture {
                         .task_id,
                 );
             }
-            let pools = vec![(
-                "nessus".to_owned(),
-                vec![InstanceCapacity {
-                    instance: "scanner1".to_owned(),
-                    max_concurrent: 1,
-                }],
-            )];
+            let pools = single_pool("nessus", "scanner1", 1);
             let claim = queue
                 .claim("worker-1", &pools)
                 .await
@@ -200,53 +195,15 @@ fn queue_errors() {
     );
 }
 
-/// A throw-away redis-server on a free loopback port, killed on drop.
-struct RedisServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for the Redis CLI test (apt-get install redis-server)");
-        let url = format!("redis://127.0.0.1:{port}/");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, url };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_same_commands_reach_a_redis_queue() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start().expect("redis-server");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let id = rt.block_on(async {
-        let queue = Queue::redis(&redis.url, QueueConfig::default())
+        let queue = Queue::redis(redis.url(), QueueConfig::default())
             .await
             .unwrap();
         let request = NewTask::new(ScanType::Untrusted, "nessus", "10.0.0.9", "on redis");
@@ -257,11 +214,11 @@ fn the_same_commands_reach_a_redis_queue() {
             .task
             .task_id
     });
-    let out = check(&["tasks", "list", "--json", "--redis-url", &redis.url], OK);
+    let out = check(&["tasks", "list", "--json", "--redis-url", redis.url()], OK);
     let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(page["tasks"][0]["task_id"], id.as_str());
     let out = check(
-        &["--redis-url", &redis.url, "queue", "status", "--json"],
+        &["--redis-url", redis.url(), "queue", "status", "--json"],
         OK,
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -2,11 +2,10 @@
 
 use std::time::Duration;
 
+use nessus_queue::testkit::RedisServer;
 use serde_json::json;
 
-use crate::support::{
-    Harness, OTHER_TOKEN, RedisServer, TARGET, TOKEN, call, call_ok, text, wait_status,
-};
+use crate::support::{Harness, OTHER_TOKEN, TARGET, TOKEN, call, call_ok, text, wait_status};
 
 #[tokio::test]
 async fn submit_complete_and_read_a_filtered_page() {
@@ -16,8 +15,8 @@ async fn submit_complete_and_read_a_filtered_page() {
 
 #[tokio::test]
 async fn the_same_flow_on_redis() {
-    let redis = RedisServer::start().await;
-    let h = Harness::start_with(1, Duration::from_millis(500), Some(&redis.url)).await;
+    let redis = RedisServer::start().expect("redis-server");
+    let h = Harness::start_with(1, Duration::from_millis(500), Some(redis.url())).await;
     full_flow(h).await;
 }
 

@@ -34,58 +34,6 @@ pub(crate) struct Harness {
     workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// A redis-server on a free loopback port, killed on drop.
-pub(crate) struct RedisServer {
-    child: std::process::Child,
-    pub(crate) url: String,
-}
-
-impl RedisServer {
-    pub(crate) async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--maxmemory-policy", "noeviction"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect(
-                "redis-server must be installed (apt-get install redis-server) for the Redis tests",
-            );
-        for _ in 0..300 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self {
-                    child,
-                    url: format!("redis://127.0.0.1:{port}/"),
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Writes a config for a simulator at `url` into `dir`.
 pub(crate) fn write_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
     write_config_with(dir, url, None)

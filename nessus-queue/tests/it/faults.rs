@@ -2,16 +2,15 @@
 
 use std::time::Duration;
 
-use nessus_queue::{InstanceCapacity, NewTask, Queue, QueueConfig, ScanType, TaskStatus};
-
-use crate::support::RedisServer;
+use nessus_queue::testkit::{RedisServer, free_port, single_pool};
+use nessus_queue::{NewTask, Queue, QueueConfig, ScanType, TaskStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_kill9_and_restart_loses_no_acknowledged_submission() {
     let dir = tempfile::tempdir().unwrap();
-    let port = RedisServer::free_port();
-    let mut server = RedisServer::start_durable(port, dir.path()).await;
-    let url = server.url.clone();
+    let port = free_port().unwrap();
+    let mut server = RedisServer::start_durable(port, dir.path()).expect("redis-server");
+    let url = server.url().to_owned();
     let q = Queue::redis(&url, QueueConfig::default()).await.unwrap();
     let submitter = {
         let q = q.clone();
@@ -36,7 +35,7 @@ async fn redis_kill9_and_restart_loses_no_acknowledged_submission() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     server.kill9();
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let _server = RedisServer::start_durable(port, dir.path()).await;
+    let _server = RedisServer::start_durable(port, dir.path()).expect("redis-server restarts");
     let (acked, refused) = submitter.await.unwrap();
     assert!(
         acked.len() > 50,
@@ -52,20 +51,14 @@ async fn redis_kill9_and_restart_loses_no_acknowledged_submission() {
             .unwrap_or_else(|| panic!("{id} lost"));
         assert_eq!(v.task.status, TaskStatus::Queued);
     }
-    let pools = vec![(
-        "nessus".to_owned(),
-        vec![InstanceCapacity {
-            instance: "s1".to_owned(),
-            max_concurrent: 1,
-        }],
-    )];
+    let pools = single_pool("nessus", "s1", 1);
     assert!(q.claim("w", &pools).await.unwrap().is_some());
 }
 
 #[tokio::test]
 async fn redis_with_evicting_policy_is_refused() {
-    let server = RedisServer::start().await;
-    let client = redis::Client::open(server.url.as_str()).unwrap();
+    let server = RedisServer::start().expect("redis-server");
+    let client = redis::Client::open(server.url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
@@ -74,7 +67,7 @@ async fn redis_with_evicting_policy_is_refused() {
         .query_async(&mut c)
         .await
         .unwrap();
-    let err = Queue::redis(&server.url, QueueConfig::default())
+    let err = Queue::redis(server.url(), QueueConfig::default())
         .await
         .unwrap_err();
     let msg = format!("{err} {err:?}");

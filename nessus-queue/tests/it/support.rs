@@ -1,97 +1,10 @@
 //! Test harness: a real SQLite file in a tempdir, or a real redis-server on a free
 //! 127.0.0.1 port that the test spawns and kills.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use nessus_queue::{Queue, QueueConfig, RedisBackend, SecretBox, SqliteBackend};
 use std::sync::Arc;
 
-/// A spawned redis-server, killed on drop.
-pub(crate) struct RedisServer {
-    child: Child,
-    pub(crate) url: String,
-}
-
-impl RedisServer {
-    pub(crate) async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        Self::start_with(port, &["--save", "", "--appendonly", "no"]).await
-    }
-
-    /// A server with an fsync-always append-only file in `dir`, so acknowledged
-    /// writes survive `kill -9` (the documented production setting).
-    pub(crate) async fn start_durable(port: u16, dir: &std::path::Path) -> Self {
-        let dir = dir.to_str().expect("utf-8 tempdir");
-        Self::start_with(
-            port,
-            &[
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                dir,
-            ],
-        )
-        .await
-    }
-
-    pub(crate) fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port()
-    }
-
-    /// Kills the server with SIGKILL.
-    pub(crate) fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    async fn start_with(port: u16, extra: &[&str]) -> Self {
-        let mut child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--maxmemory-policy",
-                "noeviction",
-            ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "redis-server must be installed (apt-get install redis-server) for the Redis tests",
-            );
-        let url = format!("redis://127.0.0.1:{port}/");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use nessus_queue::testkit::RedisServer;
+use nessus_queue::{Queue, QueueConfig, RedisBackend, SecretBox, SqliteBackend};
 
 pub(crate) enum Store {
     Sqlite(tempfile::TempDir),
@@ -119,8 +32,8 @@ impl Harness {
     }
 
     pub(crate) async fn redis() -> Self {
-        let server = RedisServer::start().await;
-        let backend = RedisBackend::connect(&server.url)
+        let server = RedisServer::start().expect("redis-server");
+        let backend = RedisBackend::connect(server.url())
             .await
             .expect("connect redis");
         Self {
@@ -147,7 +60,7 @@ impl Harness {
                 out
             }
             Store::Redis(server) => {
-                let client = redis::Client::open(server.url.as_str()).expect("client");
+                let client = redis::Client::open(server.url()).expect("client");
                 let mut c = client
                     .get_multiplexed_async_connection()
                     .await

@@ -1,17 +1,17 @@
 //! The worker runtime end to end against the `nessus-core` simulator over real HTTP
 //! on 127.0.0.1, with a real SQLite queue.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
-use nessus_core::sim::{SimHandle, Simulator};
-use nessus_core::{Credentials, NessusClient, RetryPolicy, Scanner};
+use nessus_core::RetryPolicy;
+use nessus_core::sim::SimHandle;
+use nessus_queue::testkit::{StaticDirectory, sim_client, simulator, single_pool};
 use nessus_queue::{
-    AdhocCredentials, InstanceCapacity, KeepExportOnly, ListTasks, NewTask, Queue, QueueConfig,
-    ScanType, ScannerDirectory, TaskStatus, Worker, WorkerConfig,
+    AdhocCredentials, KeepExportOnly, ListTasks, NewTask, Queue, QueueConfig, ScanType, TaskStatus,
+    Worker, WorkerConfig,
 };
 use secrecy::SecretString;
 use tokio::sync::watch;
@@ -48,16 +48,6 @@ impl Write for LogWriter {
     }
 }
 
-struct Dir(HashMap<String, Arc<dyn Scanner>>);
-
-impl ScannerDirectory for Dir {
-    fn scanner(&self, pool: &str, instance: &str) -> Option<Arc<dyn Scanner>> {
-        (pool == "nessus")
-            .then(|| self.0.get(instance).cloned())
-            .flatten()
-    }
-}
-
 struct Rig {
     sim: SimHandle,
     queue: Queue,
@@ -67,16 +57,7 @@ struct Rig {
 
 async fn rig(scan: Duration, lease: SignedDuration) -> Rig {
     log_buffer();
-    // One small corpus file keeps the debug-build simulator quick to answer.
-    let sim = Simulator::builder()
-        .scan_duration(scan)
-        .corpus(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../corpus/nessus/defectdojo__nessus_was_one_vuln.xml"
-        ))
-        .start("127.0.0.1:0")
-        .await
-        .unwrap();
+    let sim = simulator(scan).start("127.0.0.1:0").await.unwrap();
     let h = Harness::sqlite();
     let queue = h.with_config(
         QueueConfig::default()
@@ -93,30 +74,18 @@ async fn rig(scan: Duration, lease: SignedDuration) -> Rig {
 
 impl Rig {
     fn worker(&self, id: &str) -> Worker {
-        let client = NessusClient::builder()
-            .base_url(self.sim.base_url())
-            .credentials(Credentials::api_keys("access", "secret"))
-            .timeout(Duration::from_secs(10))
+        let client = sim_client(self.sim.base_url())
             .retry(RetryPolicy::none())
             .build()
             .unwrap();
-        let mut m: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
-        m.insert("s1".to_owned(), Arc::new(client));
-        let pools = vec![(
-            "nessus".to_owned(),
-            vec![InstanceCapacity {
-                instance: "s1".to_owned(),
-                max_concurrent: 4,
-            }],
-        )];
-        let cfg = WorkerConfig::new(id, pools, self.results.path())
+        let cfg = WorkerConfig::new(id, single_pool("nessus", "s1", 4), self.results.path())
             .idle_poll(Duration::from_millis(50))
             .retry_backoff(Duration::from_millis(100), Duration::from_millis(500))
             .reap_interval(Duration::from_millis(200));
         Worker::new(
             self.queue.clone(),
             cfg,
-            Arc::new(Dir(m)),
+            Arc::new(StaticDirectory::one("nessus", "s1", client)),
             Arc::new(KeepExportOnly),
         )
     }
@@ -349,27 +318,14 @@ async fn cancel_running_stops_the_scan_and_timeout_stops_too() {
     run.await.unwrap();
 
     // Timeout: a worker whose limit is shorter than the scan.
-    let client = NessusClient::builder()
-        .base_url(r.sim.base_url())
-        .credentials(Credentials::api_keys("a", "b"))
-        .build()
-        .unwrap();
-    let mut m: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
-    m.insert("s1".to_owned(), Arc::new(client));
-    let pools = vec![(
-        "nessus".to_owned(),
-        vec![InstanceCapacity {
-            instance: "s1".to_owned(),
-            max_concurrent: 1,
-        }],
-    )];
-    let cfg = WorkerConfig::new("t", pools, r.results.path())
+    let client = sim_client(r.sim.base_url()).build().unwrap();
+    let cfg = WorkerConfig::new("t", single_pool("nessus", "s1", 1), r.results.path())
         .idle_poll(Duration::from_millis(50))
         .scan_timeout(Duration::from_secs(1));
     let w = Worker::new(
         r.queue.clone(),
         cfg,
-        Arc::new(Dir(m)),
+        Arc::new(StaticDirectory::one("nessus", "s1", client)),
         Arc::new(KeepExportOnly),
     );
     let (tx, rx) = watch::channel(false);
@@ -517,17 +473,11 @@ async fn housekeeping_deletes_expired_tasks_results_and_only_our_scans() {
         SignedDuration::from_secs(3600),
     ));
     let w = {
-        let mut m: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
-        let client = NessusClient::builder()
-            .base_url(r.sim.base_url())
-            .credentials(Credentials::api_keys("a", "b"))
-            .build()
-            .unwrap();
-        m.insert("s1".to_owned(), Arc::new(client));
+        let client = sim_client(r.sim.base_url()).build().unwrap();
         Worker::new(
             q.clone(),
             WorkerConfig::new("hk", vec![], r.results.path()),
-            Arc::new(Dir(m)),
+            Arc::new(StaticDirectory::one("nessus", "s1", client)),
             Arc::new(KeepExportOnly),
         )
     };

@@ -6,24 +6,12 @@
 //! submit→completed of a 5 s simulated scan through an in-process worker.
 //! Redis is a `redis-server` this program starts on a free 127.0.0.1 port.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use nessus_queue::{
-    Completion, InstanceCapacity, ListTasks, NewTask, Queue, QueueConfig, ScanType, TaskStatus,
-};
-
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use nessus_queue::testkit::{RedisServer, StaticDirectory, sim_client, simulator, single_pool};
+use nessus_queue::{Completion, ListTasks, NewTask, Queue, QueueConfig, ScanType, TaskStatus};
 
 fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();
@@ -117,13 +105,7 @@ async fn bench(name: &str, q: Queue, n: usize) -> Result<()> {
     );
 
     // Submit → claim with free capacity, on a pool with no backlog.
-    let pools = vec![(
-        "lat".to_owned(),
-        vec![InstanceCapacity {
-            instance: "s1".to_owned(),
-            max_concurrent: 1,
-        }],
-    )];
+    let pools = single_pool("lat", "s1", 1);
     let mut lat = Vec::new();
     for i in 0..300 {
         let t = Instant::now();
@@ -152,13 +134,7 @@ async fn bench(name: &str, q: Queue, n: usize) -> Result<()> {
     for w in 0..8 {
         let q = q.clone();
         set.spawn(async move {
-            let pools = vec![(
-                "tp".to_owned(),
-                vec![InstanceCapacity {
-                    instance: "s1".to_owned(),
-                    max_concurrent: 64,
-                }],
-            )];
+            let pools = single_pool("tp", "s1", 64);
             for i in 0..total / 8 {
                 let r = NewTask::new(
                     ScanType::Untrusted,
@@ -212,34 +188,10 @@ async fn main() -> Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
     }
     if which == "redis" || which == "both" {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let _redis = Redis(
-            Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .context("redis-server must be installed")?,
-        );
-        let url = format!("redis://127.0.0.1:{port}/");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if start.elapsed() > Duration::from_secs(5) {
-                bail!("redis-server did not start");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let redis = RedisServer::start()?;
         bench(
             "redis",
-            Queue::redis(&url, QueueConfig::default()).await?,
+            Queue::redis(redis.url(), QueueConfig::default()).await?,
             n,
         )
         .await?;
@@ -249,16 +201,10 @@ async fn main() -> Result<()> {
 
 /// Submit → completed for a 5 s simulated scan with an in-process worker (SQLite).
 async fn scan_latency() -> Result<()> {
-    use nessus_core::{Credentials, NessusClient, Scanner, sim::Simulator};
-    use nessus_queue::{KeepExportOnly, ScannerDirectory, Worker, WorkerConfig};
-    struct Dir(Arc<dyn Scanner>);
-    impl ScannerDirectory for Dir {
-        fn scanner(&self, _pool: &str, _instance: &str) -> Option<Arc<dyn Scanner>> {
-            Some(Arc::clone(&self.0))
-        }
-    }
-    let sim = Simulator::builder()
-        .scan_duration(Duration::from_secs(5))
+    use nessus_queue::{KeepExportOnly, Worker, WorkerConfig};
+    // A full-size sample (not the test kit's small one): the export is part of
+    // what is measured.
+    let sim = simulator(Duration::from_secs(5))
         .corpus(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../corpus/nessus/eafonin-nessus-api__sample_scan.nessus"
@@ -267,21 +213,12 @@ async fn scan_latency() -> Result<()> {
         .await?;
     let dir = tempfile_dir()?;
     let q = Queue::sqlite(dir.join("scan.db"), QueueConfig::default())?;
-    let client = NessusClient::builder()
-        .base_url(sim.base_url())
-        .credentials(Credentials::api_keys("a", "b"))
-        .build()?;
-    let pools = vec![(
-        "nessus".to_owned(),
-        vec![InstanceCapacity {
-            instance: "s1".to_owned(),
-            max_concurrent: 4,
-        }],
-    )];
+    let client = sim_client(sim.base_url()).build()?;
     let w = Worker::new(
         q.clone(),
-        WorkerConfig::new("bench", pools, dir.join("results")).idle_poll(Duration::from_millis(50)),
-        Arc::new(Dir(Arc::new(client))),
+        WorkerConfig::new("bench", single_pool("nessus", "s1", 4), dir.join("results"))
+            .idle_poll(Duration::from_millis(50)),
+        Arc::new(StaticDirectory::one("nessus", "s1", client)),
         Arc::new(KeepExportOnly),
     );
     let (tx, rx) = tokio::sync::watch::channel(false);

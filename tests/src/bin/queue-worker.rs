@@ -5,25 +5,12 @@
 //! `NQ_RESULTS` (results dir), `NQ_WORKER_ID`, `NQ_LEASE_MS` (default 2000),
 //! `NQ_CAPACITY` (max concurrent scans on `s1`, default 8).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nessus_core::{Credentials, NessusClient, Scanner};
-use nessus_queue::{
-    InstanceCapacity, KeepExportOnly, Queue, QueueConfig, ScannerDirectory, Worker, WorkerConfig,
-};
-
-struct Dir(HashMap<String, Arc<dyn Scanner>>);
-
-impl ScannerDirectory for Dir {
-    fn scanner(&self, pool: &str, instance: &str) -> Option<Arc<dyn Scanner>> {
-        (pool == "nessus")
-            .then(|| self.0.get(instance).cloned())
-            .flatten()
-    }
-}
+use nessus_queue::testkit::{StaticDirectory, sim_client, single_pool};
+use nessus_queue::{KeepExportOnly, Queue, QueueConfig, Worker, WorkerConfig};
 
 fn env(name: &str) -> Result<String> {
     std::env::var(name).with_context(|| format!("{name} must be set"))
@@ -51,20 +38,8 @@ async fn main() -> Result<()> {
         Some(path) => Queue::sqlite(path, cfg)?,
         None => Queue::redis(&backend, cfg).await?,
     };
-    let client = NessusClient::builder()
-        .base_url(env("NQ_SIM_URL")?)
-        .credentials(Credentials::api_keys("access", "secret"))
-        .timeout(Duration::from_secs(10))
-        .build()?;
-    let mut scanners: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
-    scanners.insert("s1".to_owned(), Arc::new(client));
-    let pools = vec![(
-        "nessus".to_owned(),
-        vec![InstanceCapacity {
-            instance: "s1".to_owned(),
-            max_concurrent: capacity,
-        }],
-    )];
+    let client = sim_client(&env("NQ_SIM_URL")?).build()?;
+    let pools = single_pool("nessus", "s1", capacity);
     let wcfg = WorkerConfig::new(env("NQ_WORKER_ID")?, pools, env("NQ_RESULTS")?)
         .idle_poll(Duration::from_millis(100))
         .retry_backoff(Duration::from_millis(200), Duration::from_secs(2))
@@ -72,7 +47,7 @@ async fn main() -> Result<()> {
     let worker = Worker::new(
         queue,
         wcfg,
-        Arc::new(Dir(scanners)),
+        Arc::new(StaticDirectory::one("nessus", "s1", client)),
         Arc::new(KeepExportOnly),
     );
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -5,22 +5,17 @@
 
 use std::time::{Duration, Instant};
 
-use nessus_core::sim::Simulator;
-use nessus_queue::{NewTask, Queue, QueueConfig, ScanType, TaskStatus};
+use nessus_queue::testkit::simulator;
+use nessus_queue::{NewTask, Queue, QueueConfig, ScanType};
 
-use crate::crash::worker;
+use crate::support::{assert_all_completed_once, worker};
 
 const OUTAGE: Duration = Duration::from_secs(60);
 const TASKS: usize = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_second_scanner_outage_fails_no_task() {
-    let sim = Simulator::builder()
-        .scan_duration(Duration::from_secs(4))
-        .corpus(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../corpus/nessus/defectdojo__nessus_was_one_vuln.xml"
-        ))
+    let sim = simulator(Duration::from_secs(4))
         .start("127.0.0.1:0")
         .await
         .unwrap();
@@ -76,37 +71,6 @@ async fn sixty_second_scanner_outage_fails_no_task() {
             t.error_message
         );
     }
-    let start = Instant::now();
-    loop {
-        let mut terminal = 0;
-        for id in &ids {
-            let v = queue.get(id).await.unwrap().expect("task lost");
-            terminal += usize::from(v.task.status.is_terminal());
-        }
-        if terminal == TASKS {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{terminal}/{TASKS} terminal after recovery"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    for id in &ids {
-        let t = queue.get(id).await.unwrap().unwrap().task;
-        assert_eq!(
-            t.status,
-            TaskStatus::Completed,
-            "{id}: {:?} {:?}",
-            t.error_code,
-            t.error_message
-        );
-    }
-    let c = sim.counters();
-    assert_eq!(c.scans_created, TASKS as u64, "one Nessus scan per task");
-    assert!(
-        c.by_name.values().all(|n| n.created == 1),
-        "a scan was created twice"
-    );
+    assert_all_completed_once(&queue, &ids, &sim, Duration::from_secs(60)).await;
     sim.shutdown().await;
 }
