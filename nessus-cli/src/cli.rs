@@ -125,8 +125,9 @@ pub(crate) struct WorkerArgs {
 pub(crate) struct ImportArgs {
     /// The .nessus file.
     pub(crate) file: PathBuf,
-    /// Pool the task is recorded in (default: the config's default pool, else `nessus`).
-    #[arg(long)]
+    /// Ignored, kept for old scripts: imports are always recorded in pool `imported`,
+    /// which no worker serves.
+    #[arg(long, value_name = "POOL")]
     pub(crate) pool: Option<String>,
     /// Task name (default: the report name in the file, else the file name).
     #[arg(long)]

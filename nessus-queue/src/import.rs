@@ -9,7 +9,9 @@
 //! [`Queue::finish_import`] moves it to `completed` in one compare-and-set (or
 //! [`Queue::abort_import`] to `failed`). No worker ever claims it: scanner pool
 //! names in the config must start with `nessus`, so no worker serves
-//! [`IMPORT_POOL`], and the task is never seen as `running`.
+//! [`IMPORT_POOL`], and the task is never seen as `running`. The backend
+//! conformance suite (`tests/it/conformance.rs`) runs this lifecycle on SQLite
+//! and Redis.
 
 use jiff::Timestamp;
 
@@ -43,7 +45,30 @@ impl Queue {
         let req = NewTask::new(ScanType::Untrusted, IMPORT_POOL, targets, name)
             .description("imported .nessus results")
             .schema_profile(schema_profile);
-        Ok(self.submit(principal, req, None, None).await?.task)
+        self.begin_import_with(principal, req).await
+    }
+
+    /// As [`Queue::begin_import`], for callers that record more about the
+    /// imported scan (its scan type, a description). `request.pool` must be
+    /// [`IMPORT_POOL`], and it may neither pin an instance nor name a
+    /// credential profile: nothing will run.
+    pub async fn begin_import_with(&self, principal: &str, request: NewTask) -> Result<Task> {
+        if request.pool != IMPORT_POOL {
+            return Err(Error::invalid(
+                "pool",
+                format!(
+                    "an import is recorded in pool {IMPORT_POOL}, not {}",
+                    request.pool
+                ),
+            ));
+        }
+        if request.scanner_instance.is_some() || request.credential_profile.is_some() {
+            return Err(Error::invalid(
+                "scanner_instance",
+                "an import runs no scan: no instance pin or credential profile",
+            ));
+        }
+        Ok(self.submit(principal, request, None, None).await?.task)
     }
 
     /// queued → completed for an import whose results are in place: the
@@ -101,104 +126,5 @@ impl Queue {
         Err(Error::Contention {
             task_id: task_id.to_owned(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{InstanceCapacity, ListTasks, QueueConfig};
-
-    fn queue(dir: &tempfile::TempDir) -> Queue {
-        Queue::sqlite(dir.path().join("q.db"), QueueConfig::default()).expect("open sqlite")
-    }
-
-    fn summary() -> Completion {
-        Completion {
-            results_summary: Some(serde_json::json!({"hosts_scanned": 2})),
-            ..Completion::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn import_completes_without_a_worker_and_is_listed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let q = queue(&dir);
-        let t = q
-            .begin_import("alice", "10.0.0.1, 10.0.0.2", "old scan", "brief")
-            .await
-            .expect("begin");
-        assert_eq!(
-            (t.status, t.pool.as_str()),
-            (TaskStatus::Queued, IMPORT_POOL)
-        );
-        // A worker serving every configured pool (and even this one by
-        // mistake) with a real instance name cannot take it: workers only
-        // claim pools they are configured with.
-        let pools = vec![(
-            "nessus".to_owned(),
-            vec![InstanceCapacity {
-                instance: "s1".to_owned(),
-                max_concurrent: 4,
-            }],
-        )];
-        assert!(q.claim("w1", &pools).await.expect("claim").is_none());
-
-        let done = q
-            .finish_import(&t.task_id, summary())
-            .await
-            .expect("finish");
-        assert_eq!(done.status, TaskStatus::Completed);
-        assert_eq!(done.progress, Some(100));
-        assert!(done.lease.is_none());
-        let view = q.get(&t.task_id).await.expect("get").expect("exists");
-        assert_eq!(view.task, done);
-        assert_eq!(view.queue_position, None);
-        let st = q.queue_status(IMPORT_POOL).await.expect("status");
-        assert_eq!((st.queue_depth, st.running), (0, 0));
-        let listed = q
-            .list(ListTasks::new(10).target("10.0.0.2"))
-            .await
-            .expect("list");
-        assert_eq!(listed.tasks.len(), 1);
-
-        // Finishing twice is a state error, not a silent rewrite.
-        let again = q.finish_import(&t.task_id, summary()).await;
-        assert!(
-            matches!(again, Err(Error::InvalidTransition { .. })),
-            "{again:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn abort_and_foreign_tasks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let q = queue(&dir);
-        let t = q
-            .begin_import("alice", "10.0.0.1", "broken", "brief")
-            .await
-            .expect("begin");
-        let failed = q
-            .abort_import(&t.task_id, "import_failed", "not a .nessus file")
-            .await
-            .expect("abort");
-        assert_eq!(failed.status, TaskStatus::Failed);
-        assert_eq!(failed.error_code.as_deref(), Some("import_failed"));
-
-        let req = NewTask::new(ScanType::Untrusted, "nessus", "10.0.0.9", "real");
-        let real = q
-            .submit("alice", req, None, None)
-            .await
-            .expect("submit")
-            .task;
-        let r = q.finish_import(&real.task_id, summary()).await;
-        assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
-        let missing = q
-            .finish_import("impo_un_20250101_000000_00000000", summary())
-            .await;
-        assert!(
-            matches!(missing, Err(Error::NotFound { .. })),
-            "{missing:?}"
-        );
     }
 }

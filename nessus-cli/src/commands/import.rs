@@ -2,20 +2,18 @@
 //! queue, with its findings store where the server looks (`{results}/{task_id}/store`),
 //! so agents query it with `get_scan_status` / `get_scan_results` like any scan.
 //!
-//! nessus-queue has no "insert a finished task" call, so the import goes through the
-//! same public steps a worker takes, minus the scanner: the file is ingested first (a
-//! bad file never creates a task), the task is submitted pinned to the instance name
-//! `imported` (no configured worker serves it, so none claims it), then moved to
-//! `completed` with the task's own state machine (`claim` + `complete`) and stored with
-//! the backend's compare-and-set. `started_at` is cleared so an import (which took no
-//! scan time) does not drag the pool's ETA average down.
+//! The same lifecycle as the server's `import_scan` (nessus-queue's `begin_import_with`,
+//! `finish_import`, `abort_import`): the file is ingested into a staging directory first
+//! (a bad file never creates a task), the task is recorded in the reserved pool
+//! `imported` (no worker serves it), the store is moved under the task id, and the task
+//! is completed in one compare-and-set. If the store cannot be put in place the task is
+//! marked failed (`import_failed`) rather than left queued.
 
 use std::fs::File;
 use std::path::Path;
 
 use anyhow::Context;
-use jiff::{SignedDuration, Timestamp};
-use nessus_queue::{NewTask, Queue, ScanType, SchemaIngest, Task};
+use nessus_queue::{IMPORT_POOL, NewTask, ScanType, SchemaIngest};
 use nessus_schema::Store;
 use serde_json::json;
 
@@ -23,9 +21,6 @@ use crate::cli::{GlobalArgs, ImportArgs};
 use crate::commands::{backend, config, print_json, print_text};
 use crate::exit::CliError;
 use crate::progress;
-
-/// The pin that keeps workers away from an import between submit and completion.
-const IMPORT_INSTANCE: &str = "imported";
 
 pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<()> {
     let config = config::load(global)?;
@@ -55,16 +50,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<()> 
     let summary = store.summary().clone();
     drop(store);
 
-    // 2. Submit, pinned so no worker claims it.
-    let pool = args
-        .pool
-        .clone()
-        .or_else(|| {
-            config
-                .as_ref()
-                .map(|c| c.server().default_pool().to_owned())
-        })
-        .unwrap_or_else(|| "nessus".to_owned());
+    // 2. Record the import (in the pool no worker serves).
+    if let Some(pool) = args.pool.as_deref().filter(|p| *p != IMPORT_POOL) {
+        eprintln!(
+            "warning: --pool {pool} is ignored: imports are recorded in pool '{IMPORT_POOL}', \
+             which no worker serves"
+        );
+    }
     let name = args
         .name
         .clone()
@@ -78,32 +70,41 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<()> 
     } else {
         targets.join(",")
     };
-    let scan_type = if args.authenticated {
-        ScanType::Authenticated
-    } else {
-        ScanType::Untrusted
-    };
-    let request = NewTask::new(scan_type, pool, targets, name)
-        .scanner_instance(IMPORT_INSTANCE)
+    // Nothing runs, so the task is not an authenticated *scan* (that would need
+    // credentials); `--authenticated` decides the results' authentication status.
+    let request = NewTask::new(ScanType::Untrusted, IMPORT_POOL, targets, name)
         .description(format!("imported from {}", file_name(&args.file)));
     let completion = SchemaIngest::completion(&summary, args.authenticated);
 
     let rt = backend::current_thread()?;
     let queue = backend::open_queue(&rt, global, config.as_ref(), backend::Missing::Create)?;
-    let submitted = rt.block_on(queue.submit(&args.principal, request, None, None))?;
-    let task = submitted.task;
+    let task = rt.block_on(queue.begin_import_with(&args.principal, request))?;
 
-    // 3. Results into place, then the task to `completed`. On failure the queued task is
-    // cancelled so it does not wait forever for a scanner that does not exist.
+    // 3. Results into place, then the task to `completed`. On failure the task is marked
+    // failed, so it neither waits forever nor claims results it does not have.
     let task_dir = results_root.join(&task.task_id);
-    let finished = std::fs::create_dir_all(&task_dir)
+    let placed = std::fs::create_dir_all(&task_dir)
         .and_then(|()| std::fs::rename(staging.path().join("store"), task_dir.join("store")))
-        .with_context(|| format!("cannot move the findings store into {}", task_dir.display()))
-        .and_then(|()| rt.block_on(complete(&queue, task.clone(), completion)));
+        .with_context(|| format!("cannot move the findings store into {}", task_dir.display()));
+    let finished = match placed {
+        Ok(()) => rt
+            .block_on(queue.finish_import(&task.task_id, completion))
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
     let done = match finished {
         Ok(done) => done,
         Err(error) => {
-            rt.block_on(queue.cancel(&task.task_id)).ok();
+            if let Err(abort) = rt.block_on(queue.abort_import(
+                &task.task_id,
+                "import_failed",
+                &format!("{error:#}"),
+            )) {
+                eprintln!(
+                    "warning: task {} could not be marked failed: {abort}",
+                    task.task_id
+                );
+            }
             std::fs::remove_dir_all(&task_dir).ok();
             return Err(error);
         }
@@ -139,33 +140,6 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<()> 
         c.info,
         store_dir.display()
     ))
-}
-
-/// queued → completed through the task's own transitions, stored with compare-and-set.
-async fn complete(
-    queue: &Queue,
-    prev: Task,
-    completion: nessus_queue::Completion,
-) -> anyhow::Result<Task> {
-    let now = Timestamp::now();
-    let mut next = prev.clone();
-    let token = next.claim(
-        "nessus-cli-import",
-        IMPORT_INSTANCE,
-        SignedDuration::from_mins(5),
-        now,
-    )?;
-    next.complete(token, completion, now)?;
-    next.started_at = None;
-    next.version = prev.version + 1;
-    let stored = queue.backend().store(prev, next.clone()).await?;
-    if !stored {
-        anyhow::bail!(
-            "task {} changed while it was being imported (a worker serving instance '{IMPORT_INSTANCE}' claimed it?)",
-            next.task_id
-        );
-    }
-    Ok(next)
 }
 
 fn file_name(path: &Path) -> String {

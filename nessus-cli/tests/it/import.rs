@@ -35,7 +35,13 @@ fn import_creates_a_completed_task_with_a_findings_store() {
     );
     let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(shown["task"]["status"], "completed", "{shown}");
-    assert_eq!(shown["task"]["instance"], "imported", "{shown}");
+    // In the reserved pool no worker serves, as the server's import_scan does it.
+    assert_eq!(shown["task"]["pool"], "imported", "{shown}");
+    assert_eq!(v["pool"], "imported");
+    assert_eq!(
+        shown["task"]["description"], "imported from eafonin-nessus-api__sample_scan.nessus",
+        "{shown}"
+    );
     // And its store converts to the fixture's 40 findings.
     let out = check(&["convert", store.to_str().unwrap()], OK);
     assert_eq!(
@@ -46,9 +52,20 @@ fn import_creates_a_completed_task_with_a_findings_store() {
         40
     );
 
-    // Human output names the task and the counts.
+    // Human output names the task and the counts; the old --pool is accepted but
+    // ignored, and says so.
     let out = check(
-        &["import", fixture, "--data-dir", data, "--name", "again"],
+        &[
+            "import",
+            fixture,
+            "--data-dir",
+            data,
+            "--name",
+            "again",
+            "--pool",
+            "nessus",
+            "--authenticated",
+        ],
         OK,
     );
     let text = stdout(&out);
@@ -56,6 +73,32 @@ fn import_creates_a_completed_task_with_a_findings_store() {
         text.contains("imported") && text.contains("1 host(s)"),
         "{text}"
     );
+    assert!(
+        stderr(&out).contains("--pool nessus is ignored"),
+        "{}",
+        stderr(&out)
+    );
+    let out = check(
+        &[
+            "tasks",
+            "list",
+            "--data-dir",
+            data,
+            "--status",
+            "completed",
+            "--json",
+        ],
+        OK,
+    );
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let again = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "again")
+        .expect("the second import is listed");
+    assert_eq!(again["pool"], "imported", "{again}");
+    assert_ne!(again["authentication_status"], v["authentication_status"], "{again}");
 }
 
 #[test]
@@ -75,7 +118,37 @@ fn import_errors_create_no_task() {
     // Nothing was written: there is still no queue.
     check(&["tasks", "list", "--data-dir", data], INPUT);
     // Nowhere to put the results.
-    check(&["import", corpus(FIXTURE).to_str().unwrap()], USAGE);
+    let out = check(&["import", corpus(FIXTURE).to_str().unwrap()], USAGE);
+    assert!(stderr(&out).contains("--data-dir"), "{}", stderr(&out));
+
+    // With a queue in place, a bad file still adds no task and leaves no staging dir.
+    check(
+        &[
+            "import",
+            corpus(FIXTURE).to_str().unwrap(),
+            "--data-dir",
+            data,
+        ],
+        OK,
+    );
+    let out = check(
+        &["import", bad.to_str().unwrap(), "--data-dir", data],
+        INPUT,
+    );
+    assert!(
+        stderr(&out).contains("cannot import") && stderr(&out).contains("bad.nessus"),
+        "{}",
+        stderr(&out)
+    );
+    let out = check(&["tasks", "list", "--data-dir", data, "--json"], OK);
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["tasks"].as_array().map(Vec::len), Some(1), "{page}");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".import-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

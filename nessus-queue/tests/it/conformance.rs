@@ -4,8 +4,8 @@ use std::collections::HashSet;
 
 use jiff::SignedDuration;
 use nessus_queue::{
-    AdhocCredentials, CancelOutcome, Completion, DlqPurge, Error, Failure, InstanceCapacity,
-    ListTasks, NewTask, QueueConfig, ScanType, TaskStatus,
+    AdhocCredentials, CancelOutcome, Completion, DlqPurge, Error, Failure, IMPORT_POOL,
+    InstanceCapacity, ListTasks, NewTask, QueueConfig, ScanType, TaskStatus,
 };
 use secrecy::SecretString;
 
@@ -695,6 +695,90 @@ pub(crate) async fn dlq_purge_modes(h: &Harness) {
         .unwrap();
     assert_eq!(q.dlq_purge(DlqPurge::All).await.unwrap(), 1);
     assert_eq!(q.queue_status("nessus").await.unwrap().dlq_size, 0);
+}
+
+pub(crate) async fn import_lifecycle(h: &Harness) {
+    let q = &h.queue;
+    let imported = |targets: &str, name: &str| {
+        NewTask::new(ScanType::Untrusted, IMPORT_POOL, targets, name)
+            .description("imported from old.nessus")
+    };
+    let t = q
+        .begin_import_with("alice", imported("10.0.0.1,10.0.0.2", "old scan"))
+        .await
+        .unwrap();
+    assert_eq!(t.status, TaskStatus::Queued);
+    assert_eq!(t.description, "imported from old.nessus");
+    // Workers only claim the pools they serve, and no scanner pool is `imported`.
+    assert!(
+        q.claim("w", &[pool("nessus", &[("s1", 4)])])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut completion = Completion::default();
+    completion.results_summary = Some(serde_json::json!({ "hosts_scanned": 2 }));
+    let done = q
+        .finish_import(&t.task_id, completion.clone())
+        .await
+        .unwrap();
+    assert_eq!(done.status, TaskStatus::Completed);
+    assert!(done.lease.is_none());
+    let view = q.get(&t.task_id).await.unwrap().unwrap();
+    assert_eq!(view.task, done);
+    assert_eq!(view.queue_position, None);
+    let st = q.queue_status(IMPORT_POOL).await.unwrap();
+    assert_eq!((st.queue_depth, st.running), (0, 0));
+    let listed = q.list(ListTasks::new(10).target("10.0.0.2")).await.unwrap();
+    assert_eq!(listed.tasks.len(), 1);
+    let again = q.finish_import(&t.task_id, completion.clone()).await;
+    assert!(
+        matches!(again, Err(Error::InvalidTransition { .. })),
+        "{again:?}"
+    );
+
+    // A failed import ends `failed`, not queued forever.
+    let broken = q
+        .begin_import("alice", "10.0.0.3", "broken", "brief")
+        .await
+        .unwrap();
+    let failed = q
+        .abort_import(&broken.task_id, "import_failed", "disk full")
+        .await
+        .unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    assert_eq!(failed.error_code.as_deref(), Some("import_failed"));
+    assert_eq!(
+        q.get(&broken.task_id).await.unwrap().unwrap().task.status,
+        TaskStatus::Failed
+    );
+
+    // Only imports go through this door, and only into the reserved pool.
+    let real = q
+        .submit("alice", req("10.0.0.4", "real"), None, None)
+        .await
+        .unwrap()
+        .task;
+    let r = q.finish_import(&real.task_id, completion).await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    let r = q.abort_import(&real.task_id, "import_failed", "x").await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    let wrong_pool = q.begin_import_with("alice", req("10.0.0.5", "x")).await;
+    assert!(
+        matches!(wrong_pool, Err(Error::Invalid { field: "pool", .. })),
+        "{wrong_pool:?}"
+    );
+    let pinned = q
+        .begin_import_with("alice", imported("10.0.0.6", "x").scanner_instance("s1"))
+        .await;
+    assert!(matches!(pinned, Err(Error::Invalid { .. })), "{pinned:?}");
+    let missing = q
+        .finish_import("impo_un_20250101_000000_00000000", Completion::default())
+        .await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -43,4 +43,5 @@ conformance_tests!(
     housekeeping_ttls_and_dry_run,
     sealed_credentials_never_stored_in_plaintext,
     dlq_purge_modes,
+    import_lifecycle,
 );
