@@ -100,6 +100,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The server's clock could not be read: its `Date` header was missing or not an
+    /// HTTP date.
+    #[error("cannot read the server clock from {endpoint}: {reason}")]
+    ServerClock {
+        /// Method and path of the call.
+        endpoint: String,
+        /// What was wrong with the header.
+        reason: String,
+    },
+
     // ----- Scan lifecycle -----
     /// A named object (template, folder, scanner, scan) does not exist on this Nessus.
     #[error("{kind} {name:?} not found on this Nessus{}", available_hint(.available))]

@@ -73,7 +73,7 @@ pub use breaker::{
 };
 pub use client::{
     Credentials, ExportOptions, ExportPolling, NessusClient, NessusClientBuilder, RetryPolicy,
-    TlsOptions,
+    ServerClock, TlsOptions,
 };
 pub use config::{
     AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,

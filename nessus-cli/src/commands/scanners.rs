@@ -119,9 +119,18 @@ struct InstanceCheck {
     scan_api: Option<bool>,
     /// `verified`, `failed`, `not verified (insecure)` or `none (http)`.
     tls: String,
+    /// Scanner clock minus ours (from its `Date` header); positive when it is ahead.
+    clock_skew_seconds: Option<i64>,
+    /// Set when the skew is over [`CLOCK_SKEW_LIMIT_SECS`].
+    clock_skew_warning: Option<String>,
+    /// Why the scanner's clock could not be read.
+    clock_error: Option<String>,
     elapsed_ms: u128,
     error: Option<String>,
 }
+
+/// Beyond this the scanner's scan times and history disagree with ours enough to matter.
+const CLOCK_SKEW_LIMIT_SECS: i64 = 60;
 
 fn check(global: &GlobalArgs, config: Config, timeout: Duration) -> anyhow::Result<()> {
     let instances: Vec<InstanceConfig> = config.instances().cloned().collect();
@@ -174,6 +183,9 @@ async fn check_one(instance: Arc<InstanceConfig>, timeout: Duration) -> Instance
         license_expires: None,
         scan_api: None,
         tls: tls_setting(&instance).to_owned(),
+        clock_skew_seconds: None,
+        clock_skew_warning: None,
+        clock_error: None,
         elapsed_ms: 0,
         error: None,
     };
@@ -195,7 +207,8 @@ async fn check_one(instance: Arc<InstanceConfig>, timeout: Duration) -> Instance
     let answered = async {
         let status = client.server_status().await?;
         let properties = client.server_properties().await;
-        Ok::<_, nessus_core::Error>((status, properties))
+        let clock = client.server_clock().await;
+        Ok::<_, nessus_core::Error>((status, properties, clock))
     };
     match tokio::time::timeout(timeout, answered).await {
         Err(_) => out.error = Some(format!("no answer within {}s", timeout.as_secs())),
@@ -205,8 +218,23 @@ async fn check_one(instance: Arc<InstanceConfig>, timeout: Duration) -> Instance
             }
             out.error = Some(chain(&e));
         }
-        Ok(Ok((status, properties))) => {
+        Ok(Ok((status, properties, clock))) => {
             out.reachable = true;
+            match clock {
+                Ok(clock) => {
+                    let skew = clock.skew_seconds();
+                    out.clock_skew_seconds = Some(skew);
+                    if skew.abs() > CLOCK_SKEW_LIMIT_SECS {
+                        out.clock_skew_warning = Some(format!(
+                            "the scanner's clock is {} s {} ours (more than {CLOCK_SKEW_LIMIT_SECS} s): \
+                             scan times and history will be off; check NTP on both hosts",
+                            skew.abs(),
+                            if skew > 0 { "ahead of" } else { "behind" }
+                        ));
+                    }
+                }
+                Err(e) => out.clock_error = Some(chain(&e)),
+            }
             out.status = Some(status.status);
             if instance.url().starts_with("https:") && !instance.tls().insecure {
                 out.tls = "verified".to_owned();
@@ -266,6 +294,7 @@ fn check_table(results: &[InstanceCheck]) -> String {
         "license",
         "scan api",
         "tls",
+        "clock skew",
         "error",
     ]);
     for r in results {
@@ -291,10 +320,28 @@ fn check_table(results: &[InstanceCheck]) -> String {
             },
             scan_api.to_owned(),
             r.tls.clone(),
+            clock_cell(r),
             r.error.as_deref().map(short).unwrap_or_default(),
         ]);
     }
-    format!("{table}\n")
+    let mut text = format!("{table}\n");
+    for r in results {
+        if let Some(warning) = &r.clock_skew_warning {
+            text.push_str(&format!("warning: {}/{}: {warning}\n", r.pool, r.instance));
+        }
+    }
+    text
+}
+
+/// `+3 s`, `-3600 s (WARNING)`, `unknown` (`--json` has the reason), or empty when the
+/// scanner did not answer.
+fn clock_cell(r: &InstanceCheck) -> String {
+    match (r.clock_skew_seconds, &r.clock_error) {
+        (Some(skew), _) if r.clock_skew_warning.is_some() => format!("{skew:+} s (WARNING)"),
+        (Some(skew), _) => format!("{skew:+} s"),
+        (None, Some(_)) => "unknown".to_owned(),
+        (None, None) => String::new(),
+    }
 }
 
 /// Keeps a table cell readable; `--json` has the whole message.

@@ -98,7 +98,10 @@ fn import_creates_a_completed_task_with_a_findings_store() {
         .find(|t| t["name"] == "again")
         .expect("the second import is listed");
     assert_eq!(again["pool"], "imported", "{again}");
-    assert_ne!(again["authentication_status"], v["authentication_status"], "{again}");
+    assert_ne!(
+        again["authentication_status"], v["authentication_status"],
+        "{again}"
+    );
 }
 
 #[test]

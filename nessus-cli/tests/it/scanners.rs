@@ -91,3 +91,44 @@ fn scanners_check_reports_version_licence_and_unreachable_instances() {
     assert!(down["error"].as_str().is_some(), "{down}");
     assert!(stderr(&out).contains("1 of 2"), "{}", stderr(&out));
 }
+
+#[test]
+fn scanners_check_reports_clock_skew() {
+    let sim = Sim::start(Duration::from_secs(1));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[("up", &sim.url())]);
+    let config = config.to_str().unwrap();
+    // (fault in seconds, the warning's direction when it deserves one)
+    for (skew, warning) in [
+        (0_i64, None),
+        (30, None),
+        (3600, Some("ahead of ours")),
+        (-120, Some("behind ours")),
+    ] {
+        sim.handle
+            .as_ref()
+            .unwrap()
+            .update_faults(|f| f.clock_skew_secs = skew);
+        let out = check(&["scanners", "check", "--json", "--config", config], OK);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let up = &v[0];
+        let measured = up["clock_skew_seconds"].as_i64().expect("a skew");
+        assert!((measured - skew).abs() <= 1, "fault {skew}: {up}");
+        assert!(up["clock_error"].is_null(), "{up}");
+        match warning {
+            Some(direction) => assert!(
+                up["clock_skew_warning"]
+                    .as_str()
+                    .is_some_and(|w| w.contains(direction)),
+                "{up}"
+            ),
+            None => assert!(up["clock_skew_warning"].is_null(), "{up}"),
+        }
+        let warned = warning.is_some();
+
+        let text = stdout(&check(&["scanners", "check", "--config", config], OK));
+        assert!(text.contains("clock skew"), "{text}");
+        assert_eq!(text.contains("(WARNING)"), warned, "{text}");
+        assert_eq!(text.contains("warning: nessus/up:"), warned, "{text}");
+    }
+}

@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod clock;
 mod export;
 mod request;
 mod retry;
@@ -11,6 +12,7 @@ mod tls;
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
 pub use auth::Credentials;
+pub use clock::ServerClock;
 pub use export::ExportOptions;
 pub use retry::RetryPolicy;
 pub use tls::TlsOptions;

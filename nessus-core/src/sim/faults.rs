@@ -57,6 +57,9 @@ pub struct Faults {
     pub export_delay_ms: Option<u64>,
     /// Downloads are throttled to this many bytes per second (0 = unlimited).
     pub download_bytes_per_sec: u64,
+    /// The simulator's clock runs this many seconds ahead (negative: behind), as its
+    /// `Date` header shows. A property of the whole server: `only` does not scope it.
+    pub clock_skew_secs: i64,
 }
 
 impl Faults {

@@ -1,7 +1,8 @@
 //! An in-process Nessus simulator (feature `sim`): the REST API with the response shapes
 //! of real recordings, scans that progress on a configurable clock, results built from
 //! real `.nessus` files with the scan's targets substituted, faults on demand, counters,
-//! and optional TLS with a generated CA.
+//! and optional TLS with a generated CA. Every response has a `Date` header from the
+//! simulator's clock (skewed by the `clock_skew_secs` fault).
 //!
 //! Admin endpoints (no authentication, never faulted):
 //! `GET|PUT /_sim/faults` (a [`Faults`] JSON), `GET /_sim/counters` ([`Counters`]),

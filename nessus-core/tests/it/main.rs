@@ -4,6 +4,7 @@
 
 mod auth;
 mod breaker;
+mod clock;
 mod config;
 mod endpoints;
 mod faults;

@@ -7,13 +7,14 @@ mod scans;
 mod server;
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::State,
-    http::{StatusCode, header},
-    middleware,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post, put},
 };
@@ -103,7 +104,30 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/counters", get(admin::get_counters))
         .route("/_sim/expire-sessions", post(admin::expire_sessions))
         .route("/_sim/ui-token", put(admin::set_ui_token));
-    admin.merge(api).with_state(shared)
+    admin
+        .merge(api)
+        .layer(middleware::from_fn_with_state(shared.clone(), date_header))
+        .with_state(shared)
+}
+
+/// Every response carries a `Date` (as Nessus's does), from the simulator's own clock:
+/// the real one moved by the `clock_skew_secs` fault.
+async fn date_header(State(shared): S, req: Request, next: Next) -> Response {
+    let skew = shared.lock().faults.clock_skew_secs;
+    let mut resp = next.run(req).await;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    // HTTP dates span 1970..=9999; a skew past either end (only a test would ask for
+    // one) is clamped rather than allowed to panic the formatter.
+    const LAST_HTTP_DATE: i128 = 253_402_300_799;
+    let secs = (i128::from(now) + i128::from(skew)).clamp(0, LAST_HTTP_DATE);
+    let clock = SystemTime::UNIX_EPOCH + Duration::from_secs(secs as u64);
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(clock)) {
+        resp.headers_mut().insert(header::DATE, value);
+    }
+    resp
 }
 
 // ----- helpers -----
