@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{S, Shared, bad_json, error, hex_token, not_found_scan, parse_json};
+use super::{S, Shared, bad_json, error, find_scan, hex_token, not_found_scan, parse_json};
 use crate::sim::state::{Export, ExportReport, SimState};
 use axum::{
     Json,
@@ -46,8 +46,7 @@ pub(super) async fn export_request(
         .to_owned();
     let (results, name, text_targets, targets) = {
         let mut st = shared.lock();
-        let (duration, transition) = (st.settings.scan_duration, st.transition());
-        let Some(scan) = st.scans.get_mut(&id) else {
+        let Some((scan, timing)) = find_scan(&mut st, id) else {
             return not_found_scan();
         };
         if let Some(h) = q.history_id
@@ -55,7 +54,7 @@ pub(super) async fn export_request(
         {
             return not_found_scan();
         }
-        let (status, _) = scan.status(Instant::now(), duration, transition);
+        let (status, _) = timing.status(scan);
         if q.history_id.is_none()
             && !matches!(status, "completed" | "canceled" | "aborted" | "empty")
         {

@@ -7,7 +7,7 @@ mod scans;
 mod server;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::{
     Json, Router,
@@ -21,7 +21,7 @@ use axum::{
 use rand::Rng;
 use serde_json::{Value, json};
 
-use super::state::SimState;
+use super::state::{Scan, SimState};
 
 /// Scan templates as recorded from a real server (the same UUIDs on-prem).
 const TEMPLATES: &str =
@@ -143,6 +143,39 @@ fn json_raw(body: &'static str) -> Response {
 /// The only recorded body for a missing scan (Tenable.io); the on-prem text is unknown.
 fn not_found_scan() -> Response {
     error(StatusCode::NOT_FOUND, "Scan not found")
+}
+
+/// The clock a scan's status is computed on, read once per request.
+#[derive(Clone, Copy)]
+struct Timing {
+    now: Instant,
+    duration: Duration,
+    transition: Duration,
+}
+
+impl Timing {
+    fn status(self, scan: &mut Scan) -> (&'static str, u64) {
+        scan.status(self.now, self.duration, self.transition)
+    }
+
+    /// Whether the scan's latest run is still going (launch and delete refuse then).
+    fn is_running(self, scan: &mut Scan) -> bool {
+        scan.runs
+            .last_mut()
+            .is_some_and(|r| r.is_active(self.now, self.duration, self.transition))
+    }
+}
+
+/// Scan `id` with this request's timing: the lookup every `/scans/{id}` route starts
+/// with. Handlers return `Result<Response, Response>`, so a missing scan is one
+/// `.ok_or_else(not_found_scan)?`.
+fn find_scan(st: &mut SimState, id: u64) -> Option<(&mut Scan, Timing)> {
+    let timing = Timing {
+        now: Instant::now(),
+        duration: st.settings.scan_duration,
+        transition: st.transition(),
+    };
+    st.scans.get_mut(&id).map(|scan| (scan, timing))
 }
 
 async fn not_allowed() -> Response {

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{S, TEMPLATES, bad_json, error, hex_token, not_found_scan, parse_json};
+use super::{S, TEMPLATES, bad_json, error, find_scan, hex_token, not_found_scan, parse_json};
 use crate::sim::state::{MAIN_FOLDER, Run, Scan, SimState, digest, now_epoch};
 use axum::{
     Json,
@@ -190,15 +190,15 @@ pub(super) async fn create_scan(State(shared): S, body: Bytes) -> Response {
     Json(body).into_response()
 }
 
-pub(super) async fn configure_scan(State(shared): S, Path(id): Path<u64>, body: Bytes) -> Response {
-    let Some(v) = parse_json(&body) else {
-        return bad_json();
-    };
+pub(super) async fn configure_scan(
+    State(shared): S,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Response, Response> {
+    let v = parse_json(&body).ok_or_else(bad_json)?;
     let mut st = shared.lock();
     let folders: Vec<u64> = st.folders.iter().map(|f| f.0).collect();
-    let Some(scan) = st.scans.get_mut(&id) else {
-        return not_found_scan();
-    };
+    let (scan, _) = find_scan(&mut st, id).ok_or_else(not_found_scan)?;
     let settings = v.get("settings").unwrap_or(&v);
     if let Some(f) = settings
         .get("folder_id")
@@ -211,7 +211,7 @@ pub(super) async fn configure_scan(State(shared): S, Path(id): Path<u64>, body: 
         n.clone_into(&mut scan.name);
     }
     scan.modified = now_epoch();
-    Json(json!({"id": id, "name": scan.name})).into_response()
+    Ok(Json(json!({"id": id, "name": scan.name})).into_response())
 }
 
 pub(super) fn start_run(st: &mut SimState, id: u64, alt_targets: bool) -> Option<String> {
@@ -228,40 +228,34 @@ pub(super) fn start_run(st: &mut SimState, id: u64, alt_targets: bool) -> Option
     Some(uuid)
 }
 
-pub(super) async fn launch(State(shared): S, Path(id): Path<u64>, body: Bytes) -> Response {
+pub(super) async fn launch(
+    State(shared): S,
+    Path(id): Path<u64>,
+    body: Bytes,
+) -> Result<Response, Response> {
     let alt = parse_json(&body)
         .and_then(|v| v.get("alt_targets").cloned())
         .is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty()));
     let mut st = shared.lock();
-    let (duration, transition) = (st.settings.scan_duration, st.transition());
-    let Some(scan) = st.scans.get_mut(&id) else {
-        return not_found_scan();
-    };
-    if scan
-        .runs
-        .last_mut()
-        .is_some_and(|r| r.is_active(Instant::now(), duration, transition))
-    {
-        return error(StatusCode::CONFLICT, "Scan is already running");
+    let (scan, timing) = find_scan(&mut st, id).ok_or_else(not_found_scan)?;
+    if timing.is_running(scan) {
+        return Err(error(StatusCode::CONFLICT, "Scan is already running"));
     }
-    match start_run(&mut st, id, alt) {
-        Some(uuid) => Json(json!({"scan_uuid": uuid})).into_response(),
-        None => not_found_scan(),
-    }
+    let uuid = start_run(&mut st, id, alt).ok_or_else(not_found_scan)?;
+    Ok(Json(json!({"scan_uuid": uuid})).into_response())
 }
 
-pub(super) async fn control(State(shared): S, Path((id, action)): Path<(u64, String)>) -> Response {
+pub(super) async fn control(
+    State(shared): S,
+    Path((id, action)): Path<(u64, String)>,
+) -> Result<Response, Response> {
     let mut st = shared.lock();
-    let (duration, transition) = (st.settings.scan_duration, st.transition());
-    let now = Instant::now();
-    let Some(scan) = st.scans.get_mut(&id) else {
-        return not_found_scan();
-    };
-    let status = scan.status(now, duration, transition).0;
+    let (scan, timing) = find_scan(&mut st, id).ok_or_else(not_found_scan)?;
+    let now = timing.now;
+    let status = timing.status(scan).0;
     let name = scan.name.clone();
-    let Some(run) = scan.runs.last_mut() else {
-        return error(StatusCode::CONFLICT, "Scan is not active");
-    };
+    let not_active = || error(StatusCode::CONFLICT, "Scan is not active");
+    let run = scan.runs.last_mut().ok_or_else(not_active)?;
     match action.as_str() {
         "stop"
             if matches!(
@@ -282,13 +276,11 @@ pub(super) async fn control(State(shared): S, Path((id, action)): Path<(u64, Str
             st.counters.scans_resumed += 1;
         }
         "kill" if !matches!(status, "completed" | "canceled" | "aborted") => run.kill(),
-        "stop" | "pause" | "resume" | "kill" => {
-            return error(StatusCode::CONFLICT, "Scan is not active");
-        }
-        _ => return not_allowed_sync(),
+        "stop" | "pause" | "resume" | "kill" => return Err(not_active()),
+        _ => return Err(not_allowed_sync()),
     }
     scan_touch(&mut st, id);
-    (StatusCode::OK, Json(json!({}))).into_response()
+    Ok((StatusCode::OK, Json(json!({}))).into_response())
 }
 
 pub(super) fn not_allowed_sync() -> Response {
@@ -304,28 +296,24 @@ pub(super) fn scan_touch(st: &mut SimState, id: u64) {
     }
 }
 
-pub(super) async fn delete_scan(State(shared): S, Path(id): Path<u64>) -> Response {
+pub(super) async fn delete_scan(
+    State(shared): S,
+    Path(id): Path<u64>,
+) -> Result<Response, Response> {
     let mut st = shared.lock();
-    let (duration, transition) = (st.settings.scan_duration, st.transition());
-    let Some(scan) = st.scans.get_mut(&id) else {
-        return not_found_scan();
-    };
-    if scan
-        .runs
-        .last_mut()
-        .is_some_and(|r| r.is_active(Instant::now(), duration, transition))
-    {
-        return error(
+    let (scan, timing) = find_scan(&mut st, id).ok_or_else(not_found_scan)?;
+    if timing.is_running(scan) {
+        return Err(error(
             StatusCode::CONFLICT,
             "Scan cannot be deleted while it is running",
-        );
+        ));
     }
     let name = scan.name.clone();
     st.scans.remove(&id);
     st.exports.retain(|_, e| e.scan_id != id);
     st.counters.scans_deleted += 1;
     st.name_counters(&name).deleted += 1;
-    StatusCode::OK.into_response()
+    Ok(StatusCode::OK.into_response())
 }
 
 #[derive(Deserialize)]
@@ -345,18 +333,18 @@ pub(super) async fn scan_details(
     State(shared): S,
     Path(id): Path<u64>,
     Query(q): Query<HistoryQuery>,
-) -> Response {
+) -> Result<Response, Response> {
     let mut st = shared.lock();
-    let (duration, transition) = (st.settings.scan_duration, st.transition());
-    let Some(scan) = st.scans.get_mut(&id) else {
-        return not_found_scan();
-    };
-    let (mut status, mut progress) = scan.status(Instant::now(), duration, transition);
+    let (scan, timing) = find_scan(&mut st, id).ok_or_else(not_found_scan)?;
+    let (mut status, mut progress) = timing.status(scan);
     let run = match q.history_id {
-        Some(h) => match scan.runs.iter().find(|r| r.history_id == h) {
-            Some(r) => Some(r.clone()),
-            None => return not_found_scan(),
-        },
+        Some(h) => Some(
+            scan.runs
+                .iter()
+                .find(|r| r.history_id == h)
+                .cloned()
+                .ok_or_else(not_found_scan)?,
+        ),
         None => scan.runs.last().cloned(),
     };
     if let (Some(h), Some(r)) = (q.history_id, &run)
@@ -446,31 +434,27 @@ pub(super) async fn scan_details(
         "offline": false, "migrated": 0, "haskb": true, "hasaudittrail": true, "pci-can-upload": false,
         "acls": [{"id": null, "type": "default", "name": null, "display_name": null, "owner": null, "permissions": 0}]
     });
-    Json(json!({
+    Ok(Json(json!({
         "info": info, "hosts": hosts, "comphosts": [], "compliance": [],
         "vulnerabilities": vulnerabilities, "history": history, "notes": null,
         "remediations": {"remediations": null, "num_hosts": 0, "num_cves": 0, "num_impacted_hosts": 0, "num_remediated_cves": 0},
         "filters": []
     }))
-    .into_response()
+    .into_response())
 }
 
 pub(super) async fn host_details(
     State(shared): S,
     Path((id, host_id)): Path<(u64, u64)>,
-) -> Response {
-    let st = shared.lock();
-    let Some(scan) = st.scans.get(&id) else {
-        return not_found_scan();
-    };
+) -> Result<Response, Response> {
+    let mut st = shared.lock();
+    let (scan, _) = find_scan(&mut st, id).ok_or_else(not_found_scan)?;
     let names = scan.results.host_names(&scan.targets);
-    let Some(idx) = host_id
+    let idx = host_id
         .checked_sub(2)
         .map(|i| i as usize)
         .filter(|i| *i < names.len())
-    else {
-        return error(StatusCode::NOT_FOUND, "Host not found");
-    };
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "Host not found"))?;
     let block = &scan.results.hosts[idx % scan.results.hosts.len()];
     let vulns: Vec<Value> = block
         .items
@@ -481,10 +465,10 @@ pub(super) async fn host_details(
                    "severity": i.severity, "severity_index": i.severity, "vuln_index": 0, "count": 1})
         })
         .collect();
-    Json(json!({
+    Ok(Json(json!({
         "info": {"host-ip": names[idx], "host-fqdn": null, "mac-address": null, "operating-system": null,
                  "host_start": null, "host_end": null},
         "vulnerabilities": vulns, "compliance": []
     }))
-    .into_response()
+    .into_response())
 }
