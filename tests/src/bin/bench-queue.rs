@@ -92,14 +92,17 @@ async fn bench(name: &str, q: Queue, n: usize) -> Result<()> {
         ms(p50),
         ms(p99)
     );
+    // A cursor 1000 rows in, or half-way for smaller runs: a page of `skip` rows only
+    // has a next cursor when more rows follow it.
+    let skip = (n / 2).min(1000);
     let mid = q
-        .list(ListTasks::new(1000))
+        .list(ListTasks::new(skip))
         .await?
         .next_cursor
-        .context("cursor")?;
+        .with_context(|| format!("no cursor after the first {skip} of {n} tasks"))?;
     let (p50, p99) = time_list(&q, || ListTasks::new(10).cursor(mid.clone()), 200).await?;
     println!(
-        "list_tasks limit=10 after 1000 (cursor): p50 {} p99 {}",
+        "list_tasks limit=10 after {skip} (cursor): p50 {} p99 {}",
         ms(p50),
         ms(p99)
     );
@@ -176,7 +179,10 @@ async fn main() -> Result<()> {
     let n: usize = args
         .next()
         .map_or(Ok(100_000), |s| s.parse())
-        .context("TASKS")?;
+        .context("TASKS must be a whole number")?;
+    if n < 2 {
+        bail!("TASKS must be at least 2 (the cursor benchmark pages past the first half)");
+    }
     let which = args.next().unwrap_or_else(|| "both".into());
     if which == "scan" || which == "both" {
         scan_latency().await?;
