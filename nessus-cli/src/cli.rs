@@ -125,8 +125,8 @@ pub(crate) struct WorkerArgs {
 pub(crate) struct ImportArgs {
     /// The .nessus file.
     pub(crate) file: PathBuf,
-    /// Ignored, kept for old scripts: imports are always recorded in pool `imported`,
-    /// which no worker serves.
+    /// Only `imported` is accepted (imports are always recorded in that pool, which no
+    /// worker serves); any other value is a usage error.
     #[arg(long, value_name = "POOL")]
     pub(crate) pool: Option<String>,
     /// Task name (default: the report name in the file, else the file name).

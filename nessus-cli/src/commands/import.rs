@@ -23,6 +23,15 @@ use crate::exit::CliError;
 use crate::progress;
 
 pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<()> {
+    // Refused rather than ignored: a script that asks for another pool would otherwise
+    // look for the task where it is not.
+    if let Some(pool) = args.pool.as_deref().filter(|p| *p != IMPORT_POOL) {
+        return Err(CliError::Usage(format!(
+            "--pool {pool}: imports are always recorded in pool '{IMPORT_POOL}', which no \
+             worker serves; drop --pool"
+        ))
+        .into());
+    }
     let config = config::load(global)?;
     let results_root = backend::results_dir(global, config.as_ref()).ok_or_else(|| {
         CliError::Usage(
@@ -51,12 +60,6 @@ pub(crate) fn run(global: &GlobalArgs, args: &ImportArgs) -> anyhow::Result<()> 
     drop(store);
 
     // 2. Record the import (in the pool no worker serves).
-    if let Some(pool) = args.pool.as_deref().filter(|p| *p != IMPORT_POOL) {
-        eprintln!(
-            "warning: --pool {pool} is ignored: imports are recorded in pool '{IMPORT_POOL}', \
-             which no worker serves"
-        );
-    }
     let name = args
         .name
         .clone()

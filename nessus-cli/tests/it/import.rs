@@ -52,8 +52,17 @@ fn import_creates_a_completed_task_with_a_findings_store() {
         40
     );
 
-    // Human output names the task and the counts; the old --pool is accepted but
-    // ignored, and says so.
+    // Another pool is refused before anything is read or recorded.
+    let out = check(
+        &["import", fixture, "--data-dir", data, "--pool", "nessus"],
+        USAGE,
+    );
+    assert!(
+        stderr(&out).contains("--pool nessus") && stderr(&out).contains("'imported'"),
+        "{}",
+        stderr(&out)
+    );
+    // Human output names the task and the counts.
     let out = check(
         &[
             "import",
@@ -63,7 +72,7 @@ fn import_creates_a_completed_task_with_a_findings_store() {
             "--name",
             "again",
             "--pool",
-            "nessus",
+            "imported",
             "--authenticated",
         ],
         OK,
@@ -72,11 +81,6 @@ fn import_creates_a_completed_task_with_a_findings_store() {
     assert!(
         text.contains("imported") && text.contains("1 host(s)"),
         "{text}"
-    );
-    assert!(
-        stderr(&out).contains("--pool nessus is ignored"),
-        "{}",
-        stderr(&out)
     );
     let out = check(
         &[
