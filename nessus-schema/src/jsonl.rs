@@ -234,6 +234,31 @@ impl<W: Write> JsonlWriter<W> {
         Ok(true)
     }
 
+    /// Writes a line of `len` bytes produced by `write` if it fits in `budget`; returns
+    /// whether it was written.
+    pub(crate) fn raw_with(
+        &mut self,
+        len: u64,
+        budget: Option<u64>,
+        write: impl FnOnce(&mut W) -> std::io::Result<()>,
+    ) -> Result<bool> {
+        if let Some(budget) = budget
+            && len + u64::from(!self.first) > budget
+        {
+            return Ok(false);
+        }
+        if !self.first {
+            self.out
+                .write_all(b"\n")
+                .map_err(|e| Error::io("writing the output", e))?;
+            self.bytes += 1;
+        }
+        self.first = false;
+        write(&mut self.out).map_err(|e| Error::io("writing the output", e))?;
+        self.bytes += len;
+        Ok(true)
+    }
+
     fn render_finding(&mut self, f: &Finding, projection: &Projection) {
         render_finding(&mut self.line, f, projection);
     }
@@ -380,7 +405,7 @@ pub(crate) fn render_finding(l: &mut Vec<u8>, f: &Finding, projection: &Projecti
     l.push(b'}');
 }
 
-fn key(l: &mut Vec<u8>, k: &str) {
+pub(crate) fn key(l: &mut Vec<u8>, k: &str) {
     l.extend_from_slice(b", ");
     str_lit(l, k);
     l.extend_from_slice(b": ");

@@ -241,7 +241,7 @@ impl Tables {
         }
     }
 
-    fn host(&mut self, name: &str) -> u32 {
+    pub(crate) fn host(&mut self, name: &str) -> u32 {
         // Findings arrive grouped by host.
         if let Some(id) = self.last_host
             && self.hosts[id as usize].name == name
@@ -380,12 +380,10 @@ fn ranks(hosts: &[HostEntry]) -> Vec<u32> {
     rank
 }
 
-/// The columns of a [`Row`] that the default order and serving need: half a row, for
-/// callers that keep one per finding in memory and never sort otherwise.
+/// The columns of a [`Row`] that the default order compares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OrderKey {
     pub(crate) offset: u64,
-    pub(crate) len: u32,
     host: u32,
     port: u32,
     plugin_id: u32,
@@ -396,7 +394,6 @@ impl Row {
     pub(crate) fn order_key(&self) -> OrderKey {
         OrderKey {
             offset: self.offset,
-            len: self.len,
             host: self.host,
             port: self.port,
             plugin_id: self.plugin_id,
