@@ -27,13 +27,19 @@ const REF_BYTES: usize = 5;
 const MIN_BYTES: usize = 32;
 /// Most bytes (raw + rendered) the cache holds; past it, values are rendered inline.
 const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Distinct values kept per (plugin, field): some plugins carry a few variants of their
+/// description (one per product version, ...); a field that varies more (per-finding
+/// text) stops being looked up once this many are cached.
+const MAX_VARIANTS: usize = 8;
 
 #[derive(Debug, Default)]
 pub(crate) struct SharedValues {
-    /// (plugin id, projected field slot) to entry number.
-    slots: HashMap<(u32, u16), u32, FnvBuild>,
+    /// (plugin id, projected field slot) to entry numbers.
+    slots: HashMap<(u32, u16), Vec<u32>, FnvBuild>,
     entries: Vec<Entry>,
     bytes: usize,
+    /// `, "name": ` of every projected field, rendered once.
+    keys: Vec<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -104,10 +110,14 @@ impl SharedValues {
         if !worth_sharing(v) {
             return None;
         }
-        if let Some(&id) = self.slots.get(&(plugin, slot)) {
-            return self.entries[id as usize].same(v).then_some(id);
+        let ids = self.slots.entry((plugin, slot)).or_default();
+        if let Some(&id) = ids.iter().find(|&&id| self.entries[id as usize].same(v)) {
+            return Some(id);
         }
-        if self.bytes >= MAX_BYTES || self.entries.len() >= u32::MAX as usize {
+        if ids.len() >= MAX_VARIANTS
+            || self.bytes >= MAX_BYTES
+            || self.entries.len() >= u32::MAX as usize
+        {
             return None;
         }
         let raw = encode(v)?;
@@ -116,7 +126,7 @@ impl SharedValues {
         let id = self.entries.len() as u32;
         self.bytes += raw.len() + rendered.len();
         self.entries.push(Entry { raw, rendered });
-        self.slots.insert((plugin, slot), id);
+        ids.push(id);
         Some(id)
     }
 
@@ -126,12 +136,22 @@ impl SharedValues {
         let start = l.len();
         let mut expanded_extra = 0u64;
         let mut refs = 0u64;
+        if self.keys.len() != fields.len() {
+            self.keys = fields
+                .iter()
+                .map(|name| {
+                    let mut k = Vec::new();
+                    key(&mut k, name);
+                    k
+                })
+                .collect();
+        }
         l.extend_from_slice(b"{\"type\": \"vulnerability\"");
         for (slot, name) in fields.iter().enumerate() {
             let Some(v) = f.get(name) else {
                 continue;
             };
-            key(l, name);
+            l.extend_from_slice(&self.keys[slot]);
             let shared = match (f.plugin_id, u16::try_from(slot)) {
                 (Some(p), Ok(slot)) => self.entry(p, slot, v),
                 _ => None,
@@ -152,7 +172,7 @@ impl SharedValues {
 
     /// Writes a stored line with its references expanded.
     pub(crate) fn expand<W: Write>(&self, mut line: &[u8], out: &mut W) -> io::Result<()> {
-        while let Some(at) = line.iter().position(|&b| b == REF) {
+        while let Some(at) = find_ref(line) {
             out.write_all(&line[..at])?;
             let id = line
                 .get(at + 1..at + REF_BYTES)
@@ -165,6 +185,30 @@ impl SharedValues {
         }
         out.write_all(line)
     }
+}
+
+/// Index of the first [`REF`] byte: 8 bytes at a time (SWAR), as this runs over every
+/// output byte.
+fn find_ref(bytes: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut words {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+            ^ (LO * REF as u64);
+        // Exact zero-byte detection: the high bit ends up set only where w's byte is 0.
+        let zero = !(((w & !HI) + !HI) | w) & HI;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == REF)
+        .map(|i| at + i)
 }
 
 #[cfg(test)]
@@ -216,7 +260,20 @@ mod tests {
             );
             assert_eq!(len as usize, cache_len(&cache, &stored));
         }
-        assert_eq!(cache.entries.len(), 2);
+        // The long text, its variant, and the three-item list (shorter lists are inline).
+        assert_eq!(cache.entries.len(), 3);
+    }
+
+    #[test]
+    fn ref_search_matches_naive() {
+        for b in 0..=255u8 {
+            for pos in 0..20 {
+                let mut text = vec![b'a'; 20];
+                text[pos] = b;
+                let naive = text.iter().position(|&x| x == REF);
+                assert_eq!(find_ref(&text), naive, "byte {b:#x} at {pos}");
+            }
+        }
     }
 
     fn cache_len(cache: &SharedValues, stored: &[u8]) -> usize {
