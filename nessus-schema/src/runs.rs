@@ -187,6 +187,7 @@ impl RunSorter {
             group: Vec::new(),
             pos: 0,
             read_bytes: self.limits.read_bytes,
+            spare: Vec::new(),
         })
     }
 }
@@ -203,6 +204,8 @@ pub(crate) struct SortedLines {
     /// Position of the next line.
     pos: u64,
     read_bytes: usize,
+    /// Buffers of finished runs, reused by the next ones (no zero-filling per group).
+    spare: Vec<Vec<u8>>,
 }
 
 /// A stored line: its bytes (with references) and its expanded length.
@@ -251,7 +254,13 @@ impl SortedLines {
                 c.load_head(&mut self.src)?;
             }
         }
-        self.group.retain(|c| !c.is_done());
+        let spare = &mut self.spare;
+        self.group.retain_mut(|c| {
+            if c.is_done() {
+                spare.push(std::mem::take(&mut c.buf));
+            }
+            !c.is_done()
+        });
         Ok(())
     }
 
@@ -276,7 +285,7 @@ impl SortedLines {
     fn open_group(&mut self, end: usize) -> io::Result<()> {
         let share = (self.read_bytes / (end - self.next_run)).max(4096);
         for run in &self.runs[self.next_run..end] {
-            let mut c = RunCursor::new(run, share);
+            let mut c = RunCursor::new(run, share, self.spare.pop().unwrap_or_default());
             c.load_head(&mut self.src)?;
             if !c.is_done() {
                 self.group.push(c);
@@ -318,12 +327,12 @@ struct RunCursor {
 }
 
 impl RunCursor {
-    fn new(run: &Run, chunk: usize) -> RunCursor {
+    fn new(run: &Run, chunk: usize, buf: Vec<u8>) -> RunCursor {
         RunCursor {
             next: run.start,
             end: run.end,
             left: run.count,
-            buf: Vec::new(),
+            buf,
             at: 0,
             filled: 0,
             chunk,
