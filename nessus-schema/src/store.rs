@@ -434,9 +434,10 @@ pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
     h
 }
 
-fn io_at(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
-    let action = format!("{what} {}", path.display());
-    move |e| Error::io(action, e)
+/// The error for a failed I/O on `path`; the message is formatted only on failure (this
+/// runs per row and per record).
+fn io_at<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(format!("{what} {}", path.display()), e)
 }
 
 impl Store {
@@ -1265,10 +1266,17 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
         Ok(BufWriter::with_capacity(1 << 20, f))
     };
     let findings_path = dir.join("findings.bin");
+    let (hosts_path, compliance_path, index_path) = (
+        dir.join("hosts.jsonl"),
+        dir.join("compliance.jsonl"),
+        dir.join("index.bin"),
+    );
     let mut findings = create("findings.bin")?;
     let mut hosts = create("hosts.jsonl")?;
     let mut compliance = create("compliance.jsonl")?;
-    let werr = |p: &Path| io_at(p, "writing");
+    fn werr(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        io_at(p, "writing")
+    }
     findings.write_all(MAGIC).map_err(werr(&findings_path))?;
     let mut offset = MAGIC.len() as u64;
 
@@ -1289,9 +1297,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
                 tables.hosts[id as usize].ip = h.ip;
                 serde_json::to_writer(&mut hosts, &h)
                     .map_err(|e| Error::io("writing hosts.jsonl", e.into()))?;
-                hosts
-                    .write_all(b"\n")
-                    .map_err(werr(&dir.join("hosts.jsonl")))?;
+                hosts.write_all(b"\n").map_err(werr(&hosts_path))?;
             }
             Record::Finding(f) => {
                 if rows.len() == u64::from(u32::MAX) {
@@ -1328,7 +1334,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
                     .map_err(|e| Error::io("writing compliance.jsonl", e.into()))?;
                 compliance
                     .write_all(b"\n")
-                    .map_err(werr(&dir.join("compliance.jsonl")))?;
+                    .map_err(werr(&compliance_path))?;
             }
         }
     }
@@ -1345,9 +1351,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
         let row = sorted
             .line(pos)
             .map_err(|e| Error::io("reading a temporary file", e))?;
-        index
-            .write_all(row.bytes)
-            .map_err(werr(&dir.join("index.bin")))?;
+        index.write_all(row.bytes).map_err(werr(&index_path))?;
     }
     for (name, w) in [
         ("findings.bin", findings),
