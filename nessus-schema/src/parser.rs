@@ -968,6 +968,38 @@ mod tests {
     use super::count_newlines;
     use crate::{Error, NessusReader};
 
+    /// Both spellings of an aliased name, and an extra attribute with a child of the same
+    /// name, become one list.
+    #[test]
+    fn aliases_and_attribute_names_still_merge_into_lists() {
+        let xml = r#"<NessusClientData_v2><Report name="r"><ReportHost name="h">
+            <ReportItem pluginID="1" extra="a"><vpr_score>5.0</vpr_score><extra>b</extra>
+              <vulnerability_priority_rating>6.1</vulnerability_priority_rating></ReportItem>
+            <ReportItem pluginID="2"><vulnerability_priority_rating>7.0</vulnerability_priority_rating>
+              <vpr_score>8.0</vpr_score></ReportItem>
+            </ReportHost></Report></NessusClientData_v2>"#;
+        let findings: Vec<_> = NessusReader::new(xml.as_bytes())
+            .filter_map(|r| match r.unwrap() {
+                crate::Record::Finding(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let list = |f: &crate::Finding, name: &str| f.child(name).map(|v| v.to_owned_value());
+        use crate::Value::List;
+        assert_eq!(
+            list(&findings[0], "vpr_score"),
+            Some(List(vec!["5".into(), "6.1".into()]))
+        );
+        assert_eq!(
+            list(&findings[0], "extra"),
+            Some(List(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            list(&findings[1], "vpr_score"),
+            Some(List(vec!["7".into(), "8.0".into()]))
+        );
+    }
+
     #[test]
     fn duplicated_item_attributes_are_malformed() {
         for attrs in [r#"port="1" port="2""#, r#"x="1" x="2""#] {
