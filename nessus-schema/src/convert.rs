@@ -63,7 +63,7 @@ pub fn convert_with<R: BufRead, W: Write>(
 enum Lines {
     /// Default order.
     Sorted {
-        runs: RunSorter,
+        runs: Box<RunSorter>,
         shared: SharedValues,
     },
     /// Custom sort: one spill file per severity, one sort row per finding.
@@ -122,7 +122,7 @@ fn convert_limited<R: BufRead, W: Write>(
     let default_order = query.sort.is_empty() || query.sort == SortKey::default_order();
     let mut lines = if default_order {
         Lines::Sorted {
-            runs: RunSorter::new(limits),
+            runs: Box::new(RunSorter::new(limits)),
             shared: SharedValues::default(),
         }
     } else {

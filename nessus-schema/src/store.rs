@@ -442,8 +442,9 @@ fn io_at<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(std::io::Error) -> Er
 
 impl Store {
     /// Parses a `.nessus` stream once into a new store directory `dir` (which must not
-    /// exist) and opens it. Memory: the largest record plus 64 bytes per finding for the
-    /// index (sorted in memory at the end), plus the host and plugin tables.
+    /// exist) and opens it. Memory: the largest record, a few MiB of sort buffers (index
+    /// rows are sorted externally through a temporary file), plus the host and plugin
+    /// tables.
     pub fn ingest<R: BufRead>(reader: R, dir: &Path) -> Result<Store> {
         Store::ingest_with(reader, dir, &IngestOptions::default())
     }
