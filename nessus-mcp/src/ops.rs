@@ -668,7 +668,8 @@ pub(crate) async fn diff(
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     let d = tokio::task::spawn_blocking(move || nessus_schema::diff(&old, &new))
         .await
-        .map_err(ToolError::internal)?;
+        .map_err(ToolError::internal)?
+        .map_err(schema_error)?;
     let keep = |s: Option<u8>| s.unwrap_or(0) >= min;
     let new_f: Vec<_> = d.new.into_iter().filter(|e| keep(e.severity)).collect();
     let fixed: Vec<_> = d.fixed.into_iter().filter(|e| keep(e.severity)).collect();

@@ -2,24 +2,32 @@
 //!
 //! The schema line states the total before any record and the default order is by
 //! severity, so records cannot be written as they are parsed. Instead of a full findings
-//! store, `convert` evaluates the filter on each parsed finding, renders the matching ones
-//! straight to JSON-NL lines in an anonymous temporary file, keeps one 64-byte sort row per
-//! matching finding, and at the end copies the page's lines out in order. Memory: the
-//! largest record plus 64 bytes per matching finding (plus a `u32` per finding for the sort
-//! permutation); disk: the rendered lines of the matching findings.
+//! store, `convert` evaluates the filter on each parsed finding and renders the matching
+//! ones straight to JSON-NL lines:
+//!
+//! - in the default order, lines go through [`RunSorter`], an external sort in bounded
+//!   memory (sorted runs per host, merged at the end), with the values shared by every
+//!   finding of a plugin rendered once ([`SharedValues`]);
+//! - with a custom sort, lines are spilled to one anonymous file per severity and one
+//!   64-byte sort row per matching finding is kept in memory and sorted at the end.
+//!
+//! Scratch bytes stay in memory up to 1 MiB before moving to a temporary file.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufWriter, Write};
 
 use crate::catalogue::{KNOWN_FIELDS, closest};
 use crate::error::{Error, Result};
 use crate::jsonl::render_finding;
 use crate::parser::NessusReader;
 use crate::query::{Query, SortKey};
-use crate::record::{ComplianceResult, Host, Record};
+use crate::record::{ComplianceResult, Finding, Host, Record};
+use crate::runs::{RunLimits, RunSorter};
+use crate::shared_values::SharedValues;
+use crate::spill::{Spill, SpillReader};
 use crate::store::{
-    ChunkedRows, Frame, IngestOptions, OrderKey, PageInfo, Row, Tables, default_cmp, fnv, key_cmp,
-    read_at, row_for, serve,
+    ChunkedRows, Frame, IngestOptions, PageInfo, Row, Tables, default_cmp, fnv, read_at, row_for,
+    serve,
 };
 use crate::summary::SummaryBuilder;
 
@@ -37,6 +45,10 @@ fn spill_err(e: std::io::Error) -> Error {
     Error::io("writing a temporary file", e)
 }
 
+fn read_err(e: std::io::Error) -> Error {
+    Error::io("reading a temporary file", e)
+}
+
 /// [`convert`] with parser limits (`options.file_size_bytes` is unused here).
 pub fn convert_with<R: BufRead, W: Write>(
     reader: R,
@@ -44,10 +56,52 @@ pub fn convert_with<R: BufRead, W: Write>(
     query: &Query,
     options: &IngestOptions,
 ) -> Result<PageInfo> {
-    // One spill file per severity: the default order reads each one front to back.
-    let mut spills = Spills::new()?;
+    convert_limited(reader, writer, query, options, RunLimits::default())
+}
+
+/// Where the matching findings' lines go while the file is parsed.
+enum Lines {
+    /// Default order.
+    Sorted {
+        runs: Box<RunSorter>,
+        shared: SharedValues,
+    },
+    /// Custom sort: one spill file per severity, one sort row per finding.
+    Custom {
+        spills: Spills,
+        rows: ChunkedRows<Row>,
+    },
+}
+
+impl Lines {
+    fn len(&self) -> u64 {
+        match self {
+            Lines::Sorted { runs, .. } => runs.len(),
+            Lines::Custom { rows, .. } => u64::from(rows.len()),
+        }
+    }
+}
+
+/// The default order's severity key: missing (or the 255 marker) sorts lowest.
+fn severity_key(f: &Finding) -> i16 {
+    match f.severity {
+        Some(s) if s != u8::MAX => i16::from(s),
+        _ => -1,
+    }
+}
+
+fn convert_limited<R: BufRead, W: Write>(
+    reader: R,
+    writer: W,
+    query: &Query,
+    options: &IngestOptions,
+    limits: RunLimits,
+) -> Result<PageInfo> {
     let mut extras = if query.include_hosts || query.include_compliance {
-        Some((BufWriter::new(temp()?), BufWriter::new(temp()?)))
+        Some((
+            Spill::with_limit(limits.memory_bytes),
+            Spill::with_limit(limits.memory_bytes),
+        ))
     } else {
         None
     };
@@ -66,10 +120,16 @@ pub fn convert_with<R: BufRead, W: Write>(
     let mut summary = SummaryBuilder::default();
     let mut tables = Tables::default();
     let default_order = query.sort.is_empty() || query.sort == SortKey::default_order();
-    let mut rows = if default_order {
-        Kept::Keys(ChunkedRows::default())
+    let mut lines = if default_order {
+        Lines::Sorted {
+            runs: Box::new(RunSorter::new(limits)),
+            shared: SharedValues::default(),
+        }
     } else {
-        Kept::Rows(ChunkedRows::default())
+        Lines::Custom {
+            spills: Spills::new(),
+            rows: ChunkedRows::default(),
+        }
     };
     let mut line = Vec::with_capacity(64 * 1024);
     while let Some(record) = parser.next_record()? {
@@ -79,13 +139,35 @@ pub fn convert_with<R: BufRead, W: Write>(
                 if !query.filter.matches(&f) {
                     continue;
                 }
-                if rows.len() == u32::MAX {
+                if lines.len() == u64::from(u32::MAX) {
                     return Err(Error::query("more than 4 billion findings"));
                 }
                 line.clear();
-                render_finding(&mut line, &f, &query.projection);
-                let offset = spills.write(f.severity, &line)?;
-                rows.push(row_for(&f, &mut tables, offset, line.len() as u32));
+                match &mut lines {
+                    Lines::Sorted { runs, shared } => {
+                        let expanded = match query.projection.fields() {
+                            Some(fields) => shared.render(&mut line, &f, fields),
+                            None => {
+                                render_finding(&mut line, &f, &query.projection);
+                                line.len() as u64
+                            }
+                        };
+                        runs.push(
+                            tables.host(&f.host),
+                            severity_key(&f),
+                            f.port.unwrap_or(u32::MAX),
+                            f.plugin_id.unwrap_or(u32::MAX),
+                            &line,
+                            expanded,
+                        )
+                        .map_err(spill_err)?;
+                    }
+                    Lines::Custom { spills, rows } => {
+                        render_finding(&mut line, &f, &query.projection);
+                        let offset = spills.write(f.severity, &line)?;
+                        rows.push(row_for(&f, &mut tables, offset, line.len() as u32));
+                    }
+                }
             }
             Record::Host(h) if query.include_hosts => {
                 if let Some((hosts, _)) = &mut extras {
@@ -104,23 +186,8 @@ pub fn convert_with<R: BufRead, W: Write>(
     }
     check_fields(query, &parser)?;
     let scan = summary.finish(parser.bytes_read()).scan;
-
     let rank = tables.host_ranks();
-    let mut order: Vec<u32> = (0..rows.len()).collect();
-    match &rows {
-        Kept::Keys(keys) => order.sort_by(|&a, &b| key_cmp(keys.get(a), keys.get(b), &rank)),
-        Kept::Rows(full) => {
-            let t = tables.sort_tables(&rank);
-            // Ties fall back to the default order, like the store.
-            order.sort_by(|&a, &b| {
-                let (ra, rb) = (full.get(a), full.get(b));
-                t.compare(ra, rb, &query.sort)
-                    .then_with(|| default_cmp(ra, rb, &rank))
-            });
-        }
-    }
 
-    let mut lines = spills.finish()?;
     let filter = serde_json::to_string(query.filter.as_json()).unwrap_or_default();
     let sort: String = query
         .effective_sort()
@@ -130,74 +197,64 @@ pub fn convert_with<R: BufRead, W: Write>(
     let fp = fnv(&[b"convert", filter.as_bytes(), sort.as_bytes()]);
     let (hosts_file, comp_file) = match extras {
         Some((h, c)) => (
-            Some(h.into_inner().map_err(|e| spill_err(e.into_error()))?),
-            Some(c.into_inner().map_err(|e| spill_err(e.into_error()))?),
+            Some(h.finish().map_err(spill_err)?),
+            Some(c.finish().map_err(spill_err)?),
         ),
         None => (None, None),
     };
-    serve(
-        Frame {
-            query,
-            total: u64::from(rows.len()),
-            fp,
-            scan: &scan,
-        },
-        writer,
-        |w| {
-            for h in read_back::<Host>(hosts_file)? {
-                w.host(&h?)?;
-            }
-            Ok(())
-        },
-        |w, pos, budget| {
-            let (offset, len) = rows.span(order[pos as usize]);
-            let line = lines
-                .line(offset, len)
-                .map_err(|e| Error::io("reading a temporary file", e))?;
-            w.raw_line(line, budget)
-        },
-        |w| {
-            for c in read_back::<ComplianceResult>(comp_file)? {
-                w.compliance(&c?)?;
-            }
-            Ok(())
-        },
-    )
-}
-
-/// One entry per matching finding: the whole sort row for a custom sort, only the
-/// default order's columns otherwise (half the memory).
-enum Kept {
-    Keys(ChunkedRows<OrderKey>),
-    Rows(ChunkedRows<Row>),
-}
-
-impl Kept {
-    fn push(&mut self, row: Row) {
-        match self {
-            Kept::Keys(k) => k.push(row.order_key()),
-            Kept::Rows(r) => r.push(row),
+    let frame = Frame {
+        query,
+        total: lines.len(),
+        fp,
+        scan: &scan,
+    };
+    let hosts = |w: &mut _| {
+        for h in read_back::<Host>(hosts_file)? {
+            crate::jsonl::JsonlWriter::host(w, &h?)?;
         }
-    }
-
-    fn len(&self) -> u32 {
-        match self {
-            Kept::Keys(k) => k.len(),
-            Kept::Rows(r) => r.len(),
+        Ok(())
+    };
+    let compliance = |w: &mut _| {
+        for c in read_back::<ComplianceResult>(comp_file)? {
+            crate::jsonl::JsonlWriter::compliance(w, &c?)?;
         }
-    }
-
-    /// Offset and length of entry `i`'s line.
-    fn span(&self, i: u32) -> (u64, u32) {
-        match self {
-            Kept::Keys(k) => {
-                let k = k.get(i);
-                (k.offset, k.len)
-            }
-            Kept::Rows(r) => {
-                let r = r.get(i);
-                (r.offset, r.len)
-            }
+        Ok(())
+    };
+    match lines {
+        Lines::Sorted { runs, shared } => {
+            let mut sorted = runs.finish(&rank).map_err(spill_err)?;
+            serve(
+                frame,
+                writer,
+                hosts,
+                |w, pos, budget| {
+                    let line = sorted.line(pos).map_err(read_err)?;
+                    w.raw_with(line.expanded, budget, |out| shared.expand(line.bytes, out))
+                },
+                compliance,
+            )
+        }
+        Lines::Custom { spills, rows } => {
+            let t = tables.sort_tables(&rank);
+            let mut order: Vec<u32> = (0..rows.len()).collect();
+            // Ties fall back to the default order, like the store.
+            order.sort_by(|&a, &b| {
+                let (ra, rb) = (rows.get(a), rows.get(b));
+                t.compare(ra, rb, &query.sort)
+                    .then_with(|| default_cmp(ra, rb, &rank))
+            });
+            let mut windows = spills.finish()?;
+            serve(
+                frame,
+                writer,
+                hosts,
+                |w, pos, budget| {
+                    let row = rows.get(order[pos as usize]);
+                    let line = windows.line(row.offset, row.len).map_err(read_err)?;
+                    w.raw_line(line, budget)
+                },
+                compliance,
+            )
         }
     }
 }
@@ -229,10 +286,10 @@ struct Spills {
 }
 
 impl Spills {
-    fn new() -> Result<Spills> {
-        Ok(Spills {
+    fn new() -> Spills {
+        Spills {
             files: (0..BUCKETS).map(|_| None).collect(),
-        })
+        }
     }
 
     /// Appends `line` to its bucket; returns its tagged offset.
@@ -314,20 +371,16 @@ impl Windows {
     }
 }
 
-/// Streams back the JSON lines spilled to `file`.
+/// Streams back the JSON lines of a spill.
 fn read_back<T: serde::de::DeserializeOwned>(
-    file: Option<File>,
+    spill: Option<SpillReader>,
 ) -> Result<impl Iterator<Item = Result<T>>> {
-    let reader = match file {
-        Some(mut f) => {
-            f.seek(SeekFrom::Start(0))
-                .map_err(|e| Error::io("reading a temporary file", e))?;
-            Some(BufReader::new(f))
-        }
-        None => None,
-    };
+    let reader = spill
+        .map(SpillReader::into_reader)
+        .transpose()
+        .map_err(read_err)?;
     Ok(reader.into_iter().flat_map(|r| r.lines()).map(|line| {
-        let line = line.map_err(|e| Error::io("reading a temporary file", e))?;
+        let line = line.map_err(read_err)?;
         serde_json::from_str(&line)
             .map_err(|e| Error::query(format!("temporary file is corrupt: {e}")))
     }))
@@ -350,4 +403,65 @@ fn check_fields<R: BufRead>(query: &Query, parser: &NessusReader<R>) -> Result<(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::QueryParams;
+
+    fn corpus(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../corpus/nessus")
+            .join(name)
+    }
+
+    /// Tiny run, memory and read limits force many runs per host, multi-run merges, a
+    /// file-backed spill and refills in the middle of lines: the output must not change.
+    #[test]
+    fn tiny_sort_buffers_give_the_same_output() {
+        let tiny = RunLimits {
+            run_bytes: 700,
+            memory_bytes: 0,
+            read_bytes: 1,
+        };
+        let queries = [
+            QueryParams {
+                page: Some(0),
+                include_hosts: true,
+                include_compliance: true,
+                ..QueryParams::default()
+            },
+            QueryParams {
+                schema_profile: Some("full".into()),
+                page: Some(3),
+                page_size: Some(10),
+                ..QueryParams::default()
+            },
+            QueryParams {
+                page: Some(0),
+                byte_budget: Some(30_000),
+                ..QueryParams::default()
+            },
+        ];
+        for file in [
+            "auvap__ms2_scan.nessus",
+            "hdf-libs__compliance.nessus",
+            "defectdojo__nessus_many_vuln.xml",
+        ] {
+            for params in &queries {
+                let q = Query::from_params(params).unwrap();
+                let run = |limits| {
+                    let input = std::io::BufReader::new(File::open(corpus(file)).unwrap());
+                    let mut out = Vec::new();
+                    convert_limited(input, &mut out, &q, &IngestOptions::default(), limits)
+                        .unwrap();
+                    String::from_utf8(out).unwrap()
+                };
+                let (small, normal) = (run(tiny), run(RunLimits::default()));
+                assert!(normal.lines().count() > 2, "{file}");
+                assert_eq!(small, normal, "{file}: {params:?}");
+            }
+        }
+    }
 }

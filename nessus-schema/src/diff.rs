@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Result;
 use crate::record::Fingerprint;
 use crate::store::Store;
 
@@ -53,22 +54,23 @@ pub struct ScanDiff {
 type Occurrence = (Option<u8>, Option<String>);
 
 /// Compares two stores. Works from the stores' indexes only (no record is decoded);
-/// memory is proportional to the number of findings of the older scan.
-pub fn diff(old: &Store, new: &Store) -> ScanDiff {
+/// memory is proportional to the number of findings of the older scan. Fails only if an
+/// index cannot be read.
+pub fn diff(old: &Store, new: &Store) -> Result<ScanDiff> {
     let mut pool: HashMap<Fingerprint, Vec<Occurrence>> = HashMap::new();
     let mut old_order = Vec::new();
-    for (fp, sev, name) in old.fingerprints() {
+    old.for_each_fingerprint(|fp, sev, name| {
         old_order.push(fp.clone());
         pool.entry(fp)
             .or_default()
             .push((sev, name.map(str::to_owned)));
-    }
+    })?;
     // Match in reverse so that `pop` takes the first occurrence.
     for v in pool.values_mut() {
         v.reverse();
     }
     let mut out = ScanDiff::default();
-    for (fp, sev, name) in new.fingerprints() {
+    new.for_each_fingerprint(|fp, sev, name| {
         let name = name.map(str::to_owned);
         match pool.get_mut(&fp).and_then(Vec::pop) {
             Some((old_sev, _)) if old_sev == sev => out.unchanged.push(DiffEntry {
@@ -88,7 +90,7 @@ pub fn diff(old: &Store, new: &Store) -> ScanDiff {
                 severity: sev,
             }),
         }
-    }
+    })?;
     // Whatever is left in the pool was fixed; report it in the old scan's order.
     for fp in old_order {
         if let Some((sev, name)) = pool.get_mut(&fp).and_then(Vec::pop) {
@@ -99,5 +101,5 @@ pub fn diff(old: &Store, new: &Store) -> ScanDiff {
             });
         }
     }
-    out
+    Ok(out)
 }

@@ -14,7 +14,8 @@
 //! | `hosts.jsonl` | one JSON [`Host`] per line, in document order |
 //! | `compliance.jsonl` | one JSON [`ComplianceResult`] per line |
 //!
-//! Serving a page loads `index.bin` (64 bytes per finding), evaluates filter conditions on
+//! Serving a page streams `index.bin` (64 bytes per finding; an open store does not hold
+//! it, so keeping many stores open costs little memory), evaluates filter conditions on
 //! indexed fields against the rows, decodes records only for conditions on other fields
 //! (reading candidates in file order), sorts the matching rows by index columns when the
 //! order is not the default, and decodes just the records of the page. The XML is never
@@ -38,6 +39,7 @@ use crate::jsonl::{JsonlWriter, Pagination, Truncation};
 use crate::parser::{Limits, NessusReader};
 use crate::query::{PageRequest, Query, SortKey, clamp_page_size};
 use crate::record::{ComplianceResult, Finding, Host, Record, ScanMetadata};
+use crate::runs::{RunLimits, RunSorter};
 use crate::summary::{Summary, SummaryBuilder};
 use crate::value::ValueRef;
 
@@ -188,27 +190,24 @@ pub struct Store {
     dir: PathBuf,
     meta: Meta,
     dict: Dictionary,
-    rows: Index,
+    /// Rows in `index.bin` (read per call, validated on open and on every read).
+    len: u32,
+    findings_len: u64,
     host_rank: Vec<u32>,
 }
 
-/// `index.bin` held as bytes; rows are decoded on access (cheaper to load than a
-/// `Vec<Row>`, and the same memory as the file).
-#[derive(Debug)]
-struct Index(Vec<u8>);
+/// Reads `index.bin` rows by number (positional reads, for a page's rows).
+struct RowReader {
+    file: File,
+    path: PathBuf,
+}
 
-impl Index {
-    fn len(&self) -> usize {
-        self.0.len() / ROW_BYTES
-    }
-
-    fn get(&self, i: u32) -> Row {
-        let at = i as usize * ROW_BYTES;
-        Row::from_bytes(&self.0[at..at + ROW_BYTES])
-    }
-
-    fn iter(&self) -> impl Iterator<Item = Row> + '_ {
-        self.0.chunks_exact(ROW_BYTES).map(Row::from_bytes)
+impl RowReader {
+    fn get(&mut self, store: &Store, i: u32) -> Result<Row> {
+        let mut b = [0u8; ROW_BYTES];
+        read_at(&mut self.file, u64::from(i) * ROW_BYTES as u64, &mut b)
+            .map_err(io_at(&self.path, "reading"))?;
+        store.checked(Row::from_bytes(&b))
     }
 }
 
@@ -241,7 +240,7 @@ impl Tables {
         }
     }
 
-    fn host(&mut self, name: &str) -> u32 {
+    pub(crate) fn host(&mut self, name: &str) -> u32 {
         // Findings arrive grouped by host.
         if let Some(id) = self.last_host
             && self.hosts[id as usize].name == name
@@ -380,12 +379,10 @@ fn ranks(hosts: &[HostEntry]) -> Vec<u32> {
     rank
 }
 
-/// The columns of a [`Row`] that the default order and serving need: half a row, for
-/// callers that keep one per finding in memory and never sort otherwise.
+/// The columns of a [`Row`] that the default order compares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OrderKey {
     pub(crate) offset: u64,
-    pub(crate) len: u32,
     host: u32,
     port: u32,
     plugin_id: u32,
@@ -396,7 +393,6 @@ impl Row {
     pub(crate) fn order_key(&self) -> OrderKey {
         OrderKey {
             offset: self.offset,
-            len: self.len,
             host: self.host,
             port: self.port,
             plugin_id: self.plugin_id,
@@ -438,15 +434,17 @@ pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
     h
 }
 
-fn io_at(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
-    let action = format!("{what} {}", path.display());
-    move |e| Error::io(action, e)
+/// The error for a failed I/O on `path`; the message is formatted only on failure (this
+/// runs per row and per record).
+fn io_at<'a>(path: &'a Path, what: &'a str) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(format!("{what} {}", path.display()), e)
 }
 
 impl Store {
     /// Parses a `.nessus` stream once into a new store directory `dir` (which must not
-    /// exist) and opens it. Memory: the largest record plus 64 bytes per finding for the
-    /// index (sorted in memory at the end), plus the host and plugin tables.
+    /// exist) and opens it. Memory: the largest record, a few MiB of sort buffers (index
+    /// rows are sorted externally through a temporary file), plus the host and plugin
+    /// tables.
     pub fn ingest<R: BufRead>(reader: R, dir: &Path) -> Result<Store> {
         Store::ingest_with(reader, dir, &IngestOptions::default())
     }
@@ -502,37 +500,67 @@ impl Store {
             ));
         }
         let index_path = dir.join("index.bin");
-        let index = Index(fs::read(&index_path).map_err(io_at(&index_path, "reading"))?);
-        if !index.0.len().is_multiple_of(ROW_BYTES) || index.len() as u64 != meta.findings {
-            return Err(Error::store(dir, "index.bin does not match meta.json"));
-        }
+        let index_len = fs::metadata(&index_path)
+            .map_err(io_at(&index_path, "reading"))?
+            .len();
+        let len = u32::try_from(meta.findings)
+            .ok()
+            .filter(|&n| u64::from(n) * ROW_BYTES as u64 == index_len)
+            .ok_or_else(|| Error::store(dir, "index.bin does not match meta.json"))?;
         let findings_path = dir.join("findings.bin");
         let findings_len = fs::metadata(&findings_path)
             .map_err(io_at(&findings_path, "reading"))?
             .len();
-        let nhosts = meta.hosts.len() as u32;
-        let nplugins = meta.plugins.len() as u32;
-        // Validate once so that serving never indexes out of bounds or allocates a
-        // record buffer larger than the file, whatever a corrupt index says.
-        if index.iter().any(|r| {
-            r.host >= nhosts
-                || r.plugin >= nplugins
-                || r.offset.saturating_add(u64::from(r.len)) > findings_len
-        }) {
-            return Err(Error::store(
-                dir,
-                "index.bin does not match the store's tables and records",
-            ));
-        }
         let host_rank = ranks(&meta.hosts);
         let dict = Dictionary::from_names(meta.fields.clone());
-        Ok(Store {
+        let store = Store {
             dir: dir.to_owned(),
             meta,
             dict,
-            rows: index,
+            len,
+            findings_len,
             host_rank,
-        })
+        };
+        // Validate every row once (streamed): a corrupt index is refused at open rather
+        // than at the first query. Reads check rows again, so serving never indexes out of
+        // bounds or allocates a record buffer larger than the file, whatever the file says.
+        store.for_each_row(|_, _| Ok(()))?;
+        Ok(store)
+    }
+
+    /// A row whose references are in bounds, or an error.
+    fn checked(&self, r: Row) -> Result<Row> {
+        if (r.host as usize) < self.meta.hosts.len()
+            && (r.plugin as usize) < self.meta.plugins.len()
+            && r.offset.saturating_add(u64::from(r.len)) <= self.findings_len
+        {
+            Ok(r)
+        } else {
+            Err(Error::store(
+                &self.dir,
+                "index.bin does not match the store's tables and records",
+            ))
+        }
+    }
+
+    /// Streams every row of `index.bin` in order (the default order).
+    fn for_each_row(&self, mut f: impl FnMut(u32, Row) -> Result<()>) -> Result<()> {
+        use std::io::Read;
+        let path = self.dir.join("index.bin");
+        let file = File::open(&path).map_err(io_at(&path, "opening"))?;
+        let mut r = BufReader::with_capacity(256 * 1024, file);
+        let mut b = [0u8; ROW_BYTES];
+        for i in 0..self.len {
+            r.read_exact(&mut b).map_err(io_at(&path, "reading"))?;
+            f(i, self.checked(Row::from_bytes(&b))?)?;
+        }
+        Ok(())
+    }
+
+    fn row_reader(&self) -> Result<RowReader> {
+        let path = self.dir.join("index.bin");
+        let file = File::open(&path).map_err(io_at(&path, "opening"))?;
+        Ok(RowReader { file, path })
     }
 
     /// The store directory.
@@ -552,12 +580,12 @@ impl Store {
 
     /// Number of findings.
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.len as usize
     }
 
     /// Whether the store has no findings.
     pub fn is_empty(&self) -> bool {
-        self.rows.len() == 0
+        self.len == 0
     }
 
     /// Every field name that occurs in this store.
@@ -595,8 +623,10 @@ impl Store {
     /// Every finding in the default order, decoded one at a time.
     pub fn findings(&self) -> Result<impl Iterator<Item = Result<Finding>> + '_> {
         let mut reader = RecordReader::open(&self.dir)?;
+        let mut rows = self.row_reader()?;
         let mut buf = Vec::new();
-        Ok(self.rows.iter().map(move |row| {
+        Ok((0..self.len).map(move |i| {
+            let row = rows.get(self, i)?;
             reader.read(&row, &mut buf)?;
             let mut f = codec::decode(RawRecord { bytes: &buf }, &self.dict);
             f.host_ip = self.meta.hosts[row.host as usize].ip;
@@ -636,52 +666,60 @@ impl Store {
             .conditions()
             .iter()
             .partition(|c| INDEXED_FIELDS.contains(&c.field.as_str()));
-        let mut matched = Vec::new();
+        let custom = !sort.is_empty() && sort != SortKey::default_order().as_slice();
+        // (row number, row); the rows are kept only when a custom sort needs them.
+        let mut matched: Vec<(u32, Option<Row>)> = Vec::new();
         let mut to_check = Vec::new();
-        for (i, row) in self.rows.iter().enumerate() {
-            let row = &row;
+        self.for_each_row(|i, row| {
             if row.flags & FLAG_IRREGULAR != 0 {
-                to_check.push(i as u32);
-                continue;
+                to_check.push((i, row));
+                return Ok(());
             }
-            let view = RowView { store: self, row };
+            let view = RowView {
+                store: self,
+                row: &row,
+            };
             if !indexed.iter().all(|c| c.matches(&view)) {
-                continue;
+                return Ok(());
             }
             if other.is_empty() {
-                matched.push(i as u32);
+                matched.push((i, custom.then_some(row)));
             } else {
-                to_check.push(i as u32);
+                to_check.push((i, row));
             }
-        }
+            Ok(())
+        })?;
         if !to_check.is_empty() {
             // Read candidate records in file order, then restore index order.
-            to_check.sort_by_key(|&i| self.rows.get(i).offset);
+            to_check.sort_by_key(|(_, row)| row.offset);
             let mut reader = SequentialReader::open(&self.dir)?;
             let mut buf = Vec::new();
-            for i in to_check {
-                let row = &self.rows.get(i);
-                reader.read(row, &mut buf)?;
+            for (i, row) in to_check {
+                reader.read(&row, &mut buf)?;
                 let view = RawView {
                     store: self,
                     raw: RawRecord { bytes: &buf },
-                    row,
+                    row: &row,
                 };
                 if filter.matches_source(&view) {
-                    matched.push(i);
+                    matched.push((i, custom.then_some(row)));
                 }
             }
-            matched.sort_unstable();
+            matched.sort_unstable_by_key(|(i, _)| *i);
         }
-        if !sort.is_empty() && sort != SortKey::default_order().as_slice() {
+        if custom {
             let tables = SortTables {
                 plugins: &self.meta.plugins,
                 protocols: &self.meta.protocols,
                 host_rank: &self.host_rank,
             };
-            matched.sort_by(|&a, &b| tables.compare(&self.rows.get(a), &self.rows.get(b), sort));
+            // Stable, from index order: ties keep the default order.
+            matched.sort_by(|(_, a), (_, b)| match (a, b) {
+                (Some(a), Some(b)) => tables.compare(a, b, sort),
+                _ => std::cmp::Ordering::Equal,
+            });
         }
-        Ok(matched)
+        Ok(matched.into_iter().map(|(i, _)| i).collect())
     }
 
     fn protocol(&self, r: &Row) -> Option<&str> {
@@ -714,6 +752,7 @@ impl Store {
         let matched = self.select(&query.filter, &query.sort)?;
         let fp = self.fingerprint(query);
         let mut reader = None;
+        let mut rows = None;
         let mut buf = Vec::new();
         serve(
             Frame {
@@ -734,7 +773,11 @@ impl Store {
                     Some(r) => r,
                     None => reader.insert(RecordReader::open(&self.dir)?),
                 };
-                let row = &self.rows.get(matched[pos as usize]);
+                let rows = match &mut rows {
+                    Some(r) => r,
+                    None => rows.insert(self.row_reader()?),
+                };
+                let row = &rows.get(self, matched[pos as usize])?;
                 reader.read(row, &mut buf)?;
                 w.raw_finding(
                     RawRecord { bytes: &buf },
@@ -764,12 +807,13 @@ impl Store {
 
     /// Fingerprint-level view of every finding for [`diff`](crate::diff), without
     /// reading records.
-    pub(crate) fn fingerprints(
-        &self,
-    ) -> impl Iterator<Item = (crate::record::Fingerprint, Option<u8>, Option<&str>)> + '_ {
-        self.rows.iter().map(|r| {
+    pub(crate) fn for_each_fingerprint<'a>(
+        &'a self,
+        mut f: impl FnMut(crate::record::Fingerprint, Option<u8>, Option<&'a str>),
+    ) -> Result<()> {
+        self.for_each_row(|_, r| {
             let r = &r;
-            (
+            f(
                 crate::record::Fingerprint {
                     host: self.meta.hosts[r.host as usize].name.clone(),
                     port: (r.port != NONE_U32).then_some(r.port),
@@ -778,7 +822,8 @@ impl Store {
                 },
                 (r.severity != NONE_U8).then_some(r.severity),
                 self.meta.plugins[r.plugin as usize].0.as_deref(),
-            )
+            );
+            Ok(())
         })
     }
 }
@@ -1222,10 +1267,17 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
         Ok(BufWriter::with_capacity(1 << 20, f))
     };
     let findings_path = dir.join("findings.bin");
+    let (hosts_path, compliance_path, index_path) = (
+        dir.join("hosts.jsonl"),
+        dir.join("compliance.jsonl"),
+        dir.join("index.bin"),
+    );
     let mut findings = create("findings.bin")?;
     let mut hosts = create("hosts.jsonl")?;
     let mut compliance = create("compliance.jsonl")?;
-    let werr = |p: &Path| io_at(p, "writing");
+    fn werr(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        io_at(p, "writing")
+    }
     findings.write_all(MAGIC).map_err(werr(&findings_path))?;
     let mut offset = MAGIC.len() as u64;
 
@@ -1233,7 +1285,8 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
     let mut summary = SummaryBuilder::default();
     let mut tables = Tables::default();
     let mut dict = Dictionary::default();
-    let mut rows = ChunkedRows::default();
+    // Rows are sorted into the default order externally (bounded memory, see `runs`).
+    let mut rows = RunSorter::new(RunLimits::default());
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut ncompliance = 0u64;
     while let Some(record) = parser.next_record()? {
@@ -1245,12 +1298,10 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
                 tables.hosts[id as usize].ip = h.ip;
                 serde_json::to_writer(&mut hosts, &h)
                     .map_err(|e| Error::io("writing hosts.jsonl", e.into()))?;
-                hosts
-                    .write_all(b"\n")
-                    .map_err(werr(&dir.join("hosts.jsonl")))?;
+                hosts.write_all(b"\n").map_err(werr(&hosts_path))?;
             }
             Record::Finding(f) => {
-                if rows.len() == u32::MAX {
+                if rows.len() == u64::from(u32::MAX) {
                     return Err(Error::store(dir, "more than 4 billion findings"));
                 }
                 buf.clear();
@@ -1262,7 +1313,20 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
                     .write_all(&len.to_le_bytes())
                     .and_then(|()| findings.write_all(&buf))
                     .map_err(werr(&findings_path))?;
-                rows.push(row_for(&f, &mut tables, offset + 4, len));
+                let row = row_for(&f, &mut tables, offset + 4, len);
+                let severity = match row.severity {
+                    NONE_U8 => -1,
+                    s => i16::from(s),
+                };
+                rows.push(
+                    row.host,
+                    severity,
+                    row.port,
+                    row.plugin_id,
+                    &row.to_bytes(),
+                    ROW_BYTES as u64,
+                )
+                .map_err(|e| Error::io("writing a temporary file", e))?;
                 offset += 4 + u64::from(len);
             }
             Record::Compliance(c) => {
@@ -1271,7 +1335,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
                     .map_err(|e| Error::io("writing compliance.jsonl", e.into()))?;
                 compliance
                     .write_all(b"\n")
-                    .map_err(werr(&dir.join("compliance.jsonl")))?;
+                    .map_err(werr(&compliance_path))?;
             }
         }
     }
@@ -1279,14 +1343,16 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
     let summary = summary.finish(file_size);
 
     let rank = ranks(&tables.hosts);
-    // Sort a permutation rather than the rows: no second copy of the index in memory.
-    let mut order: Vec<u32> = (0..rows.len()).collect();
-    order.sort_by(|&a, &b| default_cmp(rows.get(a), rows.get(b), &rank));
+    let count = rows.len();
+    let mut sorted = rows
+        .finish(&rank)
+        .map_err(|e| Error::io("writing a temporary file", e))?;
     let mut index = create("index.bin")?;
-    for &i in &order {
-        index
-            .write_all(&rows.get(i).to_bytes())
-            .map_err(werr(&dir.join("index.bin")))?;
+    for pos in 0..count {
+        let row = sorted
+            .line(pos)
+            .map_err(|e| Error::io("reading a temporary file", e))?;
+        index.write_all(row.bytes).map_err(werr(&index_path))?;
     }
     for (name, w) in [
         ("findings.bin", findings),
@@ -1318,7 +1384,7 @@ fn write_store<R: BufRead>(reader: R, dir: &Path, options: &IngestOptions) -> Re
         hosts: tables.hosts,
         plugins: tables.plugins,
         protocols: tables.protocols,
-        findings: u64::from(rows.len()),
+        findings: count,
         compliance: ncompliance,
     };
     let meta_path = dir.join("meta.json");

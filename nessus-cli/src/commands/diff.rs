@@ -21,7 +21,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<()> {
         .context("cannot create a temporary directory")?;
     let old = load(&args.old, &scratch.path().join("old"))?;
     let new = load(&args.new, &scratch.path().join("new"))?;
-    let diff = nessus_schema::diff(&old, &new);
+    let diff = nessus_schema::diff(&old, &new).context("cannot compare the scans")?;
 
     let mut stdout = io::stdout().lock();
     if global.json {

@@ -430,7 +430,7 @@ fn diff_of_two_scans() {
     let sev = newer.find(r#"severity="4" pluginID="150280""#).unwrap();
     newer.replace_range(sev..sev + r#"severity="4""#.len(), r#"severity="3""#);
     let new = Store::ingest(newer.as_bytes(), &dir.path().join("newer")).unwrap();
-    let d = diff(&old, &new);
+    let d = diff(&old, &new).unwrap();
     assert_eq!(d.fixed.len(), 1);
     assert_eq!(d.fixed[0].fingerprint.plugin_id, Some(19506));
     assert!(d.new.is_empty());
@@ -438,7 +438,7 @@ fn diff_of_two_scans() {
     assert_eq!(d.severity_changed[0].old_severity, Some(4));
     assert_eq!(d.severity_changed[0].new_severity, Some(3));
     assert_eq!(d.unchanged.len(), 38);
-    let reverse = diff(&new, &old);
+    let reverse = diff(&new, &old).unwrap();
     assert_eq!(reverse.new.len(), 1);
 }
 

@@ -1,0 +1,405 @@
+//! Convert's external sort for the default order (severity desc, host, port, plugin id,
+//! document order) in bounded memory.
+//!
+//! Findings arrive grouped by host, so the lines of the host being parsed are buffered
+//! (at most [`RunLimits::run_bytes`]), sorted by (severity desc, port, plugin id) with a
+//! stable sort, and appended to a [`Spill`] as one sorted *run* per severity. At the end
+//! the runs are ordered by (severity desc, host rank) — ranks are only known once every
+//! host has been seen — keeping creation order among runs of the same host and severity,
+//! and those (usually one, several for a host larger than the run buffer or one that
+//! appears twice in the file) are merged on (port, plugin id), the earlier run first on
+//! ties: that is exactly the document-order tie-break. Memory: the run buffer, one small
+//! descriptor per run (hosts × severities), and one read buffer per merged run.
+
+use std::io::{self, Write};
+
+use crate::spill::{Spill, SpillReader};
+
+/// Sizes of the sort's buffers (configurable for tests).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunLimits {
+    /// Rendered bytes buffered before a host's lines are written out as runs.
+    pub(crate) run_bytes: usize,
+    /// Bytes kept in memory before the runs move to a temporary file.
+    pub(crate) memory_bytes: usize,
+    /// Read buffer of one run while merging (shared out among the runs of a group).
+    pub(crate) read_bytes: usize,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            run_bytes: 2 * 1024 * 1024,
+            memory_bytes: crate::spill::MEMORY_LIMIT,
+            read_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Header of a stored line: port, plugin id, stored length, expanded length.
+const HEADER: usize = 16;
+
+/// The sort key of a line within one host, plus where its bytes are in the run buffer.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    severity: i16,
+    port: u32,
+    plugin: u32,
+    start: u32,
+    len: u32,
+    expanded: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    severity: i16,
+    host: u32,
+    start: u64,
+    end: u64,
+    count: u64,
+}
+
+/// Collects lines; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct RunSorter {
+    limits: RunLimits,
+    spill: Spill,
+    runs: Vec<Run>,
+    host: u32,
+    pending: Vec<Pending>,
+    buf: Vec<u8>,
+    count: u64,
+}
+
+impl RunSorter {
+    pub(crate) fn new(limits: RunLimits) -> RunSorter {
+        RunSorter {
+            limits,
+            spill: Spill::with_limit(limits.memory_bytes),
+            runs: Vec::new(),
+            host: u32::MAX,
+            pending: Vec::new(),
+            buf: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Lines pushed so far.
+    pub(crate) fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Adds one line. `severity` is -1 for a missing one (sorts lowest); a missing port or
+    /// plugin id is `u32::MAX` (sorts last), as in the store.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push(
+        &mut self,
+        host: u32,
+        severity: i16,
+        port: u32,
+        plugin: u32,
+        line: &[u8],
+        expanded: u64,
+    ) -> io::Result<()> {
+        let too_long = || io::Error::other("a rendered finding is larger than 4 GiB");
+        let len = u32::try_from(line.len()).map_err(|_| too_long())?;
+        let expanded = u32::try_from(expanded).map_err(|_| too_long())?;
+        if host != self.host || self.buf.len() + line.len() > u32::MAX as usize {
+            self.flush()?;
+            self.host = host;
+        }
+        self.pending.push(Pending {
+            severity,
+            port,
+            plugin,
+            start: self.buf.len() as u32,
+            len,
+            expanded,
+        });
+        self.buf.extend_from_slice(line);
+        self.count += 1;
+        if self.buf.len() >= self.limits.run_bytes {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered lines of the current host out as sorted runs.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // Stable: equal keys keep document order.
+        self.pending.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.port.cmp(&b.port))
+                .then(a.plugin.cmp(&b.plugin))
+        });
+        let mut i = 0;
+        while i < self.pending.len() {
+            let severity = self.pending[i].severity;
+            let start = self.spill.len();
+            let mut count = 0;
+            while let Some(p) = self.pending.get(i).filter(|p| p.severity == severity) {
+                let mut header = [0u8; HEADER];
+                header[0..4].copy_from_slice(&p.port.to_le_bytes());
+                header[4..8].copy_from_slice(&p.plugin.to_le_bytes());
+                header[8..12].copy_from_slice(&p.len.to_le_bytes());
+                header[12..16].copy_from_slice(&p.expanded.to_le_bytes());
+                self.spill.write_all(&header)?;
+                let at = p.start as usize;
+                self.spill.write_all(&self.buf[at..at + p.len as usize])?;
+                count += 1;
+                i += 1;
+            }
+            self.runs.push(Run {
+                severity,
+                host: self.host,
+                start,
+                end: self.spill.len(),
+                count,
+            });
+        }
+        self.pending.clear();
+        self.buf.clear();
+        if self.buf.capacity() > self.limits.run_bytes * 2 {
+            // One huge line grew the buffer: do not keep it.
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Ends the input; `rank` gives each host's position in the default order.
+    pub(crate) fn finish(mut self, rank: &[u32]) -> io::Result<SortedLines> {
+        self.flush()?;
+        let rank_of = |h: u32| rank.get(h as usize).copied().unwrap_or(u32::MAX);
+        // Stable: runs of one host and severity stay in creation (document) order.
+        self.runs.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(rank_of(a.host).cmp(&rank_of(b.host)))
+        });
+        Ok(SortedLines {
+            src: self.spill.finish()?,
+            runs: self.runs,
+            next_run: 0,
+            group: Vec::new(),
+            pos: 0,
+            read_bytes: self.limits.read_bytes,
+            spare: Vec::new(),
+        })
+    }
+}
+
+/// The lines in the default order, read forwards.
+#[derive(Debug)]
+pub(crate) struct SortedLines {
+    src: SpillReader,
+    runs: Vec<Run>,
+    /// First run not yet opened.
+    next_run: usize,
+    /// Open runs of the current (severity, host) group, in creation order.
+    group: Vec<RunCursor>,
+    /// Position of the next line.
+    pos: u64,
+    read_bytes: usize,
+    /// Buffers of finished runs, reused by the next ones (no zero-filling per group).
+    spare: Vec<Vec<u8>>,
+}
+
+/// A stored line: its bytes (with references) and its expanded length.
+pub(crate) struct StoredLine<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) expanded: u64,
+}
+
+impl SortedLines {
+    /// The line at position `pos` (positions are asked for in increasing order).
+    pub(crate) fn line(&mut self, pos: u64) -> io::Result<StoredLine<'_>> {
+        if pos < self.pos {
+            return Err(io::Error::other("lines are read forwards only"));
+        }
+        loop {
+            self.refresh()?;
+            if self.group.is_empty() {
+                let (end, count) = self.group_end();
+                if end == self.next_run {
+                    return Err(io::Error::other("no more lines"));
+                }
+                if self.pos + count <= pos {
+                    // Skip a whole group without reading it.
+                    self.pos += count;
+                    self.next_run = end;
+                    continue;
+                }
+                self.open_group(end)?;
+                if self.group.is_empty() {
+                    continue;
+                }
+            }
+            let i = self.best();
+            self.pos += 1;
+            if self.pos > pos {
+                return Ok(self.group[i].take());
+            }
+            self.group[i].stale = true;
+        }
+    }
+
+    /// Moves past consumed heads and drops finished runs.
+    fn refresh(&mut self) -> io::Result<()> {
+        for c in &mut self.group {
+            if c.stale {
+                c.load_head(&mut self.src)?;
+            }
+        }
+        let spare = &mut self.spare;
+        self.group.retain_mut(|c| {
+            if c.is_done() {
+                spare.push(std::mem::take(&mut c.buf));
+            }
+            !c.is_done()
+        });
+        Ok(())
+    }
+
+    /// End (exclusive run index) and line count of the group starting at `next_run`.
+    fn group_end(&self) -> (usize, u64) {
+        let Some(first) = self.runs.get(self.next_run) else {
+            return (self.next_run, 0);
+        };
+        let mut end = self.next_run;
+        let mut count = 0;
+        while let Some(r) = self
+            .runs
+            .get(end)
+            .filter(|r| r.severity == first.severity && r.host == first.host)
+        {
+            count += r.count;
+            end += 1;
+        }
+        (end, count)
+    }
+
+    fn open_group(&mut self, end: usize) -> io::Result<()> {
+        let share = (self.read_bytes / (end - self.next_run)).max(4096);
+        for run in &self.runs[self.next_run..end] {
+            let mut c = RunCursor::new(run, share, self.spare.pop().unwrap_or_default());
+            c.load_head(&mut self.src)?;
+            if !c.is_done() {
+                self.group.push(c);
+            }
+        }
+        self.next_run = end;
+        Ok(())
+    }
+
+    /// The cursor whose head comes next.
+    fn best(&self) -> usize {
+        let mut best = 0;
+        for (i, c) in self.group.iter().enumerate().skip(1) {
+            // Strictly smaller: on ties the earlier run wins (document order).
+            if c.key() < self.group[best].key() {
+                best = i;
+            }
+        }
+        best
+    }
+}
+
+/// Reads one run forwards through a buffer. Its head line is always loaded (unless the
+/// run is done), so the merge can compare keys.
+#[derive(Debug)]
+struct RunCursor {
+    /// Spill offset of the next byte to read into `buf`.
+    next: u64,
+    end: u64,
+    left: u64,
+    buf: Vec<u8>,
+    /// Start of the head line's header in `buf`.
+    at: usize,
+    /// Bytes of `buf` that are filled.
+    filled: usize,
+    chunk: usize,
+    /// Whether `take` consumed the head and the next one must be loaded.
+    stale: bool,
+}
+
+impl RunCursor {
+    fn new(run: &Run, chunk: usize, buf: Vec<u8>) -> RunCursor {
+        RunCursor {
+            next: run.start,
+            end: run.end,
+            left: run.count,
+            buf,
+            at: 0,
+            filled: 0,
+            chunk,
+            stale: false,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.left == 0
+    }
+
+    fn u32_at(&self, i: usize) -> u32 {
+        let b = &self.buf[self.at + i..self.at + i + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+
+    fn key(&self) -> (u32, u32) {
+        (self.u32_at(0), self.u32_at(4))
+    }
+
+    /// Ensures `need` bytes from `at` are in the buffer.
+    fn ensure(&mut self, src: &mut SpillReader, need: usize) -> io::Result<()> {
+        if self.filled - self.at >= need {
+            return Ok(());
+        }
+        self.buf.copy_within(self.at..self.filled, 0);
+        self.filled -= self.at;
+        self.at = 0;
+        let missing = (need - self.filled) as u64;
+        let remaining = self.end - self.next;
+        if missing > remaining {
+            return Err(io::Error::other("a spilled run is shorter than recorded"));
+        }
+        let want = remaining.min(missing.max(self.chunk as u64)) as usize;
+        if self.buf.len() < self.filled + want {
+            self.buf.resize(self.filled + want, 0);
+        }
+        src.read_at(self.next, &mut self.buf[self.filled..self.filled + want])?;
+        self.next += want as u64;
+        self.filled += want;
+        Ok(())
+    }
+
+    /// Loads the head line (header and bytes).
+    fn load_head(&mut self, src: &mut SpillReader) -> io::Result<()> {
+        if self.stale {
+            let len = self.u32_at(8) as usize;
+            self.at += HEADER + len;
+            self.stale = false;
+            self.left -= 1;
+        }
+        if self.left == 0 {
+            return Ok(());
+        }
+        self.ensure(src, HEADER)?;
+        let len = self.u32_at(8) as usize;
+        self.ensure(src, HEADER + len)
+    }
+
+    /// The head line; the next call to `load_head` moves past it.
+    fn take(&mut self) -> StoredLine<'_> {
+        let len = self.u32_at(8) as usize;
+        let expanded = u64::from(self.u32_at(12));
+        self.stale = true;
+        StoredLine {
+            bytes: &self.buf[self.at + HEADER..self.at + HEADER + len],
+            expanded,
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Rendered values shared by the findings of one plugin, for convert.
+//!
+//! `description`, `solution`, `synopsis`, `plugin_name`, `cve`... are the same text for
+//! every finding of a plugin and make up most of a rendered line. Convert renders such a
+//! value once per (plugin, projected field), and later lines that carry the same value hold
+//! a 5-byte reference ([`REF`] + entry number) instead of the escaped text: the JSON
+//! escaping runs once per plugin, and the spilled lines shrink several times. References
+//! are expanded when the line is written out. A value is reused only if it is byte-for-byte
+//! the cached one (compared on every finding), so a plugin whose texts vary is still
+//! rendered exactly.
+//!
+//! A rendered JSON line never holds a raw byte below 0x20 (they are escaped), so [`REF`]
+//! cannot be confused with line content.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use crate::jsonl::{key, value};
+use crate::parser::FnvBuild;
+use crate::record::Finding;
+use crate::value::ValueRef;
+
+/// Marks a reference in a stored line; the entry number follows as 4 little-endian bytes.
+pub(crate) const REF: u8 = 0x01;
+const REF_BYTES: usize = 5;
+/// Shorter values are rendered inline: a reference would not save much.
+const MIN_BYTES: usize = 32;
+/// Most bytes (raw + rendered) the cache holds; past it, values are rendered inline.
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Distinct values kept per (plugin, field): some plugins carry a few variants of their
+/// description (one per product version, ...); a field that varies more (per-finding
+/// text) stops being looked up once this many are cached.
+const MAX_VARIANTS: usize = 8;
+
+#[derive(Debug, Default)]
+pub(crate) struct SharedValues {
+    /// (plugin id, projected field slot) to entry numbers.
+    slots: HashMap<(u32, u16), Vec<u32>, FnvBuild>,
+    entries: Vec<Entry>,
+    bytes: usize,
+    /// `, "name": ` of every projected field, rendered once.
+    keys: Vec<Vec<u8>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    /// The value as compared: `T` + text, or `L` + (length, item)... for a list.
+    raw: Vec<u8>,
+    /// The JSON rendering.
+    rendered: Vec<u8>,
+}
+
+impl Entry {
+    fn same(&self, v: ValueRef<'_>) -> bool {
+        match v {
+            ValueRef::Text(s) => self.raw.first() == Some(&b'T') && &self.raw[1..] == s.as_bytes(),
+            ValueRef::List(items) => {
+                let Some(mut rest) = self.raw.strip_prefix(b"L") else {
+                    return false;
+                };
+                for item in items.iter() {
+                    let Some((len, tail)) = rest.split_first_chunk::<4>() else {
+                        return false;
+                    };
+                    let len = u32::from_le_bytes(*len) as usize;
+                    if tail.get(..len) != Some(item.as_bytes()) {
+                        return false;
+                    }
+                    rest = &tail[len..];
+                }
+                rest.is_empty()
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The compared form of a value worth sharing, `None` for other values.
+fn encode(v: ValueRef<'_>) -> Option<Vec<u8>> {
+    match v {
+        ValueRef::Text(s) if s.len() >= MIN_BYTES => {
+            let mut raw = Vec::with_capacity(s.len() + 1);
+            raw.push(b'T');
+            raw.extend_from_slice(s.as_bytes());
+            Some(raw)
+        }
+        ValueRef::List(items) if items.iter().map(str::len).sum::<usize>() >= MIN_BYTES => {
+            let mut raw = vec![b'L'];
+            for item in items.iter() {
+                raw.extend_from_slice(&(item.len() as u32).to_le_bytes());
+                raw.extend_from_slice(item.as_bytes());
+            }
+            Some(raw)
+        }
+        _ => None,
+    }
+}
+
+fn worth_sharing(v: ValueRef<'_>) -> bool {
+    match v {
+        ValueRef::Text(s) => s.len() >= MIN_BYTES,
+        ValueRef::List(items) => items.iter().map(str::len).sum::<usize>() >= MIN_BYTES,
+        _ => false,
+    }
+}
+
+impl SharedValues {
+    /// The entry holding `v` for this plugin and field, creating it on first sight.
+    fn entry(&mut self, plugin: u32, slot: u16, v: ValueRef<'_>) -> Option<u32> {
+        if !worth_sharing(v) {
+            return None;
+        }
+        let ids = self.slots.entry((plugin, slot)).or_default();
+        if let Some(&id) = ids.iter().find(|&&id| self.entries[id as usize].same(v)) {
+            return Some(id);
+        }
+        if ids.len() >= MAX_VARIANTS
+            || self.bytes >= MAX_BYTES
+            || self.entries.len() >= u32::MAX as usize
+        {
+            return None;
+        }
+        let raw = encode(v)?;
+        let mut rendered = Vec::new();
+        value(&mut rendered, v);
+        let id = self.entries.len() as u32;
+        self.bytes += raw.len() + rendered.len();
+        self.entries.push(Entry { raw, rendered });
+        ids.push(id);
+        Some(id)
+    }
+
+    /// Renders a `vulnerability` line for a projection (`fields`) into `l`, with shared
+    /// values as references; returns the length of the expanded line.
+    pub(crate) fn render(&mut self, l: &mut Vec<u8>, f: &Finding, fields: &[String]) -> u64 {
+        let start = l.len();
+        let mut expanded_extra = 0u64;
+        let mut refs = 0u64;
+        if self.keys.len() != fields.len() {
+            self.keys = fields
+                .iter()
+                .map(|name| {
+                    let mut k = Vec::new();
+                    key(&mut k, name);
+                    k
+                })
+                .collect();
+        }
+        l.extend_from_slice(b"{\"type\": \"vulnerability\"");
+        for (slot, name) in fields.iter().enumerate() {
+            let Some(v) = f.get(name) else {
+                continue;
+            };
+            l.extend_from_slice(&self.keys[slot]);
+            let shared = match (f.plugin_id, u16::try_from(slot)) {
+                (Some(p), Ok(slot)) => self.entry(p, slot, v),
+                _ => None,
+            };
+            match shared {
+                Some(id) => {
+                    l.push(REF);
+                    l.extend_from_slice(&id.to_le_bytes());
+                    expanded_extra += self.entries[id as usize].rendered.len() as u64;
+                    refs += 1;
+                }
+                None => value(l, v),
+            }
+        }
+        l.push(b'}');
+        (l.len() - start) as u64 - refs * REF_BYTES as u64 + expanded_extra
+    }
+
+    /// Writes a stored line with its references expanded.
+    pub(crate) fn expand<W: Write>(&self, mut line: &[u8], out: &mut W) -> io::Result<()> {
+        while let Some(at) = find_ref(line) {
+            out.write_all(&line[..at])?;
+            let id = line
+                .get(at + 1..at + REF_BYTES)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_le_bytes)
+                .and_then(|id| self.entries.get(id as usize))
+                .ok_or_else(|| io::Error::other("a stored line holds a bad reference"))?;
+            out.write_all(&id.rendered)?;
+            line = &line[at + REF_BYTES..];
+        }
+        out.write_all(line)
+    }
+}
+
+/// Index of the first [`REF`] byte: 8 bytes at a time (SWAR), as this runs over every
+/// output byte.
+fn find_ref(bytes: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for c in &mut words {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+            ^ (LO * REF as u64);
+        // Exact zero-byte detection: the high bit ends up set only where w's byte is 0.
+        let zero = !(((w & !HI) + !HI) | w) & HI;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&b| b == REF)
+        .map(|i| at + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::FieldName;
+    use crate::value::Value;
+
+    #[test]
+    fn shares_only_identical_values_and_expands_exactly() {
+        let long = "a \"quoted\"\nline that is long enough to be shared".to_owned();
+        let fields: Vec<String> = ["description", "cve", "port"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let finding = |text: &str, cves: &[&str]| Finding {
+            plugin_id: Some(7),
+            port: Some(22),
+            fields: vec![
+                (FieldName::from("description"), Value::Text(text.to_owned())),
+                (
+                    FieldName::from("cve"),
+                    Value::List(cves.iter().map(|s| (*s).to_owned()).collect()),
+                ),
+            ],
+            ..Finding::default()
+        };
+        let mut cache = SharedValues::default();
+        let cves = ["CVE-2020-0001", "CVE-2020-0002", "CVE-2020-0003"];
+        for f in [
+            finding(&long, &cves),
+            finding(&long, &cves),
+            finding(&format!("{long}!"), &cves[..2]),
+            finding(&long, &cves[..1]),
+        ] {
+            let mut plain = Vec::new();
+            crate::jsonl::render_finding(
+                &mut plain,
+                &f,
+                &crate::catalogue::Projection::custom(fields.clone()),
+            );
+            let mut stored = Vec::new();
+            let len = cache.render(&mut stored, &f, &fields);
+            let mut out = Vec::new();
+            cache.expand(&stored, &mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(plain).unwrap()
+            );
+            assert_eq!(len as usize, cache_len(&cache, &stored));
+        }
+        // The long text, its variant, and the three-item list (shorter lists are inline).
+        assert_eq!(cache.entries.len(), 3);
+    }
+
+    #[test]
+    fn ref_search_matches_naive() {
+        for b in 0..=255u8 {
+            for pos in 0..20 {
+                let mut text = vec![b'a'; 20];
+                text[pos] = b;
+                let naive = text.iter().position(|&x| x == REF);
+                assert_eq!(find_ref(&text), naive, "byte {b:#x} at {pos}");
+            }
+        }
+    }
+
+    fn cache_len(cache: &SharedValues, stored: &[u8]) -> usize {
+        let mut out = Vec::new();
+        cache.expand(stored, &mut out).unwrap();
+        out.len()
+    }
+}
