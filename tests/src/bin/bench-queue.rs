@@ -175,7 +175,11 @@ async fn main() -> Result<()> {
             .with_writer(std::io::stderr)
             .init();
     }
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().is_some_and(|a| a == "-h" || a == "--help") {
+        println!("usage: bench-queue [TASKS (default 100000)] [sqlite|redis|scan|both (default)]");
+        return Ok(());
+    }
     let n: usize = args
         .next()
         .map_or(Ok(100_000), |s| s.parse())
