@@ -417,12 +417,18 @@ mod tests {
     }
 
     /// Tiny run, memory and read limits force many runs per host, multi-run merges, a
-    /// file-backed spill and refills in the middle of lines: the output must not change.
+    /// file-backed spill and refills in the middle of lines; tiny runs in a memory spill
+    /// force multi-run merges read in place: the output must not change.
     #[test]
     fn tiny_sort_buffers_give_the_same_output() {
         let tiny = RunLimits {
             run_bytes: 700,
             memory_bytes: 0,
+            read_bytes: 1,
+        };
+        let tiny_in_memory = RunLimits {
+            run_bytes: 700,
+            memory_bytes: 1 << 30,
             read_bytes: 1,
         };
         let queries = [
@@ -461,6 +467,7 @@ mod tests {
                 let (small, normal) = (run(tiny), run(RunLimits::default()));
                 assert!(normal.lines().count() > 2, "{file}");
                 assert_eq!(small, normal, "{file}: {params:?}");
+                assert_eq!(run(tiny_in_memory), normal, "{file}: {params:?}");
             }
         }
     }

@@ -139,6 +139,18 @@ fn count_newlines(bytes: &[u8]) -> u64 {
     n + blocks.remainder().iter().filter(|&&b| b == b'\n').count() as u64
 }
 
+/// Initial capacity of the text capture buffer.
+const TEXT_CAPACITY: usize = 64 * 1024;
+
+/// The trimmed contents of `buf`, which is replaced by a new buffer.
+fn take_trimmed(buf: &mut String) -> String {
+    let mut s = std::mem::replace(buf, String::with_capacity(TEXT_CAPACITY));
+    s.truncate(s.trim_end().len());
+    let lead = s.len() - s.trim_start().len();
+    s.drain(..lead);
+    s
+}
+
 /// Most distinct child names the parser caches (real exports use about 100).
 const MAX_INTERNED_NAMES: usize = 4096;
 
@@ -308,7 +320,7 @@ impl<R: BufRead> NessusReader<R> {
             stack: Vec::with_capacity(16),
             open_names: Vec::with_capacity(16),
             names: HashMap::default(),
-            text: String::with_capacity(64 * 1024),
+            text: String::with_capacity(TEXT_CAPACITY),
             capturing: false,
             seen_root: false,
             done: false,
@@ -867,6 +879,11 @@ impl<R: BufRead> NessusReader<R> {
                     .filter(|f| f.is_finite())
                     .map_or_else(|| Value::Text(t.to_owned()), Value::Float),
             },
+            // A value that outgrew the capture buffer (a description of hundreds of KB)
+            // takes the buffer itself rather than a copy in a fresh allocation.
+            FieldKind::Text if self.text.capacity() > TEXT_CAPACITY => {
+                Value::Text(take_trimmed(&mut self.text))
+            }
             FieldKind::Text => Value::Text(text.to_owned()),
         };
         item.fields.push((name, value));

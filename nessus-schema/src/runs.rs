@@ -9,9 +9,11 @@
 //! and those (usually one, several for a host larger than the run buffer or one that
 //! appears twice in the file) are merged on (port, plugin id), the earlier run first on
 //! ties: that is exactly the document-order tie-break. Memory: the run buffer, one small
-//! descriptor per run (hosts × severities), and one read buffer per merged run.
+//! descriptor per run (hosts × severities), and one read buffer per merged run when the
+//! runs are in a temporary file (runs still in memory are read in place).
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use crate::spill::{Spill, SpillReader};
 
@@ -108,6 +110,11 @@ impl RunSorter {
             self.flush()?;
             self.host = host;
         }
+        if self.buf.capacity() == 0 {
+            // As in `Spill`: one reservation instead of copies at each doubling.
+            self.buf
+                .reserve_exact(self.limits.run_bytes.max(line.len()));
+        }
         self.pending.push(Pending {
             severity,
             port,
@@ -180,8 +187,14 @@ impl RunSorter {
                 .cmp(&a.severity)
                 .then(rank_of(a.host).cmp(&rank_of(b.host)))
         });
+        // Runs that never left memory are read in place: no copy into read buffers.
+        let (src, memory) = match self.spill.finish()? {
+            SpillReader::Memory(m) => (SpillReader::Memory(Vec::new()), Some(Arc::new(m))),
+            file => (file, None),
+        };
         Ok(SortedLines {
-            src: self.spill.finish()?,
+            src,
+            memory,
             runs: self.runs,
             next_run: 0,
             group: Vec::new(),
@@ -196,6 +209,8 @@ impl RunSorter {
 #[derive(Debug)]
 pub(crate) struct SortedLines {
     src: SpillReader,
+    /// The spilled bytes when they stayed in memory (then `src` is empty).
+    memory: Option<Arc<Vec<u8>>>,
     runs: Vec<Run>,
     /// First run not yet opened.
     next_run: usize,
@@ -256,8 +271,10 @@ impl SortedLines {
         }
         let spare = &mut self.spare;
         self.group.retain_mut(|c| {
-            if c.is_done() {
-                spare.push(std::mem::take(&mut c.buf));
+            if c.is_done()
+                && let Bytes::Owned(buf) = &mut c.buf
+            {
+                spare.push(std::mem::take(buf));
             }
             !c.is_done()
         });
@@ -285,7 +302,10 @@ impl SortedLines {
     fn open_group(&mut self, end: usize) -> io::Result<()> {
         let share = (self.read_bytes / (end - self.next_run)).max(4096);
         for run in &self.runs[self.next_run..end] {
-            let mut c = RunCursor::new(run, share, self.spare.pop().unwrap_or_default());
+            let mut c = match &self.memory {
+                Some(memory) => RunCursor::in_memory(run, memory.clone())?,
+                None => RunCursor::new(run, share, self.spare.pop().unwrap_or_default()),
+            };
             c.load_head(&mut self.src)?;
             if !c.is_done() {
                 self.group.push(c);
@@ -316,7 +336,7 @@ struct RunCursor {
     next: u64,
     end: u64,
     left: u64,
-    buf: Vec<u8>,
+    buf: Bytes,
     /// Start of the head line's header in `buf`.
     at: usize,
     /// Bytes of `buf` that are filled.
@@ -332,7 +352,7 @@ impl RunCursor {
             next: run.start,
             end: run.end,
             left: run.count,
-            buf,
+            buf: Bytes::Owned(buf),
             at: 0,
             filled: 0,
             chunk,
@@ -340,12 +360,31 @@ impl RunCursor {
         }
     }
 
+    /// A cursor over a run of an in-memory spill: the whole run is "filled" already.
+    fn in_memory(run: &Run, memory: Arc<Vec<u8>>) -> io::Result<RunCursor> {
+        let range = usize::try_from(run.start)
+            .ok()
+            .zip(usize::try_from(run.end).ok())
+            .filter(|&(start, end)| start <= end && end <= memory.len())
+            .ok_or_else(|| io::Error::other("a run past the end of a spill"))?;
+        Ok(RunCursor {
+            next: run.end,
+            end: run.end,
+            left: run.count,
+            buf: Bytes::Shared(memory),
+            at: range.0,
+            filled: range.1,
+            chunk: 0,
+            stale: false,
+        })
+    }
+
     fn is_done(&self) -> bool {
         self.left == 0
     }
 
     fn u32_at(&self, i: usize) -> u32 {
-        let b = &self.buf[self.at + i..self.at + i + 4];
+        let b = &self.buf.as_slice()[self.at + i..self.at + i + 4];
         u32::from_le_bytes([b[0], b[1], b[2], b[3]])
     }
 
@@ -355,22 +394,26 @@ impl RunCursor {
 
     /// Ensures `need` bytes from `at` are in the buffer.
     fn ensure(&mut self, src: &mut SpillReader, need: usize) -> io::Result<()> {
-        if self.filled - self.at >= need {
+        let have = self.filled - self.at;
+        if have >= need {
             return Ok(());
         }
-        self.buf.copy_within(self.at..self.filled, 0);
-        self.filled -= self.at;
-        self.at = 0;
-        let missing = (need - self.filled) as u64;
+        let missing = (need - have) as u64;
         let remaining = self.end - self.next;
+        let Bytes::Owned(buf) = &mut self.buf else {
+            return Err(io::Error::other("a spilled run is shorter than recorded"));
+        };
         if missing > remaining {
             return Err(io::Error::other("a spilled run is shorter than recorded"));
         }
+        buf.copy_within(self.at..self.filled, 0);
+        self.filled = have;
+        self.at = 0;
         let want = remaining.min(missing.max(self.chunk as u64)) as usize;
-        if self.buf.len() < self.filled + want {
-            self.buf.resize(self.filled + want, 0);
+        if buf.len() < self.filled + want {
+            buf.resize(self.filled + want, 0);
         }
-        src.read_at(self.next, &mut self.buf[self.filled..self.filled + want])?;
+        src.read_at(self.next, &mut buf[self.filled..self.filled + want])?;
         self.next += want as u64;
         self.filled += want;
         Ok(())
@@ -398,8 +441,25 @@ impl RunCursor {
         let expanded = u64::from(self.u32_at(12));
         self.stale = true;
         StoredLine {
-            bytes: &self.buf[self.at + HEADER..self.at + HEADER + len],
+            bytes: &self.buf.as_slice()[self.at + HEADER..self.at + HEADER + len],
             expanded,
+        }
+    }
+}
+
+/// A cursor's bytes: its own read buffer, or the whole in-memory spill it reads in place
+/// (shared, not borrowed: the cursors live in the same struct as the spilled bytes).
+#[derive(Debug)]
+enum Bytes {
+    Owned(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Shared(m) => m,
         }
     }
 }

@@ -121,7 +121,8 @@ impl SharedValues {
             return None;
         }
         let raw = encode(v)?;
-        let mut rendered = Vec::new();
+        // Room for the quotes and some escapes: no regrowth (and copy) of long texts.
+        let mut rendered = Vec::with_capacity(raw.len() + raw.len() / 8 + 16);
         value(&mut rendered, v);
         let id = self.entries.len() as u32;
         self.bytes += raw.len() + rendered.len();

@@ -53,7 +53,16 @@ impl Write for Spill {
         }
         match &mut self.file {
             Some(f) => f.write_all(buf)?,
-            None => self.memory.extend_from_slice(buf),
+            None => {
+                if self.memory.capacity() == 0 {
+                    // Reserved once, up to the limit: growing by doubling would copy the
+                    // bytes and touch fresh pages at every step, and a large reservation
+                    // costs only the pages actually written.
+                    self.memory
+                        .reserve_exact(self.limit.min(MEMORY_LIMIT).max(buf.len()));
+                }
+                self.memory.extend_from_slice(buf)
+            }
         }
         self.len += buf.len() as u64;
         Ok(buf.len())
