@@ -9,7 +9,7 @@
 //! same file and the ratio; the Python reference of the predecessor's pipeline
 //! (`tests/bench/predecessor_pipeline.py`, 2 MB and 100 MB only) and our speed-up; peak RSS of
 //! convert and of ingest; and the median and p95 latency of filtered pages served from the
-//! ingested 100 MB store. `--quick` skips the 1 GB file.
+//! ingested 100 MB and 1 GB stores. `--quick` skips the 1 GB file.
 //!
 //! Every convert, scan and ingest run happens in a fresh child process (this binary re-executed
 //! in a hidden child mode), so each peak RSS (`VmHWM`) belongs to that one operation.
@@ -133,7 +133,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     let generator = Generator::from_corpus(&corpus_dir())?;
     let python = python_available();
     let mut rows = Vec::new();
-    let mut latency_store = None;
+    // Page latency is measured on every store of 100 MB and up: DESIGN §10 sets 20 ms at
+    // 100 MB and 50 ms at 500 MB, so the 1 GB store (full run) bounds the latter.
+    let mut latency_stores = Vec::new();
 
     for (label, target) in &options.sizes {
         let file = options
@@ -179,8 +181,8 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         } else {
             None
         };
-        if *target == 100_000_000 {
-            latency_store = Some(store);
+        if *target >= 100_000_000 {
+            latency_stores.push((label.clone(), *target, store));
         }
         rows.push(Row {
             label: label.clone(),
@@ -200,10 +202,11 @@ fn run(args: &[String]) -> anyhow::Result<()> {
     print_table(&rows, python, Clock::Wall);
     print_table(&rows, python, Clock::Cpu);
     print_notes();
-    if let Some(store) = latency_store {
-        eprintln!("[100MB] page latency from the store");
+    for (label, target, store) in latency_stores {
+        eprintln!("[{label}] page latency from the store");
         let latency = child_run(&["pages", path_str(&store)?])?;
-        print_latency(&latency.extra);
+        let limit_ms = if target >= 500_000_000 { 50 } else { 20 };
+        print_latency(&label, limit_ms, &latency.extra);
     }
     Ok(())
 }
@@ -426,11 +429,11 @@ fn print_notes() {
     );
 }
 
-fn print_latency(report: &Value) {
+fn print_latency(label: &str, limit_ms: u32, report: &Value) {
     println!();
     println!(
-        "filtered page from the ingested 100 MB store, filter {PAGE_FILTER}, page_size {PAGE_SIZE}, \
-         {PAGE_SAMPLES} samples each (target: median ≤ 20 ms)"
+        "filtered page from the ingested {label} store, filter {PAGE_FILTER}, page_size {PAGE_SIZE}, \
+         {PAGE_SAMPLES} samples each (target: median ≤ {limit_ms} ms)"
     );
     if let Some(cases) = report["cases"].as_array() {
         for case in cases {
