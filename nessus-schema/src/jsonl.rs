@@ -85,6 +85,17 @@ impl<W: Write> JsonlWriter<W> {
     }
 
     fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.separate()?;
+        self.out
+            .write_all(line)
+            .map_err(|e| Error::io("writing the output", e))?;
+        self.bytes += line.len() as u64;
+        Ok(())
+    }
+
+    /// Lines are separated, not terminated (the predecessor's framing): a newline goes
+    /// before every line but the first.
+    fn separate(&mut self) -> Result<()> {
         if !self.first {
             self.out
                 .write_all(b"\n")
@@ -92,10 +103,6 @@ impl<W: Write> JsonlWriter<W> {
             self.bytes += 1;
         }
         self.first = false;
-        self.out
-            .write_all(line)
-            .map_err(|e| Error::io("writing the output", e))?;
-        self.bytes += line.len() as u64;
         Ok(())
     }
 
@@ -247,13 +254,7 @@ impl<W: Write> JsonlWriter<W> {
         {
             return Ok(false);
         }
-        if !self.first {
-            self.out
-                .write_all(b"\n")
-                .map_err(|e| Error::io("writing the output", e))?;
-            self.bytes += 1;
-        }
-        self.first = false;
+        self.separate()?;
         write(&mut self.out).map_err(|e| Error::io("writing the output", e))?;
         self.bytes += len;
         Ok(true)
