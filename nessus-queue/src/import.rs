@@ -62,11 +62,17 @@ impl Queue {
                 ),
             ));
         }
-        if request.scanner_instance.is_some() || request.credential_profile.is_some() {
-            return Err(Error::invalid(
-                "scanner_instance",
-                "an import runs no scan: no instance pin or credential profile",
-            ));
+        // Named by the field that was set, so the caller knows what to drop.
+        for (field, set) in [
+            ("scanner_instance", request.scanner_instance.is_some()),
+            ("credential_profile", request.credential_profile.is_some()),
+        ] {
+            if set {
+                return Err(Error::invalid(
+                    field,
+                    "an import runs no scan: no instance pin or credential profile",
+                ));
+            }
         }
         Ok(self.submit(principal, request, None, None).await?.task)
     }

@@ -771,7 +771,32 @@ pub(crate) async fn import_lifecycle(h: &Harness) {
     let pinned = q
         .begin_import_with("alice", imported("10.0.0.6", "x").scanner_instance("s1"))
         .await;
-    assert!(matches!(pinned, Err(Error::Invalid { .. })), "{pinned:?}");
+    assert!(
+        matches!(
+            pinned,
+            Err(Error::Invalid {
+                field: "scanner_instance",
+                ..
+            })
+        ),
+        "{pinned:?}"
+    );
+    let profiled = q
+        .begin_import_with(
+            "alice",
+            imported("10.0.0.7", "x").credential_profile("linux-ssh"),
+        )
+        .await;
+    assert!(
+        matches!(
+            profiled,
+            Err(Error::Invalid {
+                field: "credential_profile",
+                ..
+            })
+        ),
+        "{profiled:?}"
+    );
     let missing = q
         .finish_import("impo_un_20250101_000000_00000000", Completion::default())
         .await;
