@@ -15,6 +15,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufWriter, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::catalogue::{KNOWN_FIELDS, closest};
 use crate::error::{Error, Result};
@@ -61,10 +62,11 @@ pub fn convert_with<R: BufRead, W: Write>(
 
 /// Where the matching findings' lines go while the file is parsed.
 enum Lines {
-    /// Default order.
+    /// Default order. One set of shared values per part of the document (lines refer to
+    /// their own part's).
     Sorted {
         runs: Box<RunSorter>,
-        shared: SharedValues,
+        shared: Vec<SharedValues>,
     },
     /// Custom sort: one spill file per severity, one sort row per finding.
     Custom {
@@ -90,21 +92,26 @@ fn severity_key(f: &Finding) -> i16 {
     }
 }
 
-fn convert_limited<R: BufRead, W: Write>(
+pub(crate) fn convert_limited<R: BufRead, W: Write>(
     reader: R,
     writer: W,
     query: &Query,
     options: &IngestOptions,
     limits: RunLimits,
 ) -> Result<PageInfo> {
-    let mut extras = if query.include_hosts || query.include_compliance {
-        Some((
-            Spill::with_limit(limits.memory_bytes),
-            Spill::with_limit(limits.memory_bytes),
-        ))
-    } else {
-        None
-    };
+    let mut parser = new_parser(reader, query, options);
+    let mut collected = Collected::new(query, limits);
+    collected.collect(&mut parser, None)?;
+    check_fields(query, parser.seen_field_names().collect())?;
+    collected.serve(writer)
+}
+
+/// A parser that copies out only what `query` needs.
+pub(crate) fn new_parser<R: BufRead>(
+    reader: R,
+    query: &Query,
+    options: &IngestOptions,
+) -> NessusReader<R> {
     let mut parser = NessusReader::with_limits(reader, options.limits);
     if let Some(fields) = query.projection.fields() {
         // Only what is written, filtered on, or sorted on (the sort row) is worth copying
@@ -117,144 +124,248 @@ fn convert_limited<R: BufRead, W: Write>(
                 .chain(ROW_FIELDS.iter().copied()),
         );
     }
-    let mut summary = SummaryBuilder::default();
-    let mut tables = Tables::default();
-    let default_order = query.sort.is_empty() || query.sort == SortKey::default_order();
-    let mut lines = if default_order {
-        Lines::Sorted {
-            runs: Box::new(RunSorter::new(limits)),
-            shared: SharedValues::default(),
-        }
-    } else {
-        Lines::Custom {
-            spills: Spills::new(),
-            rows: ChunkedRows::default(),
-        }
-    };
-    let mut line = Vec::with_capacity(64 * 1024);
-    while let Some(record) = parser.next_record()? {
-        summary.add(&record);
-        match record {
-            Record::Finding(f) => {
-                if !query.filter.matches(&f) {
-                    continue;
-                }
-                if lines.len() == u64::from(u32::MAX) {
-                    return Err(Error::query("more than 4 billion findings"));
-                }
-                line.clear();
-                match &mut lines {
-                    Lines::Sorted { runs, shared } => {
-                        let expanded = match query.projection.fields() {
-                            Some(fields) => shared.render(&mut line, &f, fields),
-                            None => {
-                                render_finding(&mut line, &f, &query.projection);
-                                line.len() as u64
-                            }
-                        };
-                        runs.push(
-                            tables.host(&f.host),
-                            severity_key(&f),
-                            f.port.unwrap_or(u32::MAX),
-                            f.plugin_id.unwrap_or(u32::MAX),
-                            &line,
-                            expanded,
-                        )
-                        .map_err(spill_err)?;
-                    }
-                    Lines::Custom { spills, rows } => {
-                        render_finding(&mut line, &f, &query.projection);
-                        let offset = spills.write(f.severity, &line)?;
-                        rows.push(row_for(&f, &mut tables, offset, line.len() as u32));
-                    }
-                }
+    parser
+}
+
+/// Whether `query` uses the default order (the external sort, which can take over the
+/// runs of a second half of the document).
+pub(crate) fn is_default_order(query: &Query) -> bool {
+    query.sort.is_empty() || query.sort == SortKey::default_order()
+}
+
+/// How [`Collected::collect`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The parser has no more records.
+    End,
+    /// A continuation was told to stop.
+    Cancelled,
+    /// A continuation met a second `Report` (its scan metadata would change the header):
+    /// the document cannot be split.
+    Irregular,
+}
+
+/// What the parse of a document (or of part of it) keeps for the response.
+pub(crate) struct Collected<'q> {
+    query: &'q Query,
+    summary: SummaryBuilder,
+    tables: Tables,
+    lines: Lines,
+    /// Host and compliance lines (on request): one pair per part, in document order.
+    extras: Vec<(Spill, Spill)>,
+    line: Vec<u8>,
+}
+
+impl<'q> Collected<'q> {
+    pub(crate) fn new(query: &'q Query, limits: RunLimits) -> Collected<'q> {
+        let extras = if query.include_hosts || query.include_compliance {
+            vec![(
+                Spill::with_limit(limits.memory_bytes),
+                Spill::with_limit(limits.memory_bytes),
+            )]
+        } else {
+            Vec::new()
+        };
+        let lines = if is_default_order(query) {
+            Lines::Sorted {
+                runs: Box::new(RunSorter::new(limits)),
+                shared: vec![SharedValues::default()],
             }
-            Record::Host(h) if query.include_hosts => {
-                if let Some((hosts, _)) = &mut extras {
-                    serde_json::to_writer(&mut *hosts, &h).map_err(|e| spill_err(e.into()))?;
-                    hosts.write_all(b"\n").map_err(spill_err)?;
-                }
+        } else {
+            Lines::Custom {
+                spills: Spills::new(),
+                rows: ChunkedRows::default(),
             }
-            Record::Compliance(c) if query.include_compliance => {
-                if let Some((_, comp)) = &mut extras {
-                    serde_json::to_writer(&mut *comp, &c).map_err(|e| spill_err(e.into()))?;
-                    comp.write_all(b"\n").map_err(spill_err)?;
-                }
-            }
-            _ => {}
+        };
+        Collected {
+            query,
+            summary: SummaryBuilder::default(),
+            tables: Tables::default(),
+            lines,
+            extras,
+            line: Vec::with_capacity(64 * 1024),
         }
     }
-    check_fields(query, &parser)?;
-    let scan = summary.finish(parser.bytes_read()).scan;
-    let rank = tables.host_ranks();
 
-    let filter = serde_json::to_string(query.filter.as_json()).unwrap_or_default();
-    let sort: String = query
-        .effective_sort()
-        .iter()
-        .map(|k| format!("{}:{},", k.field, k.descending))
-        .collect();
-    let fp = fnv(&[b"convert", filter.as_bytes(), sort.as_bytes()]);
-    let (hosts_file, comp_file) = match extras {
-        Some((h, c)) => (
-            Some(h.finish().map_err(spill_err)?),
-            Some(c.finish().map_err(spill_err)?),
-        ),
-        None => (None, None),
-    };
-    let frame = Frame {
-        query,
-        total: lines.len(),
-        fp,
-        scan: &scan,
-    };
-    let hosts = |w: &mut _| {
-        for h in read_back::<Host>(hosts_file)? {
-            crate::jsonl::JsonlWriter::host(w, &h?)?;
+    pub(crate) fn query(&self) -> &'q Query {
+        self.query
+    }
+
+    /// Renders the parser's records until it has no more. `continuation` marks the
+    /// second half of a split document (it may be cancelled, and must not see a `Report`).
+    pub(crate) fn collect<R: BufRead>(
+        &mut self,
+        parser: &mut NessusReader<R>,
+        continuation: Option<&AtomicBool>,
+    ) -> Result<Outcome> {
+        let query = self.query;
+        let line = &mut self.line;
+        while let Some(record) = parser.next_record()? {
+            if let Some(cancel) = continuation {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(Outcome::Cancelled);
+                }
+                if matches!(record, Record::Scan(_)) {
+                    return Ok(Outcome::Irregular);
+                }
+            }
+            self.summary.add(&record);
+            match record {
+                Record::Finding(f) => {
+                    if !query.filter.matches(&f) {
+                        continue;
+                    }
+                    if self.lines.len() == u64::from(u32::MAX) {
+                        return Err(Error::query("more than 4 billion findings"));
+                    }
+                    line.clear();
+                    match &mut self.lines {
+                        Lines::Sorted { runs, shared } => {
+                            let expanded = match query.projection.fields() {
+                                Some(fields) => shared[0].render(line, &f, fields),
+                                None => {
+                                    render_finding(line, &f, &query.projection);
+                                    line.len() as u64
+                                }
+                            };
+                            runs.push(
+                                self.tables.host(&f.host),
+                                severity_key(&f),
+                                f.port.unwrap_or(u32::MAX),
+                                f.plugin_id.unwrap_or(u32::MAX),
+                                line,
+                                expanded,
+                            )
+                            .map_err(spill_err)?;
+                        }
+                        Lines::Custom { spills, rows } => {
+                            render_finding(line, &f, &query.projection);
+                            let offset = spills.write(f.severity, line)?;
+                            rows.push(row_for(&f, &mut self.tables, offset, line.len() as u32));
+                        }
+                    }
+                }
+                Record::Host(h) if query.include_hosts => {
+                    if let Some((hosts, _)) = self.extras.first_mut() {
+                        serde_json::to_writer(&mut *hosts, &h).map_err(|e| spill_err(e.into()))?;
+                        hosts.write_all(b"\n").map_err(spill_err)?;
+                    }
+                }
+                Record::Compliance(c) if query.include_compliance => {
+                    if let Some((_, comp)) = self.extras.first_mut() {
+                        serde_json::to_writer(&mut *comp, &c).map_err(|e| spill_err(e.into()))?;
+                        comp.write_all(b"\n").map_err(spill_err)?;
+                    }
+                }
+                _ => {}
+            }
         }
+        Ok(Outcome::End)
+    }
+
+    /// Takes over what `later` collected from the rest of the same document, as if this
+    /// one had gone on parsing it. Default order only.
+    pub(crate) fn append(&mut self, later: Collected<'_>) -> Result<()> {
+        let (
+            Lines::Sorted { runs, shared },
+            Lines::Sorted {
+                runs: later_runs,
+                shared: later_shared,
+            },
+        ) = (&mut self.lines, later.lines)
+        else {
+            return Err(Error::query("only the default order can be split"));
+        };
+        // Host ids in first-appearance order, as one pass would have numbered them.
+        let host_map: Vec<u32> = later
+            .tables
+            .host_names()
+            .map(|name| self.tables.host(name))
+            .collect();
+        runs.append(*later_runs, &host_map).map_err(spill_err)?;
+        shared.extend(later_shared);
+        self.summary.append(later.summary);
+        self.extras.extend(later.extras);
         Ok(())
-    };
-    let compliance = |w: &mut _| {
-        for c in read_back::<ComplianceResult>(comp_file)? {
-            crate::jsonl::JsonlWriter::compliance(w, &c?)?;
+    }
+
+    /// Writes the response.
+    pub(crate) fn serve<W: Write>(self, writer: W) -> Result<PageInfo> {
+        let query = self.query;
+        // The scan header does not depend on the file size.
+        let scan = self.summary.finish(0).scan;
+        let rank = self.tables.host_ranks();
+
+        let filter = serde_json::to_string(query.filter.as_json()).unwrap_or_default();
+        let sort: String = query
+            .effective_sort()
+            .iter()
+            .map(|k| format!("{}:{},", k.field, k.descending))
+            .collect();
+        let fp = fnv(&[b"convert", filter.as_bytes(), sort.as_bytes()]);
+        let mut hosts_files = Vec::new();
+        let mut comp_files = Vec::new();
+        for (h, c) in self.extras {
+            hosts_files.push(h.finish().map_err(spill_err)?);
+            comp_files.push(c.finish().map_err(spill_err)?);
         }
-        Ok(())
-    };
-    match lines {
-        Lines::Sorted { runs, shared } => {
-            let mut sorted = runs.finish(&rank).map_err(spill_err)?;
-            serve(
-                frame,
-                writer,
-                hosts,
-                |w, pos, budget| {
-                    let line = sorted.line(pos).map_err(read_err)?;
-                    w.raw_with(line.expanded, budget, |out| shared.expand(line.bytes, out))
-                },
-                compliance,
-            )
-        }
-        Lines::Custom { spills, rows } => {
-            let t = tables.sort_tables(&rank);
-            let mut order: Vec<u32> = (0..rows.len()).collect();
-            // Ties fall back to the default order, like the store.
-            order.sort_by(|&a, &b| {
-                let (ra, rb) = (rows.get(a), rows.get(b));
-                t.compare(ra, rb, &query.sort)
-                    .then_with(|| default_cmp(ra, rb, &rank))
-            });
-            let mut windows = spills.finish()?;
-            serve(
-                frame,
-                writer,
-                hosts,
-                |w, pos, budget| {
-                    let row = rows.get(order[pos as usize]);
-                    let line = windows.line(row.offset, row.len).map_err(read_err)?;
-                    w.raw_line(line, budget)
-                },
-                compliance,
-            )
+        let frame = Frame {
+            query,
+            total: self.lines.len(),
+            fp,
+            scan: &scan,
+        };
+        let hosts = |w: &mut _| {
+            for h in read_back::<Host>(hosts_files)? {
+                crate::jsonl::JsonlWriter::host(w, &h?)?;
+            }
+            Ok(())
+        };
+        let compliance = |w: &mut _| {
+            for c in read_back::<ComplianceResult>(comp_files)? {
+                crate::jsonl::JsonlWriter::compliance(w, &c?)?;
+            }
+            Ok(())
+        };
+        match self.lines {
+            Lines::Sorted { runs, shared } => {
+                let mut sorted = runs.finish(&rank).map_err(spill_err)?;
+                serve(
+                    frame,
+                    writer,
+                    hosts,
+                    |w, pos, budget| {
+                        let line = sorted.line(pos).map_err(read_err)?;
+                        let values = shared
+                            .get(line.part)
+                            .ok_or_else(|| read_err(std::io::Error::other("unknown part")))?;
+                        w.raw_with(line.expanded, budget, |out| values.expand(line.bytes, out))
+                    },
+                    compliance,
+                )
+            }
+            Lines::Custom { spills, rows } => {
+                let t = self.tables.sort_tables(&rank);
+                let mut order: Vec<u32> = (0..rows.len()).collect();
+                // Ties fall back to the default order, like the store.
+                order.sort_by(|&a, &b| {
+                    let (ra, rb) = (rows.get(a), rows.get(b));
+                    t.compare(ra, rb, &query.sort)
+                        .then_with(|| default_cmp(ra, rb, &rank))
+                });
+                let mut windows = spills.finish()?;
+                serve(
+                    frame,
+                    writer,
+                    hosts,
+                    |w, pos, budget| {
+                        let row = rows.get(order[pos as usize]);
+                        let line = windows.line(row.offset, row.len).map_err(read_err)?;
+                        w.raw_line(line, budget)
+                    },
+                    compliance,
+                )
+            }
         }
     }
 }
@@ -371,24 +482,25 @@ impl Windows {
     }
 }
 
-/// Streams back the JSON lines of a spill.
+/// Streams back the JSON lines of spills, one after the other.
 fn read_back<T: serde::de::DeserializeOwned>(
-    spill: Option<SpillReader>,
+    spills: Vec<SpillReader>,
 ) -> Result<impl Iterator<Item = Result<T>>> {
-    let reader = spill
+    let readers = spills
+        .into_iter()
         .map(SpillReader::into_reader)
-        .transpose()
+        .collect::<std::io::Result<Vec<_>>>()
         .map_err(read_err)?;
-    Ok(reader.into_iter().flat_map(|r| r.lines()).map(|line| {
+    Ok(readers.into_iter().flat_map(|r| r.lines()).map(|line| {
         let line = line.map_err(read_err)?;
         serde_json::from_str(&line)
             .map_err(|e| Error::query(format!("temporary file is corrupt: {e}")))
     }))
 }
 
-/// Filter and custom field names must exist in the catalogue or in the file.
-fn check_fields<R: BufRead>(query: &Query, parser: &NessusReader<R>) -> Result<()> {
-    let seen: std::collections::HashSet<&str> = parser.seen_field_names().collect();
+/// Filter and custom field names must exist in the catalogue or in the file (`seen`: the
+/// parser's `seen_field_names`).
+pub(crate) fn check_fields(query: &Query, seen: std::collections::HashSet<&str>) -> Result<()> {
     let known = |n: &str| KNOWN_FIELDS.contains(&n) || seen.contains(n);
     let candidates = || KNOWN_FIELDS.iter().copied().chain(seen.iter().copied());
     query.filter.check_fields(known, candidates())?;

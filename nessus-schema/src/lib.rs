@@ -9,7 +9,8 @@
 //! * [`Store::ingest`] parses a file once into a compact on-disk findings store;
 //!   [`Store::write_page`] serves any [`Query`] (projection, [`Filter`], sort, page or
 //!   cursor) from it without touching the XML again.
-//! * [`convert`] does both in one call for the command line.
+//! * [`convert`] does both in one call for the command line; [`convert_file`] does the
+//!   same for a file, parsing its two halves on two threads when it is large.
 //! * [`Summary`] holds totals, the severity breakdown and the credential check;
 //!   [`diff`] compares two stores.
 //!
@@ -53,6 +54,7 @@ mod record;
 mod runs;
 mod shared_values;
 mod spill;
+mod split;
 mod store;
 mod summary;
 mod value;
@@ -69,6 +71,7 @@ pub use query::{
     QueryParams, SORT_FIELDS, SortKey, clamp_page_size,
 };
 pub use record::{ComplianceResult, FieldName, Finding, Fingerprint, Host, Record, ScanMetadata};
+pub use split::{DEFAULT_PARALLEL_MIN_BYTES, convert_file, convert_file_with};
 pub use store::{INDEXED_FIELDS, IngestOptions, PageInfo, Store};
 pub use summary::{
     AUTH_PLUGINS, AuthenticationStatus, Credentialed, HostStatus, MIN_AUTH_PLUGINS,

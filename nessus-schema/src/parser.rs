@@ -152,7 +152,7 @@ fn take_trimmed(buf: &mut String) -> String {
 }
 
 /// Most distinct child names the parser caches (real exports use about 100).
-const MAX_INTERNED_NAMES: usize = 4096;
+pub(crate) const MAX_INTERNED_NAMES: usize = 4096;
 
 /// A fast non-keyed hash for short trusted-to-be-few keys (field names, plugin ids): one
 /// multiply per 8 bytes (the FxHash step) instead of one per byte. Hostile input cannot
@@ -285,6 +285,9 @@ pub struct NessusReader<R: BufRead> {
     /// Canonical names of the `ReportItem` children whose values are kept; `None` keeps
     /// all of them.
     keep: Option<std::collections::HashSet<String, FnvBuild>>,
+    /// Byte offset at which to pause if it is a `ReportHost` boundary (see `stop_at`).
+    stop_at: Option<u64>,
+    stopped: bool,
 }
 
 impl<R: BufRead> NessusReader<R> {
@@ -334,6 +337,8 @@ impl<R: BufRead> NessusReader<R> {
             pending: VecDeque::new(),
             fields_hint: 0,
             keep: None,
+            stop_at: None,
+            stopped: false,
         }
     }
 
@@ -345,6 +350,33 @@ impl<R: BufRead> NessusReader<R> {
         self.keep = Some(names.into_iter().map(str::to_owned).collect());
         // Cached entries carry the previous keep decision.
         self.names.clear();
+    }
+
+    /// Pauses the document (`next_record` returns `None`) if the parser gets to exactly
+    /// `offset` between two children of `<NessusClientData_v2><Report>`: then the byte at
+    /// `offset` starts a real element of the report, not text inside a comment, CDATA
+    /// section or attribute. Otherwise the document is read to its end as usual.
+    pub(crate) fn stop_at(&mut self, offset: u64) {
+        self.stop_at = Some(offset);
+    }
+
+    /// Whether the parser paused at the `stop_at` offset.
+    pub(crate) fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Continues a paused document from where it stopped, to its end.
+    pub(crate) fn resume(&mut self) {
+        self.stop_at = None;
+        if self.stopped {
+            self.stopped = false;
+            self.done = false;
+        }
+    }
+
+    /// How many child names were recorded (capped at `MAX_INTERNED_NAMES`).
+    pub(crate) fn seen_field_count(&self) -> usize {
+        self.names.len()
     }
 
     /// Canonical names of the child elements seen so far (up to the intern cap).
@@ -451,6 +483,14 @@ impl<R: BufRead> NessusReader<R> {
     fn step(&mut self) -> Result<()> {
         // The event borrows the buffer, and handling it needs `&mut self`: lend the
         // buffer out for the duration of one event.
+        if let Some(at) = self.stop_at
+            && at == self.byte_pos()
+            && self.stack[..] == [Elem::Root, Elem::Report]
+        {
+            self.stopped = true;
+            self.done = true;
+            return Ok(());
+        }
         let mut buf = std::mem::take(&mut self.buf);
         buf.clear();
         if self.item.is_none()

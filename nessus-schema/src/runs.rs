@@ -56,6 +56,8 @@ struct Pending {
 struct Run {
     severity: i16,
     host: u32,
+    /// Which sorter's spill holds it (0 = this one, then appended ones in order).
+    part: u32,
     start: u64,
     end: u64,
     count: u64,
@@ -71,6 +73,8 @@ pub(crate) struct RunSorter {
     pending: Vec<Pending>,
     buf: Vec<u8>,
     count: u64,
+    /// Spills of sorters appended with [`RunSorter::append`] (parts 1, 2, ...).
+    more: Vec<Spill>,
 }
 
 impl RunSorter {
@@ -83,6 +87,7 @@ impl RunSorter {
             pending: Vec::new(),
             buf: Vec::new(),
             count: 0,
+            more: Vec::new(),
         }
     }
 
@@ -163,6 +168,7 @@ impl RunSorter {
             self.runs.push(Run {
                 severity,
                 host: self.host,
+                part: 0,
                 start,
                 end: self.spill.len(),
                 count,
@@ -177,6 +183,28 @@ impl RunSorter {
         Ok(())
     }
 
+    /// Takes over the runs of `later`, which sorted the lines of a later part of the same
+    /// document; `host_map` maps its host ids to this sorter's. Its runs come after ours,
+    /// so on equal keys its lines come after ours: document order. No line can be pushed
+    /// afterwards.
+    pub(crate) fn append(&mut self, mut later: RunSorter, host_map: &[u32]) -> io::Result<()> {
+        self.flush()?;
+        later.flush()?;
+        let base = 1 + self.more.len() as u32;
+        for mut run in later.runs {
+            run.host = *host_map
+                .get(run.host as usize)
+                .ok_or_else(|| io::Error::other("a run of an unknown host"))?;
+            run.part += base;
+            self.runs.push(run);
+        }
+        self.more.push(later.spill);
+        self.more.extend(later.more);
+        self.count += later.count;
+        self.host = u32::MAX;
+        Ok(())
+    }
+
     /// Ends the input; `rank` gives each host's position in the default order.
     pub(crate) fn finish(mut self, rank: &[u32]) -> io::Result<SortedLines> {
         self.flush()?;
@@ -188,13 +216,23 @@ impl RunSorter {
                 .then(rank_of(a.host).cmp(&rank_of(b.host)))
         });
         // Runs that never left memory are read in place: no copy into read buffers.
-        let (src, memory) = match self.spill.finish()? {
-            SpillReader::Memory(m) => (SpillReader::Memory(Vec::new()), Some(Arc::new(m))),
-            file => (file, None),
-        };
+        let sources = std::iter::once(self.spill)
+            .chain(self.more)
+            .map(|spill| {
+                Ok(match spill.finish()? {
+                    SpillReader::Memory(m) => Source {
+                        src: SpillReader::Memory(Vec::new()),
+                        memory: Some(Arc::new(m)),
+                    },
+                    file => Source {
+                        src: file,
+                        memory: None,
+                    },
+                })
+            })
+            .collect::<io::Result<_>>()?;
         Ok(SortedLines {
-            src,
-            memory,
+            sources,
             runs: self.runs,
             next_run: 0,
             group: Vec::new(),
@@ -205,12 +243,19 @@ impl RunSorter {
     }
 }
 
-/// The lines in the default order, read forwards.
+/// One part's spilled runs.
 #[derive(Debug)]
-pub(crate) struct SortedLines {
+struct Source {
     src: SpillReader,
     /// The spilled bytes when they stayed in memory (then `src` is empty).
     memory: Option<Arc<Vec<u8>>>,
+}
+
+/// The lines in the default order, read forwards.
+#[derive(Debug)]
+pub(crate) struct SortedLines {
+    /// Indexed by [`Run::part`].
+    sources: Vec<Source>,
     runs: Vec<Run>,
     /// First run not yet opened.
     next_run: usize,
@@ -227,6 +272,8 @@ pub(crate) struct SortedLines {
 pub(crate) struct StoredLine<'a> {
     pub(crate) bytes: &'a [u8],
     pub(crate) expanded: u64,
+    /// The part (sorter) it came from: its shared-value references are that part's.
+    pub(crate) part: usize,
 }
 
 impl SortedLines {
@@ -266,7 +313,7 @@ impl SortedLines {
     fn refresh(&mut self) -> io::Result<()> {
         for c in &mut self.group {
             if c.stale {
-                c.load_head(&mut self.src)?;
+                c.load_head(&mut self.sources[c.part].src)?;
             }
         }
         let spare = &mut self.spare;
@@ -302,11 +349,15 @@ impl SortedLines {
     fn open_group(&mut self, end: usize) -> io::Result<()> {
         let share = (self.read_bytes / (end - self.next_run)).max(4096);
         for run in &self.runs[self.next_run..end] {
-            let mut c = match &self.memory {
+            let source = self
+                .sources
+                .get_mut(run.part as usize)
+                .ok_or_else(|| io::Error::other("a run of an unknown part"))?;
+            let mut c = match &source.memory {
                 Some(memory) => RunCursor::in_memory(run, memory.clone())?,
                 None => RunCursor::new(run, share, self.spare.pop().unwrap_or_default()),
             };
-            c.load_head(&mut self.src)?;
+            c.load_head(&mut source.src)?;
             if !c.is_done() {
                 self.group.push(c);
             }
@@ -344,6 +395,7 @@ struct RunCursor {
     chunk: usize,
     /// Whether `take` consumed the head and the next one must be loaded.
     stale: bool,
+    part: usize,
 }
 
 impl RunCursor {
@@ -357,6 +409,7 @@ impl RunCursor {
             filled: 0,
             chunk,
             stale: false,
+            part: run.part as usize,
         }
     }
 
@@ -376,6 +429,7 @@ impl RunCursor {
             filled: range.1,
             chunk: 0,
             stale: false,
+            part: run.part as usize,
         })
     }
 
@@ -443,6 +497,7 @@ impl RunCursor {
         StoredLine {
             bytes: &self.buf.as_slice()[self.at + HEADER..self.at + HEADER + len],
             expanded,
+            part: self.part,
         }
     }
 }

@@ -77,6 +77,9 @@ pub struct IngestOptions {
     pub limits: Limits,
     /// Size of the source file for the summary; default: bytes read.
     pub file_size_bytes: Option<u64>,
+    /// [`convert_file`](crate::convert_file_with) parses files at least this large in two
+    /// halves on two threads; default ([`None`]): 16 MiB.
+    pub parallel_min_bytes: Option<u64>,
 }
 
 /// What one served page contained.
@@ -238,6 +241,11 @@ impl Tables {
             protocols: &self.protocols,
             host_rank,
         }
+    }
+
+    /// Host names by id.
+    pub(crate) fn host_names(&self) -> impl Iterator<Item = &str> {
+        self.hosts.iter().map(|h| h.name.as_str())
     }
 
     pub(crate) fn host(&mut self, name: &str) -> u32 {

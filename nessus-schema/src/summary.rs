@@ -273,6 +273,48 @@ impl SummaryBuilder {
         }
     }
 
+    /// Accounts for `later`, which saw the records that follow this builder's in the same
+    /// document (convert's second half of a split file): the result is what one builder
+    /// fed every record would hold. `later` must not have seen a `Scan` record.
+    pub(crate) fn append(&mut self, later: SummaryBuilder) {
+        let offset = self.summary.hosts.len();
+        let l = later.summary;
+        let s = &mut self.summary;
+        s.hosts_scanned += l.hosts_scanned;
+        s.total_plugins += l.total_plugins;
+        let (a, b) = (&mut s.severity_counts, l.severity_counts);
+        a.critical += b.critical;
+        a.high += b.high;
+        a.medium += b.medium;
+        a.low += b.low;
+        a.info += b.info;
+        s.auth_plugins_found += l.auth_plugins_found;
+        if s.credentialed_status_raw.is_none() {
+            s.credentialed_status_raw = l.credentialed_status_raw;
+        }
+        for (k, n) in l.compliance_counts {
+            *s.compliance_counts.entry(k).or_default() += n;
+        }
+        s.hosts.extend(l.hosts);
+        for (name, idx) in later.by_name {
+            self.by_name.insert(name, idx + offset);
+        }
+        if let Some(i) = later.current {
+            self.current = Some(i + offset);
+        }
+        // Earliest: the first strictly smaller wins; latest: the last of equals wins.
+        if let Some(e) = later.earliest
+            && self.earliest.as_ref().is_none_or(|(k, _)| e.0 < *k)
+        {
+            self.earliest = Some(e);
+        }
+        if let Some(e) = later.latest
+            && self.latest.as_ref().is_none_or(|(k, _)| e.0 >= *k)
+        {
+            self.latest = Some(e);
+        }
+    }
+
     /// The finished summary.
     pub fn finish(mut self, file_size_bytes: u64) -> Summary {
         let s = &mut self.summary;

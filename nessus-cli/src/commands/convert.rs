@@ -1,6 +1,7 @@
 //! `nessus-cli convert`: a `.nessus` file or findings store to JSON-NL (or JSON) on stdout.
 
 use std::io::{self, BufWriter, Write};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -30,13 +31,13 @@ pub(crate) fn run(_global: &GlobalArgs, args: &ConvertArgs) -> anyhow::Result<()
     let (info, input_bytes) = match args.format {
         Format::Jsonl => {
             let mut out = TrailingNewline::new(stdout);
-            let result = write(input, &mut out, &query)?;
+            let result = write(input, &args.input, &mut out, &query)?;
             out.finish().context("cannot write to stdout")?;
             result
         }
         Format::Json => {
             let mut out = JsonArrayWriter::new(stdout);
-            let result = write(input, &mut out, &query)?;
+            let result = write(input, &args.input, &mut out, &query)?;
             out.finish().context("cannot write to stdout")?;
             result
         }
@@ -86,18 +87,30 @@ fn build_query(args: &ConvertArgs) -> anyhow::Result<Query> {
 }
 
 /// Writes the response; returns what was written and how many input bytes were read.
-fn write<W: Write>(input: Input, out: W, query: &Query) -> anyhow::Result<(PageInfo, u64)> {
+fn write<W: Write>(
+    input: Input,
+    path: &Path,
+    out: W,
+    query: &Query,
+) -> anyhow::Result<(PageInfo, u64)> {
     match input {
         Input::Store(store) => {
             let info = store.write_page(query, out)?;
             Ok((info, 0))
         }
         Input::File(reader, len) => {
-            let bar = progress::bytes_bar(len, "converting");
             let options = IngestOptions {
                 file_size_bytes: Some(len),
                 ..IngestOptions::default()
             };
+            if reader.metadata().is_ok_and(|m| m.is_file()) {
+                // A regular file can be split and its halves parsed on two threads (same
+                // output); there is no single read position to show as progress then.
+                drop(reader);
+                let info = nessus_schema::convert_file_with(path, out, query, &options)?;
+                return Ok((info, len));
+            }
+            let bar = progress::bytes_bar(len, "converting");
             let info =
                 nessus_schema::convert_with(super::buffered(reader, &bar), out, query, &options)?;
             bar.finish_and_clear();

@@ -5,6 +5,7 @@ mod corpus;
 mod fixture;
 mod hostile;
 mod props;
+mod split;
 mod store;
 
 use std::path::PathBuf;

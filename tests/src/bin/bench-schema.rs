@@ -565,12 +565,9 @@ mod ours {
             ..Query::default()
         };
         let mut out = child::dev_null()?;
-        let info = nessus_schema::convert_with(
-            child::open_input(file)?,
-            &mut out,
-            &query,
-            &options(file)?,
-        )?;
+        // As `nessus-cli convert FILE` does for a regular file: split in two halves parsed
+        // on two threads when the file is 16 MiB or more.
+        let info = nessus_schema::convert_file_with(file, &mut out, &query, &options(file)?)?;
         out.flush()?;
         Ok(info.returned)
     }
