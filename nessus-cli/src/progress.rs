@@ -1,6 +1,8 @@
 //! Progress bars on stderr for long work.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -37,4 +39,34 @@ pub(crate) fn count_bar(total: u64, message: &str) -> ProgressBar {
     bar.set_style(style);
     bar.set_message(message.to_owned());
     bar
+}
+
+/// Runs `work` while a helper thread moves `bar` to the value of `counter` ten times a
+/// second: for work that reads on several threads and so has no single position.
+pub(crate) fn follow<T>(bar: &ProgressBar, counter: &AtomicU64, work: impl FnOnce() -> T) -> T {
+    if bar.is_hidden() {
+        return work();
+    }
+    // The flag is raised on drop, so a panicking `work` still stops the helper and the
+    // scope can end.
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                bar.set_position(counter.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let _stop = StopOnDrop(&done);
+        work()
+    })
+}
+
+/// Raises its flag when dropped, also while unwinding.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

@@ -33,7 +33,8 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::convert::{
     Collected, Outcome, check_fields, convert_limited, is_default_order, new_parser,
@@ -105,7 +106,7 @@ pub(crate) fn convert_file_limited<W: Write>(
 ) -> Result<(PageInfo, Route)> {
     let open = || File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e));
     let sequential = |file: File, writer: W, how: Route| {
-        let reader = BufReader::with_capacity(READ_BUFFER, file);
+        let reader = BufReader::with_capacity(READ_BUFFER, Counted::new(file, options));
         convert_limited(reader, writer, query, options, limits).map(|info| (info, how))
     };
     let mut file = open()?;
@@ -180,8 +181,10 @@ fn parse_second<'q>(
         File::open(path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
     file.seek(SeekFrom::Start(split))
         .map_err(|e| Error::io(format!("seeking in {}", path.display()), e))?;
-    let reader =
-        Cursor::new(CONTINUATION_PREFIX).chain(BufReader::with_capacity(READ_BUFFER, file));
+    let reader = Cursor::new(CONTINUATION_PREFIX).chain(BufReader::with_capacity(
+        READ_BUFFER,
+        Counted::new(file, options),
+    ));
     let mut parser = new_parser(reader, query, options);
     // The prefix's own `Report` start.
     if !matches!(parser.next_record()?, Some(Record::Scan(_))) {
@@ -211,7 +214,11 @@ fn parse_halves<'q>(
     std::thread::scope(|scope| {
         let second = scope.spawn(move || parse_second(path, split, query, options, limits, cancel));
 
-        let mut parser = new_parser(BufReader::with_capacity(READ_BUFFER, file), query, options);
+        let mut parser = new_parser(
+            BufReader::with_capacity(READ_BUFFER, Counted::new(file, options)),
+            query,
+            options,
+        );
         parser.stop_at(split);
         let mut first = Collected::new(query, limits);
         let outcome = first.collect(&mut parser, None);
@@ -269,6 +276,33 @@ fn finish_alone<'q, R: BufRead>(first: Collected<'q>, parser: &NessusReader<R>) 
     match check_fields(first.query(), parser.seen_field_names().collect()) {
         Ok(()) => Parsed::Ready(Box::new(first), Route::FirstHalfOnly),
         Err(_) => Parsed::Reparse,
+    }
+}
+
+/// A file reader that adds what it reads to [`IngestOptions::bytes_read`], so a caller
+/// can show progress while both halves are read on their own threads. One atomic add
+/// per buffer refill (hundreds of KiB), so it costs nothing measurable.
+struct Counted {
+    file: File,
+    bytes: Option<Arc<AtomicU64>>,
+}
+
+impl Counted {
+    fn new(file: File, options: &IngestOptions) -> Counted {
+        Counted {
+            file,
+            bytes: options.bytes_read.clone(),
+        }
+    }
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if let Some(bytes) = &self.bytes {
+            bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
     }
 }
 

@@ -80,6 +80,10 @@ pub struct IngestOptions {
     /// [`convert_file`](crate::convert_file_with) parses files at least this large in two
     /// halves on two threads; default ([`None`]): 16 MiB.
     pub parallel_min_bytes: Option<u64>,
+    /// If set, [`convert_file_with`](crate::convert_file_with) adds every byte it reads
+    /// from the file here (from both threads), for a progress display. A file that has to
+    /// be parsed again after an error counts twice.
+    pub bytes_read: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// What one served page contained.

@@ -2,6 +2,8 @@
 
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -99,18 +101,23 @@ fn write<W: Write>(
             Ok((info, 0))
         }
         Input::File(reader, len) => {
-            let options = IngestOptions {
+            let mut options = IngestOptions {
                 file_size_bytes: Some(len),
                 ..IngestOptions::default()
             };
+            let bar = progress::bytes_bar(len, "converting");
             if reader.metadata().is_ok_and(|m| m.is_file()) {
                 // A regular file can be split and its halves parsed on two threads (same
-                // output); there is no single read position to show as progress then.
+                // output); the bar follows the bytes both threads have read.
                 drop(reader);
-                let info = nessus_schema::convert_file_with(path, out, query, &options)?;
+                let read = Arc::new(AtomicU64::new(0));
+                options.bytes_read = Some(Arc::clone(&read));
+                let info = progress::follow(&bar, &read, || {
+                    nessus_schema::convert_file_with(path, out, query, &options)
+                })?;
+                bar.finish_and_clear();
                 return Ok((info, len));
             }
-            let bar = progress::bytes_bar(len, "converting");
             let info =
                 nessus_schema::convert_with(super::buffered(reader, &bar), out, query, &options)?;
             bar.finish_and_clear();
