@@ -296,12 +296,7 @@ impl<'q> Collected<'q> {
         let scan = self.summary.finish(0).scan;
         let rank = self.tables.host_ranks();
 
-        let filter = serde_json::to_string(query.filter.as_json()).unwrap_or_default();
-        let sort: String = query
-            .effective_sort()
-            .iter()
-            .map(|k| format!("{}:{},", k.field, k.descending))
-            .collect();
+        let (filter, sort) = query.cursor_identity();
         let fp = fnv(&[b"convert", filter.as_bytes(), sort.as_bytes()]);
         let mut hosts_files = Vec::new();
         let mut comp_files = Vec::new();

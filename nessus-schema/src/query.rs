@@ -230,6 +230,19 @@ impl Query {
             self.sort.clone()
         }
     }
+
+    /// The filter (as JSON) and the effective sort (as text): what a cursor must stay
+    /// bound to. Convert and the store hash these into their cursors, so their byte form
+    /// must not change (it would invalidate every cursor handed out).
+    pub(crate) fn cursor_identity(&self) -> (String, String) {
+        let filter = serde_json::to_string(self.filter.as_json()).unwrap_or_default();
+        let sort = self
+            .effective_sort()
+            .iter()
+            .map(|k| format!("{}:{},", k.field, k.descending))
+            .collect();
+        (filter, sort)
+    }
 }
 
 /// Clamps a page size to `10..=100`.

@@ -745,12 +745,7 @@ impl Store {
     }
 
     fn fingerprint(&self, q: &Query) -> u64 {
-        let filter = serde_json::to_string(q.filter.as_json()).unwrap_or_default();
-        let sort: String = q
-            .effective_sort()
-            .iter()
-            .map(|k| format!("{}:{},", k.field, k.descending))
-            .collect();
+        let (filter, sort) = q.cursor_identity();
         fnv(&[
             self.meta.store_id.as_bytes(),
             filter.as_bytes(),
