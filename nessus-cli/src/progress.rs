@@ -53,7 +53,10 @@ pub(crate) fn follow<T>(bar: &ProgressBar, counter: &AtomicU64, work: impl FnOnc
     std::thread::scope(|scope| {
         scope.spawn(|| {
             while !done.load(Ordering::Relaxed) {
-                bar.set_position(counter.load(Ordering::Relaxed));
+                // Two readers overlap by a buffer at the split, so the count can pass
+                // the file size by a little; the bar never shows more than all of it.
+                let total = bar.length().unwrap_or(u64::MAX);
+                bar.set_position(counter.load(Ordering::Relaxed).min(total));
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
