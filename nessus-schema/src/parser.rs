@@ -498,12 +498,60 @@ impl<R: BufRead> NessusReader<R> {
         {
             self.reset_window();
         }
+        let mut adopt = None;
         let out = match self.xml.read_event_into(&mut buf) {
+            // A large text that is a whole value (e.g. a 400 KB plugin description):
+            // adopted below instead of copied, saving a copy and its fresh pages.
+            Ok(Event::Text(t))
+                if self.capturing
+                    && t.len() >= TEXT_CAPACITY
+                    && self.text.len() < TEXT_CAPACITY
+                    && !t.contains('\r') =>
+            {
+                adopt = Some((t.as_ptr() as usize, t.len()));
+                Ok(())
+            }
             Ok(event) => self.handle(event),
             Err(e) => Err(self.malformed(&e)),
         };
+        if let Some((at, len)) = adopt {
+            // Where the text was in the buffer (its address, compared once it is no longer
+            // borrowed).
+            let start = at.wrapping_sub(buf.as_ptr() as usize);
+            if start == 0 && len == buf.len() {
+                buf = self.adopt_text(buf);
+            } else if let Some(text) = buf
+                .get(start..start.saturating_add(len))
+                .and_then(|b| std::str::from_utf8(b).ok())
+            {
+                // Not the whole buffer (not seen with quick-xml 0.42): copied, as any text.
+                self.text.push_str(text);
+            }
+        }
         self.buf = buf;
         out
+    }
+
+    /// Makes `buf`, which holds exactly one text event's bytes (validated as UTF-8 by the
+    /// XML reader, with no `\r` to normalize), the captured text after what was captured
+    /// before (a short prefix, such as an entity reference); returns the capture's former
+    /// buffer, emptied, for the XML reader to reuse.
+    #[cold]
+    fn adopt_text(&mut self, buf: Vec<u8>) -> Vec<u8> {
+        match String::from_utf8(buf) {
+            Ok(mut text) => {
+                text.insert_str(0, &self.text);
+                let mut old = std::mem::replace(&mut self.text, text).into_bytes();
+                old.clear();
+                old
+            }
+            // Unreachable (the reader validated it); copy what can be read, as before.
+            Err(e) => {
+                let buf = e.into_bytes();
+                self.text.push_str(&String::from_utf8_lossy(&buf));
+                buf
+            }
+        }
     }
 
     fn handle(&mut self, event: Event<'_>) -> Result<()> {
@@ -1055,6 +1103,51 @@ mod tests {
             list(&findings[1], "vpr_score"),
             Some(List(vec!["7".into(), "8.0".into()]))
         );
+    }
+
+    /// Texts of 64 KiB and more are adopted from the XML reader's buffer, not copied
+    /// (after a short prefix such as an entity, or not at all when they need line-end
+    /// normalization): every case must give the same value as a copy would.
+    #[test]
+    fn large_texts_keep_every_byte() {
+        let big = "é<x> ".repeat(20_000);
+        let escaped = big.replace('<', "&lt;").replace('>', "&gt;");
+        let plain = "word ".repeat(20_000);
+        let cases = [
+            (plain.clone(), plain.clone()),
+            (format!("&amp;{plain}"), format!("&{plain}")),
+            (format!("{plain}&amp;{plain}"), format!("{plain}&{plain}")),
+            (format!("  &lt;{plain}&gt;  "), format!("<{plain}>")),
+            (format!("{plain}\r\n{plain}\r"), format!("{plain}\n{plain}")),
+            (
+                format!("<![CDATA[{plain}]]>{plain}"),
+                format!("{plain}{plain}"),
+            ),
+            (escaped, big),
+            ("x".repeat(200_000), "x".repeat(200_000)),
+        ];
+        // Values are trimmed.
+        let want = |w: &str| Some(crate::Value::Text(w.trim().to_owned()));
+        for (i, (xml_text, expected)) in cases.iter().enumerate() {
+            let xml = format!(
+                r#"<NessusClientData_v2><Report name="r"><ReportHost name="h"><ReportItem pluginID="1">
+                <description>{xml_text}</description><solution>{xml_text}</solution><synopsis>s</synopsis>
+                </ReportItem></ReportHost></Report></NessusClientData_v2>"#
+            );
+            let finding = NessusReader::new(xml.as_bytes())
+                .find_map(|r| match r.unwrap() {
+                    crate::Record::Finding(f) => Some(f),
+                    _ => None,
+                })
+                .unwrap();
+            for field in ["description", "solution"] {
+                let got = finding.child(field).map(|v| v.to_owned_value());
+                // Not assert_eq: a failure would print megabytes.
+                assert!(got == want(expected), "case {i}, {field}");
+            }
+            let got = finding.child("synopsis").map(|v| v.to_owned_value());
+            assert_eq!(got, Some(crate::Value::Text("s".into())), "case {i}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::io::{self, Write};
 use crate::jsonl::{key, value};
 use crate::parser::FnvBuild;
 use crate::record::Finding;
-use crate::value::ValueRef;
+use crate::value::{ListRef, ValueRef};
 
 /// Marks a reference in a stored line; the entry number follows as 4 little-endian bytes.
 pub(crate) const REF: u8 = 0x01;
@@ -44,20 +44,27 @@ pub(crate) struct SharedValues {
 
 #[derive(Debug)]
 struct Entry {
-    /// The value as compared: `T` + text, or `L` + (length, item)... for a list.
-    raw: Vec<u8>,
+    /// The value as compared.
+    raw: Raw,
     /// The JSON rendering.
     rendered: Vec<u8>,
 }
 
+/// The compared form of a shared value.
+#[derive(Debug)]
+enum Raw {
+    /// A text, moved out of the finding that first carried it (no copy).
+    Text(String),
+    /// A list: (length, item)... in little-endian `u32` lengths.
+    List(Vec<u8>),
+}
+
 impl Entry {
     fn same(&self, v: ValueRef<'_>) -> bool {
-        match v {
-            ValueRef::Text(s) => self.raw.first() == Some(&b'T') && &self.raw[1..] == s.as_bytes(),
-            ValueRef::List(items) => {
-                let Some(mut rest) = self.raw.strip_prefix(b"L") else {
-                    return false;
-                };
+        match (v, &self.raw) {
+            (ValueRef::Text(s), Raw::Text(text)) => s == text,
+            (ValueRef::List(items), Raw::List(raw)) => {
+                let mut rest = &raw[..];
                 for item in items.iter() {
                     let Some((len, tail)) = rest.split_first_chunk::<4>() else {
                         return false;
@@ -73,27 +80,36 @@ impl Entry {
             _ => false,
         }
     }
+
+    fn raw_len(&self) -> usize {
+        match &self.raw {
+            Raw::Text(s) => s.len(),
+            Raw::List(l) => l.len(),
+        }
+    }
 }
 
-/// The compared form of a value worth sharing, `None` for other values.
-fn encode(v: ValueRef<'_>) -> Option<Vec<u8>> {
-    match v {
-        ValueRef::Text(s) if s.len() >= MIN_BYTES => {
-            let mut raw = Vec::with_capacity(s.len() + 1);
-            raw.push(b'T');
-            raw.extend_from_slice(s.as_bytes());
-            Some(raw)
-        }
-        ValueRef::List(items) if items.iter().map(str::len).sum::<usize>() >= MIN_BYTES => {
-            let mut raw = vec![b'L'];
-            for item in items.iter() {
-                raw.extend_from_slice(&(item.len() as u32).to_le_bytes());
-                raw.extend_from_slice(item.as_bytes());
-            }
-            Some(raw)
-        }
-        _ => None,
+/// The JSON rendering of a shared value, with room for the quotes and some escapes (no
+/// regrowth, and copy, of long texts).
+fn render_value(v: ValueRef<'_>) -> Vec<u8> {
+    let hint = match v {
+        ValueRef::Text(s) => s.len(),
+        ValueRef::List(ref items) => items.iter().map(|i| i.len() + 4).sum(),
+        _ => 0,
+    };
+    let mut rendered = Vec::with_capacity(hint + hint / 8 + 16);
+    value(&mut rendered, v);
+    rendered
+}
+
+/// The encoded items of a list worth sharing.
+fn encode_list(items: &ListRef<'_>) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for item in items.iter() {
+        raw.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        raw.extend_from_slice(item.as_bytes());
     }
+    raw
 }
 
 fn worth_sharing(v: ValueRef<'_>) -> bool {
@@ -104,36 +120,77 @@ fn worth_sharing(v: ValueRef<'_>) -> bool {
     }
 }
 
+/// What the cache has for one value of one finding.
+enum Lookup {
+    /// This entry holds the same value.
+    Found(u32),
+    /// Not cached yet, and there is room: add it.
+    Add,
+    /// Rendered inline.
+    Inline,
+}
+
 impl SharedValues {
-    /// The entry holding `v` for this plugin and field, creating it on first sight.
-    fn entry(&mut self, plugin: u32, slot: u16, v: ValueRef<'_>) -> Option<u32> {
+    /// Where `v` (of this plugin and field) is, or whether it can be added.
+    fn lookup(&mut self, plugin: u32, slot: u16, v: ValueRef<'_>) -> Lookup {
         if !worth_sharing(v) {
-            return None;
+            return Lookup::Inline;
         }
         let ids = self.slots.entry((plugin, slot)).or_default();
         if let Some(&id) = ids.iter().find(|&&id| self.entries[id as usize].same(v)) {
-            return Some(id);
+            return Lookup::Found(id);
         }
         if ids.len() >= MAX_VARIANTS
             || self.bytes >= MAX_BYTES
             || self.entries.len() >= u32::MAX as usize
         {
-            return None;
+            return Lookup::Inline;
         }
-        let raw = encode(v)?;
-        // Room for the quotes and some escapes: no regrowth (and copy) of long texts.
-        let mut rendered = Vec::with_capacity(raw.len() + raw.len() / 8 + 16);
-        value(&mut rendered, v);
+        Lookup::Add
+    }
+
+    /// Adds the value of field `name` of `f` (looked up as `Lookup::Add`). A text is moved
+    /// out of `f` when no later projected field repeats `name` (`reused_later`).
+    fn add(
+        &mut self,
+        plugin: u32,
+        slot: u16,
+        f: &mut Finding,
+        name: &str,
+        reused_later: bool,
+    ) -> Option<u32> {
+        let taken = if reused_later {
+            None
+        } else {
+            f.take_text(name)
+        };
+        let (raw, rendered) = match taken {
+            Some(text) => {
+                let rendered = render_value(ValueRef::Text(&text));
+                (Raw::Text(text), rendered)
+            }
+            None => {
+                let v = f.get(name)?;
+                let raw = match v {
+                    ValueRef::Text(s) => Raw::Text(s.to_owned()),
+                    ValueRef::List(items) => Raw::List(encode_list(&items)),
+                    _ => return None,
+                };
+                (raw, render_value(v))
+            }
+        };
         let id = self.entries.len() as u32;
-        self.bytes += raw.len() + rendered.len();
-        self.entries.push(Entry { raw, rendered });
-        ids.push(id);
+        let entry = Entry { raw, rendered };
+        self.bytes += entry.raw_len() + entry.rendered.len();
+        self.entries.push(entry);
+        self.slots.entry((plugin, slot)).or_default().push(id);
         Some(id)
     }
 
     /// Renders a `vulnerability` line for a projection (`fields`) into `l`, with shared
-    /// values as references; returns the length of the expanded line.
-    pub(crate) fn render(&mut self, l: &mut Vec<u8>, f: &Finding, fields: &[String]) -> u64 {
+    /// values as references; returns the length of the expanded line. Texts that start a
+    /// new shared value are moved out of `f`.
+    pub(crate) fn render(&mut self, l: &mut Vec<u8>, f: &mut Finding, fields: &[String]) -> u64 {
         let start = l.len();
         let mut expanded_extra = 0u64;
         let mut refs = 0u64;
@@ -153,9 +210,14 @@ impl SharedValues {
                 continue;
             };
             l.extend_from_slice(&self.keys[slot]);
-            let shared = match (f.plugin_id, u16::try_from(slot)) {
-                (Some(p), Ok(slot)) => self.entry(p, slot, v),
-                _ => None,
+            let key = f.plugin_id.zip(u16::try_from(slot).ok());
+            let shared = match key.map(|(p, slot)| (p, slot, self.lookup(p, slot, v))) {
+                Some((_, _, Lookup::Found(id))) => Some(id),
+                Some((p, slot, Lookup::Add)) => {
+                    let reused_later = fields[slot as usize + 1..].contains(name);
+                    self.add(p, slot, f, name, reused_later)
+                }
+                Some((_, _, Lookup::Inline)) | None => None,
             };
             match shared {
                 Some(id) => {
@@ -164,7 +226,11 @@ impl SharedValues {
                     expanded_extra += self.entries[id as usize].rendered.len() as u64;
                     refs += 1;
                 }
-                None => value(l, v),
+                None => {
+                    if let Some(v) = f.get(name) {
+                        value(l, v);
+                    }
+                }
             }
         }
         l.push(b'}');
@@ -221,15 +287,30 @@ mod tests {
     #[test]
     fn shares_only_identical_values_and_expands_exactly() {
         let long = "a \"quoted\"\nline that is long enough to be shared".to_owned();
-        let fields: Vec<String> = ["description", "cve", "port"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        // A repeated field, and an attribute field with a child of the same name: texts
+        // moved into the cache must not be missed by a later field.
+        let fields: Vec<String> = [
+            "description",
+            "cve",
+            "port",
+            "plugin_name",
+            "svc_name",
+            "description",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
         let finding = |text: &str, cves: &[&str]| Finding {
             plugin_id: Some(7),
             port: Some(22),
+            plugin_name: Some(format!("name: {text}")),
+            svc_name: Some(format!("attribute: {text}")),
             fields: vec![
                 (FieldName::from("description"), Value::Text(text.to_owned())),
+                (
+                    FieldName::from("svc_name"),
+                    Value::Text(format!("child: {text}")),
+                ),
                 (
                     FieldName::from("cve"),
                     Value::List(cves.iter().map(|s| (*s).to_owned()).collect()),
@@ -239,7 +320,7 @@ mod tests {
         };
         let mut cache = SharedValues::default();
         let cves = ["CVE-2020-0001", "CVE-2020-0002", "CVE-2020-0003"];
-        for f in [
+        for mut f in [
             finding(&long, &cves),
             finding(&long, &cves),
             finding(&format!("{long}!"), &cves[..2]),
@@ -252,7 +333,7 @@ mod tests {
                 &crate::catalogue::Projection::custom(fields.clone()),
             );
             let mut stored = Vec::new();
-            let len = cache.render(&mut stored, &f, &fields);
+            let len = cache.render(&mut stored, &mut f, &fields);
             let mut out = Vec::new();
             cache.expand(&stored, &mut out).unwrap();
             assert_eq!(
@@ -261,8 +342,10 @@ mod tests {
             );
             assert_eq!(len as usize, cache_len(&cache, &stored));
         }
-        // The long text, its variant, and the three-item list (shorter lists are inline).
-        assert_eq!(cache.entries.len(), 3);
+        // The long text and its variant under each of the four text slots (the two
+        // `description`s, `plugin_name`, `svc_name`), and the three-item list (shorter
+        // lists are inline).
+        assert_eq!(cache.entries.len(), 9);
     }
 
     #[test]
