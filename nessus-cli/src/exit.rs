@@ -89,6 +89,7 @@ fn schema_code(error: &nessus_schema::Error) -> u8 {
         | E::InvalidCursor { .. } => USAGE,
         E::Empty
         | E::UnsupportedFormat { .. }
+        | E::UnsupportedEncoding { .. }
         | E::Truncated { .. }
         | E::Malformed { .. }
         | E::Forbidden { .. }

@@ -20,6 +20,16 @@ pub enum Error {
         /// Why it was refused and what is accepted instead.
         hint: &'static str,
     },
+    /// The XML declaration names a character encoding that cannot be read. UTF-8, UTF-16
+    /// and the encodings of the WHATWG Encoding Standard (ISO-8859-1, windows-1252,
+    /// Shift_JIS, GBK, ...) are read.
+    #[error(
+        "unsupported character encoding {encoding:?} in the XML declaration: UTF-8, UTF-16, ISO-8859-x, windows-125x and the other WHATWG encodings are read"
+    )]
+    UnsupportedEncoding {
+        /// The encoding name as declared.
+        encoding: String,
+    },
     /// The document ended before all elements were closed.
     #[error("truncated input: the document ends at byte {position} inside <{open}>")]
     Truncated {

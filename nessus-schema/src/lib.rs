@@ -5,7 +5,8 @@
 //! then filters, sorts, paginates and writes them as JSON-NL. It does no network
 //! I/O and has no async runtime: callers run it on a blocking thread.
 //!
-//! * [`NessusReader`] streams [`Record`]s from any `BufRead`.
+//! * [`NessusReader`] streams [`Record`]s from any `BufRead` (UTF-8; a document in UTF-16
+//!   or with another declared encoding, such as ISO-8859-1, is decoded to UTF-8 first).
 //! * [`Store::ingest`] parses a file once into a compact on-disk findings store;
 //!   [`Store::write_page`] serves any [`Query`] (projection, [`Filter`], sort, page or
 //!   cursor) from it without touching the XML again.
@@ -45,6 +46,7 @@ mod catalogue;
 mod codec;
 mod convert;
 mod diff;
+mod encoding;
 mod error;
 mod filter;
 mod jsonl;

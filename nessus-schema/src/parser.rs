@@ -20,6 +20,7 @@ use quick_xml::XmlVersion;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::catalogue::{FieldKind, field_kind};
+use crate::encoding::{self, Decoding, Detected, read_retrying};
 use crate::error::{Error, Result};
 use crate::record::{ComplianceResult, FieldName, Finding, Host, Record, ScanMetadata};
 use crate::value::Value;
@@ -51,6 +52,11 @@ impl Default for Limits {
 #[derive(Debug)]
 struct Metered<R> {
     inner: R,
+    /// How `inner`'s bytes become the UTF-8 the XML reader reads (see `encoding`).
+    input: Input,
+    /// Why the input could not be decoded, for the error (the XML reader only sees an
+    /// I/O error).
+    encoding_failure: Option<EncodingFailure>,
     buf: Box<[u8]>,
     pos: usize,
     filled: usize,
@@ -77,15 +83,75 @@ impl<R: Read> Metered<R> {
         self.newlines_done += count_newlines(&self.buf[..self.filled]);
         self.pos = 0;
         self.filled = 0;
-        self.filled = loop {
-            match self.inner.read(&mut self.buf) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        self.filled = match &mut self.input {
+            Input::Utf8 => read_retrying(&mut self.inner, &mut self.buf)?,
+            Input::Unknown => self.first_fill()?,
+            Input::Decoding(d) => match d.read(&mut self.inner, &mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    self.encoding_failure = Some(EncodingFailure::Invalid(e.to_string()));
+                    return Err(e);
+                }
                 Err(e) => return Err(e),
-            }
+            },
         };
         Ok(())
     }
+
+    /// Reads the first buffer and decides how the input is read: as is (UTF-8) or
+    /// decoded. Returns the bytes now in `buf`.
+    #[cold]
+    fn first_fill(&mut self) -> io::Result<usize> {
+        let mut n = 0;
+        loop {
+            let got = read_retrying(&mut self.inner, &mut self.buf[n..])?;
+            n += got;
+            if got == 0 || n == self.buf.len() || !encoding::needs_more(&self.buf[..n]) {
+                break;
+            }
+        }
+        match encoding::detect(&self.buf[..n]) {
+            Detected::Utf8 => {
+                self.input = Input::Utf8;
+                Ok(n)
+            }
+            Detected::Decode(encoding) => {
+                let mut d = Box::new(Decoding::new(encoding, &self.buf[..n]));
+                let n = d.read(&mut self.inner, &mut self.buf).inspect_err(|e| {
+                    if e.kind() == io::ErrorKind::InvalidData {
+                        self.encoding_failure = Some(EncodingFailure::Invalid(e.to_string()));
+                    }
+                })?;
+                self.input = Input::Decoding(d);
+                Ok(n)
+            }
+            Detected::Unsupported(label) => {
+                let e = io::Error::other(format!("unsupported encoding {label:?}"));
+                self.encoding_failure = Some(EncodingFailure::Unsupported(label));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// How the input's bytes are read.
+#[derive(Debug)]
+enum Input {
+    /// Not looked at yet.
+    Unknown,
+    /// UTF-8: as is.
+    Utf8,
+    /// Decoded to UTF-8 from another encoding.
+    Decoding(Box<Decoding>),
+}
+
+/// Why the input could not be decoded.
+#[derive(Debug, Clone)]
+enum EncodingFailure {
+    /// The declared encoding (label as written) cannot be read.
+    Unsupported(String),
+    /// A byte sequence is invalid in the document's encoding.
+    Invalid(String),
 }
 
 impl<R: Read> Read for Metered<R> {
@@ -300,6 +366,8 @@ impl<R: BufRead> NessusReader<R> {
     pub fn with_limits(reader: R, limits: Limits) -> Self {
         let metered = Metered {
             inner: reader,
+            input: Input::Unknown,
+            encoding_failure: None,
             buf: vec![0u8; 64 * 1024].into_boxed_slice(),
             pos: 0,
             filled: 0,
@@ -417,6 +485,21 @@ impl<R: BufRead> NessusReader<R> {
                 position: meter.consumed,
                 limit: self.limits.max_record_bytes,
             };
+        }
+        match &meter.encoding_failure {
+            Some(EncodingFailure::Unsupported(label)) => {
+                return Error::UnsupportedEncoding {
+                    encoding: label.clone(),
+                };
+            }
+            Some(EncodingFailure::Invalid(message)) => {
+                return Error::Malformed {
+                    position: meter.consumed + meter.filled as u64 - meter.pos as u64,
+                    line: meter.line(),
+                    message: message.clone(),
+                };
+            }
+            None => {}
         }
         let position = self.xml.error_position();
         // quick-xml has consumed the failing event's bytes: the line at the consumed point

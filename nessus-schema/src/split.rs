@@ -39,6 +39,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::convert::{
     Collected, Outcome, check_fields, convert_limited, is_default_order, new_parser,
 };
+use crate::encoding::{self, Detected};
 use crate::error::{Error, Result};
 use crate::parser::{MAX_INTERNED_NAMES, NessusReader};
 use crate::query::Query;
@@ -121,7 +122,11 @@ pub(crate) fn convert_file_limited<W: Write>(
         return sequential(file, writer, Route::Sequential);
     }
     // A read error here shows up again in the sequential parse, with its position.
-    let split = find_split(&mut file, len).ok().flatten();
+    let split = if is_utf8(&mut file, len) {
+        find_split(&mut file, len).ok().flatten()
+    } else {
+        None
+    };
     // Outside Unix, `read_at` moves the file position.
     file.seek(SeekFrom::Start(0))
         .map_err(|e| Error::io(format!("seeking in {}", path.display()), e))?;
@@ -132,6 +137,14 @@ pub(crate) fn convert_file_limited<W: Write>(
         Parsed::Ready(collected, how) => collected.serve(writer).map(|info| (info, how)),
         Parsed::Reparse => sequential(open()?, writer, Route::Reparsed),
     }
+}
+
+/// Whether the file is read as is (UTF-8): a decoded document's second half would need
+/// the decoder's state at the split. A read error counts as no (the sequential parse
+/// reports it).
+fn is_utf8(file: &mut File, len: u64) -> bool {
+    let mut head = vec![0u8; encoding::HEAD_BYTES.min(usize::try_from(len).unwrap_or(usize::MAX))];
+    read_at(file, 0, &mut head).is_ok() && encoding::detect(&head) == Detected::Utf8
 }
 
 /// The first `<ReportHost` tag-like byte sequence at or after the middle of the file.

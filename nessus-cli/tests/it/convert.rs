@@ -180,6 +180,12 @@ fn bad_inputs_exit_with_input_error_and_say_why() {
     std::fs::write(&truncated, &fixture[..fixture.len() / 2]).unwrap();
     let not_a_store = dir.path().join("empty-dir");
     std::fs::create_dir(&not_a_store).unwrap();
+    let unknown_encoding = dir.path().join("klingon.nessus");
+    std::fs::write(
+        &unknown_encoding,
+        r#"<?xml version="1.0" encoding="klingon"?><NessusClientData_v2/>"#,
+    )
+    .unwrap();
 
     for (path, message) in [
         (
@@ -196,6 +202,10 @@ fn bad_inputs_exit_with_input_error_and_say_why() {
             "NessusClientData",
         ),
         (truncated, "truncated"),
+        (
+            unknown_encoding,
+            "unsupported character encoding \"klingon\"",
+        ),
         (dir.path().join("missing.nessus"), "cannot open"),
         (not_a_store, "not a findings store"),
     ] {

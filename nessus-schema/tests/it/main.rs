@@ -2,6 +2,7 @@
 //! truth, hostile inputs, the findings store and the filter language.
 
 mod corpus;
+mod encodings;
 mod fixture;
 mod hostile;
 mod props;
