@@ -5,8 +5,9 @@
 use std::io::BufReader;
 
 use encoding_rs::WINDOWS_1252;
-use nessus_schema::{Error, IngestOptions, Query, QueryParams, Store};
+use nessus_schema::{Error, IngestOptions, PageInfo, Query, Store};
 
+use crate::split::queries;
 use crate::{FIXTURE, corpus};
 
 const UTF8_DECLARATION: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
@@ -53,30 +54,9 @@ fn variants(text: &str) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-fn queries() -> Vec<Query> {
-    [
-        QueryParams::default(),
-        QueryParams {
-            page: Some(0),
-            include_hosts: true,
-            include_compliance: true,
-            ..QueryParams::default()
-        },
-        QueryParams {
-            schema_profile: Some("full".into()),
-            filters: Some(serde_json::json!({"severity": ">=1"})),
-            page: Some(2),
-            page_size: Some(10),
-            ..QueryParams::default()
-        },
-    ]
-    .iter()
-    .map(|p| Query::from_params(p).unwrap())
-    .collect()
-}
-
-/// Everything a document gives: `convert` of each query, `convert_file` (told to split
-/// even small files), and the pages of an ingested store.
+/// Everything a document gives, for every query of the split tests: `convert`,
+/// `convert_file` (told to split even small files) and a page of an ingested store, each
+/// as its output or its error; a document that cannot be read fails the ingest.
 fn outputs(bytes: &[u8]) -> Result<Vec<String>, Error> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("doc.nessus");
@@ -86,17 +66,22 @@ fn outputs(bytes: &[u8]) -> Result<Vec<String>, Error> {
         ..IngestOptions::default()
     };
     let store = Store::ingest(BufReader::new(bytes), &dir.path().join("store"))?;
+    let shown = |out: Vec<u8>, result: Result<PageInfo, Error>| match result {
+        Ok(_) => String::from_utf8(out).unwrap(),
+        Err(e) => format!("error: {e}"),
+    };
     let mut all = Vec::new();
-    for q in queries() {
+    for params in queries() {
+        let q = Query::from_params(&params).unwrap();
         let mut out = Vec::new();
-        nessus_schema::convert(bytes, &mut out, &q)?;
-        all.push(String::from_utf8(out).unwrap());
+        let result = nessus_schema::convert(bytes, &mut out, &q);
+        all.push(shown(out, result));
         let mut out = Vec::new();
-        nessus_schema::convert_file_with(&file, &mut out, &q, &split)?;
-        all.push(String::from_utf8(out).unwrap());
+        let result = nessus_schema::convert_file_with(&file, &mut out, &q, &split);
+        all.push(shown(out, result));
         let mut out = Vec::new();
-        store.write_page(&q, &mut out)?;
-        all.push(without_cursor(String::from_utf8(out).unwrap()));
+        let result = store.write_page(&q, &mut out);
+        all.push(without_cursor(shown(out, result)));
     }
     Ok(all)
 }

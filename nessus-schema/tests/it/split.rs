@@ -9,8 +9,8 @@ use nessus_schema::{IngestOptions, PageInfo, Query, QueryParams};
 
 use crate::corpus;
 
-/// The queries every input is converted with.
-fn queries() -> Vec<QueryParams> {
+/// The queries every input is converted with (also by the encodings tests).
+pub(crate) fn queries() -> Vec<QueryParams> {
     let all = |p: QueryParams| QueryParams { page: Some(0), ..p };
     vec![
         QueryParams::default(),
