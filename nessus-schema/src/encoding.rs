@@ -64,6 +64,15 @@ pub(crate) fn detect(head: &[u8]) -> Detected {
     let Some(label) = declared_encoding(head) else {
         return Detected::Utf8;
     };
+    // ASCII is UTF-8's subset: reading it as UTF-8 changes nothing for a true ASCII
+    // document and reads a mislabelled UTF-8 one right (WHATWG maps these labels to
+    // windows-1252, which would garble it).
+    if ["us-ascii", "ascii", "ansi_x3.4-1968"]
+        .iter()
+        .any(|ascii| label.eq_ignore_ascii_case(ascii.as_bytes()))
+    {
+        return Detected::Utf8;
+    }
     match Encoding::for_label(label) {
         // The bytes are 8-bit here (the UTF-16 shapes are above): a document labelled
         // UTF-16 but written as UTF-8, as .NET writers do, is read as what it is.
@@ -194,6 +203,7 @@ mod tests {
                 b"<?xml version='1.0' encoding = 'windows-1252' ?>",
                 Detected::Decode(latin),
             ),
+            (b"<?xml version='1.0' encoding='us-ascii'?>", Detected::Utf8),
             (
                 b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
                 Detected::Utf8,

@@ -51,6 +51,8 @@ fn variants(text: &str) -> Vec<(&'static str, Vec<u8>)> {
         ("ISO-8859-1", single_byte("ISO-8859-1")),
         // .NET writers label UTF-8 text "utf-16": the bytes win.
         ("UTF-8 labelled utf-16", declared("utf-16").into_bytes()),
+        // ASCII is read as UTF-8, so UTF-8 labelled ASCII reads right.
+        ("UTF-8 labelled US-ASCII", declared("US-ASCII").into_bytes()),
     ]
 }
 
