@@ -25,7 +25,7 @@ pub(crate) const REF: u8 = 0x01;
 const REF_BYTES: usize = 5;
 /// Shorter values are rendered inline: a reference would not save much.
 const MIN_BYTES: usize = 32;
-/// Most bytes (raw + rendered) the cache holds; past it, values are rendered inline.
+/// Most bytes (raw + rendered, allocated) the cache holds; past it, values are rendered inline.
 const MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Distinct values kept per (plugin, field): some plugins carry a few variants of their
 /// description (one per product version, ...); a field that varies more (per-finding
@@ -81,11 +81,14 @@ impl Entry {
         }
     }
 
-    fn raw_len(&self) -> usize {
-        match &self.raw {
-            Raw::Text(s) => s.len(),
-            Raw::List(l) => l.len(),
-        }
+    /// Bytes the entry holds: capacities, since a text moved in from the parser may have
+    /// room to spare (up to twice its length), and the cache's cap is on memory.
+    fn held_bytes(&self) -> usize {
+        let raw = match &self.raw {
+            Raw::Text(s) => s.capacity(),
+            Raw::List(l) => l.capacity(),
+        };
+        raw + self.rendered.capacity()
     }
 }
 
@@ -181,7 +184,7 @@ impl SharedValues {
         };
         let id = self.entries.len() as u32;
         let entry = Entry { raw, rendered };
-        self.bytes += entry.raw_len() + entry.rendered.len();
+        self.bytes += entry.held_bytes();
         self.entries.push(entry);
         self.slots.entry((plugin, slot)).or_default().push(id);
         Some(id)
