@@ -5,7 +5,8 @@
 use std::io::BufReader;
 
 use encoding_rs::WINDOWS_1252;
-use nessus_schema::{Error, IngestOptions, PageInfo, Query, Store};
+use nessus_schema::{Error, IngestOptions, NessusReader, PageInfo, Query, Record, Store};
+use proptest::prelude::*;
 
 use crate::split::queries;
 use crate::{FIXTURE, corpus};
@@ -149,4 +150,65 @@ fn unreadable_encodings_are_typed_errors() {
     }
     .to_string();
     assert!(message.contains("\"klingon\"") && message.contains("UTF-16"));
+}
+
+/// Every record, or the error, of a document (Debug form: records compare in full).
+fn records(bytes: &[u8]) -> String {
+    let all: Result<Vec<Record>, Error> = NessusReader::new(bytes).collect();
+    format!("{all:?}")
+}
+
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Any text, in element content and attributes, reads the same from UTF-16 (either
+    /// byte order, with a byte order mark) as from UTF-8.
+    #[test]
+    fn utf16_reads_like_utf8(texts in prop::collection::vec("\\PC{0,24}", 1..4)) {
+        let items: String = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let t = escaped(t);
+                format!(
+                    "<ReportItem port=\"{i}\" pluginID=\"{i}\" pluginName=\"{t}\"><description>{t}</description><cve>{t}</cve></ReportItem>"
+                )
+            })
+            .collect();
+        let doc = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-16\"?><NessusClientData_v2><Report name=\"r\"><ReportHost name=\"h\">{items}</ReportHost></Report></NessusClientData_v2>"
+        );
+        let want = records(doc.as_bytes());
+        prop_assert!(!want.starts_with("Err"), "{want}");
+        prop_assert_eq!(records(&utf16(&doc, true, false)), want.clone());
+        prop_assert_eq!(records(&utf16(&doc, true, true)), want);
+    }
+
+    /// Any bytes after an encoding's signature or declaration give records or a typed
+    /// error, never a panic.
+    #[test]
+    fn any_bytes_in_any_encoding_never_panic(
+        prefix in prop::sample::select(vec![
+            &b"\xFF\xFE"[..],
+            b"\xFE\xFF",
+            b"<\0?\0",
+            b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
+            b"<?xml version=\"1.0\" encoding=\"Shift_JIS\"?>",
+            b"<?xml version=\"1.0\" encoding=\"klingon\"?>",
+        ]),
+        bytes in prop::collection::vec(any::<u8>(), 0..300),
+    ) {
+        let mut doc = prefix.to_vec();
+        doc.extend_from_slice(&bytes);
+        let _ = records(&doc);
+        let mut out = Vec::new();
+        let _ = nessus_schema::convert(&doc[..], &mut out, &Query::default());
+    }
 }
