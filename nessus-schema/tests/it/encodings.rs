@@ -187,8 +187,8 @@ proptest! {
         );
         let want = records(doc.as_bytes());
         prop_assert!(!want.starts_with("Err"), "{want}");
-        prop_assert_eq!(records(&utf16(&doc, true, false)), want.clone());
-        prop_assert_eq!(records(&utf16(&doc, true, true)), want);
+        prop_assert_eq!(&records(&utf16(&doc, true, false)), &want);
+        prop_assert_eq!(&records(&utf16(&doc, true, true)), &want);
     }
 
     /// Any bytes after an encoding's signature or declaration give records or a typed
