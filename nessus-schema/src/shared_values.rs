@@ -220,7 +220,10 @@ impl SharedValues {
                     let reused_later = fields[slot as usize + 1..].contains(name);
                     self.add(p, slot, f, name, reused_later)
                 }
-                Some((_, _, Lookup::Inline)) | None => None,
+                Some((_, _, Lookup::Inline)) | None => {
+                    value(l, v);
+                    continue;
+                }
             };
             match shared {
                 Some(id) => {
@@ -229,6 +232,8 @@ impl SharedValues {
                     expanded_extra += self.entries[id as usize].rendered.len() as u64;
                     refs += 1;
                 }
+                // `add` found nothing to keep after all (not reached: the value was
+                // looked up just before).
                 None => {
                     if let Some(v) = f.get(name) {
                         value(l, v);
