@@ -15,6 +15,7 @@ use crate::catalogue::Projection;
 use crate::codec::{Dictionary, RawRecord};
 use crate::error::{Error, Result};
 use crate::record::{ATTRIBUTE_FIELDS, ComplianceResult, Finding, Host, ScanMetadata};
+use crate::swar::{HI, LO, first_match};
 use crate::value::{ListRef, ValueRef};
 
 /// Writes JSON-NL lines to `W`, counting the bytes written.
@@ -504,29 +505,19 @@ const ESCAPE: [bool; 256] = {
 /// Index of the first byte of `bytes` that needs escaping, if any. Looks at 8 bytes at a
 /// time (SWAR): almost all text needs no escape, and this runs over every output byte.
 fn first_escape(bytes: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Per byte, exact (no carries cross bytes): the high bit ends up clear where the
-        // byte is < 0x20, == '"' or == '\\'.
-        let low = w & !HI;
-        let control = (low + LO * 0x60) | w;
-        let quote = ((low ^ (LO * 0x22)) + !HI) | w;
-        let backslash = ((low ^ (LO * 0x5c)) + !HI) | w;
-        let hits = !(control & quote & backslash) & HI;
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| ESCAPE[b as usize])
-        .map(|i| at + i)
+    first_match(
+        bytes,
+        |w| {
+            // Per byte, exact (no carries cross bytes): the high bit ends up clear where
+            // the byte is < 0x20, == '"' or == '\\'.
+            let low = w & !HI;
+            let control = (low + LO * 0x60) | w;
+            let quote = ((low ^ (LO * 0x22)) + !HI) | w;
+            let backslash = ((low ^ (LO * 0x5c)) + !HI) | w;
+            !(control & quote & backslash) & HI
+        },
+        |b| ESCAPE[b as usize],
+    )
 }
 
 /// A JSON string literal. Copies runs of plain bytes at once; only `"`, `\\` and control

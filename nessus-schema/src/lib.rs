@@ -59,6 +59,7 @@ mod spill;
 mod split;
 mod store;
 mod summary;
+mod swar;
 mod value;
 
 pub use catalogue::{FieldKind, KNOWN_FIELDS, Profile, Projection, field_kind};

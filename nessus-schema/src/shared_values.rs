@@ -18,6 +18,7 @@ use std::io::{self, Write};
 use crate::jsonl::{key, value};
 use crate::parser::FnvBuild;
 use crate::record::Finding;
+use crate::swar::{HI, LO, first_match};
 use crate::value::{ListRef, ValueRef};
 
 /// Marks a reference in a stored line; the entry number follows as 4 little-endian bytes.
@@ -265,25 +266,15 @@ impl SharedValues {
 /// Index of the first [`REF`] byte: 8 bytes at a time (SWAR), as this runs over every
 /// output byte.
 fn find_ref(bytes: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut words = bytes.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut words {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
-            ^ (LO * REF as u64);
-        // Exact zero-byte detection: the high bit ends up set only where w's byte is 0.
-        let zero = !(((w & !HI) + !HI) | w) & HI;
-        if zero != 0 {
-            return Some(at + (zero.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    words
-        .remainder()
-        .iter()
-        .position(|&b| b == REF)
-        .map(|i| at + i)
+    first_match(
+        bytes,
+        |w| {
+            let w = w ^ (LO * REF as u64);
+            // Exact zero-byte detection: the high bit ends up set only where w's byte is 0.
+            !(((w & !HI) + !HI) | w) & HI
+        },
+        |b| b == REF,
+    )
 }
 
 #[cfg(test)]
