@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jiff::SignedDuration;
 use nessus_core::RetryPolicy;
 use nessus_core::sim::SimHandle;
-use nessus_queue::testkit::{StaticDirectory, sim_client, simulator, single_pool};
+use nessus_queue::testkit::{self, StaticDirectory, sim_client, simulator, single_pool};
 use nessus_queue::{
     AdhocCredentials, KeepExportOnly, ListTasks, NewTask, Queue, QueueConfig, ScanType, TaskStatus,
     Worker, WorkerConfig,
@@ -99,21 +99,7 @@ impl Rig {
     async fn wait_terminal(&self, ids: &[String], limit: Duration) {
         let start = Instant::now();
         loop {
-            let mut done = 0;
-            for id in ids {
-                if self
-                    .queue
-                    .get(id)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .task
-                    .status
-                    .is_terminal()
-                {
-                    done += 1;
-                }
-            }
+            let done = testkit::terminal_count(&self.queue, ids).await.unwrap();
             if done == ids.len() {
                 return;
             }
@@ -222,16 +208,8 @@ async fn scanner_outage_fails_nothing() {
         f.error_rate = 0.0;
     });
     r.wait_terminal(&ids, Duration::from_secs(60)).await;
-    for id in &ids {
-        let t = r.queue.get(id).await.unwrap().unwrap().task;
-        assert_eq!(
-            t.status,
-            TaskStatus::Completed,
-            "{id}: {:?} {:?}",
-            t.error_code,
-            t.error_message
-        );
-    }
+    let failed = testkit::not_completed(&r.queue, &ids).await.unwrap();
+    assert!(failed.is_empty(), "not completed: {failed:?}");
     let c = r.sim.counters();
     assert!(
         c.dropped + c.injected_errors > 0,

@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nessus_core::sim::SimHandle;
-use nessus_queue::testkit::ChildGuard;
-use nessus_queue::{Queue, TaskStatus};
+use nessus_queue::Queue;
+use nessus_queue::testkit::{self, ChildGuard};
 
 /// A `queue-worker` process serving pool `nessus` on the simulator at `sim`, with
 /// 2 s leases so a killed worker's tasks come back quickly.
@@ -37,15 +37,7 @@ pub(crate) async fn assert_all_completed_once(
 ) {
     let start = Instant::now();
     loop {
-        let mut terminal = 0;
-        for id in ids {
-            let v = queue
-                .get(id)
-                .await
-                .unwrap()
-                .unwrap_or_else(|| panic!("task {id} lost"));
-            terminal += usize::from(v.task.status.is_terminal());
-        }
+        let terminal = testkit::terminal_count(queue, ids).await.unwrap();
         if terminal == ids.len() {
             break;
         }
@@ -56,16 +48,8 @@ pub(crate) async fn assert_all_completed_once(
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    for id in ids {
-        let t = queue.get(id).await.unwrap().unwrap().task;
-        assert_eq!(
-            t.status,
-            TaskStatus::Completed,
-            "{id}: {:?} {:?}",
-            t.error_code,
-            t.error_message
-        );
-    }
+    let failed = testkit::not_completed(queue, ids).await.unwrap();
+    assert!(failed.is_empty(), "not completed: {failed:?}");
     let c = sim.counters();
     assert_eq!(
         c.scans_created,
