@@ -211,7 +211,7 @@ impl<'q> Collected<'q> {
             }
             self.summary.add(&record);
             match record {
-                Record::Finding(mut f) => {
+                Record::Finding(f) => {
                     if !query.filter.matches(&f) {
                         continue;
                     }
@@ -222,7 +222,7 @@ impl<'q> Collected<'q> {
                     match &mut self.lines {
                         Lines::Sorted { runs, shared } => {
                             let expanded = match query.projection.fields() {
-                                Some(fields) => shared[0].render(line, &mut f, fields),
+                                Some(fields) => shared[0].render(line, &f, fields),
                                 None => {
                                     render_finding(line, &f, &query.projection);
                                     line.len() as u64

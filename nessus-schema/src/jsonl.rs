@@ -521,7 +521,7 @@ fn first_escape(bytes: &[u8]) -> Option<usize> {
 }
 
 /// A JSON string literal. Copies runs of plain bytes at once; only `"`, `\\` and control
-/// characters are escaped.
+/// characters are escaped ([`is_str_lit_of`] reads these escapes back).
 pub(crate) fn str_lit(l: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     l.reserve(s.len() + 2);
@@ -550,6 +550,49 @@ pub(crate) fn str_lit(l: &mut Vec<u8>, s: &str) {
     }
     l.extend_from_slice(&bytes[start..]);
     l.push(b'"');
+}
+
+/// Whether `lit`, a literal written by [`str_lit`], is the literal of `s`: lets a cache of
+/// rendered texts compare a new text with its entries without keeping the raw text too.
+/// Walks the literal from backslash to backslash (SIMD search; escapes are rare): the runs
+/// between them hold no byte that needs escaping, so a run equal to the text's next bytes
+/// proves those bytes need none either.
+pub(crate) fn is_str_lit_of(lit: &[u8], s: &str) -> bool {
+    let Some(mut lit) = lit.strip_prefix(b"\"").and_then(|l| l.strip_suffix(b"\"")) else {
+        return false;
+    };
+    let mut s = s.as_bytes();
+    loop {
+        let run = memchr::memchr(b'\\', lit).unwrap_or(lit.len());
+        let Some(rest) = s.strip_prefix(&lit[..run]) else {
+            return false;
+        };
+        s = rest;
+        lit = &lit[run..];
+        let Some((&kind, after)) = lit.get(1..).and_then(<[u8]>::split_first) else {
+            return s.is_empty() && lit.is_empty();
+        };
+        let (byte, len) = match kind {
+            b'u' => {
+                let hex = after.get(..4).and_then(|h| std::str::from_utf8(h).ok());
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => (b, 6),
+                    None => return false,
+                }
+            }
+            b'n' => (b'\n', 2),
+            b'r' => (b'\r', 2),
+            b't' => (b'\t', 2),
+            b'b' => (0x08, 2),
+            b'f' => (0x0c, 2),
+            other => (other, 2),
+        };
+        match s.split_first() {
+            Some((&b, rest)) if b == byte => s = rest,
+            _ => return false,
+        }
+        lit = &lit[len..];
+    }
 }
 
 fn json_obj(l: &mut Vec<u8>, m: &Map<String, Json>) {
@@ -594,6 +637,25 @@ fn json(l: &mut Vec<u8>, v: &Json) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The literal is compared exactly: a text matches its own literal and no other
+        /// text's (JSON escaping is one-to-one), also when one is a prefix of the other.
+        #[test]
+        fn a_literal_matches_only_its_own_text(
+            a in "[a-c\"\\\\\n\r\t\u{8}\u{c}\u{1}\u{1f}é]{0,12}",
+            b in "[a-c\"\\\\\n\r\t\u{8}\u{c}\u{1}\u{1f}é]{0,12}",
+        ) {
+            let mut lit = Vec::new();
+            str_lit(&mut lit, &a);
+            prop_assert!(is_str_lit_of(&lit, &a));
+            prop_assert_eq!(is_str_lit_of(&lit, &b), a == b);
+            let longer = format!("{a}{b}");
+            prop_assert_eq!(is_str_lit_of(&lit, &longer), b.is_empty());
+            prop_assert!(!is_str_lit_of(&lit[..lit.len() - 1], &a));
+        }
+    }
 
     #[test]
     fn escapes_and_floats() {

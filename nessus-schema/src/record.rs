@@ -164,26 +164,6 @@ impl Finding {
             .map(|(_, v)| v.as_ref())
     }
 
-    /// Moves the text of child `name` (or of `plugin_name`) out, leaving it empty: for a
-    /// caller that is done with the finding's text and keeps it (convert's shared values)
-    /// without a copy. `None` if that field is not an owned text.
-    pub(crate) fn take_text(&mut self, name: &str) -> Option<String> {
-        if name == "plugin_name" {
-            return self.plugin_name.take();
-        }
-        // `get` reads these from the attributes, never from a child of the same name.
-        if ATTRIBUTE_FIELDS.contains(&name) {
-            return None;
-        }
-        self.fields
-            .iter_mut()
-            .find(|(k, _)| &**k == name)
-            .and_then(|(_, v)| match v {
-                Value::Text(s) => Some(std::mem::take(s)),
-                _ => None,
-            })
-    }
-
     /// `cvss3_base_score` if present and numeric, else `cvss_base_score`.
     pub fn cvss_score(&self) -> Option<f64> {
         let num = |n| self.child(n).and_then(|v| v.as_f64());

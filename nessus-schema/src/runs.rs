@@ -1,9 +1,12 @@
 //! Convert's external sort for the default order (severity desc, host, port, plugin id,
 //! document order) in bounded memory.
 //!
-//! Findings arrive grouped by host, so the lines of the host being parsed are buffered
-//! (at most [`RunLimits::run_bytes`]), sorted by (severity desc, port, plugin id) with a
-//! stable sort, and appended to a [`Spill`] as one sorted *run* per severity. At the end
+//! Findings arrive grouped by host, so lines are buffered (at most
+//! [`RunLimits::run_bytes`]), and a full buffer is sorted by (host, severity desc, port,
+//! plugin id) with a stable sort and appended to a [`Spill`] as one sorted *run* per host
+//! and severity. When every line fits in the buffer (most files) nothing is spilled: the
+//! buffer is sorted once in the final order and read in place, which saves copying every
+//! line and the spill's fresh pages (about 2 µs each on the VM we measure on). At the end
 //! the runs are ordered by (severity desc, host rank) — ranks are only known once every
 //! host has been seen — keeping creation order among runs of the same host and severity,
 //! and those (usually one, several for a host larger than the run buffer or one that
@@ -44,6 +47,7 @@ const HEADER: usize = 16;
 /// The sort key of a line within one host, plus where its bytes are in the run buffer.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
+    host: u32,
     severity: i16,
     port: u32,
     plugin: u32,
@@ -69,7 +73,6 @@ pub(crate) struct RunSorter {
     limits: RunLimits,
     spill: Spill,
     runs: Vec<Run>,
-    host: u32,
     pending: Vec<Pending>,
     buf: Vec<u8>,
     count: u64,
@@ -83,7 +86,6 @@ impl RunSorter {
             limits,
             spill: Spill::with_limit(limits.memory_bytes),
             runs: Vec::new(),
-            host: u32::MAX,
             pending: Vec::new(),
             buf: Vec::new(),
             count: 0,
@@ -111,9 +113,8 @@ impl RunSorter {
         let too_long = || io::Error::other("a rendered finding is larger than 4 GiB");
         let len = u32::try_from(line.len()).map_err(|_| too_long())?;
         let expanded = u32::try_from(expanded).map_err(|_| too_long())?;
-        if host != self.host || self.buf.len() + line.len() > u32::MAX as usize {
+        if self.buf.len() + line.len() > u32::MAX as usize {
             self.flush()?;
-            self.host = host;
         }
         if self.buf.capacity() == 0 {
             // As in `Spill`: one reservation instead of copies at each doubling.
@@ -121,6 +122,7 @@ impl RunSorter {
                 .reserve_exact(self.limits.run_bytes.max(line.len()));
         }
         self.pending.push(Pending {
+            host,
             severity,
             port,
             plugin,
@@ -136,24 +138,30 @@ impl RunSorter {
         Ok(())
     }
 
-    /// Writes the buffered lines of the current host out as sorted runs.
+    /// Writes the buffered lines out as sorted runs, one per host and severity.
     fn flush(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        // Stable: equal keys keep document order.
+        // Stable: equal keys keep document order (a host that appears twice in the buffer
+        // gets one run holding both parts, in document order).
         self.pending.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
+            a.host
+                .cmp(&b.host)
+                .then(b.severity.cmp(&a.severity))
                 .then(a.port.cmp(&b.port))
                 .then(a.plugin.cmp(&b.plugin))
         });
         let mut i = 0;
         while i < self.pending.len() {
-            let severity = self.pending[i].severity;
+            let (host, severity) = (self.pending[i].host, self.pending[i].severity);
             let start = self.spill.len();
             let mut count = 0;
-            while let Some(p) = self.pending.get(i).filter(|p| p.severity == severity) {
+            while let Some(p) = self
+                .pending
+                .get(i)
+                .filter(|p| p.host == host && p.severity == severity)
+            {
                 let mut header = [0u8; HEADER];
                 header[0..4].copy_from_slice(&p.port.to_le_bytes());
                 header[4..8].copy_from_slice(&p.plugin.to_le_bytes());
@@ -167,7 +175,7 @@ impl RunSorter {
             }
             self.runs.push(Run {
                 severity,
-                host: self.host,
+                host,
                 part: 0,
                 start,
                 end: self.spill.len(),
@@ -201,14 +209,37 @@ impl RunSorter {
         self.more.push(later.spill);
         self.more.extend(later.more);
         self.count += later.count;
-        self.host = u32::MAX;
         Ok(())
     }
 
     /// Ends the input; `rank` gives each host's position in the default order.
     pub(crate) fn finish(mut self, rank: &[u32]) -> io::Result<SortedLines> {
-        self.flush()?;
         let rank_of = |h: u32| rank.get(h as usize).copied().unwrap_or(u32::MAX);
+        if self.runs.is_empty() && self.more.is_empty() {
+            // Everything is still in the buffer: sort it in the final order and read it in
+            // place. Stable: equal keys keep document order, as the merge does.
+            self.pending.sort_by(|a, b| {
+                b.severity
+                    .cmp(&a.severity)
+                    .then(rank_of(a.host).cmp(&rank_of(b.host)))
+                    .then(a.port.cmp(&b.port))
+                    .then(a.plugin.cmp(&b.plugin))
+            });
+            return Ok(SortedLines {
+                front: Some(Front {
+                    buf: self.buf,
+                    order: self.pending,
+                }),
+                sources: Vec::new(),
+                runs: Vec::new(),
+                next_run: 0,
+                group: Vec::new(),
+                pos: 0,
+                read_bytes: self.limits.read_bytes,
+                spare: Vec::new(),
+            });
+        }
+        self.flush()?;
         // Stable: runs of one host and severity stay in creation (document) order.
         self.runs.sort_by(|a, b| {
             b.severity
@@ -232,6 +263,7 @@ impl RunSorter {
             })
             .collect::<io::Result<_>>()?;
         Ok(SortedLines {
+            front: None,
             sources,
             runs: self.runs,
             next_run: 0,
@@ -251,9 +283,18 @@ struct Source {
     memory: Option<Arc<Vec<u8>>>,
 }
 
+/// Lines that never left the sort buffer, already in the final order.
+#[derive(Debug)]
+struct Front {
+    buf: Vec<u8>,
+    order: Vec<Pending>,
+}
+
 /// The lines in the default order, read forwards.
 #[derive(Debug)]
 pub(crate) struct SortedLines {
+    /// Set when nothing was spilled; the merge fields below are then unused.
+    front: Option<Front>,
     /// Indexed by [`Run::part`].
     sources: Vec<Source>,
     runs: Vec<Run>,
@@ -282,6 +323,10 @@ impl SortedLines {
         if pos < self.pos {
             return Err(io::Error::other("lines are read forwards only"));
         }
+        if self.front.is_some() {
+            self.pos = pos;
+            return self.front_line(pos);
+        }
         loop {
             self.refresh()?;
             if self.group.is_empty() {
@@ -307,6 +352,22 @@ impl SortedLines {
             }
             self.group[i].stale = true;
         }
+    }
+
+    /// The line at `pos` of a sort that never left its buffer.
+    fn front_line(&self, pos: u64) -> io::Result<StoredLine<'_>> {
+        let p = self
+            .front
+            .as_ref()
+            .zip(usize::try_from(pos).ok())
+            .and_then(|(front, i)| Some((front, front.order.get(i)?)));
+        let (front, p) = p.ok_or_else(|| io::Error::other("no more lines"))?;
+        let at = p.start as usize;
+        Ok(StoredLine {
+            bytes: &front.buf[at..at + p.len as usize],
+            expanded: u64::from(p.expanded),
+            part: 0,
+        })
     }
 
     /// Moves past consumed heads and drops finished runs.
@@ -515,6 +576,60 @@ impl Bytes {
         match self {
             Bytes::Owned(v) => v,
             Bytes::Shared(m) => m,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A line: (host, severity, port, plugin); its text is its document position.
+    type Key = (u32, i16, u32, u32);
+
+    fn sorted(lines: &[Key], rank: &[u32], limits: RunLimits) -> Vec<u64> {
+        let mut sorter = RunSorter::new(limits);
+        for (i, &(host, severity, port, plugin)) in lines.iter().enumerate() {
+            let text = format!("{i:>width$}", width = 1 + i % 40);
+            sorter
+                .push(host, severity, port, plugin, text.as_bytes(), 0)
+                .unwrap();
+        }
+        let mut out = sorter.finish(rank).unwrap();
+        (0..lines.len() as u64)
+            .map(|pos| {
+                let line = out.line(pos).unwrap();
+                std::str::from_utf8(line.bytes)
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// In-place (everything fits), spilled to memory and spilled to a file in tiny
+        /// runs: all three give the stable default order, whatever the host order in the
+        /// document (hosts may come back after another one).
+        #[test]
+        fn every_buffer_size_gives_the_stable_default_order(
+            lines in prop::collection::vec((0u32..4, -1i16..5, 0u32..3, 0u32..3), 0..200),
+            rank in Just(vec![0u32, 1, 2, 3]).prop_shuffle(),
+        ) {
+            let mut want: Vec<u64> = (0..lines.len() as u64).collect();
+            let key = |i: &u64| {
+                let (host, severity, port, plugin) = lines[*i as usize];
+                (std::cmp::Reverse(severity), rank[host as usize], port, plugin)
+            };
+            want.sort_by_key(key);
+            let roomy = RunLimits::default();
+            let tiny_in_memory = RunLimits { run_bytes: 64, memory_bytes: 1 << 20, read_bytes: 1 };
+            let tiny_on_disk = RunLimits { run_bytes: 64, memory_bytes: 0, read_bytes: 1 };
+            for limits in [roomy, tiny_in_memory, tiny_on_disk] {
+                prop_assert_eq!(&sorted(&lines, &rank, limits), &want, "{:?}", limits);
+            }
         }
     }
 }
