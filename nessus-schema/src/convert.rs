@@ -218,27 +218,28 @@ impl<'q> Collected<'q> {
                     if self.lines.len() == u64::from(u32::MAX) {
                         return Err(Error::query("more than 4 billion findings"));
                     }
-                    line.clear();
                     match &mut self.lines {
                         Lines::Sorted { runs, shared } => {
-                            let expanded = match query.projection.fields() {
-                                Some(fields) => shared[0].render(line, &f, fields),
+                            // Rendered straight into the sort's buffer.
+                            let render = |buf: &mut Vec<u8>| match query.projection.fields() {
+                                Some(fields) => shared[0].render(buf, &f, fields),
                                 None => {
-                                    render_finding(line, &f, &query.projection);
-                                    line.len() as u64
+                                    let start = buf.len();
+                                    render_finding(buf, &f, &query.projection);
+                                    (buf.len() - start) as u64
                                 }
                             };
-                            runs.push(
+                            runs.push_rendered(
                                 self.tables.host(&f.host),
                                 severity_key(&f),
                                 f.port.unwrap_or(u32::MAX),
                                 f.plugin_id.unwrap_or(u32::MAX),
-                                line,
-                                expanded,
+                                render,
                             )
                             .map_err(spill_err)?;
                         }
                         Lines::Custom { spills, rows } => {
+                            line.clear();
                             render_finding(line, &f, &query.projection);
                             let offset = spills.write(f.severity, line)?;
                             rows.push(row_for(&f, &mut self.tables, offset, line.len() as u32));

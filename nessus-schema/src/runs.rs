@@ -100,7 +100,6 @@ impl RunSorter {
 
     /// Adds one line. `severity` is -1 for a missing one (sorts lowest); a missing port or
     /// plugin id is `u32::MAX` (sorts last), as in the store.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push(
         &mut self,
         host: u32,
@@ -110,27 +109,47 @@ impl RunSorter {
         line: &[u8],
         expanded: u64,
     ) -> io::Result<()> {
-        let too_long = || io::Error::other("a rendered finding is larger than 4 GiB");
-        let len = u32::try_from(line.len()).map_err(|_| too_long())?;
-        let expanded = u32::try_from(expanded).map_err(|_| too_long())?;
-        if self.buf.len() + line.len() > u32::MAX as usize {
-            self.flush()?;
-        }
+        self.push_rendered(host, severity, port, plugin, |buf| {
+            buf.extend_from_slice(line);
+            expanded
+        })
+    }
+
+    /// Adds the line `render` appends to the buffer it is given, returning the line's
+    /// expanded length: rendering in place saves a copy of every line and, for a line
+    /// with a large text, the fresh pages of a second buffer that large.
+    pub(crate) fn push_rendered(
+        &mut self,
+        host: u32,
+        severity: i16,
+        port: u32,
+        plugin: u32,
+        render: impl FnOnce(&mut Vec<u8>) -> u64,
+    ) -> io::Result<()> {
         if self.buf.capacity() == 0 {
             // As in `Spill`: one reservation instead of copies at each doubling.
-            self.buf
-                .reserve_exact(self.limits.run_bytes.max(line.len()));
+            self.buf.reserve_exact(self.limits.run_bytes);
         }
+        let start = self.buf.len();
+        let expanded = render(&mut self.buf);
+        // The buffer is flushed once it holds `run_bytes`, so `start` is small and only a
+        // line of about 4 GiB (records are capped far below) can fail here.
+        let too_long = || io::Error::other("a rendered finding is larger than 4 GiB");
+        let len = u32::try_from(self.buf.len() - start).map_err(|_| too_long())?;
+        let expanded = u32::try_from(expanded).map_err(|_| too_long())?;
+        let start = u32::try_from(start)
+            .ok()
+            .filter(|s| s.checked_add(len).is_some())
+            .ok_or_else(too_long)?;
         self.pending.push(Pending {
             host,
             severity,
             port,
             plugin,
-            start: self.buf.len() as u32,
+            start,
             len,
             expanded,
         });
-        self.buf.extend_from_slice(line);
         self.count += 1;
         if self.buf.len() >= self.limits.run_bytes {
             self.flush()?;
