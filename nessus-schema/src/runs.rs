@@ -1,10 +1,10 @@
 //! Convert's external sort for the default order (severity desc, host, port, plugin id,
 //! document order) in bounded memory.
 //!
-//! Findings arrive grouped by host, so lines are buffered (at most
-//! [`RunLimits::run_bytes`]), and a full buffer is sorted by (host, severity desc, port,
-//! plugin id) with a stable sort and appended to a [`Spill`] as one sorted *run* per host
-//! and severity. When every line fits in the buffer (most files) nothing is spilled: the
+//! Lines are buffered (at most [`RunLimits::run_bytes`]); a full buffer is sorted by
+//! (host, severity desc, port, plugin id) with a stable sort and appended to a [`Spill`] as
+//! one sorted *run* per host and severity (findings arrive grouped by host, so a host
+//! rarely spans two runs). When every line fits in the buffer (most files) nothing is spilled: the
 //! buffer is sorted once in the final order and read in place, which saves copying every
 //! line and the spill's fresh pages (about 2 µs each on the VM we measure on). At the end
 //! the runs are ordered by (severity desc, host rank) — ranks are only known once every
@@ -44,7 +44,7 @@ impl Default for RunLimits {
 /// Header of a stored line: port, plugin id, stored length, expanded length.
 const HEADER: usize = 16;
 
-/// The sort key of a line within one host, plus where its bytes are in the run buffer.
+/// The sort key of a buffered line, plus where its bytes are in the run buffer.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     host: u32,
