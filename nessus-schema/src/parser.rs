@@ -907,15 +907,17 @@ impl<R: BufRead> NessusReader<R> {
             }
             seen |= bit;
             match key {
-                "pluginID" => f.plugin_id = Some(self.number(key, &value)?),
+                "pluginID" => f.plugin_id = self.number(key, &value)?,
                 "severity" => {
-                    let sev: u32 = self.number(key, &value)?;
-                    f.severity = Some(
-                        u8::try_from(sev)
-                            .map_err(|_| self.bad_value(key, &value, "a severity 0-4"))?,
-                    );
+                    f.severity = match self.number(key, &value)? {
+                        Some(sev) => Some(
+                            u8::try_from(sev)
+                                .map_err(|_| self.bad_value(key, &value, "a severity 0-4"))?,
+                        ),
+                        None => None,
+                    };
                 }
-                "port" => f.port = Some(self.number(key, &value)?),
+                "port" => f.port = self.number(key, &value)?,
                 "pluginName" => f.plugin_name = Some(value.into_owned()),
                 "pluginFamily" => f.plugin_family = Some(value.into_owned()),
                 "svc_name" => f.svc_name = Some(value.into_owned()),
@@ -929,10 +931,17 @@ impl<R: BufRead> NessusReader<R> {
         Ok(Elem::ReportItem)
     }
 
-    fn number(&self, field: &str, value: &str) -> Result<u32> {
+    /// A numeric attribute. An empty one (as tools that rewrite files leave behind) is the
+    /// same as a missing one, not a reason to refuse the whole file; any other text that is
+    /// not a number is an error naming it.
+    fn number(&self, field: &str, value: &str) -> Result<Option<u32>> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
         value
-            .trim()
             .parse()
+            .map(Some)
             .map_err(|_| self.bad_value(field, value, "a non-negative integer"))
     }
 

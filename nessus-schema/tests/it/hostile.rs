@@ -90,6 +90,33 @@ fn broken_documents() {
     });
 }
 
+/// An empty numeric attribute is a missing one (the finding is kept, the file is read),
+/// while text that is not a number still names the field.
+#[test]
+fn empty_numeric_attributes_read_as_missing() {
+    let doc = br#"<ReportItem port=" " severity="" pluginID="" pluginName="n"/>"#;
+    let records: Vec<Record> = NessusReader::new(&doc[..])
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let finding = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Finding(f) => Some(f),
+            _ => None,
+        })
+        .expect("the finding is kept");
+    assert_eq!(
+        (finding.port, finding.severity, finding.plugin_id),
+        (None, None, None)
+    );
+    assert_eq!(finding.plugin_name.as_deref(), Some("n"));
+    check(
+        "non-numeric port",
+        br#"<ReportItem port="ssh" severity="1" pluginID="1"/>"#,
+        |e| matches!(e, Error::InvalidValue { field, value, .. } if field == "port" && value == "ssh"),
+    );
+}
+
 #[test]
 fn every_truncation_of_a_real_file_fails_cleanly() {
     let full = std::fs::read(crate::corpus("dradis-nessus__vpr_score.xml")).unwrap();
