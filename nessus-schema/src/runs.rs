@@ -244,19 +244,10 @@ impl RunSorter {
                     .then(a.port.cmp(&b.port))
                     .then(a.plugin.cmp(&b.plugin))
             });
-            return Ok(SortedLines {
-                front: Some(Front {
-                    buf: self.buf,
-                    order: self.pending,
-                }),
-                sources: Vec::new(),
-                runs: Vec::new(),
-                next_run: 0,
-                group: Vec::new(),
-                pos: 0,
-                read_bytes: self.limits.read_bytes,
-                spare: Vec::new(),
-            });
+            return Ok(SortedLines(Sorted::InPlace {
+                buf: self.buf,
+                order: self.pending,
+            }));
         }
         self.flush()?;
         // Stable: runs of one host and severity stay in creation (document) order.
@@ -281,8 +272,7 @@ impl RunSorter {
                 })
             })
             .collect::<io::Result<_>>()?;
-        Ok(SortedLines {
-            front: None,
+        Ok(SortedLines(Sorted::Merged(Merge {
             sources,
             runs: self.runs,
             next_run: 0,
@@ -290,7 +280,7 @@ impl RunSorter {
             pos: 0,
             read_bytes: self.limits.read_bytes,
             spare: Vec::new(),
-        })
+        })))
     }
 }
 
@@ -302,18 +292,21 @@ struct Source {
     memory: Option<Arc<Vec<u8>>>,
 }
 
-/// Lines that never left the sort buffer, already in the final order.
+/// The lines in the default order.
 #[derive(Debug)]
-struct Front {
-    buf: Vec<u8>,
-    order: Vec<Pending>,
+pub(crate) struct SortedLines(Sorted);
+
+#[derive(Debug)]
+enum Sorted {
+    /// Nothing was spilled: the sort buffer, with its lines' index in the final order.
+    InPlace { buf: Vec<u8>, order: Vec<Pending> },
+    /// Spilled runs, merged as they are read.
+    Merged(Merge),
 }
 
-/// The lines in the default order, read forwards.
+/// The merge of spilled runs, read forwards.
 #[derive(Debug)]
-pub(crate) struct SortedLines {
-    /// Set when nothing was spilled; the merge fields below are then unused.
-    front: Option<Front>,
+struct Merge {
     /// Indexed by [`Run::part`].
     sources: Vec<Source>,
     runs: Vec<Run>,
@@ -339,12 +332,28 @@ pub(crate) struct StoredLine<'a> {
 impl SortedLines {
     /// The line at position `pos` (positions are asked for in increasing order).
     pub(crate) fn line(&mut self, pos: u64) -> io::Result<StoredLine<'_>> {
+        match &mut self.0 {
+            Sorted::InPlace { buf, order } => {
+                let p = usize::try_from(pos)
+                    .ok()
+                    .and_then(|i| order.get(i))
+                    .ok_or_else(|| io::Error::other("no more lines"))?;
+                let at = p.start as usize;
+                Ok(StoredLine {
+                    bytes: &buf[at..at + p.len as usize],
+                    expanded: u64::from(p.expanded),
+                    part: 0,
+                })
+            }
+            Sorted::Merged(merge) => merge.line(pos),
+        }
+    }
+}
+
+impl Merge {
+    fn line(&mut self, pos: u64) -> io::Result<StoredLine<'_>> {
         if pos < self.pos {
             return Err(io::Error::other("lines are read forwards only"));
-        }
-        if self.front.is_some() {
-            self.pos = pos;
-            return self.front_line(pos);
         }
         loop {
             self.refresh()?;
@@ -371,22 +380,6 @@ impl SortedLines {
             }
             self.group[i].stale = true;
         }
-    }
-
-    /// The line at `pos` of a sort that never left its buffer.
-    fn front_line(&self, pos: u64) -> io::Result<StoredLine<'_>> {
-        let p = self
-            .front
-            .as_ref()
-            .zip(usize::try_from(pos).ok())
-            .and_then(|(front, i)| Some((front, front.order.get(i)?)));
-        let (front, p) = p.ok_or_else(|| io::Error::other("no more lines"))?;
-        let at = p.start as usize;
-        Ok(StoredLine {
-            bytes: &front.buf[at..at + p.len as usize],
-            expanded: u64::from(p.expanded),
-            part: 0,
-        })
     }
 
     /// Moves past consumed heads and drops finished runs.
