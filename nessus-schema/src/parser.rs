@@ -909,13 +909,13 @@ impl<R: BufRead> NessusReader<R> {
             match key {
                 "pluginID" => f.plugin_id = self.number(key, &value)?,
                 "severity" => {
-                    f.severity = match self.number(key, &value)? {
-                        Some(sev) => Some(
+                    f.severity = self
+                        .number(key, &value)?
+                        .map(|sev| {
                             u8::try_from(sev)
-                                .map_err(|_| self.bad_value(key, &value, "a severity 0-4"))?,
-                        ),
-                        None => None,
-                    };
+                                .map_err(|_| self.bad_value(key, &value, "a severity 0-4"))
+                        })
+                        .transpose()?;
                 }
                 "port" => f.port = self.number(key, &value)?,
                 "pluginName" => f.plugin_name = Some(value.into_owned()),
