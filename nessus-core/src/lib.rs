@@ -63,6 +63,7 @@ mod config;
 mod error;
 mod instance;
 mod models;
+mod probe;
 mod scanner;
 mod select;
 mod targets;
@@ -77,7 +78,7 @@ pub use client::{
 };
 pub use config::{
     AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
-    Pool, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
+    Pool, PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
 pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};
@@ -88,6 +89,7 @@ pub use models::{
     Template, VulnerabilitySummary,
 };
 pub use scanner::{BoxFuture, ExportFormat, ScanId, ScanSpec, ScanState, Scanner};
+pub use probe::{CLOCK_SKEW_LIMIT_SECS, ScannerProbe, chain as error_chain, probe, tls_setting};
 pub use select::{InstanceLoad, Unavailable, select_instance};
 pub use targets::{
     ApprovedTargets, DEFAULT_MAX_HOSTS, InvalidTarget, IpNetwork, PolicyRule, Refusal,

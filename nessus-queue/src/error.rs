@@ -108,9 +108,152 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The request named a pool the config does not define.
+    #[error("No enabled scanners in pool '{pool}'")]
+    UnknownPool {
+        /// The pool asked for.
+        pool: String,
+        /// The pools that exist.
+        known: Vec<String>,
+    },
+    /// The request pinned an instance the pool does not have.
+    #[error("Scanner not found: {pool}:{instance}")]
+    ScannerNotFound {
+        /// The pool.
+        pool: String,
+        /// The instance asked for.
+        instance: String,
+    },
+    /// The pool's target policy refused a target (nothing was sent to Nessus).
+    #[error("{0}")]
+    TargetsRefused(#[source] nessus_core::Error),
+    /// The request named a credential profile the config does not define.
+    #[error("credential profile '{profile}' is not configured")]
+    UnknownCredentialProfile {
+        /// The profile asked for.
+        profile: String,
+        /// The profiles that exist.
+        known: Vec<String>,
+    },
+    /// An authenticated scan came without usable credentials.
+    #[error("{reason}")]
+    InvalidCredentials {
+        /// What is missing or wrong (never a secret value).
+        reason: String,
+    },
+    /// A free-text field is longer than its limit.
+    #[error("{field} is {actual} bytes; the limit is {limit}")]
+    TooLong {
+        /// Which field.
+        field: &'static str,
+        /// Its length in bytes.
+        actual: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The principal may not do this (a pool it may not use, an authenticated scan it
+    /// may not run).
+    #[error("principal '{principal}' may not {what}")]
+    Forbidden {
+        /// Who asked.
+        principal: String,
+        /// What was refused.
+        what: String,
+    },
+    /// Results were asked of a task that has not completed.
+    #[error("Scan not completed yet (status: {status})")]
+    NotCompleted {
+        /// The task.
+        task_id: String,
+        /// Its status.
+        status: String,
+    },
+    /// A completed task has no findings store (housekeeping removed it, or it was
+    /// never ingested).
+    #[error("Scan results not found")]
+    ResultsNotFound {
+        /// The task.
+        task_id: String,
+    },
+    /// A results query or a findings store failed (bad filter, bad cursor, I/O).
+    #[cfg(feature = "service")]
+    #[error("{0}")]
+    Query(#[source] nessus_schema::Error),
+    /// The results profile named at submit is not one of the catalogue's.
+    #[error("{message}")]
+    InvalidProfile {
+        /// The predecessor's message, listing the profiles.
+        message: String,
+    },
+    /// A file given to import is not a `.nessus` export (or could not be read).
+    #[error("cannot import the file: {reason}")]
+    InvalidImport {
+        /// Why.
+        reason: String,
+    },
+    /// An import path names no file inside the import directory.
+    #[error("'{path}' is not a file in the import directory")]
+    ImportPathRefused {
+        /// The path as given.
+        path: String,
+    },
+    /// Imports from files are off: the import directory does not exist.
+    #[error("the import directory does not exist")]
+    ImportDisabled,
+    /// File-system work around the results directory failed.
+    #[error("results directory: {what}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
+    /// The stable `error_code` frontends report for this error (one spelling, owned
+    /// here, so the MCP envelope and the CLI agree).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "task_not_found",
+            Self::InvalidTransition { .. } => "invalid_state",
+            Self::LeaseLost { .. } => "lease_lost",
+            Self::IdempotencyConflict { .. } => "idempotency_conflict",
+            Self::Invalid { .. } => "invalid_argument",
+            Self::Contention { .. } => "busy",
+            Self::UnknownPool { .. } => "unknown_pool",
+            Self::ScannerNotFound { .. } => "scanner_not_found",
+            Self::TargetsRefused(_) => "target_not_allowed",
+            Self::UnknownCredentialProfile { .. } => "unknown_credential_profile",
+            Self::InvalidCredentials { .. } => "invalid_credentials",
+            // The predecessor-era code for an inline import that is too big.
+            Self::TooLong {
+                field: "content", ..
+            } => "content_too_large",
+            Self::TooLong { .. } => "field_too_long",
+            Self::Forbidden { .. } => "forbidden",
+            Self::NotCompleted { .. } => "not_completed",
+            Self::ResultsNotFound { .. } => "results_not_found",
+            #[cfg(feature = "service")]
+            Self::Query(_) => "invalid_query",
+            Self::InvalidProfile { .. } => "invalid_profile",
+            Self::InvalidImport { .. } => "invalid_nessus_file",
+            Self::ImportPathRefused { .. } => "path_not_allowed",
+            Self::ImportDisabled => "import_disabled",
+            Self::UnsafeBackend { .. }
+            | Self::Backend { .. }
+            | Self::Secret { .. }
+            | Self::Corrupt { .. }
+            | Self::Io { .. } => "internal_error",
+        }
+    }
+
+    /// Whether the caller's request was at fault (not the server).
+    pub fn is_caller_error(&self) -> bool {
+        self.code() != "internal_error" && !self.is_retryable()
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(

@@ -31,11 +31,15 @@ mod backend;
 mod directory;
 mod error;
 mod import;
+pub mod limits;
 mod queue;
 mod redis_backend;
+mod results_dir;
 #[cfg(feature = "schema")]
 mod schema_ingest;
 mod secret;
+#[cfg(feature = "service")]
+pub mod service;
 mod sqlite;
 mod targets;
 mod task;
@@ -55,6 +59,7 @@ pub use queue::{
     Submitted, TaskPage, TaskView, request_hash,
 };
 pub use redis_backend::RedisBackend;
+pub use results_dir::ResultsDir;
 #[cfg(feature = "schema")]
 pub use schema_ingest::SchemaIngest;
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};

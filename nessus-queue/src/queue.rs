@@ -374,13 +374,11 @@ impl Queue {
             }
             _ => {}
         }
-        if let Some(k) = idempotency_key
-            && (k.is_empty() || k.len() > 255)
-        {
-            return Err(Error::invalid(
-                "idempotency_key",
-                "must be 1-255 characters",
-            ));
+        if let Some(k) = idempotency_key {
+            crate::limits::check_len("idempotency_key", k, crate::limits::IDEMPOTENCY_KEY_MAX)?;
+            if k.is_empty() {
+                return Err(Error::invalid("idempotency_key", "must not be empty"));
+            }
         }
         let now = Timestamp::now();
         let hash = request_hash(&req, credentials.as_ref());

@@ -90,48 +90,6 @@ fn list(global: &GlobalArgs, config: &Config) -> anyhow::Result<()> {
 }
 
 /// How an instance's TLS is configured.
-fn tls_setting(instance: &InstanceConfig) -> &'static str {
-    let tls = instance.tls();
-    if !instance.url().starts_with("https:") {
-        "none (http)"
-    } else if tls.insecure {
-        "NOT VERIFIED (insecure)"
-    } else if tls.ca_file.is_some() || tls.ca_pem.is_some() {
-        "verify (own CA)"
-    } else {
-        "verify (system roots)"
-    }
-}
-
-/// What one instance answered.
-#[derive(Debug, Serialize)]
-struct InstanceCheck {
-    pool: String,
-    instance: String,
-    url: String,
-    reachable: bool,
-    /// `ready`, `loading`, … from `GET /server/status`.
-    status: Option<String>,
-    nessus_type: Option<String>,
-    version: Option<String>,
-    license: Option<String>,
-    license_expires: Option<String>,
-    scan_api: Option<bool>,
-    /// `verified`, `failed`, `not verified (insecure)` or `none (http)`.
-    tls: String,
-    /// Scanner clock minus ours (from its `Date` header); positive when it is ahead.
-    clock_skew_seconds: Option<i64>,
-    /// Set when the skew is over [`CLOCK_SKEW_LIMIT_SECS`].
-    clock_skew_warning: Option<String>,
-    /// Why the scanner's clock could not be read.
-    clock_error: Option<String>,
-    elapsed_ms: u128,
-    error: Option<String>,
-}
-
-/// Beyond this the scanner's scan times and history disagree with ours enough to matter.
-const CLOCK_SKEW_LIMIT_SECS: i64 = 60;
-
 fn check(global: &GlobalArgs, config: Config, timeout: Duration) -> anyhow::Result<()> {
     let instances: Vec<InstanceConfig> = config.instances().cloned().collect();
     if instances.is_empty() {
@@ -142,7 +100,7 @@ fn check(global: &GlobalArgs, config: Config, timeout: Duration) -> anyhow::Resu
     let mut results = rt.block_on(async {
         let mut set = JoinSet::new();
         for instance in instances {
-            set.spawn(check_one(Arc::new(instance), timeout));
+            set.spawn(async move { nessus_core::probe(&instance, timeout).await });
         }
         let mut results = Vec::new();
         while let Some(done) = set.join_next().await {
@@ -169,121 +127,7 @@ fn check(global: &GlobalArgs, config: Config, timeout: Duration) -> anyhow::Resu
     Ok(())
 }
 
-async fn check_one(instance: Arc<InstanceConfig>, timeout: Duration) -> InstanceCheck {
-    let started = Instant::now();
-    let mut out = InstanceCheck {
-        pool: instance.pool().to_owned(),
-        instance: instance.instance_id().to_owned(),
-        url: instance.display_url(),
-        reachable: false,
-        status: None,
-        nessus_type: None,
-        version: None,
-        license: None,
-        license_expires: None,
-        scan_api: None,
-        tls: tls_setting(&instance).to_owned(),
-        clock_skew_seconds: None,
-        clock_skew_warning: None,
-        clock_error: None,
-        elapsed_ms: 0,
-        error: None,
-    };
-    // One attempt per call: a check reports what it sees now, it does not wait out
-    // outages like the worker does.
-    let client = match instance
-        .client_builder()
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .retry(RetryPolicy::none())
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => {
-            out.error = Some(format!("cannot build a client: {e}"));
-            return out;
-        }
-    };
-    let answered = async {
-        let status = client.server_status().await?;
-        let properties = client.server_properties().await;
-        let clock = client.server_clock().await;
-        Ok::<_, nessus_core::Error>((status, properties, clock))
-    };
-    match tokio::time::timeout(timeout, answered).await {
-        Err(_) => out.error = Some(format!("no answer within {}s", timeout.as_secs())),
-        Ok(Err(e)) => {
-            if is_certificate_error(&e) {
-                out.tls = "failed".to_owned();
-            }
-            out.error = Some(chain(&e));
-        }
-        Ok(Ok((status, properties, clock))) => {
-            out.reachable = true;
-            match clock {
-                Ok(clock) => {
-                    let skew = clock.skew_seconds();
-                    out.clock_skew_seconds = Some(skew);
-                    if skew.abs() > CLOCK_SKEW_LIMIT_SECS {
-                        out.clock_skew_warning = Some(format!(
-                            "the scanner's clock is {} s {} ours (more than {CLOCK_SKEW_LIMIT_SECS} s): \
-                             scan times and history will be off; check NTP on both hosts",
-                            skew.abs(),
-                            if skew > 0 { "ahead of" } else { "behind" }
-                        ));
-                    }
-                }
-                Err(e) => out.clock_error = Some(chain(&e)),
-            }
-            out.status = Some(status.status);
-            if instance.url().starts_with("https:") && !instance.tls().insecure {
-                out.tls = "verified".to_owned();
-            } else if instance.tls().insecure {
-                out.tls = "not verified (insecure)".to_owned();
-            }
-            match properties {
-                Ok(p) => {
-                    out.scan_api = p.scan_api();
-                    out.nessus_type = p.nessus_type;
-                    out.version = p.server_version;
-                    if let Some(license) = p.license {
-                        out.license = license.kind.or(license.name);
-                        out.license_expires = license
-                            .expiration_date
-                            .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
-                            .map(|t| t.strftime("%Y-%m-%d").to_string());
-                    }
-                }
-                // Reachable but the credentials or the licence say no: still useful.
-                Err(e) => out.error = Some(format!("server properties: {e}")),
-            }
-        }
-    }
-    out.elapsed_ms = started.elapsed().as_millis();
-    out
-}
-
-/// The whole error chain on one line (the TLS reason is usually a few sources down).
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let next = cause.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn is_certificate_error(error: &nessus_core::Error) -> bool {
-    let text = chain(error).to_ascii_lowercase();
-    text.contains("certificate") || text.contains("unknownissuer")
-}
-
-fn check_table(results: &[InstanceCheck]) -> String {
+fn check_table(results: &[ScannerProbe]) -> String {
     let mut table = Table::new();
     table.load_style(UTF8_FULL_CONDENSED).set_header([
         "pool",
@@ -335,7 +179,7 @@ fn check_table(results: &[InstanceCheck]) -> String {
 
 /// `+3 s`, `-3600 s (WARNING)`, `unknown` (`--json` has the reason), or empty when the
 /// scanner did not answer.
-fn clock_cell(r: &InstanceCheck) -> String {
+fn clock_cell(r: &ScannerProbe) -> String {
     match (r.clock_skew_seconds, &r.clock_error) {
         (Some(skew), _) if r.clock_skew_warning.is_some() => format!("{skew:+} s (WARNING)"),
         (Some(skew), _) => format!("{skew:+} s"),

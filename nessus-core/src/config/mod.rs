@@ -3,7 +3,7 @@
 //!
 //! The predecessor's files load unchanged: top-level keys are pool names whose values
 //! are lists of instances. The new settings live under the reserved top-level keys
-//! `server`, `queue` and `credentials`, and a pool may instead be written as a mapping
+//! `server`, `queue`, `credentials` and `principals`, and a pool may instead be written as a mapping
 //! with `instances` and `target_policy`. The format reference is `scanners-yaml.md`,
 //! rendered as the documentation of [`Config`].
 
@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 pub use model::{
     AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
+    PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 
 use crate::error::{Error, Result};
@@ -37,6 +37,7 @@ pub struct Config {
     server: ServerSettings,
     queue: QueueSettings,
     credentials: BTreeMap<String, CredentialProfile>,
+    principals: BTreeMap<String, PrincipalSettings>,
     warnings: Vec<String>,
 }
 
@@ -110,6 +111,7 @@ impl Config {
             server: resolved.server,
             queue: resolved.queue,
             credentials: resolved.credentials,
+            principals: resolved.principals,
             warnings: resolved.warnings,
         })
     }
@@ -164,6 +166,16 @@ impl Config {
     /// One credential profile by name.
     pub fn credential(&self, name: &str) -> Option<&CredentialProfile> {
         self.credentials.get(name)
+    }
+
+    /// The `principals` section: what each named principal may do.
+    pub fn principals(&self) -> &BTreeMap<String, PrincipalSettings> {
+        &self.principals
+    }
+
+    /// What `name` may do: its `principals` entry, else the defaults.
+    pub fn principal(&self, name: &str) -> PrincipalSettings {
+        self.principals.get(name).cloned().unwrap_or_default()
     }
 
     /// Things that loaded but deserve attention (unset variables, skipped instances,

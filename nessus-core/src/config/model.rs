@@ -429,3 +429,61 @@ pub(crate) fn mask_userinfo(url: &str) -> String {
         None => url.to_owned(),
     }
 }
+
+/// What one principal (the name a bearer token carries) may do, from the config's
+/// `principals` section. A principal the section does not name gets
+/// [`PrincipalSettings::default`]: every pool, authenticated scans allowed, no admin
+/// role, the queue's default cap, which is what the predecessor allowed every token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalSettings {
+    pub(crate) pools: Option<Vec<String>>,
+    pub(crate) authenticated_scans: bool,
+    pub(crate) admin: bool,
+    pub(crate) max_queued: Option<u64>,
+}
+
+impl Default for PrincipalSettings {
+    fn default() -> Self {
+        Self {
+            pools: None,
+            authenticated_scans: true,
+            admin: false,
+            max_queued: None,
+        }
+    }
+}
+
+impl PrincipalSettings {
+    /// An admin: sees and cancels every principal's tasks, may use every pool.
+    pub fn admin() -> Self {
+        Self {
+            admin: true,
+            ..Self::default()
+        }
+    }
+
+    /// The pools it may submit to (`None`: all).
+    pub fn pools(&self) -> Option<&[String]> {
+        self.pools.as_deref()
+    }
+
+    /// Whether it may submit to `pool`.
+    pub fn may_use_pool(&self, pool: &str) -> bool {
+        self.admin || self.pools.as_ref().is_none_or(|p| p.iter().any(|n| n == pool))
+    }
+
+    /// Whether it may run authenticated (credentialed) scans.
+    pub fn authenticated_scans(&self) -> bool {
+        self.authenticated_scans
+    }
+
+    /// Whether it has the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    /// Its own cap on queued tasks, if the config sets one.
+    pub fn max_queued(&self) -> Option<u64> {
+        self.max_queued
+    }
+}

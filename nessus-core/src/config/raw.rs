@@ -15,6 +15,7 @@ pub(crate) struct RawConfig {
     pub(crate) server: Option<Spanned<RawServer>>,
     pub(crate) queue: Option<Spanned<RawQueue>>,
     pub(crate) credentials: BTreeMap<String, Spanned<RawCredential>>,
+    pub(crate) principals: BTreeMap<String, Spanned<RawPrincipal>>,
 }
 
 impl<'de> Deserialize<'de> for RawConfig {
@@ -23,7 +24,7 @@ impl<'de> Deserialize<'de> for RawConfig {
         impl<'de> Visitor<'de> for V {
             type Value = RawConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of pool names (and optional server, queue, credentials)")
+                f.write_str("a mapping of pool names (and optional server, queue, credentials, principals)")
             }
             fn visit_unit<E: de::Error>(self) -> Result<RawConfig, E> {
                 Ok(RawConfig::default())
@@ -37,6 +38,11 @@ impl<'de> Deserialize<'de> for RawConfig {
                     match key.value.as_str() {
                         "server" => out.server = Some(map.next_value()?),
                         "queue" => out.queue = Some(map.next_value()?),
+                        "principals" => {
+                            let p: Option<BTreeMap<String, Spanned<RawPrincipal>>> =
+                                map.next_value()?;
+                            out.principals = p.unwrap_or_default();
+                        }
                         "credentials" => {
                             let creds: Option<BTreeMap<String, Spanned<RawCredential>>> =
                                 map.next_value()?;
@@ -169,6 +175,16 @@ pub(crate) struct RawQueue {
     pub(crate) completed_ttl_days: Option<u64>,
     pub(crate) failed_ttl_days: Option<u64>,
     pub(crate) idempotency_ttl_hours: Option<u64>,
+}
+
+/// What one principal (a bearer-token name) may do.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrincipal {
+    pub(crate) pools: Option<Vec<Spanned<String>>>,
+    pub(crate) authenticated_scans: Option<bool>,
+    pub(crate) admin: Option<bool>,
+    pub(crate) max_queued: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,7 +8,7 @@ use serde_saphyr::{Location, Spanned};
 
 use super::env::{EnvLookup, expand};
 use super::model::{
-    AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
+    AuthMode, BackendConfig, PrincipalSettings, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
     ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
 };
 use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
@@ -43,6 +43,7 @@ pub(crate) struct Resolved {
     pub(crate) server: ServerSettings,
     pub(crate) queue: QueueSettings,
     pub(crate) credentials: BTreeMap<String, CredentialProfile>,
+    pub(crate) principals: BTreeMap<String, PrincipalSettings>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -78,6 +79,11 @@ impl<'a> Resolver<'a> {
             let profile = self.credential(&name, cred)?;
             credentials.insert(name, profile);
         }
+        let mut principals = BTreeMap::new();
+        for (name, p) in raw.principals {
+            let settings = principal(&name, &p, &pools)?;
+            principals.insert(name, settings);
+        }
         if !pools.iter().any(|p: &Pool| p.name == server.default_pool) {
             self.warnings.push(format!(
                 "the default pool {:?} is not defined in the config",
@@ -89,6 +95,7 @@ impl<'a> Resolver<'a> {
             server,
             queue,
             credentials,
+            principals,
             warnings: self.warnings,
         })
     }
@@ -622,4 +629,48 @@ impl ExposeLen for secrecy::SecretString {
         use secrecy::ExposeSecret;
         self.expose_secret().len()
     }
+}
+
+/// One `principals` entry: its pools must exist, so a typo never silently grants
+/// nothing (or, worse, is read as "all pools").
+fn principal(
+    name: &str,
+    raw: &Spanned<super::raw::RawPrincipal>,
+    pools: &[Pool],
+) -> Res<PrincipalSettings> {
+    if name.trim().is_empty() {
+        return Err(at(raw, "a principal name must not be empty"));
+    }
+    let r = &raw.value;
+    let pool_list = match &r.pools {
+        None => None,
+        Some(list) => {
+            let mut out = Vec::with_capacity(list.len());
+            for p in list {
+                if !pools.iter().any(|q| q.name == p.value) {
+                    return Err(at(
+                        p,
+                        format!(
+                            "principals.{name}.pools names {:?}, which is not a pool of this config",
+                            p.value
+                        ),
+                    ));
+                }
+                out.push(p.value.clone());
+            }
+            Some(out)
+        }
+    };
+    if r.max_queued == Some(0) {
+        return Err(at(
+            raw,
+            format!("principals.{name}.max_queued must be at least 1"),
+        ));
+    }
+    Ok(PrincipalSettings {
+        pools: pool_list,
+        authenticated_scans: r.authenticated_scans.unwrap_or(true),
+        admin: r.admin.unwrap_or(false),
+        max_queued: r.max_queued,
+    })
 }

@@ -1,0 +1,312 @@
+//! Import: an existing `.nessus` file becomes a completed task, for `import_scan` and
+//! `nessus-cli import` alike (one function, so the same file makes the same task).
+//!
+//! The file is ingested into a staging directory first (off the async runtime), so a
+//! bad file never leaves a task behind; only then is the task recorded (in
+//! [`IMPORT_POOL`], which no worker serves), the store moved under its id, and the
+//! task completed in one compare-and-set. If the store cannot be put in place the
+//! task is marked failed (`import_failed`), never left queued.
+
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use nessus_schema::{Store, Summary};
+
+use crate::error::{Error, Result};
+use crate::import::IMPORT_POOL;
+use crate::limits::{INLINE_IMPORT_MAX, NAME_MAX, TARGETS_MAX};
+use crate::results_dir::ResultsDir;
+use crate::schema_ingest::SchemaIngest;
+use crate::task::{NewTask, ScanType, Task};
+
+use super::{Principal, Service};
+
+/// Where the `.nessus` comes from.
+#[non_exhaustive]
+pub enum ImportSource {
+    /// A file the caller may read (an admin on the host).
+    File(PathBuf),
+    /// A file named relative to an import directory; anything resolving outside it
+    /// (`..`, symlinks, absolute paths elsewhere) is refused.
+    Confined {
+        /// The import directory.
+        dir: PathBuf,
+        /// The name the caller gave.
+        requested: String,
+    },
+    /// The file's bytes, sent with the request (at most [`INLINE_IMPORT_MAX`]).
+    Inline(Vec<u8>),
+    /// Any reader (e.g. one that drives a progress bar), with a name for the task.
+    Reader {
+        /// The bytes.
+        reader: Box<dyn Read + Send>,
+        /// The file name used when the scan has no name of its own.
+        file_name: String,
+    },
+}
+
+impl std::fmt::Debug for ImportSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            Self::Confined { dir, requested } => f
+                .debug_struct("Confined")
+                .field("dir", dir)
+                .field("requested", requested)
+                .finish(),
+            Self::Inline(b) => write!(f, "Inline({} bytes)", b.len()),
+            Self::Reader { file_name, .. } => write!(f, "Reader({file_name})"),
+        }
+    }
+}
+
+/// An import request.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ImportRequest {
+    /// The file.
+    pub source: ImportSource,
+    /// Task name; default: the scan's own name, else the file name.
+    pub name: Option<String>,
+    /// Whether the scan was credentialed (decides the results' authentication status).
+    pub authenticated: bool,
+}
+
+impl ImportRequest {
+    /// Imports `source` with the default name.
+    pub fn new(source: ImportSource) -> Self {
+        Self {
+            source,
+            name: None,
+            authenticated: false,
+        }
+    }
+
+    /// Names the task (a blank name means the default).
+    #[must_use]
+    pub fn name(mut self, name: Option<String>) -> Self {
+        self.name = name.filter(|n| !n.trim().is_empty());
+        self
+    }
+
+    /// Says the scan was credentialed.
+    #[must_use]
+    pub fn authenticated(mut self, yes: bool) -> Self {
+        self.authenticated = yes;
+        self
+    }
+}
+
+/// What an import produced.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Imported {
+    /// The completed task.
+    pub task: Task,
+    /// The file's summary.
+    pub summary: Summary,
+    /// Where its findings store now lives.
+    pub store_dir: PathBuf,
+}
+
+/// The canonical file `requested` names, if it is a regular file inside `dir`.
+pub fn confine(dir: &Path, requested: &str) -> Result<PathBuf> {
+    let refused = || Error::ImportPathRefused {
+        path: requested.to_owned(),
+    };
+    let root = dir.canonicalize().map_err(|_| Error::ImportDisabled)?;
+    let candidate = Path::new(requested);
+    let joined = if candidate.is_absolute() {
+        candidate.to_path_buf()
+    } else {
+        root.join(candidate)
+    };
+    // Canonicalising resolves `..` and symlinks, so the prefix check sees the real
+    // location.
+    let real = joined.canonicalize().map_err(|_| refused())?;
+    if real.starts_with(&root) && real.is_file() {
+        Ok(real)
+    } else {
+        Err(refused())
+    }
+}
+
+fn bad_file(e: impl std::fmt::Display) -> Error {
+    Error::InvalidImport {
+        reason: e.to_string(),
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The hosts of an import as its task's targets: each host once, in file order,
+/// comma-separated, cut at a host boundary to the targets limit.
+fn targets_of(summary: &Summary) -> String {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::new();
+    for h in &summary.hosts {
+        let name = h.host.as_str();
+        if name.is_empty() || !seen.insert(name) {
+            continue;
+        }
+        if out.len() + name.len() + 1 > TARGETS_MAX {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(name);
+    }
+    out
+}
+
+/// Ingests the source into `staging/store`; returns the summary and the default name.
+fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
+    let dir = ResultsDir::store_in(staging);
+    let (store, default_name) = match source {
+        ImportSource::File(path) => {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| bad_file(format!("cannot open {}: {e}", path.display())))?;
+            let s = Store::ingest(BufReader::with_capacity(1 << 16, file), &dir);
+            (s, file_name(&path))
+        }
+        ImportSource::Confined { dir: root, requested } => {
+            let path = confine(&root, &requested)?;
+            let file = std::fs::File::open(&path).map_err(bad_file)?;
+            let s = Store::ingest(BufReader::with_capacity(1 << 16, file), &dir);
+            (s, file_name(&path))
+        }
+        ImportSource::Inline(bytes) => (
+            Store::ingest(bytes.as_slice(), &dir),
+            "imported scan".to_owned(),
+        ),
+        ImportSource::Reader { reader, file_name } => (
+            Store::ingest(BufReader::with_capacity(1 << 16, reader), &dir),
+            file_name,
+        ),
+    };
+    let store = store.map_err(bad_file)?;
+    let summary = store.summary().clone();
+    Ok((summary, default_name))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Io {
+        what: "the import task stopped".to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?
+}
+
+impl Service {
+    /// Imports a `.nessus` file as a completed task owned by `principal`.
+    pub async fn import(&self, principal: &Principal, req: ImportRequest) -> Result<Imported> {
+        if let ImportSource::Inline(b) = &req.source
+            && b.len() > INLINE_IMPORT_MAX
+        {
+            return Err(Error::TooLong {
+                field: "content",
+                actual: b.len(),
+                limit: INLINE_IMPORT_MAX,
+            });
+        }
+        if let Some(n) = &req.name {
+            crate::limits::check_len("name", n, NAME_MAX)?;
+        }
+        let results = self.results.clone();
+        std::fs::create_dir_all(results.root()).map_err(|source| Error::Io {
+            what: format!("cannot create {}", results.root().display()),
+            source,
+        })?;
+        let staging = results.new_staging()?;
+        let st = staging.clone();
+        let source = req.source;
+        let ingested = blocking(move || ingest(source, &st)).await;
+        let outcome = match ingested {
+            Ok((summary, default_name)) => {
+                self.record_import(principal, &staging, summary, default_name, req.name, req.authenticated)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        // Best effort: a leftover staging directory holds no task and is harmless.
+        let _ = std::fs::remove_dir_all(&staging);
+        outcome
+    }
+
+    async fn record_import(
+        &self,
+        principal: &Principal,
+        staging: &Path,
+        summary: Summary,
+        default_name: String,
+        name: Option<String>,
+        authenticated: bool,
+    ) -> Result<Imported> {
+        let targets = targets_of(&summary);
+        if targets.is_empty() {
+            return Err(bad_file("the file has no ReportHost: nothing to import"));
+        }
+        let name = name
+            .or_else(|| summary.scan.report_name.clone())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(default_name);
+        // A scan's own name may be longer than a task name may be: cut, not refuse.
+        let name = cut(&name, NAME_MAX);
+        // Nothing runs, so the task is not an authenticated *scan* (that would need
+        // credentials); `authenticated` decides the results' authentication status.
+        let request = NewTask::new(ScanType::Untrusted, IMPORT_POOL, targets, name)
+            .description("imported .nessus results");
+        let completion = SchemaIngest::completion(&summary, authenticated);
+        let task = self.queue.begin_import_with(principal.as_str(), request).await?;
+        let task_dir = self.results.task_dir(&task.task_id);
+        let placed = std::fs::create_dir_all(&task_dir)
+            .and_then(|()| {
+                std::fs::rename(ResultsDir::store_in(staging), ResultsDir::store_in(&task_dir))
+            })
+            .map_err(|source| Error::Io {
+                what: format!("cannot move the findings store into {}", task_dir.display()),
+                source,
+            });
+        let finished = match placed {
+            Ok(()) => self.queue.finish_import(&task.task_id, completion).await,
+            Err(e) => Err(e),
+        };
+        match finished {
+            Ok(done) => {
+                tracing::info!(task_id = %done.task_id, trace_id = %done.trace_id, principal = %principal, "scan_imported");
+                Ok(Imported {
+                    store_dir: ResultsDir::store_in(&task_dir),
+                    task: done,
+                    summary,
+                })
+            }
+            Err(e) => {
+                if let Err(abort) = self
+                    .queue
+                    .abort_import(&task.task_id, "import_failed", &e.to_string())
+                    .await
+                {
+                    tracing::warn!(task_id = %task.task_id, error = %abort, "could not mark a failed import");
+                }
+                let _ = self.results.remove_task(&task.task_id);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}

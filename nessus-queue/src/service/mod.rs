@@ -1,0 +1,99 @@
+//! The use-case layer: every rule that makes the product safe to hand to an agent,
+//! in one place that both frontends call and nothing bypasses.
+//!
+//! [`Service`] owns the opened backend, the secret box, the results directory and the
+//! configuration in force (swapped whole on reload). Its operations take the calling
+//! [`Principal`] and enforce, with typed [`Error`](crate::Error)s:
+//!
+//! - **submit** ([`submit`]): pool resolution and the principal's pools, the pinned
+//!   instance, the pool's target policy (the task stores the *canonical* approved
+//!   list), credential rules including escalation, length limits, quotas;
+//! - **import** ([`import`]): one lifecycle for `import_scan` and `nessus-cli import`;
+//! - **tenancy** ([`tenancy`]): a principal sees, lists, cancels and counts only its
+//!   own tasks unless it is an admin;
+//! - **results** ([`results`]): a completed task's pages and diffs;
+//! - **load** ([`load`]): what each scanner runs now, counted without a cap.
+//!
+//! The frontends keep argument parsing, DTOs, transport and error mapping
+//! ([`Error::code`](crate::Error::code) is the `error_code` they report).
+
+pub mod import;
+pub mod load;
+mod open;
+mod principal;
+pub mod results;
+pub mod submit;
+pub mod tenancy;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use nessus_core::Config;
+
+use crate::queue::Queue;
+use crate::results_dir::ResultsDir;
+
+pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
+pub use principal::{Principal, RESERVED_PRINCIPALS};
+
+/// The use-case layer over one queue and one configuration.
+#[derive(Debug)]
+pub struct Service {
+    queue: Queue,
+    /// Swapped as a whole on reload (SIGHUP), so a call sees one consistent config.
+    config: RwLock<Arc<Config>>,
+    results: ResultsDir,
+    stores: Arc<results::StoreCache>,
+}
+
+impl Service {
+    /// A service over an opened queue; results live under `results`.
+    pub fn new(config: Config, queue: Queue, results: ResultsDir) -> Self {
+        Self {
+            queue,
+            config: RwLock::new(Arc::new(config)),
+            results,
+            stores: Arc::default(),
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        // A poisoned lock only means a reload panicked mid-swap; the stored Arc is
+        // still a complete config.
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the configuration (SIGHUP). Calls in flight keep the one they started
+    /// with; the next submit, claim-time check and DLQ retry use the new one.
+    pub fn reload(&self, config: Config) {
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+    }
+
+    /// The queue underneath (workers, housekeeping and admin reads use it directly;
+    /// nothing an agent asks for does).
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// The results directory.
+    pub fn results_dir(&self) -> &ResultsDir {
+        &self.results
+    }
+
+    /// Where a task's findings store lives.
+    pub fn store_dir(&self, task_id: &str) -> std::path::PathBuf {
+        self.results.store_dir(task_id)
+    }
+
+    /// The results root (for workers and housekeeping).
+    pub fn results_root(&self) -> &Path {
+        self.results.root()
+    }
+}

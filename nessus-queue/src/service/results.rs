@@ -1,0 +1,201 @@
+//! Reading a completed task's findings: pages and diffs, from its findings store
+//! (never by re-parsing XML). Store I/O is blocking, so it runs on the blocking pool:
+//! a large page never stalls other calls.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use nessus_schema::{DiffEntry, PageInfo, Query, QueryParams, SeverityChange, Store};
+
+use crate::error::{Error, Result};
+use crate::limits::{CURSOR_MAX, CUSTOM_FIELDS_MAX, FIELD_NAME_MAX, FILTERS_MAX, check_len};
+use crate::results_dir::ResultsDir;
+use crate::task::TaskStatus;
+
+use super::{Principal, Service};
+
+/// How many open stores to keep.
+const CAPACITY: usize = 32;
+
+/// A small cache of open stores keyed by task id.
+#[derive(Debug, Default)]
+pub(crate) struct StoreCache {
+    open: Mutex<HashMap<String, Arc<Store>>>,
+}
+
+impl StoreCache {
+    /// The store of `task_id`, opening it if needed (blocking).
+    fn get(&self, results: &ResultsDir, task_id: &str) -> Result<Arc<Store>> {
+        if let Some(s) = self.lock().get(task_id) {
+            return Ok(s.clone());
+        }
+        let dir = results.store_dir(task_id);
+        if !dir.exists() {
+            return Err(Error::ResultsNotFound {
+                task_id: task_id.to_owned(),
+            });
+        }
+        let store = Arc::new(Store::open(&dir).map_err(Error::Query)?);
+        let mut open = self.lock();
+        if open.len() >= CAPACITY {
+            // Any entry will do: stores are cheap to reopen, and the common access
+            // pattern is paging through one task at a time.
+            if let Some(k) = open.keys().next().cloned() {
+                open.remove(&k);
+            }
+        }
+        open.insert(task_id.to_owned(), store.clone());
+        Ok(store)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Store>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Options of [`Service::diff`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct DiffOptions {
+    /// Only findings of at least this severity (0-4) count.
+    pub min_severity: u8,
+    /// At most this many entries per list.
+    pub limit: usize,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        Self {
+            min_severity: 1,
+            limit: 100,
+        }
+    }
+}
+
+impl DiffOptions {
+    /// Sets the minimum severity.
+    #[must_use]
+    pub fn min_severity(mut self, s: u8) -> Self {
+        self.min_severity = s;
+        self
+    }
+
+    /// Sets the per-list limit (clamped to 1..=1000).
+    #[must_use]
+    pub fn limit(mut self, n: usize) -> Self {
+        self.limit = n.clamp(1, 1000);
+        self
+    }
+}
+
+/// Two scans compared, filtered by severity and cut to the limit.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DiffOutcome {
+    /// Findings only in the newer scan (first `limit`).
+    pub new: Vec<DiffEntry>,
+    /// Findings only in the older scan (first `limit`).
+    pub fixed: Vec<DiffEntry>,
+    /// Findings in both whose severity changed (first `limit`).
+    pub severity_changed: Vec<SeverityChange>,
+    /// Counts before the cut: new, fixed, severity changed, unchanged.
+    pub counts: [usize; 4],
+    /// Whether any list was cut.
+    pub truncated: bool,
+}
+
+/// Refuses queries too large to be honest requests, before any store is opened.
+fn check_params(p: &QueryParams) -> Result<()> {
+    if let Some(fields) = &p.custom_fields {
+        if fields.len() > CUSTOM_FIELDS_MAX {
+            return Err(Error::TooLong {
+                field: "custom_fields",
+                actual: fields.len(),
+                limit: CUSTOM_FIELDS_MAX,
+            });
+        }
+        for f in fields {
+            check_len("custom_fields", f, FIELD_NAME_MAX)?;
+        }
+    }
+    if let Some(f) = &p.filters {
+        check_len("filters", &f.to_string(), FILTERS_MAX)?;
+    }
+    if let Some(c) = &p.cursor {
+        check_len("cursor", c, CURSOR_MAX)?;
+    }
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io {
+            what: "a blocking results task stopped".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}
+
+impl Service {
+    /// The findings store of a completed task `principal` may see.
+    async fn completed_store(&self, principal: &Principal, task_id: &str) -> Result<Arc<Store>> {
+        let view = self.task(principal, task_id).await?;
+        if view.task.status != TaskStatus::Completed {
+            return Err(Error::NotCompleted {
+                task_id: task_id.to_owned(),
+                status: view.task.status.to_string(),
+            });
+        }
+        let (results, stores, id) = (self.results.clone(), self.stores.clone(), task_id.to_owned());
+        blocking(move || stores.get(&results, &id)).await
+    }
+
+    /// One page of a completed task's findings, as JSON-NL.
+    pub async fn results_page(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        params: &QueryParams,
+    ) -> Result<(String, PageInfo)> {
+        check_params(params)?;
+        let query = Query::from_params(params).map_err(Error::Query)?;
+        let store = self.completed_store(principal, task_id).await?;
+        let (text, info) =
+            blocking(move || store.page_string(&query).map_err(Error::Query)).await?;
+        tracing::debug!(task_id, returned = info.returned, bytes = info.bytes_written, "results page");
+        Ok((text, info))
+    }
+
+    /// Compares two completed scans `principal` may see (`base` older, `compare` newer).
+    pub async fn diff(
+        &self,
+        principal: &Principal,
+        base: &str,
+        compare: &str,
+        opts: DiffOptions,
+    ) -> Result<DiffOutcome> {
+        let old = self.completed_store(principal, base).await?;
+        let new = self.completed_store(principal, compare).await?;
+        let d = blocking(move || nessus_schema::diff(&old, &new).map_err(Error::Query)).await?;
+        let keep = |s: Option<u8>| s.unwrap_or(0) >= opts.min_severity;
+        let new_f: Vec<_> = d.new.into_iter().filter(|e| keep(e.severity)).collect();
+        let fixed: Vec<_> = d.fixed.into_iter().filter(|e| keep(e.severity)).collect();
+        let changed: Vec<_> = d
+            .severity_changed
+            .into_iter()
+            .filter(|c| keep(c.old_severity) || keep(c.new_severity))
+            .collect();
+        let unchanged = d.unchanged.iter().filter(|e| keep(e.severity)).count();
+        let counts = [new_f.len(), fixed.len(), changed.len(), unchanged];
+        let limit = opts.limit;
+        Ok(DiffOutcome {
+            truncated: counts[..3].iter().any(|&n| n > limit),
+            new: new_f.into_iter().take(limit).collect(),
+            fixed: fixed.into_iter().take(limit).collect(),
+            severity_changed: changed.into_iter().take(limit).collect(),
+            counts,
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! Tenancy: a principal sees, lists, cancels and counts only its own tasks; an admin
+//! sees everyone's. Another principal's task answers "not found", never "forbidden",
+//! so its existence is not revealed either.
+
+use crate::error::{Error, Result};
+use crate::queue::{ListTasks, QueueStatus, TaskPage, TaskView};
+use crate::task::{CancelOutcome, Task};
+
+use super::{Principal, Service};
+
+/// What a cancel did, and the task afterwards.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Cancelled {
+    /// What happened.
+    pub outcome: CancelOutcome,
+    /// The task after the cancel.
+    pub task: Task,
+}
+
+/// A pool's queue as one principal may see it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct QueueView {
+    /// Counts for the whole pool (everyone's work, as numbers only).
+    pub status: QueueStatus,
+}
+
+impl Service {
+    /// Whether `principal` may see `task`.
+    pub fn can_see(&self, principal: &Principal, task: &Task) -> bool {
+        task.principal == principal.as_str() || principal.settings(&self.config()).is_admin()
+    }
+
+    /// A task `principal` may see, with its queue position, or `NotFound`.
+    pub async fn task(&self, principal: &Principal, task_id: &str) -> Result<TaskView> {
+        let not_found = || Error::NotFound {
+            task_id: task_id.to_owned(),
+        };
+        let view = self.queue.get(task_id).await?.ok_or_else(not_found)?;
+        if self.can_see(principal, &view.task) {
+            Ok(view)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// A page of the tasks `principal` may see, newest first. The principal filter
+    /// is applied in the backend's index, so pages are full and cursors never carry
+    /// another principal's task.
+    pub async fn list(&self, principal: &Principal, q: ListTasks) -> Result<TaskPage> {
+        if principal.settings(&self.config()).is_admin() {
+            return self.queue.list(q).await;
+        }
+        // INTERIM until the backends filter by principal in the index.
+        let mut page = self.queue.list(q).await?;
+        page.tasks.retain(|t| t.principal == principal.as_str());
+        Ok(page)
+    }
+
+    /// Cancels a task `principal` may see.
+    pub async fn cancel(&self, principal: &Principal, task_id: &str) -> Result<Cancelled> {
+        self.task(principal, task_id).await?;
+        let outcome = self.queue.cancel(task_id).await?;
+        let task = self.task(principal, task_id).await?.task;
+        tracing::info!(task_id, principal = %principal, ?outcome, "cancel_scan");
+        Ok(Cancelled { outcome, task })
+    }
+
+    /// The pool's queue: counts of everyone's work, and the next tasks only if they
+    /// are the principal's own (an admin sees every next task).
+    pub async fn queue_status(&self, principal: &Principal, pool: Option<&str>) -> Result<QueueView> {
+        let config = self.config();
+        let name = pool
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| config.server().default_pool());
+        if config.pool(name).is_none() {
+            return Err(Error::UnknownPool {
+                pool: name.to_owned(),
+                known: config.pool_names().into_iter().map(str::to_owned).collect(),
+            });
+        }
+        let admin = principal.settings(&config).is_admin();
+        // INTERIM until the backends count per principal.
+        let mut status = self.queue.queue_status(name).await?;
+        if !admin {
+            status.next_tasks.retain(|t| t.principal == principal.as_str());
+        }
+        Ok(QueueView { status })
+    }
+}
