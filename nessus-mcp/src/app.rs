@@ -2,26 +2,22 @@
 //! call into.
 
 use std::{
-    sync::{Arc, RwLock},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use nessus_core::Config;
-use nessus_queue::{Queue, QueueConfig, Task};
+use nessus_queue::service::{OpenOptions, Service};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Principal;
-
-/// Everything a tool call needs, shared by all handler instances.
+/// Everything a tool call needs, shared by all handler instances: the service layer
+/// (which owns every rule) and what only the transport needs.
 #[derive(Debug)]
 pub struct App {
     started: Instant,
     shutdown: CancellationToken,
-    /// Swapped as a whole on reload (SIGHUP), so a call sees one consistent config.
-    config: RwLock<Arc<Config>>,
-    queue: Queue,
-    stores: Arc<crate::results::StoreCache>,
+    service: Service,
     /// Where `import_scan` may read `.nessus` files from.
     import_dir: std::path::PathBuf,
 }
@@ -47,52 +43,24 @@ pub struct Check {
     pub detail: Option<String>,
 }
 
-/// Queue tuning derived from the config file.
-pub fn queue_config(config: &Config) -> QueueConfig {
-    nessus_queue::ConfigDirectory::queue_config(config)
-}
-
 impl App {
-    /// Application state over a loaded config and an opened queue.
-    pub fn new(config: Config, queue: Queue) -> Self {
-        let import_dir = config.server().data_dir().join("import");
+    /// Application state over an opened service.
+    pub fn new(service: Service) -> Self {
+        let import_dir = service.config().server().data_dir().join("import");
         Self {
             import_dir,
             started: Instant::now(),
             shutdown: CancellationToken::new(),
-            config: RwLock::new(Arc::new(config)),
-            queue,
-            stores: Arc::default(),
+            service,
         }
     }
 
     /// Open the queue the config names (SQLite file or Redis) and build the state.
     pub async fn open(config: Config) -> Result<Self, crate::Error> {
-        let cfg = queue_config(&config);
-        let data_dir = config.server().data_dir().to_owned();
-        std::fs::create_dir_all(&data_dir).map_err(|e| crate::Error::Queue(Box::new(e)))?;
-        let queue = match config.queue().backend() {
-            nessus_core::BackendConfig::Sqlite { path } => {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| crate::Error::Queue(Box::new(e)))?;
-                }
-                Queue::sqlite(path, cfg)
-            }
-            nessus_core::BackendConfig::Redis { url } => {
-                use secrecy::ExposeSecret;
-                Queue::redis(url.secret().expose_secret(), cfg).await
-            }
-            other => {
-                return Err(crate::Error::Queue(
-                    format!("unsupported queue backend {other:?}").into(),
-                ));
-            }
-        }
-        .map_err(|e| crate::Error::Queue(Box::new(e)))?;
-        let secrets = nessus_queue::SecretBox::from_env_or_file(&data_dir.join("secret.key"))
+        let service = Service::open(config, OpenOptions::new())
+            .await
             .map_err(|e| crate::Error::Queue(Box::new(e)))?;
-        Ok(Self::new(config, queue.with_secrets(secrets)))
+        Ok(Self::new(service))
     }
 
     /// Fires when the process should stop (SIGTERM / ctrl-c).
@@ -107,22 +75,18 @@ impl App {
 
     /// The current configuration.
     pub fn config(&self) -> Arc<Config> {
-        // A poisoned lock only means a reload panicked mid-swap; the stored
-        // Arc is still a complete config.
-        self.config
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.service.config()
     }
 
     /// Replace the configuration (SIGHUP). In-flight calls keep the config they
     /// started with; running scans are untouched.
     pub fn reload(&self, config: Config) {
-        let mut guard = self
-            .config
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *guard = Arc::new(config);
+        self.service.reload(config);
+    }
+
+    /// The service layer every tool calls.
+    pub fn service(&self) -> &Service {
+        &self.service
     }
 
     /// Let `import_scan` read files from `dir` (default: `{data_dir}/import`);
@@ -137,20 +101,9 @@ impl App {
         &self.import_dir
     }
 
-    /// The task queue.
-    pub fn queue(&self) -> &Queue {
-        &self.queue
-    }
-
-    /// Open findings stores.
-    pub(crate) fn stores(&self) -> Arc<crate::results::StoreCache> {
-        self.stores.clone()
-    }
-
-    /// Whether `principal` may see `task`: its submitter, or the local operator
-    /// (stdio), sees it; other principals get "not found".
-    pub fn can_see(&self, principal: &Principal, task: &Task) -> bool {
-        principal.as_str() == task.principal || *principal == Principal::local()
+    /// The task queue (for the embedded workers).
+    pub fn queue(&self) -> &nessus_queue::Queue {
+        self.service.queue()
     }
 
     /// Check the backend (and report the scanners configured).
@@ -159,7 +112,7 @@ impl App {
         let mut checks = Vec::new();
         let pool = config.server().default_pool().to_owned();
         let backend =
-            tokio::time::timeout(Duration::from_secs(2), self.queue.queue_status(&pool)).await;
+            tokio::time::timeout(Duration::from_secs(2), self.queue().queue_status(&pool)).await;
         let (ok, detail) = match backend {
             Ok(Ok(_)) => (true, None),
             Ok(Err(e)) => (false, Some(e.to_string())),
@@ -167,7 +120,7 @@ impl App {
         };
         metrics::gauge!(crate::telemetry::BACKEND_UP).set(if ok { 1.0 } else { 0.0 });
         checks.push(Check {
-            name: format!("backend ({:?})", self.queue.backend().kind()),
+            name: format!("backend ({:?})", self.queue().backend().kind()),
             ok,
             detail,
         });
@@ -180,6 +133,30 @@ impl App {
                 config.pools().len()
             )),
         });
+        if instances > 0 {
+            // The same probe as `nessus-cli scanners check`: ready means at least one
+            // scanner answers; the detail names the ones that do not.
+            let probes = self.service.probe_scanners(Duration::from_secs(2)).await;
+            let down: Vec<String> = probes
+                .iter()
+                .filter(|p| !p.reachable)
+                .map(|p| format!("{}:{}", p.pool, p.instance))
+                .collect();
+            checks.push(Check {
+                name: "scanners reachable".to_owned(),
+                ok: down.len() < probes.len(),
+                detail: Some(if down.is_empty() {
+                    format!("{} of {} answered", probes.len(), probes.len())
+                } else {
+                    format!(
+                        "{} of {} answered; not answering: {}",
+                        probes.len() - down.len(),
+                        probes.len(),
+                        down.join(", ")
+                    )
+                }),
+            });
+        }
         Readiness {
             ready: checks.iter().all(|c| c.ok),
             checks,
@@ -216,7 +193,7 @@ impl App {
     pub async fn refresh_gauges(&self) {
         let config = self.config();
         for pool in config.pool_names() {
-            if let Ok(s) = self.queue.queue_status(pool).await {
+            if let Ok(s) = self.queue().queue_status(pool).await {
                 let name = pool.to_owned();
                 metrics::gauge!(crate::telemetry::POOL_QUEUE_DEPTH, "pool" => name.clone())
                     .set(s.queue_depth as f64);

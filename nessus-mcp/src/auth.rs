@@ -16,44 +16,9 @@ use axum::{
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-/// Who is calling: the name attached to the bearer token that authenticated the
-/// request, or a fixed name for transports without tokens.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Principal(Arc<str>);
-
-impl Principal {
-    /// A principal with the given name.
-    pub fn new(name: impl Into<Arc<str>>) -> Self {
-        Self(name.into())
-    }
-
-    /// The principal of a token-less loopback HTTP server.
-    pub fn anonymous() -> Self {
-        Self::new("anonymous")
-    }
-
-    /// The principal of the stdio transport (the local user who started us).
-    pub fn local() -> Self {
-        Self::new("local")
-    }
-
-    /// The principal's name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Principal({})", self.0)
-    }
-}
-
-impl fmt::Display for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// Who is calling: the library's principal (the name a token carries, or the implicit
+/// admin of stdio and of a token-less loopback server).
+pub use nessus_queue::service::Principal;
 
 /// The set of accepted bearer tokens. Debug output never shows a token.
 #[derive(Clone, Default)]
@@ -78,6 +43,12 @@ pub enum TokenSpecError {
     Malformed {
         /// 1-based position of the entry.
         index: usize,
+    },
+    /// A token claimed a name reserved for the implicit admins (`local`, `anonymous`).
+    #[error("principal name '{principal}' is reserved (for stdio and the token-less loopback server); give the token another name")]
+    Reserved {
+        /// The name.
+        principal: String,
     },
     /// A token was shorter than the minimum length.
     #[error("the token of principal '{principal}' is shorter than {min} characters")]
@@ -104,6 +75,11 @@ impl TokenSet {
         principal: Principal,
         token: SecretString,
     ) -> Result<(), TokenSpecError> {
+        if Principal::is_reserved(principal.as_str()) {
+            return Err(TokenSpecError::Reserved {
+                principal: principal.as_str().to_owned(),
+            });
+        }
         if token.expose_secret().len() < MIN_TOKEN_LEN {
             return Err(TokenSpecError::TooShort {
                 principal: principal.as_str().to_owned(),

@@ -36,11 +36,6 @@ impl ToolError {
         Self::new("invalid_argument", format!("invalid {field}: {why}"))
     }
 
-    pub(crate) fn task_not_found(task_id: &str) -> Self {
-        Self::new("task_not_found", format!("Task {task_id} not found"))
-            .hint("check the task_id; list_tasks shows your recent tasks")
-    }
-
     /// An unexpected failure: the agent sees a generic message, the log has the detail.
     pub(crate) fn internal(err: impl std::fmt::Display) -> Self {
         let id = uuid::Uuid::new_v4();

@@ -38,7 +38,6 @@ mod mcp_tasks;
 mod ops;
 mod prompts;
 mod resources;
-mod results;
 mod server;
 mod stdio;
 mod telemetry;
@@ -47,11 +46,10 @@ mod workers;
 
 use std::net::SocketAddr;
 
-pub use app::{App, Check, Readiness, queue_config};
+pub use app::{App, Check, Readiness};
 pub use auth::{MIN_TOKEN_LEN, Principal, TokenSet, TokenSpecError};
 pub use guard::OriginPolicy;
 pub use http::{DEFAULT_MAX_BODY_BYTES, HttpOptions, HttpServer, router};
-pub use results::store_dir;
 pub use server::NessusMcp;
 pub use stdio::serve_stdio;
 pub use telemetry::{LogFormat, init_logging, metrics_handle};

@@ -1,12 +1,13 @@
-//! Tool semantics: validate arguments, call the libraries, shape the answer.
+//! Tool semantics: map DTOs to service calls and service answers to DTOs.
 //!
-//! No business rule lives here that a library owns (state machine, policy,
-//! idempotency, filters); this module maps DTOs to library calls and library
-//! errors to [`ToolError`]s that tell the agent what to do.
+//! Every rule (pools, policy, credentials, limits, quotas, tenancy) lives in
+//! `nessus_queue::service`; this module only translates, and maps the service's
+//! typed errors to [`ToolError`]s that tell the agent what to do.
 
-use std::{collections::BTreeMap, sync::Arc};
-
-use nessus_queue::{AdhocCredentials, NewTask, ScanType, Task, TaskStatus};
+use nessus_queue::service::{
+    DiffOptions, QueryParams, ScanCredentials, ScanRequest, Submission, utilization_pct,
+};
+use nessus_queue::{ScanType, Task, TaskStatus};
 use secrecy::SecretString;
 
 use crate::{
@@ -20,83 +21,67 @@ use crate::{
     errors::ToolError,
 };
 
-const PROFILES: [&str; 4] = ["minimal", "summary", "brief", "full"];
-
-/// Map a queue error to what the agent should read.
-pub(crate) fn queue_error(e: nessus_queue::Error) -> ToolError {
+/// What the agent should do about a service error, by its code.
+fn hint(e: &nessus_queue::Error) -> Option<String> {
     use nessus_queue::Error as E;
-    match e {
-        E::NotFound { task_id, .. } => ToolError::task_not_found(&task_id),
-        e @ E::IdempotencyConflict { .. } => ToolError::new("idempotency_conflict", e.to_string())
-            .hint("use a new idempotency_key, or resend exactly the original arguments"),
-        e @ E::Invalid { .. } => ToolError::new("invalid_argument", e.to_string()),
-        e @ E::InvalidTransition { .. } => ToolError::new("invalid_state", e.to_string()),
-        e @ E::Contention { .. } => ToolError::new("busy", e.to_string()).hint("retry the call"),
-        other => ToolError::internal(other),
-    }
-}
-
-fn core_error(e: nessus_core::Error) -> ToolError {
-    match e {
-        e @ nessus_core::Error::TargetsRefused { .. } => {
-            ToolError::new("target_not_allowed", e.to_string()).hint(
-                "only scan targets inside the pool's target policy; nothing was sent to Nessus. \
-                 list_pools shows the pools; ask the operator to extend the policy if needed",
-            )
+    Some(match e {
+        E::NotFound { .. } => "check the task_id; list_tasks shows your recent tasks".to_owned(),
+        E::IdempotencyConflict { .. } => {
+            "use a new idempotency_key, or resend exactly the original arguments".to_owned()
         }
-        other => ToolError::internal(other),
+        E::Contention { .. } => "retry the call".to_owned(),
+        E::UnknownPool { known, .. } => format!("known pools: {}", known.join(", ")),
+        E::ScannerNotFound { .. } => "list_scanners shows the instances of each pool".to_owned(),
+        E::TargetsRefused(_) => "only scan targets inside the pool's target policy; nothing was \
+             sent to Nessus. list_pools shows the pools; ask the operator to extend the policy \
+             if needed"
+            .to_owned(),
+        E::UnknownCredentialProfile { known, .. } => format!("configured profiles: {known:?}"),
+        E::InvalidCredentials { .. } => {
+            "prefer credential_profile: ask the operator which profiles exist".to_owned()
+        }
+        E::TooLong { field: "content", .. } => {
+            "put the file in the server's import directory and pass path instead".to_owned()
+        }
+        E::TooLong { .. } => "shorten the value to the limit and send it again".to_owned(),
+        E::Forbidden { .. } => {
+            "ask the operator for access (the principals section of the config)".to_owned()
+        }
+        E::NotCompleted { .. } => "poll get_scan_status until status is completed".to_owned(),
+        E::ResultsNotFound { .. } => {
+            "the results were deleted by housekeeping or never ingested; resubmit the scan"
+                .to_owned()
+        }
+        E::Query(_) => {
+            "see the nessus://schema/fields resource for field names, operators and profiles"
+                .to_owned()
+        }
+        E::InvalidImport { .. } => "give a .nessus (XML v2) export from Nessus".to_owned(),
+        E::ImportPathRefused { .. } => "ask the operator to put the .nessus file in the import \
+             directory and pass its name, or send small files inline with content"
+            .to_owned(),
+        E::ImportDisabled => "ask the operator to create it (nessus-mcp --import-dir)".to_owned(),
+        _ => return None,
+    })
+}
+
+/// Map a service error to what the agent should read.
+pub(crate) fn service_error(e: nessus_queue::Error) -> ToolError {
+    let code = e.code();
+    if code == "internal_error" {
+        return ToolError::internal(e);
     }
+    let mut t = ToolError::new(code, e.to_string());
+    t.hint = hint(&e);
+    t
 }
 
-fn check_profile(profile: &str) -> Result<(), ToolError> {
-    if PROFILES.contains(&profile) {
-        Ok(())
-    } else {
-        Err(ToolError::new(
-            "invalid_profile",
-            format!(
-                "Invalid schema profile: {profile}. Must be one of: ['minimal', 'summary', 'brief', 'full']"
-            ),
-        ))
-    }
-}
-
-/// Resolve the pool and check every target against its policy before anything is queued.
-fn admit(
-    app: &App,
-    pool: Option<&str>,
-    instance: Option<&str>,
-    targets: &str,
-) -> Result<(String, Option<String>), ToolError> {
-    let config = app.config();
-    let pool_name = pool
-        .map(str::to_owned)
-        .unwrap_or_else(|| config.server().default_pool().to_owned());
-    let Some(pool) = config.pool(&pool_name) else {
-        return Err(ToolError::new(
-            "unknown_pool",
-            format!("No enabled scanners in pool '{pool_name}'"),
-        )
-        .hint(format!("known pools: {}", config.pool_names().join(", "))));
-    };
-    let url = match instance {
-        Some(id) => match pool.instance(id) {
-            Some(inst) => Some(inst.display_url()),
-            None => {
-                return Err(ToolError::new(
-                    "scanner_not_found",
-                    format!("Scanner not found: {pool_name}:{id}"),
-                )
-                .hint("list_scanners shows the instances of each pool"));
-            }
-        },
-        None => None,
-    };
-    pool.check_targets(targets).map_err(core_error)?;
-    Ok((pool_name, url))
-}
-
-fn submitted(s: nessus_queue::Submitted, scanner_url: Option<String>) -> ScanSubmitted {
+fn submitted(s: Submission) -> ScanSubmitted {
+    let Submission {
+        submitted: s,
+        scanner_url,
+        ..
+    } = s;
     let t = &s.task;
     let message = if s.idempotent {
         "Returning existing task (idempotency key matched)".to_owned()
@@ -110,6 +95,7 @@ fn submitted(s: nessus_queue::Submitted, scanner_url: Option<String>) -> ScanSub
         };
         format!("{kind} scan enqueued. Worker will process. Poll get_scan_status.")
     };
+    record_submission(&s);
     ScanSubmitted {
         task_id: t.task_id.clone(),
         trace_id: t.trace_id.clone(),
@@ -125,31 +111,33 @@ fn submitted(s: nessus_queue::Submitted, scanner_url: Option<String>) -> ScanSub
     }
 }
 
+fn record_submission(s: &nessus_queue::Submitted) {
+    if !s.idempotent {
+        metrics::counter!(
+            crate::telemetry::SCANS,
+            "scan_type" => s.task.scan_type.as_str(),
+            "status" => "queued"
+        )
+        .increment(1);
+    }
+}
+
 pub(crate) async fn submit_untrusted(
     app: &App,
     principal: &Principal,
     p: RunUntrustedScan,
 ) -> Result<ScanSubmitted, ToolError> {
-    check_profile(&p.schema_profile)?;
-    let (pool, url) = admit(
-        app,
-        p.scanner_pool.as_deref(),
-        p.scanner_instance.as_deref(),
-        &p.targets,
-    )?;
-    let mut req = NewTask::new(ScanType::Untrusted, pool, p.targets, p.name)
+    let req = ScanRequest::untrusted(p.targets, p.name)
         .description(p.description)
-        .schema_profile(p.schema_profile);
-    if let Some(i) = p.scanner_instance {
-        req = req.scanner_instance(i);
-    }
-    let s = app
-        .queue()
-        .submit(principal.as_str(), req, None, p.idempotency_key.as_deref())
+        .schema_profile(p.schema_profile)
+        .pool(p.scanner_pool)
+        .scanner_instance(p.scanner_instance)
+        .idempotency_key(p.idempotency_key);
+    app.service()
+        .submit(principal, req)
         .await
-        .map_err(queue_error)?;
-    record_submission(&s);
-    Ok(submitted(s, url))
+        .map(submitted)
+        .map_err(service_error)
 }
 
 pub(crate) async fn submit_authenticated(
@@ -169,107 +157,46 @@ pub(crate) async fn submit_authenticated(
             ));
         }
     };
-    check_profile(&p.schema_profile)?;
-    let (pool, url) = admit(
-        app,
-        p.scanner_pool.as_deref(),
-        p.scanner_instance.as_deref(),
-        &p.targets,
-    )?;
-    let mut req = NewTask::new(scan_type, pool, p.targets.clone(), p.name.clone())
-        .description(p.description.clone())
-        .schema_profile(p.schema_profile.clone());
-    if let Some(i) = &p.scanner_instance {
-        req = req.scanner_instance(i.clone());
-    }
-    let credentials = match (&p.credential_profile, &p.ssh_username, &p.ssh_password) {
-        (Some(profile), None, None) => {
-            let config = app.config();
-            let Some(cred) = config.credential(profile) else {
-                let known: Vec<&String> = config.credentials().keys().collect();
-                return Err(ToolError::new(
-                    "unknown_credential_profile",
-                    format!("credential profile '{profile}' is not configured"),
-                )
-                .hint(format!("configured profiles: {known:?}")));
-            };
-            if scan_type == ScanType::AuthenticatedPrivileged
-                && cred.escalation() == nessus_core::EscalationMethod::Nothing
-            {
-                return Err(ToolError::new(
-                    "invalid_argument",
-                    format!(
-                        "credential profile '{profile}' has no privilege escalation; use scan_type \"authenticated\" or a profile with sudo/su"
-                    ),
-                ));
-            }
-            req = req.credential_profile(profile.clone());
-            None
-        }
+    let credentials = match (p.credential_profile, p.ssh_username, p.ssh_password) {
+        (Some(profile), None, None) => ScanCredentials::Profile(profile),
         (Some(_), _, _) => {
             return Err(ToolError::new(
                 "invalid_argument",
                 "give either credential_profile or ssh_username/ssh_password, not both",
             ));
         }
-        (None, Some(user), Some(pass)) if !user.trim().is_empty() && !pass.is_empty() => {
-            if scan_type == ScanType::AuthenticatedPrivileged
-                && p.elevate_privileges_with == "Nothing"
-            {
-                return Err(ToolError::new(
-                    "invalid_argument",
-                    "authenticated_privileged scan requires elevate_privileges_with (sudo/su)",
-                ));
-            }
-            let mut c = AdhocCredentials::ssh(user.clone(), SecretString::from(pass.clone()));
-            if p.elevate_privileges_with != "Nothing" {
-                c = c.escalate(
-                    p.elevate_privileges_with.clone(),
-                    (!p.escalation_account.is_empty()).then(|| p.escalation_account.clone()),
-                    (!p.escalation_password.is_empty())
-                        .then(|| SecretString::from(p.escalation_password.clone())),
-                );
-            }
-            Some(c)
-        }
-        _ => {
-            return Err(ToolError::new(
-                "missing_credentials",
-                "an authenticated scan needs credential_profile, or both ssh_username and ssh_password",
-            )
-            .hint("prefer credential_profile: ask the operator which profiles exist"));
-        }
+        (None, Some(user), Some(pass)) => ScanCredentials::ssh(
+            user,
+            SecretString::from(pass),
+            &p.elevate_privileges_with,
+            Some(p.escalation_account).filter(|a| !a.is_empty()),
+            Some(p.escalation_password)
+                .filter(|a| !a.is_empty())
+                .map(SecretString::from),
+        ),
+        _ => ScanCredentials::None,
     };
-    let s = app
-        .queue()
-        .submit(
-            principal.as_str(),
-            req,
-            credentials,
-            p.idempotency_key.as_deref(),
-        )
+    let req = ScanRequest::untrusted(p.targets, p.name)
+        .authenticated(scan_type, credentials)
+        .description(p.description)
+        .schema_profile(p.schema_profile)
+        .pool(p.scanner_pool)
+        .scanner_instance(p.scanner_instance)
+        .idempotency_key(p.idempotency_key);
+    app.service()
+        .submit(principal, req)
         .await
-        .map_err(queue_error)?;
-    record_submission(&s);
-    Ok(submitted(s, url))
-}
-
-fn record_submission(s: &nessus_queue::Submitted) {
-    if !s.idempotent {
-        metrics::counter!(
-            crate::telemetry::SCANS,
-            "scan_type" => s.task.scan_type.as_str(),
-            "status" => "queued"
-        )
-        .increment(1);
-        tracing::info!(
-            task_id = %s.task.task_id,
-            trace_id = %s.task.trace_id,
-            pool = %s.task.pool,
-            queue_position = s.queue_position,
-            "scan_enqueued"
-        );
-    }
+        .map(submitted)
+        .map_err(|e| {
+            // The predecessor's code for "no usable credentials at all".
+            if matches!(&e, nessus_queue::Error::InvalidCredentials { reason } if reason.starts_with("an authenticated scan needs"))
+            {
+                ToolError::new("missing_credentials", e.to_string())
+                    .hint("prefer credential_profile: ask the operator which profiles exist")
+            } else {
+                service_error(e)
+            }
+        })
 }
 
 /// A task the principal may see, or "not found" (never reveals other principals' tasks).
@@ -278,17 +205,10 @@ pub(crate) async fn visible_task(
     principal: &Principal,
     task_id: &str,
 ) -> Result<nessus_queue::TaskView, ToolError> {
-    let view = app
-        .queue()
-        .get(task_id)
+    app.service()
+        .task(principal, task_id)
         .await
-        .map_err(queue_error)?
-        .ok_or_else(|| ToolError::task_not_found(task_id))?;
-    if app.can_see(principal, &view.task) {
-        Ok(view)
-    } else {
-        Err(ToolError::task_not_found(task_id))
-    }
+        .map_err(service_error)
 }
 
 fn ts(t: jiff::Timestamp) -> String {
@@ -373,6 +293,24 @@ pub(crate) async fn scan_status(
     Ok(status_of(visible_task(app, principal, task_id).await?))
 }
 
+fn task_item(t: Task) -> TaskItem {
+    TaskItem {
+        task_id: t.task_id,
+        trace_id: t.trace_id,
+        status: t.status.to_string(),
+        scan_type: t.scan_type.to_string(),
+        scanner_type: scanner_type(&t.pool),
+        scanner_pool: t.pool,
+        scanner_instance: t.instance,
+        targets: t.targets,
+        name: t.name,
+        created_at: ts(t.created_at),
+        started_at: t.started_at.map(ts),
+        completed_at: t.completed_at.map(ts),
+        nessus_scan_id: t.nessus_scan_id,
+    }
+}
+
 pub(crate) async fn list_tasks(
     app: &App,
     principal: &Principal,
@@ -388,7 +326,7 @@ pub(crate) async fn list_tasks(
     let limit = usize::try_from(p.limit.min(1000)).unwrap_or(1000);
     let mut q = nessus_queue::ListTasks::new(limit);
     if let Some(s) = p.status_filter.as_deref().filter(|s| !s.is_empty()) {
-        q = q.status(s.parse().map_err(queue_error)?);
+        q = q.status(s.parse().map_err(service_error)?);
     }
     if let Some(pool) = p.scanner_pool.filter(|s| !s.is_empty()) {
         q = q.pool(pool);
@@ -399,27 +337,12 @@ pub(crate) async fn list_tasks(
     if let Some(c) = p.cursor.filter(|s| !s.is_empty()) {
         q = q.cursor(c);
     }
-    let page = app.queue().list(q).await.map_err(queue_error)?;
-    let tasks: Vec<TaskItem> = page
-        .tasks
-        .into_iter()
-        .filter(|t| app.can_see(principal, t))
-        .map(|t| TaskItem {
-            task_id: t.task_id,
-            trace_id: t.trace_id,
-            status: t.status.to_string(),
-            scan_type: t.scan_type.to_string(),
-            scanner_type: scanner_type(&t.pool),
-            scanner_pool: t.pool,
-            scanner_instance: t.instance,
-            targets: t.targets,
-            name: t.name,
-            created_at: ts(t.created_at),
-            started_at: t.started_at.map(ts),
-            completed_at: t.completed_at.map(ts),
-            nessus_scan_id: t.nessus_scan_id,
-        })
-        .collect();
+    let page = app
+        .service()
+        .list(principal, q)
+        .await
+        .map_err(service_error)?;
+    let tasks: Vec<TaskItem> = page.tasks.into_iter().map(task_item).collect();
     Ok(TaskList {
         total: tasks.len(),
         tasks,
@@ -432,10 +355,12 @@ pub(crate) async fn cancel(
     principal: &Principal,
     task_id: &str,
 ) -> Result<CancelResult, ToolError> {
-    visible_task(app, principal, task_id).await?;
-    let outcome = app.queue().cancel(task_id).await.map_err(queue_error)?;
-    let after = visible_task(app, principal, task_id).await?;
-    let message = match outcome {
+    let done = app
+        .service()
+        .cancel(principal, task_id)
+        .await
+        .map_err(service_error)?;
+    let message = match done.outcome {
         nessus_queue::CancelOutcome::Cancelled => "Cancelled before it started.".to_owned(),
         nessus_queue::CancelOutcome::CancelRequested => {
             "Cancel requested; the worker is stopping the scan. get_scan_status shows cancelled once it has."
@@ -443,54 +368,28 @@ pub(crate) async fn cancel(
         }
         nessus_queue::CancelOutcome::AlreadyFinished => format!(
             "Already finished ({}); nothing changed.",
-            after.task.status
+            done.task.status
         ),
         _ => "Cancel recorded.".to_owned(),
     };
-    tracing::info!(task_id, ?outcome, "cancel_scan");
     Ok(CancelResult {
         task_id: task_id.to_owned(),
-        status: after.task.status.to_string(),
+        status: done.task.status.to_string(),
         message,
     })
 }
 
-/// Scans running per instance key (`pool:instance`), from the queue.
-async fn active_by_instance(
-    app: &App,
-    pool: Option<&str>,
-) -> Result<BTreeMap<String, u64>, ToolError> {
-    let mut q = nessus_queue::ListTasks::new(1000).status(TaskStatus::Running);
-    if let Some(p) = pool {
-        q = q.pool(p.to_owned());
-    }
-    let page = app.queue().list(q).await.map_err(queue_error)?;
-    let mut out = BTreeMap::new();
-    for t in page.tasks {
-        if let Some(i) = &t.instance {
-            *out.entry(format!("{}:{i}", t.pool)).or_insert(0) += 1;
-        }
-    }
-    Ok(out)
-}
-
-fn pct(active: u64, max: u64) -> f64 {
-    if max == 0 {
-        0.0
-    } else {
-        (active as f64 / max as f64 * 1000.0).round() / 10.0
-    }
-}
-
 pub(crate) async fn list_scanners(app: &App, pool: Option<&str>) -> Result<ScannerList, ToolError> {
-    let active = active_by_instance(app, pool).await?;
-    let config = app.config();
-    let scanners: Vec<ScannerInfo> = config
-        .instances()
-        .filter(|i| pool.is_none_or(|p| i.pool() == p))
-        .map(|i| {
-            let a = active.get(&i.key()).copied().unwrap_or(0);
-            let max = u64::from(i.max_concurrent_scans());
+    let pool = pool.filter(|p| !p.is_empty());
+    let load = app
+        .service()
+        .pool_load(pool)
+        .await
+        .map_err(service_error)?;
+    let scanners: Vec<ScannerInfo> = load
+        .iter()
+        .map(|l| {
+            let i = &l.instance;
             ScannerInfo {
                 scanner_type: scanner_type(i.pool()),
                 pool: i.pool().to_owned(),
@@ -500,16 +399,21 @@ pub(crate) async fn list_scanners(app: &App, pool: Option<&str>) -> Result<Scann
                 url: i.display_url(),
                 enabled: true,
                 max_concurrent_scans: i.max_concurrent_scans(),
-                active_scans: a,
-                available_capacity: max.saturating_sub(a),
-                utilization_pct: pct(a, max),
+                active_scans: l.active,
+                available_capacity: l.available(),
+                utilization_pct: l.utilization_pct(),
             }
         })
         .collect();
     Ok(ScannerList {
         total: scanners.len(),
         scanners,
-        pools: config.pool_names().into_iter().map(str::to_owned).collect(),
+        pools: app
+            .config()
+            .pool_names()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -523,25 +427,22 @@ pub(crate) fn list_pools(app: &App) -> PoolList {
 
 pub(crate) async fn pool_status(app: &App, pool: Option<&str>) -> Result<PoolStatus, ToolError> {
     let name = pool
+        .filter(|p| !p.is_empty())
         .map(str::to_owned)
         .unwrap_or_else(|| app.config().server().default_pool().to_owned());
-    let active = active_by_instance(app, Some(&name)).await?;
-    let config = app.config();
-    let scanners: Vec<PoolScanner> = config
-        .pool(&name)
-        .map(|p| p.instances().to_vec())
-        .unwrap_or_default()
+    let load = app
+        .service()
+        .pool_load(Some(&name))
+        .await
+        .map_err(service_error)?;
+    let scanners: Vec<PoolScanner> = load
         .iter()
-        .map(|i| {
-            let a = active.get(&i.key()).copied().unwrap_or(0);
-            let max = u64::from(i.max_concurrent_scans());
-            PoolScanner {
-                instance_key: i.key(),
-                active_scans: a,
-                max_concurrent_scans: i.max_concurrent_scans(),
-                utilization_pct: pct(a, max),
-                available_capacity: max.saturating_sub(a),
-            }
+        .map(|l| PoolScanner {
+            instance_key: l.instance.key(),
+            active_scans: l.active,
+            max_concurrent_scans: l.instance.max_concurrent_scans(),
+            utilization_pct: l.utilization_pct(),
+            available_capacity: l.available(),
         })
         .collect();
     let total_capacity: u64 = scanners
@@ -556,16 +457,22 @@ pub(crate) async fn pool_status(app: &App, pool: Option<&str>) -> Result<PoolSta
         total_capacity,
         total_active,
         available_capacity: total_capacity.saturating_sub(total_active),
-        utilization_pct: pct(total_active, total_capacity),
+        utilization_pct: utilization_pct(total_active, total_capacity),
         scanners,
     })
 }
 
-pub(crate) async fn queue_status(app: &App, pool: Option<&str>) -> Result<QueueStatus, ToolError> {
-    let name = pool
-        .map(str::to_owned)
-        .unwrap_or_else(|| app.config().server().default_pool().to_owned());
-    let s = app.queue().queue_status(&name).await.map_err(queue_error)?;
+pub(crate) async fn queue_status(
+    app: &App,
+    principal: &Principal,
+    pool: Option<&str>,
+) -> Result<QueueStatus, ToolError> {
+    let view = app
+        .service()
+        .queue_status(principal, pool)
+        .await
+        .map_err(service_error)?;
+    let s = view.status;
     Ok(QueueStatus {
         pool: s.pool,
         queue_depth: s.queue_depth,
@@ -586,41 +493,6 @@ pub(crate) async fn queue_status(app: &App, pool: Option<&str>) -> Result<QueueS
     })
 }
 
-fn schema_error(e: nessus_schema::Error) -> ToolError {
-    ToolError::new("invalid_query", e.to_string())
-        .hint("see the nessus://schema/fields resource for field names, operators and profiles")
-}
-
-/// Open a completed task's store, with the predecessor's error order.
-async fn completed_store(
-    app: &App,
-    principal: &Principal,
-    task_id: &str,
-) -> Result<Arc<nessus_schema::Store>, ToolError> {
-    let view = visible_task(app, principal, task_id).await?;
-    if view.task.status != TaskStatus::Completed {
-        return Err(ToolError::new(
-            "not_completed",
-            format!("Scan not completed yet (status: {})", view.task.status),
-        )
-        .hint("poll get_scan_status until status is completed"));
-    }
-    let results_dir = app.config().server().results_dir().to_owned();
-    let id = task_id.to_owned();
-    let cache = app.stores();
-    tokio::task::spawn_blocking(move || cache.get(&results_dir, &id))
-        .await
-        .map_err(ToolError::internal)?
-        .map_err(|e| match e {
-            crate::results::OpenError::Missing => {
-                ToolError::new("results_not_found", "Scan results not found").hint(
-                    "the results were deleted by housekeeping or never ingested; resubmit the scan",
-                )
-            }
-            crate::results::OpenError::Broken(e) => ToolError::internal(e),
-        })
-}
-
 pub(crate) async fn scan_results(
     app: &App,
     principal: &Principal,
@@ -638,7 +510,7 @@ pub(crate) async fn scan_results(
             "must be 0 (everything) or a page number from 1",
         ));
     }
-    let params = nessus_schema::QueryParams {
+    let params = QueryParams {
         schema_profile: Some(p.schema_profile),
         custom_fields: p.custom_fields,
         filters: p.filters.map(serde_json::Value::Object),
@@ -647,13 +519,11 @@ pub(crate) async fn scan_results(
         cursor: p.cursor.filter(|c| !c.is_empty()),
         ..Default::default()
     };
-    let query = nessus_schema::Query::from_params(&params).map_err(schema_error)?;
-    let store = completed_store(app, principal, &p.task_id).await?;
-    let (text, info) = tokio::task::spawn_blocking(move || store.page_string(&query))
+    let (text, _) = app
+        .service()
+        .results_page(principal, &p.task_id, &params)
         .await
-        .map_err(ToolError::internal)?
-        .map_err(schema_error)?;
-    tracing::debug!(task_id = %p.task_id, returned = info.returned, bytes = info.bytes_written, "results page");
+        .map_err(service_error)?;
     Ok(text)
 }
 
@@ -662,37 +532,33 @@ pub(crate) async fn diff(
     principal: &Principal,
     p: DiffScans,
 ) -> Result<DiffResult, ToolError> {
-    let old = completed_store(app, principal, &p.base_task_id).await?;
-    let new = completed_store(app, principal, &p.compare_task_id).await?;
-    let min = p.min_severity.unwrap_or(1);
-    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
-    let d = tokio::task::spawn_blocking(move || nessus_schema::diff(&old, &new))
+    let mut opts = DiffOptions::default();
+    if let Some(m) = p.min_severity {
+        opts = opts.min_severity(m);
+    }
+    if let Some(l) = p.limit {
+        opts = opts.limit(l);
+    }
+    let d = app
+        .service()
+        .diff(principal, &p.base_task_id, &p.compare_task_id, opts)
         .await
-        .map_err(ToolError::internal)?
-        .map_err(schema_error)?;
-    let keep = |s: Option<u8>| s.unwrap_or(0) >= min;
-    let new_f: Vec<_> = d.new.into_iter().filter(|e| keep(e.severity)).collect();
-    let fixed: Vec<_> = d.fixed.into_iter().filter(|e| keep(e.severity)).collect();
-    let changed: Vec<_> = d
-        .severity_changed
-        .into_iter()
-        .filter(|c| keep(c.old_severity) || keep(c.new_severity))
-        .collect();
-    let unchanged = d.unchanged.iter().filter(|e| keep(e.severity)).count();
+        .map_err(service_error)?;
+    let [new, fixed, severity_changed, unchanged] = d.counts;
     Ok(DiffResult {
         counts: DiffCounts {
-            new: new_f.len(),
-            fixed: fixed.len(),
-            severity_changed: changed.len(),
+            new,
+            fixed,
+            severity_changed,
             unchanged,
         },
-        truncated: new_f.len() > limit || fixed.len() > limit || changed.len() > limit,
-        new: new_f.iter().take(limit).map(json_of).collect(),
-        fixed: fixed.iter().take(limit).map(json_of).collect(),
-        severity_changed: changed.iter().take(limit).map(json_of).collect(),
+        truncated: d.truncated,
+        new: d.new.iter().map(json_of).collect(),
+        fixed: d.fixed.iter().map(json_of).collect(),
+        severity_changed: d.severity_changed.iter().map(json_of).collect(),
         base_task_id: p.base_task_id,
         compare_task_id: p.compare_task_id,
-        min_severity: min,
+        min_severity: opts.min_severity,
     })
 }
 

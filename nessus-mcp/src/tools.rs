@@ -222,8 +222,10 @@ impl NessusMcp {
     async fn get_queue_status(
         &self,
         Parameters(p): Parameters<PoolRef>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<QueueStatus>, ToolError> {
-        ops::queue_status(&self.app, p.scanner_pool.as_deref())
+        let principal = self.principal(&ctx);
+        ops::queue_status(&self.app, &principal, p.scanner_pool.as_deref())
             .await
             .map(Json)
     }

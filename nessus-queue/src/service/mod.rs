@@ -33,7 +33,13 @@ use nessus_core::Config;
 use crate::queue::Queue;
 use crate::results_dir::ResultsDir;
 
+pub use import::{ImportRequest, ImportSource, Imported};
+pub use load::{InstanceLoad, utilization_pct};
+pub use nessus_schema::QueryParams;
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
+pub use results::{DiffOptions, DiffOutcome};
+pub use submit::{ScanCredentials, ScanRequest, Submission};
+pub use tenancy::{Cancelled, QueueView};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
 
 /// The use-case layer over one queue and one configuration.
