@@ -18,6 +18,8 @@ pub(crate) const INPUT: u8 = 3;
 pub(crate) const NOT_FOUND: u8 = 4;
 /// The operation is not allowed in the task's current state.
 pub(crate) const CONFLICT: u8 = 5;
+/// The target policy, a quota or the principal's rights refused it.
+pub(crate) const REFUSED: u8 = 6;
 
 /// The exit-code table shown at the end of `--help`.
 pub(crate) const EXIT_CODES_HELP: &str = "Exit codes:
@@ -27,7 +29,8 @@ pub(crate) const EXIT_CODES_HELP: &str = "Exit codes:
   3  input error (missing or unreadable file, malformed or unsupported .nessus, corrupt store,
      no queue database, invalid config file)
   4  not found (unknown task id)
-  5  conflict (the task's state does not allow the operation)";
+  5  conflict (the task's state does not allow the operation)
+  6  refused (outside the pool's target policy, an unknown pool, a quota, or not allowed)";
 
 /// An error the CLI itself detected, tagged with its exit code.
 #[derive(Debug)]
@@ -106,8 +109,14 @@ fn queue_code(error: &nessus_queue::Error) -> u8 {
     match error {
         E::NotFound { .. } => NOT_FOUND,
         E::InvalidTransition { .. } | E::IdempotencyConflict { .. } => CONFLICT,
-        E::Invalid { .. } => USAGE,
-        E::Corrupt { .. } => INPUT,
+        E::Invalid { .. }
+        | E::TooLong { .. }
+        | E::InvalidProfile { .. }
+        | E::InvalidCredentials { .. }
+        | E::ImportPathRefused { .. }
+        | E::Query(_) => USAGE,
+        E::Corrupt { .. } | E::InvalidImport { .. } => INPUT,
+        E::TargetsRefused(_) | E::UnknownPool { .. } | E::Forbidden { .. } => REFUSED,
         _ => RUNTIME,
     }
 }

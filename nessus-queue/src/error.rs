@@ -201,7 +201,7 @@ pub enum Error {
     #[error("the import directory does not exist")]
     ImportDisabled,
     /// File-system work around the results directory failed.
-    #[error("results directory: {what}")]
+    #[error("{what}")]
     Io {
         /// What was being done.
         what: String,

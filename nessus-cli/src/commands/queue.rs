@@ -7,8 +7,8 @@
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use jiff::Timestamp;
-use nessus_core::Config;
-use nessus_queue::{CancelOutcome, DlqPurge, ListTasks, Queue, Task, TaskPage, TaskStatus};
+use nessus_queue::service::{Principal, Service};
+use nessus_queue::{CancelOutcome, DlqPurge, ListTasks, Task, TaskPage, TaskStatus};
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
@@ -18,7 +18,8 @@ use crate::commands::{print_json, print_text};
 use crate::exit::CliError;
 
 pub(crate) fn run_queue(global: &GlobalArgs, cmd: &QueueCommand) -> anyhow::Result<()> {
-    let (rt, queue, _) = open(global)?;
+    let (rt, service) = open(global)?;
+    let queue = service.queue();
     match cmd {
         QueueCommand::Status { pool } => {
             let status = rt.block_on(queue.queue_status(pool))?;
@@ -43,7 +44,8 @@ pub(crate) fn run_queue(global: &GlobalArgs, cmd: &QueueCommand) -> anyhow::Resu
 }
 
 pub(crate) fn run_tasks(global: &GlobalArgs, cmd: &TasksCommand) -> anyhow::Result<()> {
-    let (rt, queue, _) = open(global)?;
+    let (rt, service) = open(global)?;
+    let queue = service.queue();
     match cmd {
         TasksCommand::List {
             status,
@@ -87,7 +89,15 @@ pub(crate) fn run_tasks(global: &GlobalArgs, cmd: &TasksCommand) -> anyhow::Resu
             ))
         }
         TasksCommand::Cancel { task_id } => {
-            let outcome = rt.block_on(queue.cancel(task_id))?;
+            let outcome = rt
+                .block_on(service.cancel(&operator(), task_id))
+                .map_err(|e| match e {
+                    nessus_queue::Error::NotFound { .. } => {
+                        CliError::NotFound(format!("no task {task_id}")).into()
+                    }
+                    e => anyhow::Error::new(e),
+                })?
+                .outcome;
             let (word, text) = match outcome {
                 CancelOutcome::Cancelled => ("cancelled", format!("task {task_id} cancelled")),
                 CancelOutcome::CancelRequested => (
@@ -109,7 +119,8 @@ pub(crate) fn run_tasks(global: &GlobalArgs, cmd: &TasksCommand) -> anyhow::Resu
 }
 
 pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<()> {
-    let (rt, queue, _) = open(global)?;
+    let (rt, service) = open(global)?;
+    let queue = service.queue();
     match cmd {
         DlqCommand::List {
             pool,
@@ -132,7 +143,8 @@ pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<(
             if rt.block_on(queue.dlq_get(task_id))?.is_none() {
                 return Err(CliError::NotFound(format!("no task {task_id} in the DLQ")).into());
             }
-            let task = rt.block_on(queue.dlq_retry(task_id))?;
+            // The service re-checks the targets against the policy in force now.
+            let task = rt.block_on(service.dlq_retry(&operator(), task_id))?;
             if global.json {
                 return print_json(&task);
             }
@@ -162,7 +174,7 @@ pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<(
                 })?),
                 _ => DlqPurge::All,
             };
-            let purged = rt.block_on(queue.dlq_purge(what))?;
+            let purged = rt.block_on(service.dlq_purge(&operator(), what))?;
             if global.json {
                 return print_json(&serde_json::json!({ "purged": purged }));
             }
@@ -177,23 +189,8 @@ pub(crate) fn run_housekeeping(
 ) -> anyhow::Result<()> {
     let HousekeepingCommand::Run { dry_run } = cmd;
     // With --config the TTLs and the results root are the server's (see `open`).
-    let (rt, queue, config) = open(global)?;
-    let results_dir = backend::results_dir(global, config.as_ref());
-    let mut removal_errors = Vec::new();
-    let report = rt.block_on(queue.housekeep(*dry_run, |task| {
-        // A task's results go with it; a failure is reported but does not stop the sweep.
-        if let Some(dir) = &results_dir {
-            let task_dir = dir.join(&task.task_id);
-            if task_dir.exists()
-                && let Err(e) = std::fs::remove_dir_all(&task_dir)
-            {
-                removal_errors.push(format!("{}: {e}", task_dir.display()));
-            }
-        }
-    }))?;
-    for error in &removal_errors {
-        tracing::warn!(%error, "could not remove a task's results");
-    }
+    let (rt, service) = open(global)?;
+    let report = rt.block_on(service.housekeep(*dry_run))?;
     if global.json {
         return print_json(&report);
     }
@@ -213,12 +210,17 @@ pub(crate) fn run_housekeeping(
     print_text(&text)
 }
 
+/// The CLI's caller: the operator on the host, an admin like the stdio transport.
+fn operator() -> Principal {
+    Principal::local()
+}
+
 /// Opens the backend on a single-threaded runtime (the CLI makes one call at a time).
-fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Queue, Option<Config>)> {
+fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Service)> {
     let config = super::config::load(global)?;
     let rt = backend::current_thread()?;
-    let queue = backend::open_queue(&rt, global, config.as_ref(), Missing::Refuse)?;
-    Ok((rt, queue, config))
+    let service = backend::open_service(&rt, global, config, Missing::Refuse)?;
+    Ok((rt, service))
 }
 
 fn print_page(global: &GlobalArgs, page: &TaskPage) -> anyhow::Result<()> {

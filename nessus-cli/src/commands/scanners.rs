@@ -1,12 +1,10 @@
 //! `nessus-cli scanners list|check`: the scanners of the config, and whether each one
 //! answers.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use nessus_core::{Config, InstanceConfig, RetryPolicy};
-use serde::Serialize;
+use nessus_core::{Config, InstanceConfig, ScannerProbe, tls_setting};
 use serde_json::json;
 use tokio::task::JoinSet;
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use nessus_queue::{ConfigDirectory, SchemaIngest, SecretBox, Worker};
+use nessus_queue::{ConfigDirectory, SchemaIngest, Worker};
 use tokio::sync::watch;
 
 use crate::cli::{GlobalArgs, WorkerArgs};
@@ -32,26 +32,20 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
     let first_poll = Duration::from_secs_f64(args.poll_interval);
     let poll_max = settings.poll_max.max(first_poll);
     settings = settings.polling(first_poll, poll_max);
-    if let Some(dir) = backend::results_dir(global, Some(&config)) {
-        settings.results_dir = dir;
-    }
-    let data_dir = backend::data_dir(global, Some(&config))
-        .ok_or_else(|| CliError::Usage("no data directory".to_owned()))?;
     let pools: Vec<String> = settings.pools.iter().map(|(p, _)| p.clone()).collect();
-    let results_dir = settings.results_dir.clone();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let queue = backend::open_queue(&rt, global, Some(&config), backend::Missing::Create)?;
-    // The same key file as the server: ad-hoc credentials sealed at submit time are
-    // opened here.
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
-    let secrets = SecretBox::from_env_or_file(&data_dir.join("secret.key"))?;
-    let queue = queue.with_secrets(secrets);
+    // Opened as the server opens it: the same queue, results directory and key file
+    // (ad-hoc credentials sealed at submit time are opened here).
+    let service =
+        backend::open_service(&rt, global, Some((*config).clone()), backend::Missing::Create)?;
+    settings.results_dir = service.results_root().to_owned();
+    let results_dir = settings.results_dir.clone();
+    let queue = service.queue().clone();
     let directory = ConfigDirectory::new(Arc::clone(&config), None)?;
     let worker = Worker::new(queue, settings, Arc::new(directory), Arc::new(SchemaIngest));
 

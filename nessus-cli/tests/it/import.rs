@@ -122,8 +122,10 @@ fn import_errors_create_no_task() {
         &["import", bad.to_str().unwrap(), "--data-dir", data],
         INPUT,
     );
-    // Nothing was written: there is still no queue.
-    check(&["tasks", "list", "--data-dir", data], INPUT);
+    // Nothing was recorded: the queue (opened as the server opens it) holds no task.
+    let out = check(&["tasks", "list", "--data-dir", data, "--json"], OK);
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["tasks"].as_array().map(Vec::len), Some(0), "{page}");
     // Nowhere to put the results.
     let out = check(&["import", corpus(FIXTURE).to_str().unwrap()], USAGE);
     assert!(stderr(&out).contains("--data-dir"), "{}", stderr(&out));

@@ -5,6 +5,7 @@ use nessus_queue::testkit::{RedisServer, single_pool};
 use nessus_queue::{Failure, NewTask, Queue, QueueConfig, ScanType};
 
 const NOT_FOUND: i32 = 4;
+const REFUSED: i32 = 6;
 
 /// A data directory whose queue holds two queued tasks and one dead-lettered task.
 struct Fixture {
@@ -55,6 +56,20 @@ impl Fixture {
             (ids, dead)
         });
         Self { dir, queued, dead }
+    }
+
+    /// Writes a config whose pool `nessus` has the given target policy body; returns
+    /// its path.
+    fn config(&self, policy: &str) -> String {
+        let path = self.dir.path().join(format!("scanners-{}.yaml", policy.len()));
+        std::fs::write(
+            &path,
+            format!(
+                "nessus:\n  target_policy:\n    {policy}\n  instances:\n    - instance_id: scanner1\n      url: https://127.0.0.1:1\n      username: u\n      password: p\n"
+            ),
+        )
+        .unwrap();
+        path.to_str().unwrap().to_owned()
     }
 
     fn data_dir(&self) -> &str {
@@ -137,7 +152,17 @@ fn dead_letter_queue_list_show_retry_purge() {
     fx.run(&["dlq", "show", &fx.queued[0]], NOT_FOUND);
     fx.run(&["dlq", "retry", &fx.queued[0]], NOT_FOUND);
 
-    let retried = fx.json(&["dlq", "retry", dead]);
+    // A retry re-checks the targets against the policy in force: without a config
+    // there is no policy (and no pool), so it is refused and the task stays put.
+    let out = fx.run(&["dlq", "retry", dead], REFUSED);
+    assert!(stderr(&out).contains("nessus"), "{}", stderr(&out));
+    let narrow = fx.config("allow: [10.9.0.0/16]");
+    let out = fx.run(&["--config", &narrow, "dlq", "retry", dead], REFUSED);
+    assert!(stderr(&out).contains("10.0.0."), "{}", stderr(&out));
+    assert_eq!(fx.json(&["dlq", "list"])["tasks"][0]["task_id"], dead);
+
+    let wide = fx.config("allow: [10.0.0.0/24]");
+    let retried = fx.json(&["--config", &wide, "dlq", "retry", dead]);
     assert_eq!(retried["status"], "queued");
     assert_eq!(
         fx.json(&["dlq", "list"])["tasks"].as_array().unwrap().len(),

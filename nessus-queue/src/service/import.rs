@@ -70,6 +70,9 @@ pub struct ImportRequest {
     pub name: Option<String>,
     /// Whether the scan was credentialed (decides the results' authentication status).
     pub authenticated: bool,
+    /// The pool the caller expects; anything but [`IMPORT_POOL`] is refused, so a
+    /// script that asks for another pool does not look for the task where it is not.
+    pub pool: Option<String>,
 }
 
 impl ImportRequest {
@@ -79,6 +82,7 @@ impl ImportRequest {
             source,
             name: None,
             authenticated: false,
+            pool: None,
         }
     }
 
@@ -86,6 +90,13 @@ impl ImportRequest {
     #[must_use]
     pub fn name(mut self, name: Option<String>) -> Self {
         self.name = name.filter(|n| !n.trim().is_empty());
+        self
+    }
+
+    /// The pool the caller expects the task in (only [`IMPORT_POOL`] is accepted).
+    #[must_use]
+    pub fn pool(mut self, pool: Option<String>) -> Self {
+        self.pool = pool;
         self
     }
 
@@ -164,7 +175,8 @@ fn targets_of(summary: &Summary) -> String {
     out
 }
 
-/// Ingests the source into `staging/store`; returns the summary and the default name.
+/// Ingests the source into `staging/store`; returns the summary and the file name
+/// (empty for inline content).
 fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
     let dir = ResultsDir::store_in(staging);
     let (store, default_name) = match source {
@@ -180,10 +192,7 @@ fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
             let s = Store::ingest(BufReader::with_capacity(1 << 16, file), &dir);
             (s, file_name(&path))
         }
-        ImportSource::Inline(bytes) => (
-            Store::ingest(bytes.as_slice(), &dir),
-            "imported scan".to_owned(),
-        ),
+        ImportSource::Inline(bytes) => (Store::ingest(bytes.as_slice(), &dir), String::new()),
         ImportSource::Reader { reader, file_name } => (
             Store::ingest(BufReader::with_capacity(1 << 16, reader), &dir),
             file_name,
@@ -212,6 +221,14 @@ impl Service {
                 actual: b.len(),
                 limit: INLINE_IMPORT_MAX,
             });
+        }
+        if let Some(p) = req.pool.as_deref().filter(|p| *p != IMPORT_POOL) {
+            return Err(Error::invalid(
+                "pool",
+                format!(
+                    "{p}: imports are always recorded in pool '{IMPORT_POOL}', which no worker serves; drop the pool"
+                ),
+            ));
         }
         if let Some(n) = &req.name {
             crate::limits::check_len("name", n, NAME_MAX)?;
@@ -250,16 +267,23 @@ impl Service {
         if targets.is_empty() {
             return Err(bad_file("the file has no ReportHost: nothing to import"));
         }
+        let description = if default_name.is_empty() {
+            "imported .nessus results (sent inline)".to_owned()
+        } else {
+            format!("imported from {default_name}")
+        };
         let name = name
             .or_else(|| summary.scan.report_name.clone())
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or(default_name);
+            .or_else(|| Some(default_name).filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| "imported scan".to_owned());
         // A scan's own name may be longer than a task name may be: cut, not refuse.
         let name = cut(&name, NAME_MAX);
         // Nothing runs, so the task is not an authenticated *scan* (that would need
         // credentials); `authenticated` decides the results' authentication status.
+        let description = cut(&description, crate::limits::DESCRIPTION_MAX);
         let request = NewTask::new(ScanType::Untrusted, IMPORT_POOL, targets, name)
-            .description("imported .nessus results");
+            .description(description);
         let completion = SchemaIngest::completion(&summary, authenticated);
         let task = self.queue.begin_import_with(principal.as_str(), request).await?;
         let task_dir = self.results.task_dir(&task.task_id);

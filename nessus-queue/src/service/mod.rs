@@ -17,6 +17,7 @@
 //! The frontends keep argument parsing, DTOs, transport and error mapping
 //! ([`Error::code`](crate::Error::code) is the `error_code` they report).
 
+mod admin;
 pub mod import;
 pub mod load;
 mod open;

@@ -1,0 +1,68 @@
+//! Operator actions: the dead-letter queue and housekeeping. The same rules as agent
+//! paths apply: a task re-queued from the DLQ must still be inside its pool's target
+//! policy (the config in force now), or it stays dead-lettered.
+
+use crate::error::{Error, Result};
+use crate::queue::{DlqPurge, HousekeepReport};
+use crate::task::Task;
+
+use super::{Principal, Service};
+
+impl Service {
+    /// Re-queues a dead-lettered task after checking its targets against the policy
+    /// in force now. Only an admin may; a refused task stays in the DLQ.
+    pub async fn dlq_retry(&self, principal: &Principal, task_id: &str) -> Result<Task> {
+        self.require_admin(principal, "retry dead-lettered tasks")?;
+        let task = self
+            .queue
+            .dlq_get(task_id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                task_id: task_id.to_owned(),
+            })?;
+        let config = self.config();
+        let Some(pool) = config.pool(&task.pool) else {
+            return Err(Error::UnknownPool {
+                pool: task.pool.clone(),
+                known: config.pool_names().into_iter().map(str::to_owned).collect(),
+            });
+        };
+        pool.check_targets(&task.targets)
+            .map_err(Error::TargetsRefused)?;
+        let task = self.queue.dlq_retry(task_id).await?;
+        tracing::info!(task_id, principal = %principal, pool = %task.pool, "dlq_retry");
+        Ok(task)
+    }
+
+    /// Deletes dead-lettered tasks; returns how many went.
+    pub async fn dlq_purge(&self, principal: &Principal, what: DlqPurge) -> Result<u64> {
+        self.require_admin(principal, "purge the dead-letter queue")?;
+        let n = self.queue.dlq_purge(what).await?;
+        tracing::info!(principal = %principal, purged = n, "dlq_purge");
+        Ok(n)
+    }
+
+    /// Deletes tasks past their TTL with their results directories. A directory that
+    /// cannot be removed is logged and does not stop the sweep.
+    pub async fn housekeep(&self, dry_run: bool) -> Result<HousekeepReport> {
+        let results = self.results.clone();
+        self.queue
+            .housekeep(dry_run, |task| {
+                if let Err(e) = results.remove_task(&task.task_id) {
+                    tracing::warn!(task_id = %task.task_id, error = %e, "could not remove a task's results");
+                }
+            })
+            .await
+    }
+
+    fn require_admin(&self, principal: &Principal, what: &str) -> Result<()> {
+        if principal.settings(&self.config()).is_admin() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                principal: principal.as_str().to_owned(),
+                what: what.to_owned(),
+            })
+        }
+    }
+}
