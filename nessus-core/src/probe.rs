@@ -177,4 +177,3 @@ fn is_certificate_error(error: &crate::Error) -> bool {
     let text = chain(error).to_ascii_lowercase();
     text.contains("certificate") || text.contains("unknownissuer")
 }
-

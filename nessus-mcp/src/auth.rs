@@ -45,7 +45,9 @@ pub enum TokenSpecError {
         index: usize,
     },
     /// A token claimed a name reserved for the implicit admins (`local`, `anonymous`).
-    #[error("principal name '{principal}' is reserved (for stdio and the token-less loopback server); give the token another name")]
+    #[error(
+        "principal name '{principal}' is reserved (for stdio and the token-less loopback server); give the token another name"
+    )]
     Reserved {
         /// The name.
         principal: String,

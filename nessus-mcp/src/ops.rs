@@ -40,9 +40,9 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
         E::InvalidCredentials { .. } => {
             "prefer credential_profile: ask the operator which profiles exist".to_owned()
         }
-        E::TooLong { field: "content", .. } => {
-            "put the file in the server's import directory and pass path instead".to_owned()
-        }
+        E::TooLong {
+            field: "content", ..
+        } => "put the file in the server's import directory and pass path instead".to_owned(),
         E::TooLong { .. } => "shorten the value to the limit and send it again".to_owned(),
         E::Forbidden { .. } => {
             "ask the operator for access (the principals section of the config)".to_owned()
@@ -381,11 +381,7 @@ pub(crate) async fn cancel(
 
 pub(crate) async fn list_scanners(app: &App, pool: Option<&str>) -> Result<ScannerList, ToolError> {
     let pool = pool.filter(|p| !p.is_empty());
-    let load = app
-        .service()
-        .pool_load(pool)
-        .await
-        .map_err(service_error)?;
+    let load = app.service().pool_load(pool).await.map_err(service_error)?;
     let scanners: Vec<ScannerInfo> = load
         .iter()
         .map(|l| {

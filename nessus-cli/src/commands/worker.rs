@@ -41,8 +41,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
         .context("cannot start the async runtime")?;
     // Opened as the server opens it: the same queue, results directory and key file
     // (ad-hoc credentials sealed at submit time are opened here).
-    let service =
-        backend::open_service(&rt, global, Some((*config).clone()), backend::Missing::Create)?;
+    let service = backend::open_service(
+        &rt,
+        global,
+        Some((*config).clone()),
+        backend::Missing::Create,
+    )?;
     settings.results_dir = service.results_root().to_owned();
     let results_dir = settings.results_dir.clone();
     let queue = service.queue().clone();

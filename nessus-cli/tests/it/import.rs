@@ -205,3 +205,78 @@ fn housekeeping_uses_the_config_ttls() {
     );
     assert!(!task_dir.exists());
 }
+
+/// `nessus-cli import` and the server's `import_scan` (a file in the import directory)
+/// are one function: the same file makes the same task.
+#[test]
+fn cli_import_and_import_scan_make_the_same_task() {
+    use nessus_queue::service::{ImportRequest, ImportSource, OpenOptions, Principal, Service};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let fixture = corpus(FIXTURE);
+    let out = check(
+        &[
+            "import",
+            fixture.to_str().unwrap(),
+            "--data-dir",
+            data,
+            "--principal",
+            "alice",
+            "--json",
+        ],
+        OK,
+    );
+    let by_cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let by_server = rt.block_on(async {
+        let config: nessus_core::Config = "".parse().unwrap();
+        let service = Service::open(
+            config,
+            OpenOptions::new().data_dir(Some(dir.path().to_owned())),
+        )
+        .await
+        .unwrap();
+        let source = ImportSource::Confined {
+            dir: fixture.parent().unwrap().to_owned(),
+            requested: FIXTURE.to_owned(),
+        };
+        service
+            .import(&Principal::new("alice"), ImportRequest::new(source))
+            .await
+            .unwrap()
+            .task
+    });
+    for (key, server) in [
+        ("name", serde_json::json!(by_server.name)),
+        ("pool", serde_json::json!(by_server.pool)),
+        ("principal", serde_json::json!(by_server.principal)),
+        (
+            "results_summary",
+            serde_json::json!(by_server.results_summary),
+        ),
+        (
+            "authentication_status",
+            serde_json::json!(by_server.authentication_status),
+        ),
+    ] {
+        assert_eq!(by_cli[key], server, "{key}");
+    }
+    let shown = check(
+        &[
+            "tasks",
+            "show",
+            by_cli["task_id"].as_str().unwrap(),
+            "--data-dir",
+            data,
+            "--json",
+        ],
+        OK,
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["task"]["targets"], by_server.targets.as_str());
+    assert_eq!(shown["task"]["description"], by_server.description.as_str());
+}

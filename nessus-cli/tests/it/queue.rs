@@ -61,7 +61,10 @@ impl Fixture {
     /// Writes a config whose pool `nessus` has the given target policy body; returns
     /// its path.
     fn config(&self, policy: &str) -> String {
-        let path = self.dir.path().join(format!("scanners-{}.yaml", policy.len()));
+        let path = self
+            .dir
+            .path()
+            .join(format!("scanners-{}.yaml", policy.len()));
         std::fs::write(
             &path,
             format!(

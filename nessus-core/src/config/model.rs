@@ -469,7 +469,11 @@ impl PrincipalSettings {
 
     /// Whether it may submit to `pool`.
     pub fn may_use_pool(&self, pool: &str) -> bool {
-        self.admin || self.pools.as_ref().is_none_or(|p| p.iter().any(|n| n == pool))
+        self.admin
+            || self
+                .pools
+                .as_ref()
+                .is_none_or(|p| p.iter().any(|n| n == pool))
     }
 
     /// Whether it may run authenticated (credentialed) scans.

@@ -24,7 +24,9 @@ impl<'de> Deserialize<'de> for RawConfig {
         impl<'de> Visitor<'de> for V {
             type Value = RawConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a mapping of pool names (and optional server, queue, credentials, principals)")
+                f.write_str(
+                    "a mapping of pool names (and optional server, queue, credentials, principals)",
+                )
             }
             fn visit_unit<E: de::Error>(self) -> Result<RawConfig, E> {
                 Ok(RawConfig::default())

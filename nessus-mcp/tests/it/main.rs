@@ -6,6 +6,6 @@ mod import;
 mod security;
 mod stdio;
 mod support;
-mod tenancy;
 mod tasks;
+mod tenancy;
 mod tools_list;

@@ -26,7 +26,11 @@ async fn walk(
         let page = call_ok(client, "list_tasks", a).await;
         let tasks = page["tasks"].as_array().cloned().unwrap_or_default();
         sizes.push(tasks.len());
-        ids.extend(tasks.iter().filter_map(|t| t["task_id"].as_str().map(str::to_owned)));
+        ids.extend(
+            tasks
+                .iter()
+                .filter_map(|t| t["task_id"].as_str().map(str::to_owned)),
+        );
         match page["next_cursor"].as_str() {
             Some(c) if !tasks.is_empty() => {
                 cursors.push(c.to_owned());
@@ -104,7 +108,9 @@ async fn principal_b_sees_none_of_a_s_tasks_with_full_pages() {
 
     // Resources too.
     let read = bob
-        .read_resource(ReadResourceRequestParams::new(format!("nessus://tasks/{a}")))
+        .read_resource(ReadResourceRequestParams::new(format!(
+            "nessus://tasks/{a}"
+        )))
         .await;
     assert!(read.is_err(), "bob read alice's task resource: {read:?}");
     h.stop().await;

@@ -186,7 +186,10 @@ fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
             let s = Store::ingest(BufReader::with_capacity(1 << 16, file), &dir);
             (s, file_name(&path))
         }
-        ImportSource::Confined { dir: root, requested } => {
+        ImportSource::Confined {
+            dir: root,
+            requested,
+        } => {
             let path = confine(&root, &requested)?;
             let file = std::fs::File::open(&path).map_err(bad_file)?;
             let s = Store::ingest(BufReader::with_capacity(1 << 16, file), &dir);
@@ -204,10 +207,12 @@ fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Io {
-        what: "the import task stopped".to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Io {
+            what: "the import task stopped".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
 }
 
 impl Service {
@@ -244,8 +249,15 @@ impl Service {
         let ingested = blocking(move || ingest(source, &st)).await;
         let outcome = match ingested {
             Ok((summary, default_name)) => {
-                self.record_import(principal, &staging, summary, default_name, req.name, req.authenticated)
-                    .await
+                self.record_import(
+                    principal,
+                    &staging,
+                    summary,
+                    default_name,
+                    req.name,
+                    req.authenticated,
+                )
+                .await
             }
             Err(e) => Err(e),
         };
@@ -282,14 +294,20 @@ impl Service {
         // Nothing runs, so the task is not an authenticated *scan* (that would need
         // credentials); `authenticated` decides the results' authentication status.
         let description = cut(&description, crate::limits::DESCRIPTION_MAX);
-        let request = NewTask::new(ScanType::Untrusted, IMPORT_POOL, targets, name)
-            .description(description);
+        let request =
+            NewTask::new(ScanType::Untrusted, IMPORT_POOL, targets, name).description(description);
         let completion = SchemaIngest::completion(&summary, authenticated);
-        let task = self.queue.begin_import_with(principal.as_str(), request).await?;
+        let task = self
+            .queue
+            .begin_import_with(principal.as_str(), request)
+            .await?;
         let task_dir = self.results.task_dir(&task.task_id);
         let placed = std::fs::create_dir_all(&task_dir)
             .and_then(|()| {
-                std::fs::rename(ResultsDir::store_in(staging), ResultsDir::store_in(&task_dir))
+                std::fs::rename(
+                    ResultsDir::store_in(staging),
+                    ResultsDir::store_in(&task_dir),
+                )
             })
             .map_err(|source| Error::Io {
                 what: format!("cannot move the findings store into {}", task_dir.display()),

@@ -38,10 +38,10 @@ pub use import::{ImportRequest, ImportSource, Imported};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::QueryParams;
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
+pub use principal::{Principal, RESERVED_PRINCIPALS};
 pub use results::{DiffOptions, DiffOutcome};
 pub use submit::{ScanCredentials, ScanRequest, Submission};
 pub use tenancy::{Cancelled, QueueView};
-pub use principal::{Principal, RESERVED_PRINCIPALS};
 
 /// The use-case layer over one queue and one configuration.
 #[derive(Debug)]

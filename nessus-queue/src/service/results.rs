@@ -148,7 +148,11 @@ impl Service {
                 status: view.task.status.to_string(),
             });
         }
-        let (results, stores, id) = (self.results.clone(), self.stores.clone(), task_id.to_owned());
+        let (results, stores, id) = (
+            self.results.clone(),
+            self.stores.clone(),
+            task_id.to_owned(),
+        );
         blocking(move || stores.get(&results, &id)).await
     }
 
@@ -164,7 +168,12 @@ impl Service {
         let store = self.completed_store(principal, task_id).await?;
         let (text, info) =
             blocking(move || store.page_string(&query).map_err(Error::Query)).await?;
-        tracing::debug!(task_id, returned = info.returned, bytes = info.bytes_written, "results page");
+        tracing::debug!(
+            task_id,
+            returned = info.returned,
+            bytes = info.bytes_written,
+            "results page"
+        );
         Ok((text, info))
     }
 

@@ -69,7 +69,11 @@ impl Service {
 
     /// The pool's queue: counts of everyone's work, and the next tasks only if they
     /// are the principal's own (an admin sees every next task).
-    pub async fn queue_status(&self, principal: &Principal, pool: Option<&str>) -> Result<QueueView> {
+    pub async fn queue_status(
+        &self,
+        principal: &Principal,
+        pool: Option<&str>,
+    ) -> Result<QueueView> {
         let config = self.config();
         let name = pool
             .filter(|p| !p.is_empty())
@@ -84,7 +88,9 @@ impl Service {
         // INTERIM until the backends count per principal.
         let mut status = self.queue.queue_status(name).await?;
         if !admin {
-            status.next_tasks.retain(|t| t.principal == principal.as_str());
+            status
+                .next_tasks
+                .retain(|t| t.principal == principal.as_str());
         }
         Ok(QueueView { status })
     }
