@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod backend;
 mod directory;
 mod error;
@@ -43,6 +44,10 @@ mod task;
 pub mod testkit;
 mod worker;
 
+pub use audit::{
+    AUDIT_MAX_DETAIL, AUDIT_MAX_ID, AUDIT_MAX_OUTCOME, AUDIT_MAX_PRINCIPAL, AUDIT_MAX_TARGETS,
+    AuditAction, AuditEvent, AuditEventBuilder, AuditPage, AuditQuery,
+};
 pub use backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, Page,
     PoolCounts, QueueSnapshot,

@@ -162,7 +162,7 @@ pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<(
                 })?),
                 _ => DlqPurge::All,
             };
-            let purged = rt.block_on(queue.dlq_purge(what))?;
+            let purged = rt.block_on(queue.dlq_purge(what))?.len();
             if global.json {
                 return print_json(&serde_json::json!({ "purged": purged }));
             }
@@ -203,8 +203,9 @@ pub(crate) fn run_housekeeping(
         "deleted"
     };
     let mut text = format!(
-        "{verb} {} expired task(s); {} expired idempotency key(s) removed\n",
+        "{verb} {} expired task(s) and {} expired audit event(s); {} expired idempotency key(s) removed\n",
         report.tasks.len(),
+        report.audit_events,
         report.idempotency_keys
     );
     for (id, status) in &report.tasks {
