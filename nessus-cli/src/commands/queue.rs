@@ -215,7 +215,7 @@ pub(crate) fn run_housekeeping(
 }
 
 /// Opens the backend on a single-threaded runtime (the CLI makes one call at a time).
-fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Queue, Option<Config>)> {
+pub(crate) fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Queue, Option<Config>)> {
     let config = super::config::load(global)?;
     let rt = backend::current_thread()?;
     let queue = backend::open_queue(&rt, global, config.as_ref(), Missing::Refuse)?;
