@@ -1,7 +1,7 @@
 //! Durable task queue for Nessus scans: the task state machine, SQLite (default)
 //! and Redis backends, leases with fencing tokens, idempotent submission, queue
-//! position and ETA, sealed ad-hoc credentials, the dead-letter queue and
-//! housekeeping.
+//! position and ETA, sealed ad-hoc credentials, the dead-letter queue,
+//! housekeeping, and the audit trail ([`Queue::audit`], [`Queue::audit_list`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), nessus_queue::Error> {

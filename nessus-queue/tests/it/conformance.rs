@@ -710,6 +710,11 @@ pub(crate) async fn dlq_purge_modes(h: &Harness) {
     );
     let future = jiff::Timestamp::now() + SignedDuration::from_secs(60);
     let past = jiff::Timestamp::now() - SignedDuration::from_secs(3600);
+    // The trail lives apart from the tasks: deleting a task keeps its events.
+    let submitted = q.get(&ids[1]).await.unwrap().unwrap().task;
+    q.audit(AuditEvent::for_task(AuditAction::Submit, "p", &submitted).build())
+        .await
+        .unwrap();
     assert_eq!(q.dlq_purge(DlqPurge::Before(past)).await.unwrap().len(), 0);
     assert_eq!(
         q.dlq_purge(DlqPurge::Before(future)).await.unwrap().len(),
@@ -723,6 +728,12 @@ pub(crate) async fn dlq_purge_modes(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(q.dlq_purge(DlqPurge::All).await.unwrap().len(), 1);
+    let kept = q
+        .audit_list(AuditQuery::new(10).task_id(ids[1].clone()))
+        .await
+        .unwrap();
+    assert_eq!(kept.events.len(), 1, "{kept:?}");
+    assert!(q.get(&ids[1]).await.unwrap().is_none());
     assert_eq!(q.queue_status("nessus").await.unwrap().dlq_size, 0);
 }
 
