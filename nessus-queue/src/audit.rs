@@ -253,7 +253,10 @@ impl AuditEventBuilder {
 }
 
 /// Filter and page for [`Queue::audit_list`](crate::Queue::audit_list), newest first.
-/// Every filter is applied before paging, so pages are full.
+/// Every filter is applied before paging, so pages are full (on Redis, a query with
+/// filters beyond its most selective one may end a call early after examining 10 000
+/// entries: the short page then carries a cursor; only a page without a cursor is the
+/// last).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct AuditQuery {

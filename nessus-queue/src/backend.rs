@@ -199,6 +199,8 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Newest-first page of audit events passing every filter of `query` (filters
     /// apply before paging, so a page is short only at the end; `query.limit` ≥ 1).
+    /// A backend that checks some filters row by row may bound the rows one call
+    /// examines: then a short page still carries a cursor (Redis does, after 10 000).
     fn list_audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<AuditPage>>;
 
     /// Audit events strictly older than `before` (what a purge would delete).
