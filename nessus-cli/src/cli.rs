@@ -79,6 +79,39 @@ pub(crate) enum Command {
     Worker(WorkerArgs),
     /// Ingest an existing .nessus file as a completed task, so agents can query it.
     Import(ImportArgs),
+    /// The audit trail (submits, cancels, imports, results reads, DLQ actions, policy
+    /// and quota refusals), newest first.
+    Audit(AuditArgs),
+}
+
+/// `audit` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only events of this principal.
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
+    /// Only this action (submit, cancel, import, results_read, diff, dlq_retry, dlq_purge,
+    /// policy_refused, quota_refused).
+    #[arg(long)]
+    pub(crate) action: Option<String>,
+    /// Only events about this task.
+    #[arg(long = "task", value_name = "TASK_ID")]
+    pub(crate) task_id: Option<String>,
+    /// Only events about this pool.
+    #[arg(long)]
+    pub(crate) pool: Option<String>,
+    /// Only events at or after this time: RFC 3339, or an age such as 90s, 30m, 24h, 7d, 2w.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Only events before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+    /// Events per page (1-1000).
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: usize,
+    /// Cursor from a previous page.
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
 }
 
 /// `config` subcommands.

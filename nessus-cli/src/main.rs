@@ -3,7 +3,7 @@
 //! Subcommands: `convert` (a `.nessus` file or findings store to JSON-NL), `diff` (two
 //! scans), `import` (a `.nessus` file as a completed task), the queue administration
 //! commands `queue status`, `tasks list|show|cancel`, `dlq list|show|retry|purge` and
-//! `housekeeping run`, `worker` (the queue worker runtime), `config check`,
+//! `housekeeping run`, `audit` (the audit trail), `worker` (the queue worker runtime), `config check`,
 //! `scanners list|check`, and `sim` (the Nessus simulator). Exit codes are listed in
 //! `--help` and in [`exit`].
 
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Scanners(cmd) => commands::scanners::run(&cli.global, cmd),
         Command::Worker(args) => commands::worker::run(&cli.global, args),
         Command::Import(args) => commands::import::run(&cli.global, args),
+        Command::Audit(args) => commands::audit::run(&cli.global, args),
     };
     match result {
         Ok(()) => exit::exit(exit::OK),

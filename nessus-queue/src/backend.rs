@@ -3,6 +3,7 @@
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 
+use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::error::{BackendKind, Result};
 use crate::task::{Task, TaskStatus};
 
@@ -191,6 +192,23 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Deletes expired idempotency reservations; returns how many.
     fn purge_idempotency(&self, now: Timestamp) -> BoxFuture<'_, Result<u64>>;
+
+    /// Stores one audit event (already capped by the caller), apart from the tasks:
+    /// deleting a task never deletes its trail.
+    fn append_audit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>>;
+
+    /// Newest-first page of audit events passing every filter of `query` (filters
+    /// apply before paging, so a page is short only at the end; `query.limit` ≥ 1).
+    /// A backend that checks some filters row by row may bound the rows one call
+    /// examines: then a short page still carries a cursor (Redis does, after 10 000).
+    fn list_audit(&self, query: AuditQuery) -> BoxFuture<'_, Result<AuditPage>>;
+
+    /// Audit events strictly older than `before` (what a purge would delete).
+    fn count_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>>;
+
+    /// Deletes audit events strictly older than `before`, with everything indexed
+    /// under them; returns how many.
+    fn purge_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>>;
 }
 
 /// Milliseconds since the epoch, the unit every index uses.

@@ -1,7 +1,7 @@
 //! Durable task queue for Nessus scans: the task state machine, SQLite (default)
 //! and Redis backends, leases with fencing tokens, idempotent submission, queue
-//! position and ETA, sealed ad-hoc credentials, the dead-letter queue and
-//! housekeeping.
+//! position and ETA, sealed ad-hoc credentials, the dead-letter queue,
+//! housekeeping, and the audit trail ([`Queue::audit`], [`Queue::audit_list`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), nessus_queue::Error> {
@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod audit;
 mod backend;
 mod directory;
 mod error;
@@ -47,6 +48,10 @@ mod task;
 pub mod testkit;
 mod worker;
 
+pub use audit::{
+    AUDIT_MAX_DETAIL, AUDIT_MAX_ID, AUDIT_MAX_OUTCOME, AUDIT_MAX_PRINCIPAL, AUDIT_MAX_TARGETS,
+    AuditAction, AuditEvent, AuditEventBuilder, AuditPage, AuditQuery,
+};
 pub use backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, Page,
     PoolCounts, QueueSnapshot,

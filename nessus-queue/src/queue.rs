@@ -11,6 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, PoolCounts,
     QueueSnapshot,
@@ -41,6 +42,8 @@ pub struct QueueConfig {
     pub other_ttl: SignedDuration,
     /// Total `max_concurrent_scans` per pool, for the ETA (default 1 per pool).
     pub pool_capacity: BTreeMap<String, u32>,
+    /// Audit events are deleted by housekeeping after this long (default 90 days).
+    pub audit_ttl: SignedDuration,
 }
 
 impl Default for QueueConfig {
@@ -54,6 +57,7 @@ impl Default for QueueConfig {
             completed_ttl: SignedDuration::from_hours(24 * 7),
             other_ttl: SignedDuration::from_hours(24 * 30),
             pool_capacity: BTreeMap::new(),
+            audit_ttl: SignedDuration::from_hours(24 * 90),
         }
     }
 }
@@ -80,6 +84,12 @@ impl QueueConfig {
     /// Sets the ETA default before there is history.
     pub fn default_scan_duration(mut self, d: SignedDuration) -> Self {
         self.default_scan_duration = d;
+        self
+    }
+
+    /// Sets how long audit events are kept.
+    pub fn audit_ttl(mut self, d: SignedDuration) -> Self {
+        self.audit_ttl = d;
         self
     }
 
@@ -237,6 +247,9 @@ pub struct HousekeepReport {
     pub tasks: Vec<(String, TaskStatus)>,
     /// Expired idempotency keys removed (0 in dry-run mode).
     pub idempotency_keys: u64,
+    /// Audit events past `QueueConfig::audit_ttl` deleted (in dry-run mode: that
+    /// would be deleted).
+    pub audit_events: u64,
     /// Whether nothing was actually deleted.
     pub dry_run: bool,
 }
@@ -628,19 +641,23 @@ impl Queue {
             .filter(Task::is_dead_lettered))
     }
 
-    /// Requeues a dead-lettered task as a fresh attempt that can succeed.
+    /// Requeues a dead-lettered task as a fresh attempt that can succeed; returns the
+    /// requeued task (what [`AuditEvent::for_task`] takes).
     pub async fn dlq_retry(&self, task_id: &str) -> Result<Task> {
         let now = Timestamp::now();
         Ok(self.update(task_id, |t| t.retry_from_dlq(now)).await?.0)
     }
 
-    /// Deletes dead-lettered tasks; returns how many went.
-    pub async fn dlq_purge(&self, what: DlqPurge) -> Result<u64> {
-        let mut n = 0;
+    /// Deletes dead-lettered tasks; returns each task that went, as it was, so the
+    /// caller can audit them ([`AuditEvent::for_task`]).
+    pub async fn dlq_purge(&self, what: DlqPurge) -> Result<Vec<Task>> {
+        let mut gone = Vec::new();
         match what {
             DlqPurge::Id(id) => {
-                if self.dlq_get(&id).await?.is_some() && self.backend.delete(id).await? {
-                    n += 1;
+                if let Some(t) = self.dlq_get(&id).await?
+                    && self.backend.delete(id).await?
+                {
+                    gone.push(t);
                 }
             }
             DlqPurge::Before(_) | DlqPurge::All => {
@@ -654,7 +671,7 @@ impl Queue {
                     for t in &page.tasks {
                         let old = before.is_none_or(|b| t.dead_lettered_at.is_some_and(|d| d < b));
                         if old && self.backend.delete(t.task_id.clone()).await? {
-                            n += 1;
+                            gone.push(t.clone());
                         }
                     }
                     match page.next_cursor {
@@ -664,7 +681,7 @@ impl Queue {
                 }
             }
         }
-        Ok(n)
+        Ok(gone)
     }
 
     /// Claims the next task for a worker. Pools are tried in a rotating order so a
@@ -826,10 +843,34 @@ impl Queue {
             }
             rep.tasks.push((id, t.status));
         }
-        if !dry_run {
+        let audit_before = now - self.cfg.audit_ttl;
+        if dry_run {
+            rep.audit_events = self.backend.count_audit_before(audit_before).await?;
+        } else {
             rep.idempotency_keys = self.backend.purge_idempotency(now).await?;
+            rep.audit_events = self.backend.purge_audit_before(audit_before).await?;
         }
         Ok(rep)
+    }
+
+    /// Records an audit event, its fields capped to their documented lengths. An
+    /// error is returned, never swallowed: the caller decides whether an action
+    /// whose trail could not be written may go ahead.
+    pub async fn audit(&self, event: AuditEvent) -> Result<()> {
+        if event.principal.trim().is_empty() {
+            return Err(Error::invalid(
+                "principal",
+                "an audit event needs a principal",
+            ));
+        }
+        self.backend.append_audit(event.capped()).await
+    }
+
+    /// Newest-first page of audit events (limit 1-1000, default 50).
+    pub async fn audit_list(&self, mut q: AuditQuery) -> Result<AuditPage> {
+        q.validate()?;
+        q.limit = if q.limit == 0 { 50 } else { q.limit.min(1000) };
+        self.backend.list_audit(q).await
     }
 
     async fn finish(&self, task_id: &str, f: impl FnMut(&mut Task) -> Result<()>) -> Result<Task> {

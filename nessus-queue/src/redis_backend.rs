@@ -13,6 +13,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{AuditEvent, AuditPage, AuditQuery, time_key};
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
     duration_secs, ms, order_key,
@@ -43,6 +44,18 @@ static IDEM_OWNER: LazyLock<Script> =
 const IDEM_OWNER_GRACE_MS: i64 = 30_000;
 
 const POOLS: &str = "nq:pools";
+/// Audit trail keys share the `{audit}` hash tag, so one atomic pipeline can write an
+/// event and all its index entries (Redis Cluster safe).
+const AUDIT_ALL: &str = "nq:{audit}:all";
+const AUDIT_DOCS: &str = "nq:{audit}:doc";
+/// Index entries an audit listing reads per round trip while it filters.
+const AUDIT_BATCH: usize = 200;
+/// Index entries one audit listing examines before it returns what it has with a
+/// cursor: only filters beyond the one index used (e.g. principal + action) can make
+/// it scan, and one call must never read the whole trail.
+const AUDIT_SCAN_BUDGET: usize = 10_000;
+/// Events one purge round deletes.
+const AUDIT_PURGE_BATCH: isize = 500;
 const TASK_POOL: &str = "nq:task-pool";
 const CLAIM_SCAN: isize = 64;
 const READ_RETRIES: u32 = 20;
@@ -127,6 +140,34 @@ impl K {
     }
     fn secret(pool: &str, id: &str) -> String {
         format!("nq:{{{pool}}}:secret:{id}")
+    }
+    /// The secondary indexes an audit event is entered in (besides `AUDIT_ALL`),
+    /// each a lexicographic sorted set of order keys. Redis drops a sorted set when
+    /// its last member goes, so purged principals and tasks leave no keys behind.
+    fn audit_indexes(e: &AuditEvent) -> Vec<String> {
+        let mut v = vec![
+            Self::audit_principal(&e.principal),
+            Self::audit_action(e.action.as_str()),
+        ];
+        if let Some(t) = &e.task_id {
+            v.push(Self::audit_task(t));
+        }
+        if let Some(p) = &e.pool {
+            v.push(Self::audit_pool(p));
+        }
+        v
+    }
+    fn audit_principal(p: &str) -> String {
+        format!("nq:{{audit}}:p:{p}")
+    }
+    fn audit_action(a: &str) -> String {
+        format!("nq:{{audit}}:a:{a}")
+    }
+    fn audit_task(t: &str) -> String {
+        format!("nq:{{audit}}:t:{t}")
+    }
+    fn audit_pool(p: &str) -> String {
+        format!("nq:{{audit}}:pool:{p}")
     }
 }
 
@@ -869,5 +910,172 @@ impl Backend for RedisBackend {
     fn purge_idempotency(&self, _now: Timestamp) -> BoxFuture<'_, Result<u64>> {
         // Redis expires idempotency keys itself (PX at reservation).
         Box::pin(async { Ok(0) })
+    }
+
+    fn append_audit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let key = event.order_key();
+            let doc = serde_json::to_string(&event).unwrap_or_default();
+            let mut pipe = redis::pipe();
+            pipe.atomic()
+                .hset(AUDIT_DOCS, &key, doc)
+                .ignore()
+                .zadd(AUDIT_ALL, &key, 0)
+                .ignore();
+            for idx in K::audit_indexes(&event) {
+                pipe.zadd(idx, &key, 0).ignore();
+            }
+            let mut con = self.con.clone();
+            pipe.query_async::<()>(&mut con)
+                .await
+                .map_err(rerr("append audit"))
+        })
+    }
+
+    fn list_audit(&self, q: AuditQuery) -> BoxFuture<'_, Result<AuditPage>> {
+        Box::pin(async move {
+            let limit = q.limit.max(1);
+            // The most selective index the query names; the other filters are
+            // checked on the documents (`AuditQuery::matches`).
+            let index = if let Some(t) = &q.task_id {
+                K::audit_task(t)
+            } else if let Some(p) = &q.principal {
+                K::audit_principal(p)
+            } else if let Some(p) = &q.pool {
+                K::audit_pool(p)
+            } else if let Some(a) = q.action {
+                K::audit_action(a.as_str())
+            } else {
+                AUDIT_ALL.to_owned()
+            };
+            let (low, high) = q.key_range();
+            let min = low.map_or_else(|| "-".to_owned(), |l| format!("[{l}"));
+            let mut max = high.map_or_else(|| "+".to_owned(), |h| format!("({h}"));
+            let mut out: Vec<(String, AuditEvent)> = Vec::new();
+            let mut scanned = 0;
+            loop {
+                let want = AUDIT_BATCH.max(limit + 1);
+                let (idx, lo, hi) = (index.clone(), min.clone(), max.clone());
+                let keys: Vec<String> = self
+                    .read("list audit", move |mut c| {
+                        let (idx, lo, hi) = (idx.clone(), lo.clone(), hi.clone());
+                        async move { c.zrevrangebylex_limit(idx, hi, lo, 0, want as isize).await }
+                    })
+                    .await?;
+                let Some(last) = keys.last().cloned() else {
+                    break;
+                };
+                let exhausted = keys.len() < want;
+                scanned += keys.len();
+                let ks = keys.clone();
+                let docs: Vec<Option<String>> = self
+                    .read("list audit docs", move |mut c| {
+                        let ks = ks.clone();
+                        async move {
+                            redis::cmd("HMGET")
+                                .arg(AUDIT_DOCS)
+                                .arg(ks)
+                                .query_async(&mut c)
+                                .await
+                        }
+                    })
+                    .await?;
+                for (key, doc) in keys.into_iter().zip(docs) {
+                    // A member without its document is one a concurrent purge is
+                    // removing: it is gone either way.
+                    let Some(doc) = doc else { continue };
+                    let e: AuditEvent = serde_json::from_str(&doc)
+                        .map_err(|e| corrupt(&format!("audit event {key}"), e))?;
+                    if q.matches(&e) {
+                        out.push((key, e));
+                        if out.len() > limit {
+                            out.truncate(limit);
+                            let next = out.last().map(|(k, _)| k.clone());
+                            return Ok(AuditPage::new(
+                                out.into_iter().map(|(_, e)| e).collect(),
+                                next,
+                            ));
+                        }
+                    }
+                }
+                if exhausted {
+                    break;
+                }
+                if scanned >= AUDIT_SCAN_BUDGET {
+                    return Ok(AuditPage::new(
+                        out.into_iter().map(|(_, e)| e).collect(),
+                        Some(last),
+                    ));
+                }
+                max = format!("({last}");
+            }
+            Ok(AuditPage::new(
+                out.into_iter().map(|(_, e)| e).collect(),
+                None,
+            ))
+        })
+    }
+
+    fn count_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let max = format!("({}", time_key(before));
+            self.read("count audit", move |mut c| {
+                let max = max.clone();
+                async move {
+                    redis::cmd("ZLEXCOUNT")
+                        .arg(AUDIT_ALL)
+                        .arg("-")
+                        .arg(max)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await
+        })
+    }
+
+    fn purge_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        Box::pin(async move {
+            let max = format!("({}", time_key(before));
+            let mut con = self.con.clone();
+            let mut purged = 0;
+            loop {
+                let keys: Vec<String> = con
+                    .zrangebylex_limit(AUDIT_ALL, "-", &max, 0, AUDIT_PURGE_BATCH)
+                    .await
+                    .map_err(rerr("purge audit"))?;
+                if keys.is_empty() {
+                    return Ok(purged);
+                }
+                let docs: Vec<Option<String>> = redis::cmd("HMGET")
+                    .arg(AUDIT_DOCS)
+                    .arg(&keys)
+                    .query_async(&mut con)
+                    .await
+                    .map_err(rerr("purge audit"))?;
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .zrem(AUDIT_ALL, &keys)
+                    .hdel(AUDIT_DOCS, &keys)
+                    .ignore();
+                for (key, doc) in keys.iter().zip(docs) {
+                    // A corrupt document cannot name its indexes; it still goes.
+                    let Some(e) = doc.and_then(|d| serde_json::from_str::<AuditEvent>(&d).ok())
+                    else {
+                        continue;
+                    };
+                    for idx in K::audit_indexes(&e) {
+                        pipe.zrem(idx, key).ignore();
+                    }
+                }
+                // Counted by what left the main index, so two concurrent purges
+                // never count one event twice.
+                let (n,): (u64,) = pipe
+                    .query_async(&mut con)
+                    .await
+                    .map_err(rerr("purge audit"))?;
+                purged += n;
+            }
+        })
     }
 }

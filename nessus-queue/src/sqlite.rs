@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use self::connections::{Readers, Writer, open_connection};
 
+use crate::audit::{AuditEvent, AuditPage, AuditQuery, time_key};
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
     QueueSnapshot, duration_secs, ms, order_key,
@@ -59,6 +60,18 @@ CREATE TABLE IF NOT EXISTS durations (
 CREATE INDEX IF NOT EXISTS durations_pool ON durations(pool, id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pool_queued (pool TEXT PRIMARY KEY, queued INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    order_key TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    action TEXT NOT NULL,
+    task_id TEXT,
+    pool TEXT,
+    doc TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_principal ON audit(principal, order_key);
+CREATE INDEX IF NOT EXISTS audit_action ON audit(action, order_key);
+CREATE INDEX IF NOT EXISTS audit_task ON audit(task_id, order_key) WHERE task_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_pool ON audit(pool, order_key) WHERE pool IS NOT NULL;
 ";
 
 /// Fills `pool_queued` once for databases created before it existed; afterwards
@@ -401,6 +414,42 @@ pub(crate) fn pick_instance(t: &Task, free: &[(String, u32, u32)]) -> Option<Str
     }
 }
 
+/// The listing query of [`Backend::list_audit`]. Every filter is a column condition,
+/// so the planner walks one `(column, order_key)` index (or the primary key) newest
+/// first and stops after the page; a test pins that no plan sorts.
+fn audit_list_sql(q: &AuditQuery) -> (String, Vec<String>) {
+    let mut sql = String::from("SELECT doc, order_key FROM audit WHERE 1=1");
+    let mut args: Vec<String> = Vec::new();
+    let mut cond = |col: &str, op: &str, v: String| {
+        args.push(v);
+        sql.push_str(&format!(" AND {col} {op} ?{}", args.len()));
+    };
+    if let Some(p) = &q.principal {
+        cond("principal", "=", p.clone());
+    }
+    if let Some(a) = q.action {
+        cond("action", "=", a.as_str().to_owned());
+    }
+    if let Some(t) = &q.task_id {
+        cond("task_id", "=", t.clone());
+    }
+    if let Some(p) = &q.pool {
+        cond("pool", "=", p.clone());
+    }
+    let (low, high) = q.key_range();
+    if let Some(low) = low {
+        cond("order_key", ">=", low);
+    }
+    if let Some(high) = high {
+        cond("order_key", "<", high);
+    }
+    sql.push_str(&format!(
+        " ORDER BY order_key DESC LIMIT {}",
+        q.limit.max(1) + 1
+    ));
+    (sql, args)
+}
+
 /// 1-based position of a queued task (inside the caller's read transaction).
 fn position_tx(tx: &Connection, pool: &str, task_id: &str) -> Result<Option<u64>> {
     let seq: Option<Option<i64>> = tx
@@ -740,5 +789,127 @@ impl Backend for SqliteBackend {
                 .map(|n| n as u64)
                 .map_err(err("purge idempotency"))
         })
+    }
+
+    fn append_audit(&self, event: AuditEvent) -> BoxFuture<'_, Result<()>> {
+        self.write(move |tx| {
+            let doc = serde_json::to_string(&event).unwrap_or_default();
+            tx.exec_cached(
+                "INSERT OR REPLACE INTO audit(order_key, principal, action, task_id, pool, doc)
+                 VALUES(?1,?2,?3,?4,?5,?6)",
+                params![
+                    event.order_key(),
+                    event.principal,
+                    event.action.as_str(),
+                    event.task_id,
+                    event.pool,
+                    doc
+                ],
+            )
+            .map_err(err("append audit"))?;
+            Ok(())
+        })
+    }
+
+    fn list_audit(&self, q: AuditQuery) -> BoxFuture<'_, Result<AuditPage>> {
+        self.read(move |conn| {
+            let (sql, args) = audit_list_sql(&q);
+            let limit = q.limit.max(1);
+            let mut st = conn.prepare_cached(&sql).map_err(err("list audit"))?;
+            let rows: Vec<(String, String)> = st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(err("list audit"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("list audit"))?;
+            let more = rows.len() > limit;
+            let mut events = Vec::with_capacity(limit);
+            let mut last = None;
+            for (doc, key) in rows.into_iter().take(limit) {
+                events.push(serde_json::from_str(&doc).map_err(|e| Error::Corrupt {
+                    what: format!("audit event {key}"),
+                    source: Box::new(e),
+                })?);
+                last = Some(key);
+            }
+            Ok(AuditPage::new(events, if more { last } else { None }))
+        })
+    }
+
+    fn count_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        self.read(move |conn| {
+            conn.row_cached(
+                "SELECT COUNT(*) FROM audit WHERE order_key < ?1",
+                [time_key(before)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(err("count audit"))
+        })
+    }
+
+    fn purge_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>> {
+        self.write(move |conn| {
+            conn.exec_cached("DELETE FROM audit WHERE order_key < ?1", [time_key(before)])
+                .map(|n| n as u64)
+                .map_err(err("purge audit"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditAction;
+
+    /// Each audit filter is answered by walking an index in order: no plan may sort
+    /// (`USE TEMP B-TREE`), and principal or task filters use their own index.
+    #[test]
+    fn audit_listings_walk_an_index_and_never_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        drop(SqliteBackend::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let t: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let cases = [
+            // A WITHOUT ROWID table is its primary key: a plain scan walks it in order.
+            (AuditQuery::new(50), "SCAN audit"),
+            (AuditQuery::new(50).since(t), "PRIMARY KEY"),
+            (
+                AuditQuery::new(50).principal("alice").since(t).until(t),
+                "audit_principal",
+            ),
+            (
+                AuditQuery::new(50)
+                    .principal("alice")
+                    .cursor("0000000000001:ab"),
+                "audit_principal",
+            ),
+            (AuditQuery::new(50).task_id("x"), "audit_task"),
+            (AuditQuery::new(50).pool("nessus"), "audit_pool"),
+            (
+                AuditQuery::new(50).action(AuditAction::Submit),
+                "audit_action",
+            ),
+            (
+                AuditQuery::new(50)
+                    .principal("alice")
+                    .action(AuditAction::Submit),
+                "audit_",
+            ),
+        ];
+        for (q, index) in cases {
+            let (sql, args) = audit_list_sql(&q);
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(3))
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap();
+            let plan = plan.join(" | ");
+            assert!(!plan.contains("TEMP B-TREE"), "{q:?} sorts: {plan}");
+            assert!(plan.contains(index), "{q:?} does not use {index}: {plan}");
+        }
     }
 }

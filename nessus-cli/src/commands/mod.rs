@@ -1,5 +1,6 @@
 //! One module per subcommand; each exposes `run(&GlobalArgs, &Args)`.
 
+pub(crate) mod audit;
 pub(crate) mod backend;
 pub(crate) mod config;
 pub(crate) mod convert;

@@ -200,8 +200,9 @@ pub(crate) fn run_housekeeping(
         "deleted"
     };
     let mut text = format!(
-        "{verb} {} expired task(s); {} expired idempotency key(s) removed\n",
+        "{verb} {} expired task(s) and {} expired audit event(s); {} expired idempotency key(s) removed\n",
         report.tasks.len(),
+        report.audit_events,
         report.idempotency_keys
     );
     for (id, status) in &report.tasks {
@@ -216,7 +217,7 @@ fn operator() -> Principal {
 }
 
 /// Opens the backend on a single-threaded runtime (the CLI makes one call at a time).
-fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Service)> {
+pub(crate) fn open(global: &GlobalArgs) -> anyhow::Result<(Runtime, Service)> {
     let config = super::config::load(global)?;
     let rt = backend::current_thread()?;
     let service = backend::open_service(&rt, global, config, Missing::Refuse)?;

@@ -1,6 +1,7 @@
 //! Integration tests of the `nessus-cli` binary: every wired subcommand, with its error exits.
 
 mod args;
+mod audit;
 mod config;
 mod convert;
 mod diff;

@@ -2,6 +2,7 @@
 //! paths apply: a task re-queued from the DLQ must still be inside its pool's target
 //! policy (the config in force now), or it stays dead-lettered.
 
+use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::queue::{DlqPurge, HousekeepReport};
 use crate::task::Task;
@@ -27,19 +28,34 @@ impl Service {
                 known: config.pool_names().into_iter().map(str::to_owned).collect(),
             });
         };
-        pool.check_targets(&task.targets)
-            .map_err(Error::TargetsRefused)?;
+        if let Err(e) = pool.check_targets(&task.targets) {
+            self.record_refusal(
+                AuditAction::PolicyRefused,
+                principal,
+                &task.pool,
+                &task.targets,
+                &format!("dlq retry of {task_id}: {e}"),
+            )
+            .await;
+            return Err(Error::TargetsRefused(e));
+        }
         let task = self.queue.dlq_retry(task_id).await?;
         tracing::info!(task_id, principal = %principal, pool = %task.pool, "dlq_retry");
+        self.record_task(AuditAction::DlqRetry, principal, &task, None)
+            .await;
         Ok(task)
     }
 
     /// Deletes dead-lettered tasks; returns how many went.
     pub async fn dlq_purge(&self, principal: &Principal, what: DlqPurge) -> Result<u64> {
         self.require_admin(principal, "purge the dead-letter queue")?;
-        let n = self.queue.dlq_purge(what).await?;
-        tracing::info!(principal = %principal, purged = n, "dlq_purge");
-        Ok(n)
+        let purged = self.queue.dlq_purge(what).await?;
+        tracing::info!(principal = %principal, purged = purged.len(), "dlq_purge");
+        for t in &purged {
+            self.record_task(AuditAction::DlqPurge, principal, t, None)
+                .await;
+        }
+        Ok(purged.len() as u64)
     }
 
     /// Deletes tasks past their TTL with their results directories. A directory that

@@ -320,6 +320,8 @@ impl Service {
         match finished {
             Ok(done) => {
                 tracing::info!(task_id = %done.task_id, trace_id = %done.trace_id, principal = %principal, "scan_imported");
+                self.record_task(crate::audit::AuditAction::Import, principal, &done, None)
+                    .await;
                 Ok(Imported {
                     store_dir: ResultsDir::store_in(&task_dir),
                     task: done,

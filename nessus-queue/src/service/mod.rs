@@ -22,6 +22,7 @@ pub mod import;
 pub mod load;
 mod open;
 mod principal;
+mod record;
 pub mod results;
 pub mod submit;
 pub mod tenancy;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use nessus_schema::{DiffEntry, PageInfo, Query, QueryParams, SeverityChange, Store};
 
+use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::limits::{CURSOR_MAX, CUSTOM_FIELDS_MAX, FIELD_NAME_MAX, FILTERS_MAX, check_len};
 use crate::results_dir::ResultsDir;
@@ -140,7 +141,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 impl Service {
     /// The findings store of a completed task `principal` may see.
-    async fn completed_store(&self, principal: &Principal, task_id: &str) -> Result<Arc<Store>> {
+    async fn completed_store(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        action: AuditAction,
+        detail: Option<String>,
+    ) -> Result<Arc<Store>> {
         let view = self.task(principal, task_id).await?;
         if view.task.status != TaskStatus::Completed {
             return Err(Error::NotCompleted {
@@ -148,6 +155,8 @@ impl Service {
                 status: view.task.status.to_string(),
             });
         }
+        self.record_task(action, principal, &view.task, detail)
+            .await;
         let (results, stores, id) = (
             self.results.clone(),
             self.stores.clone(),
@@ -165,7 +174,9 @@ impl Service {
     ) -> Result<(String, PageInfo)> {
         check_params(params)?;
         let query = Query::from_params(params).map_err(Error::Query)?;
-        let store = self.completed_store(principal, task_id).await?;
+        let store = self
+            .completed_store(principal, task_id, AuditAction::ResultsRead, None)
+            .await?;
         let (text, info) =
             blocking(move || store.page_string(&query).map_err(Error::Query)).await?;
         tracing::debug!(
@@ -185,8 +196,22 @@ impl Service {
         compare: &str,
         opts: DiffOptions,
     ) -> Result<DiffOutcome> {
-        let old = self.completed_store(principal, base).await?;
-        let new = self.completed_store(principal, compare).await?;
+        let old = self
+            .completed_store(
+                principal,
+                base,
+                AuditAction::Diff,
+                Some(format!("base of a diff with {compare}")),
+            )
+            .await?;
+        let new = self
+            .completed_store(
+                principal,
+                compare,
+                AuditAction::Diff,
+                Some(format!("compared with {base}")),
+            )
+            .await?;
         let d = blocking(move || nessus_schema::diff(&old, &new).map_err(Error::Query)).await?;
         let keep = |s: Option<u8>| s.unwrap_or(0) >= opts.min_severity;
         let new_f: Vec<_> = d.new.into_iter().filter(|e| keep(e.severity)).collect();

@@ -10,6 +10,7 @@
 use nessus_core::{EscalationMethod, SshCredentials};
 use secrecy::ExposeSecret;
 
+use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::limits::{DESCRIPTION_MAX, NAME_MAX, TARGETS_MAX, check_len};
 use crate::queue::Submitted;
@@ -186,8 +187,15 @@ impl Service {
         let approved = match pool.check_targets(&req.targets) {
             Ok(a) => a,
             Err(e) => {
-                self.record_refusal(principal, &pool_name, &req.targets, &e)
-                    .await;
+                tracing::info!(principal = %principal, pool = %pool_name, error = %e, "targets_refused");
+                self.record_refusal(
+                    AuditAction::PolicyRefused,
+                    principal,
+                    &pool_name,
+                    &req.targets,
+                    &e.to_string(),
+                )
+                .await;
                 return Err(Error::TargetsRefused(e));
             }
         };
@@ -212,6 +220,8 @@ impl Service {
             )
             .await?;
         if !submitted.idempotent {
+            self.record_task(AuditAction::Submit, principal, &submitted.task, None)
+                .await;
             tracing::info!(
                 task_id = %submitted.task.task_id,
                 trace_id = %submitted.task.trace_id,
@@ -225,17 +235,6 @@ impl Service {
             submitted,
             scanner_url,
         })
-    }
-
-    async fn record_refusal(
-        &self,
-        principal: &Principal,
-        pool: &str,
-        targets: &str,
-        e: &nessus_core::Error,
-    ) {
-        tracing::info!(principal = %principal, pool, error = %e, "targets_refused");
-        let _ = targets;
     }
 
     /// The credential rules: who may run authenticated scans, which profile, and

@@ -2,6 +2,7 @@
 //! sees everyone's. Another principal's task answers "not found", never "forbidden",
 //! so its existence is not revealed either.
 
+use crate::audit::AuditAction;
 use crate::error::{Error, Result};
 use crate::queue::{ListTasks, QueueStatus, TaskPage, TaskView};
 use crate::task::{CancelOutcome, Task};
@@ -64,6 +65,13 @@ impl Service {
         let outcome = self.queue.cancel(task_id).await?;
         let task = self.task(principal, task_id).await?.task;
         tracing::info!(task_id, principal = %principal, ?outcome, "cancel_scan");
+        self.record_task(
+            AuditAction::Cancel,
+            principal,
+            &task,
+            Some(format!("{outcome:?}")),
+        )
+        .await;
         Ok(Cancelled { outcome, task })
     }
 

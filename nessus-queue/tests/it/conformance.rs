@@ -4,8 +4,10 @@ use std::collections::HashSet;
 
 use jiff::SignedDuration;
 use nessus_queue::{
-    AdhocCredentials, CancelOutcome, Completion, DlqPurge, Error, Failure, IMPORT_POOL,
-    InstanceCapacity, ListTasks, NewTask, QueueConfig, ScanType, TaskStatus,
+    AUDIT_MAX_DETAIL, AUDIT_MAX_ID, AUDIT_MAX_OUTCOME, AUDIT_MAX_PRINCIPAL, AUDIT_MAX_TARGETS,
+    AdhocCredentials, AuditAction, AuditEvent, AuditQuery, CancelOutcome, Completion, DlqPurge,
+    Error, Failure, IMPORT_POOL, InstanceCapacity, ListTasks, NewTask, QueueConfig, ScanType,
+    TaskStatus,
 };
 use secrecy::SecretString;
 
@@ -680,12 +682,44 @@ pub(crate) async fn dlq_purge_modes(h: &Harness) {
             .unwrap();
         ids.push(c.task.task_id);
     }
-    assert_eq!(q.dlq_purge(DlqPurge::Id(ids[0].clone())).await.unwrap(), 1);
-    assert_eq!(q.dlq_purge(DlqPurge::Id(ids[0].clone())).await.unwrap(), 0);
+    let gone = q.dlq_purge(DlqPurge::Id(ids[0].clone())).await.unwrap();
+    assert_eq!(
+        gone.iter().map(|t| t.task_id.clone()).collect::<Vec<_>>(),
+        vec![ids[0].clone()],
+        "the purge returns what it deleted"
+    );
+    // What it returns is what the caller audits.
+    for t in &gone {
+        q.audit(AuditEvent::for_task(AuditAction::DlqPurge, "admin", t).build())
+            .await
+            .unwrap();
+    }
+    let trail = q
+        .audit_list(AuditQuery::new(10).action(AuditAction::DlqPurge))
+        .await
+        .unwrap();
+    assert_eq!(trail.events.len(), 1);
+    assert_eq!(trail.events[0].task_id.as_deref(), Some(ids[0].as_str()));
+    assert_eq!(trail.events[0].pool.as_deref(), Some("nessus"));
+    assert_eq!(trail.events[0].targets.as_deref(), Some("10.0.0.0"));
+    assert!(
+        q.dlq_purge(DlqPurge::Id(ids[0].clone()))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let future = jiff::Timestamp::now() + SignedDuration::from_secs(60);
     let past = jiff::Timestamp::now() - SignedDuration::from_secs(3600);
-    assert_eq!(q.dlq_purge(DlqPurge::Before(past)).await.unwrap(), 0);
-    assert_eq!(q.dlq_purge(DlqPurge::Before(future)).await.unwrap(), 3);
+    // The trail lives apart from the tasks: deleting a task keeps its events.
+    let submitted = q.get(&ids[1]).await.unwrap().unwrap().task;
+    q.audit(AuditEvent::for_task(AuditAction::Submit, "p", &submitted).build())
+        .await
+        .unwrap();
+    assert_eq!(q.dlq_purge(DlqPurge::Before(past)).await.unwrap().len(), 0);
+    assert_eq!(
+        q.dlq_purge(DlqPurge::Before(future)).await.unwrap().len(),
+        3
+    );
     q.submit("p", req("10.0.0.9", "x"), None, None)
         .await
         .unwrap();
@@ -693,7 +727,13 @@ pub(crate) async fn dlq_purge_modes(h: &Harness) {
     q.fail(&c.task.task_id, c.token, Failure::dead_letter("e", "m"))
         .await
         .unwrap();
-    assert_eq!(q.dlq_purge(DlqPurge::All).await.unwrap(), 1);
+    assert_eq!(q.dlq_purge(DlqPurge::All).await.unwrap().len(), 1);
+    let kept = q
+        .audit_list(AuditQuery::new(10).task_id(ids[1].clone()))
+        .await
+        .unwrap();
+    assert_eq!(kept.events.len(), 1, "{kept:?}");
+    assert!(q.get(&ids[1]).await.unwrap().is_none());
     assert_eq!(q.queue_status("nessus").await.unwrap().dlq_size, 0);
 }
 
@@ -808,4 +848,306 @@ pub(crate) async fn import_lifecycle(h: &Harness) {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One audit event of the listing model: `i` picks principal, action, task, pool and
+/// time deterministically; several events share a millisecond so ties are exercised.
+fn audit_event(base: jiff::Timestamp, i: i64) -> AuditEvent {
+    let principals = ["alice", "bob", "carol"];
+    let actions = [
+        AuditAction::Submit,
+        AuditAction::Cancel,
+        AuditAction::ResultsRead,
+        AuditAction::PolicyRefused,
+    ];
+    let mut b = AuditEvent::builder(actions[(i % 4) as usize], principals[(i % 3) as usize])
+        .at(base + SignedDuration::from_millis((i / 3) * 1000))
+        .trace_id(format!("trace-{i}"));
+    if i % 5 != 0 {
+        b = b.task_id(format!("task-{}", i % 7));
+    }
+    if i % 2 == 0 {
+        b = b.pool(if i % 4 == 0 { "dmz" } else { "nessus" });
+    }
+    b.targets(format!("10.0.0.{i}")).build()
+}
+
+/// Reads every page of `query` at `limit` per page; asserts that every page but the
+/// last is full and that the last one has no cursor. Returns the event ids in order.
+async fn audit_all_pages(q: &nessus_queue::Queue, query: AuditQuery, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let mut page_query = query.clone();
+        page_query.limit = limit;
+        page_query.cursor = cursor.clone();
+        let page = q.audit_list(page_query).await.unwrap();
+        ids.extend(page.events.iter().map(|e| e.id.clone()));
+        match page.next_cursor {
+            Some(c) => {
+                assert_eq!(page.events.len(), limit, "a page before the last is full");
+                cursor = Some(c);
+            }
+            None => return ids,
+        }
+    }
+    panic!("paging did not end");
+}
+
+/// The model's version of a query's filters.
+type Keep = Box<dyn Fn(&AuditEvent) -> bool>;
+
+pub(crate) async fn audit_append_list_filter_and_cursor_paging(h: &Harness) {
+    let q = &h.queue;
+    let base = jiff::Timestamp::now() - SignedDuration::from_hours(1);
+    let mut model = Vec::new();
+    for i in 0..61 {
+        let e = audit_event(base, i);
+        q.audit(e.clone()).await.unwrap();
+        model.push(e);
+    }
+    // The model: newest first, ties in one millisecond by id, descending.
+    model.sort_by(|a, b| (b.at, &b.id).cmp(&(a.at, &a.id)));
+    let t = move |secs: i64| base + SignedDuration::from_secs(secs);
+    let cases: Vec<(&str, AuditQuery, Keep)> = vec![
+        ("all", AuditQuery::default(), Box::new(|_| true)),
+        (
+            "principal",
+            AuditQuery::default().principal("alice"),
+            Box::new(|e| e.principal == "alice"),
+        ),
+        (
+            "action",
+            AuditQuery::default().action(AuditAction::Cancel),
+            Box::new(|e| e.action == AuditAction::Cancel),
+        ),
+        (
+            "task",
+            AuditQuery::default().task_id("task-3"),
+            Box::new(|e| e.task_id.as_deref() == Some("task-3")),
+        ),
+        (
+            "pool",
+            AuditQuery::default().pool("dmz"),
+            Box::new(|e| e.pool.as_deref() == Some("dmz")),
+        ),
+        (
+            "since and until",
+            AuditQuery::default().since(t(4)).until(t(15)),
+            Box::new(move |e| e.at >= t(4) && e.at < t(15)),
+        ),
+        (
+            "principal and action (one index, one check)",
+            AuditQuery::default()
+                .principal("bob")
+                .action(AuditAction::Submit),
+            Box::new(|e| e.principal == "bob" && e.action == AuditAction::Submit),
+        ),
+        (
+            "principal, pool and time",
+            AuditQuery::default()
+                .principal("carol")
+                .pool("nessus")
+                .since(t(2)),
+            Box::new(move |e| {
+                e.principal == "carol" && e.pool.as_deref() == Some("nessus") && e.at >= t(2)
+            }),
+        ),
+        (
+            "nobody",
+            AuditQuery::default().principal("mallory"),
+            Box::new(|_| false),
+        ),
+    ];
+    for (name, query, keep) in cases {
+        let expected: Vec<String> = model
+            .iter()
+            .filter(|e| keep(e))
+            .map(|e| e.id.clone())
+            .collect();
+        for limit in [1, 4, 7, 1000] {
+            let got = audit_all_pages(q, query.clone(), limit).await;
+            assert_eq!(got, expected, "{name}, limit {limit}");
+        }
+    }
+    // Stored as recorded.
+    let first = q.audit_list(AuditQuery::new(1)).await.unwrap();
+    assert_eq!(first.events, vec![model[0].clone()]);
+    let bad = q
+        .audit_list(AuditQuery::new(5).cursor("not-a-cursor"))
+        .await;
+    assert!(
+        matches!(
+            bad,
+            Err(Error::Invalid {
+                field: "cursor",
+                ..
+            })
+        ),
+        "{bad:?}"
+    );
+    let nobody = q
+        .audit(AuditEvent::builder(AuditAction::Submit, " ").build())
+        .await;
+    assert!(matches!(
+        nobody,
+        Err(Error::Invalid {
+            field: "principal",
+            ..
+        })
+    ));
+}
+
+pub(crate) async fn audit_fields_are_capped(h: &Harness) {
+    let q = &h.queue;
+    let long = |c: &str, n: usize| c.repeat(n);
+    let e = AuditEvent::builder(AuditAction::Submit, long("p", 10_000))
+        .trace_id(long("t", 1_000))
+        .task_id(long("k", 1_000))
+        .pool(long("o", 1_000))
+        .targets(long("10.0.0.1,", 100_000))
+        .outcome(long("x", 1_000))
+        .detail(long("é\u{1b}", 10_000))
+        .build();
+    q.audit(e.clone()).await.unwrap();
+    let got = q.audit_list(AuditQuery::new(10)).await.unwrap().events;
+    assert_eq!(got.len(), 1);
+    let g = &got[0];
+    let fields = [
+        (
+            "principal",
+            e.principal.as_str(),
+            g.principal.as_str(),
+            AUDIT_MAX_PRINCIPAL,
+        ),
+        ("trace_id", &e.trace_id, &g.trace_id, AUDIT_MAX_ID),
+        (
+            "task_id",
+            e.task_id.as_deref().unwrap(),
+            g.task_id.as_deref().unwrap(),
+            AUDIT_MAX_ID,
+        ),
+        (
+            "pool",
+            e.pool.as_deref().unwrap(),
+            g.pool.as_deref().unwrap(),
+            AUDIT_MAX_ID,
+        ),
+        (
+            "targets",
+            e.targets.as_deref().unwrap(),
+            g.targets.as_deref().unwrap(),
+            AUDIT_MAX_TARGETS,
+        ),
+        ("outcome", &e.outcome, &g.outcome, AUDIT_MAX_OUTCOME),
+        (
+            "detail",
+            e.detail.as_deref().unwrap(),
+            g.detail.as_deref().unwrap(),
+            AUDIT_MAX_DETAIL,
+        ),
+    ];
+    for (name, sent, stored, max) in fields {
+        assert!(stored.len() <= max, "{name}: {} > {max}", stored.len());
+        let kept = stored
+            .strip_suffix('…')
+            .unwrap_or_else(|| panic!("{name} marks the cut"));
+        assert!(sent.starts_with(kept), "{name} keeps a prefix");
+        assert!(
+            kept.len() + 3 > max - 4,
+            "{name} keeps nearly all it may: {}",
+            kept.len()
+        );
+    }
+    // Short fields are stored untouched, and the principal still filters.
+    let short = AuditEvent::builder(AuditAction::Cancel, "alice")
+        .detail("ok")
+        .build();
+    q.audit(short.clone()).await.unwrap();
+    let alice = q
+        .audit_list(AuditQuery::new(10).principal("alice"))
+        .await
+        .unwrap();
+    assert_eq!(alice.events, vec![short]);
+}
+
+pub(crate) async fn audit_ttl_purged_by_housekeeping(h: &Harness) {
+    let q = h.with_config(QueueConfig::default().audit_ttl(SignedDuration::from_hours(1)));
+    let now = jiff::Timestamp::now();
+    let mut kept = Vec::new();
+    for i in 0..5 {
+        let old = i < 3;
+        let at = if old {
+            now - SignedDuration::from_mins(120 + i)
+        } else {
+            now - SignedDuration::from_mins(30 + i)
+        };
+        let principal = if old { "gone-principal" } else { "alice" };
+        let mut b = AuditEvent::builder(AuditAction::Submit, principal).at(at);
+        if old {
+            b = b.task_id(format!("gone-task-{i}")).pool("gone-pool");
+        }
+        let e = b.build();
+        q.audit(e.clone()).await.unwrap();
+        if !old {
+            kept.push(e.id);
+        }
+    }
+    let dry = q.housekeep(true, |_| {}).await.unwrap();
+    assert_eq!(dry.audit_events, 3, "dry run counts what would go");
+    assert_eq!(
+        q.audit_list(AuditQuery::new(100))
+            .await
+            .unwrap()
+            .events
+            .len(),
+        5
+    );
+    let rep = q.housekeep(false, |_| {}).await.unwrap();
+    assert_eq!(rep.audit_events, 3);
+    let left: Vec<String> = q
+        .audit_list(AuditQuery::new(100))
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    kept.sort_by(|a, b| b.cmp(a));
+    let mut left_sorted = left.clone();
+    left_sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(left_sorted, kept);
+    assert!(
+        q.audit_list(AuditQuery::new(10).principal("gone-principal"))
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(q.housekeep(false, |_| {}).await.unwrap().audit_events, 0);
+    // The default keeps them for 90 days.
+    assert_eq!(
+        h.queue.housekeep(true, |_| {}).await.unwrap().audit_events,
+        0
+    );
+    // On Redis the purged events' index keys are gone too: the keyspace does not grow.
+    if let crate::support::Store::Redis(server) = &h.store {
+        let client = redis::Client::open(server.url()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("nq:{audit}:*")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(
+            keys.iter().all(|k| !k.contains("gone-")),
+            "purged index keys left: {keys:?}"
+        );
+        let docs: u64 = redis::cmd("HLEN")
+            .arg("nq:{audit}:doc")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(docs, 2);
+    }
 }

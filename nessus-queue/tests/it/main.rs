@@ -44,4 +44,7 @@ conformance_tests!(
     sealed_credentials_never_stored_in_plaintext,
     dlq_purge_modes,
     import_lifecycle,
+    audit_append_list_filter_and_cursor_paging,
+    audit_fields_are_capped,
+    audit_ttl_purged_by_housekeeping,
 );
