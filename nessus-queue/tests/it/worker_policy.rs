@@ -155,6 +155,7 @@ on_both!(
     refused_at_claim_sends_nothing_to_nessus,
     cancel_stops_the_scan_within_two_seconds,
     cancel_from_another_handle_stops_the_scan_within_two_seconds,
+    refused_on_reattach_stops_the_recorded_scan,
 );
 
 async fn canonical_targets_reach_nessus(on: On) {
@@ -295,6 +296,37 @@ async fn cancel_case(r: &Rig, on: On, canceller: Queue, how: &str) {
     let c = r.sim.counters();
     assert_eq!(c.scans_stopped, 1);
     assert_eq!(c.scans_created, 1);
+    stop.send(true).unwrap();
+    run.await.unwrap();
+}
+
+/// A task released by one worker (its scan recorded and running) and claimed again
+/// after its target left the policy: the recorded scan is ours, so it is stopped, and
+/// the task ends `target_not_allowed` without a second create.
+async fn refused_on_reattach_stops_the_recorded_scan(on: On) {
+    let r = rig(on, Duration::from_secs(8)).await;
+    let (stop, run) = r.spawn("first");
+    let id = r.submit(&r.approved("192.0.2.10")).await;
+    let start = Instant::now();
+    while r.task(&id).await.nessus_scan_id.is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "never created");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    assert_eq!(r.task(&id).await.status, TaskStatus::Queued, "released");
+    r.reload(Some("198.51.100.0/24"));
+    let (stop, run) = r.spawn("second");
+    r.wait_terminal(std::slice::from_ref(&id)).await;
+    let t = r.task(&id).await;
+    assert_eq!(
+        t.error_code.as_deref(),
+        Some("target_not_allowed"),
+        "{on:?}"
+    );
+    let scan = r.scan_named(&t.nessus_scan_name()).unwrap();
+    assert!(scan.stop_requested_ms.is_some(), "{on:?}: {scan:?}");
+    assert_eq!(r.sim.counters().scans_created, 1);
     stop.send(true).unwrap();
     run.await.unwrap();
 }
