@@ -202,10 +202,11 @@ async fn run() -> anyhow::Result<()> {
         app = app.with_import_dir(dir);
     }
     let app = Arc::new(app);
-    spawn_signal_handlers(app.clone(), config_path.clone());
+    let directory = WorkerDirectory::default();
+    spawn_signal_handlers(app.clone(), config_path.clone(), directory.clone());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = start_workers(&app, &cli, demo.as_ref(), stop_rx)?;
+    let workers = start_workers(&app, &cli, demo.as_ref(), stop_rx, &directory)?;
 
     if cli.stdio {
         nessus_mcp::serve_stdio(app.clone()).await?;
@@ -272,11 +273,16 @@ fn print_banner(addr: SocketAddr, token: Option<&SecretString>) {
     }
 }
 
+/// The embedded workers' directory, once built, so a SIGHUP reaches their claim-time
+/// target check too (not only the submit-side config).
+type WorkerDirectory = Arc<std::sync::OnceLock<Arc<ConfigDirectory>>>;
+
 fn start_workers(
     app: &Arc<App>,
     cli: &Cli,
     demo: Option<&Demo>,
     stop: watch::Receiver<bool>,
+    slot: &WorkerDirectory,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     if cli.workers == 0 {
         tracing::info!("API-only node: no embedded workers (--workers 0)");
@@ -288,6 +294,7 @@ fn start_workers(
         ConfigDirectory::new(config.clone(), ca)
             .context("building scanner clients from the config")?,
     );
+    let _ = slot.set(directory.clone());
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
     let mut handles = Vec::new();
     for i in 0..cli.workers {
@@ -311,7 +318,7 @@ fn start_workers(
 }
 
 /// SIGTERM / ctrl-c: stop accepting work and drain. SIGHUP: reload the config.
-fn spawn_signal_handlers(app: Arc<App>, config_path: PathBuf) {
+fn spawn_signal_handlers(app: Arc<App>, config_path: PathBuf, directory: WorkerDirectory) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -323,6 +330,9 @@ fn spawn_signal_handlers(app: Arc<App>, config_path: PathBuf) {
             while hup.recv().await.is_some() {
                 match Config::load(&config_path) {
                     Ok(c) => {
+                        if let Some(d) = directory.get() {
+                            d.reload(Arc::new(c.clone()));
+                        }
                         reload_app.reload(c);
                         tracing::info!(config = %config_path.display(), "config reloaded (pools, policies, credential profiles); running scans keep their slots");
                     }

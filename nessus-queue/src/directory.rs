@@ -4,19 +4,26 @@
 //! and `nessus-cli worker`, so both place and run tasks identically.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use nessus_core::{BreakerConfig, CircuitBreaker, Config, GuardedScanner, Scanner, SshCredentials};
+use nessus_core::{
+    ApprovedTargets, BreakerConfig, CircuitBreaker, Config, GuardedScanner, Scanner, SshCredentials,
+};
 
 use crate::backend::InstanceCapacity;
 use crate::queue::QueueConfig;
 use crate::worker::{ScannerDirectory, WorkerConfig};
 
-/// Scanners and credential profiles built from one config snapshot.
+/// Scanners built from the config at start, and the target policies and credential
+/// profiles of the config in force now ([`ConfigDirectory::reload`], which SIGHUP
+/// calls). Scanner clients and the pools a worker serves stay as built at start: a
+/// reload that adds scanners needs a restart; one that removes a pool or narrows a
+/// policy takes effect at the next claim.
 pub struct ConfigDirectory {
     scanners: HashMap<String, Arc<dyn Scanner>>,
-    config: Arc<Config>,
+    /// Swapped whole on reload, so one claim checks against one consistent config.
+    config: RwLock<Arc<Config>>,
 }
 
 impl std::fmt::Debug for ConfigDirectory {
@@ -47,7 +54,30 @@ impl ConfigDirectory {
             let client = GuardedScanner::new(inst.key(), Arc::new(client), breaker);
             scanners.insert(inst.key(), Arc::new(client));
         }
-        Ok(Self { scanners, config })
+        Ok(Self {
+            scanners,
+            config: RwLock::new(config),
+        })
+    }
+
+    /// Replaces the config whose target policies and credential profiles the next
+    /// claims use. Tasks already running keep going; a queued (or requeued, or
+    /// DLQ-retried) task is checked against `config` when it is claimed.
+    pub fn reload(&self, config: Arc<Config>) {
+        // A poisoned lock only means a reload panicked mid-swap; the stored Arc is
+        // still a complete config.
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = config;
+    }
+
+    /// The config in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The pools and instance capacities a worker serves.
@@ -103,6 +133,23 @@ impl ScannerDirectory for ConfigDirectory {
     }
 
     fn credential_profile(&self, name: &str) -> Option<SshCredentials> {
-        self.config.credential(name).map(|c| c.to_ssh_credentials())
+        self.config()
+            .credential(name)
+            .map(|c| c.to_ssh_credentials())
+    }
+
+    fn check_targets(&self, pool: &str, targets: &str) -> crate::Result<ApprovedTargets> {
+        let config = self.config();
+        let not_allowed = |reason: String| crate::Error::TargetsNotAllowed {
+            pool: pool.to_owned(),
+            reason,
+        };
+        let p = config
+            .pool(pool)
+            .ok_or_else(|| not_allowed("the pool is no longer configured".to_owned()))?;
+        p.check_targets(targets).map_err(|e| match e {
+            nessus_core::Error::TargetsRefused { refusal, .. } => not_allowed(refusal.to_string()),
+            other => not_allowed(other.to_string()),
+        })
     }
 }

@@ -93,6 +93,16 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A task's targets are outside its pool's target policy as configured now, or the
+    /// pool is no longer configured. The worker ends such a task `target_not_allowed`
+    /// before any Nessus request.
+    #[error("targets refused by pool {pool}: {reason}")]
+    TargetsNotAllowed {
+        /// The task's pool.
+        pool: String,
+        /// Every refused target with its reason, or why the pool cannot check them.
+        reason: String,
+    },
     /// Sealing or opening a secret failed.
     #[error("secret store: {reason}")]
     Secret {

@@ -264,6 +264,8 @@ pub struct Queue {
     /// Wakes idle workers of this process the moment a task is enqueued, so a claim
     /// does not wait for the next idle poll (other processes still poll).
     enqueued: Arc<tokio::sync::Notify>,
+    /// Wakes this process's cancel watches when a running task is asked to cancel.
+    cancelled: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -322,6 +324,7 @@ impl Queue {
             secrets: None,
             rr: Arc::new(AtomicUsize::new(0)),
             enqueued: Arc::new(tokio::sync::Notify::new()),
+            cancelled: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -354,6 +357,14 @@ impl Queue {
     /// workers select on it next to their idle poll.
     pub async fn enqueued(&self) {
         self.enqueued.notified().await;
+    }
+
+    /// Resolves when a running task is next asked to cancel through this queue handle
+    /// (or a clone of it). Workers' cancel watches select on it next to their poll, so
+    /// an in-process cancel is acted on at once; other processes' cancels are seen by
+    /// the poll.
+    pub async fn cancel_requested(&self) {
+        self.cancelled.notified().await;
     }
 
     /// The backend.
@@ -581,6 +592,9 @@ impl Queue {
     pub async fn cancel(&self, task_id: &str) -> Result<CancelOutcome> {
         let now = Timestamp::now();
         let (t, out) = self.update(task_id, |t| Ok(t.cancel(now))).await?;
+        if out == CancelOutcome::CancelRequested {
+            self.cancelled.notify_waiters();
+        }
         self.drop_secret_if_done(&t).await?;
         Ok(out)
     }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use nessus_core::{ExportFormat, ScanId, ScanSpec, ScanStatus, Scanner, SshCredentials};
+use nessus_core::{
+    ApprovedTargets, ExportFormat, ScanId, ScanSpec, ScanStatus, Scanner, SshCredentials,
+};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -34,6 +36,14 @@ pub trait ScannerDirectory: Send + Sync + 'static {
     fn template(&self, _scan_type: ScanType) -> String {
         "advanced".to_owned()
     }
+
+    /// Checks a task's stored targets against `pool`'s target policy *as configured
+    /// now*. The worker calls it at every claim, before any Nessus request, and sends
+    /// exactly the returned canonical targets. A refusal (target left the allow-list,
+    /// pool no longer configured, text that does not parse) is
+    /// [`Error::TargetsNotAllowed`]. Required on purpose: a directory must say which
+    /// policy it enforces.
+    fn check_targets(&self, pool: &str, targets: &str) -> Result<ApprovedTargets>;
 }
 
 /// Turns an exported `.nessus` file into stored results and the status summary.
@@ -98,6 +108,9 @@ pub struct WorkerConfig {
     pub export_size_cap: u64,
     /// How often this worker runs the lease reaper.
     pub reap_interval: Duration,
+    /// How often each running task re-reads its `cancel_requested` (the cancel watch);
+    /// a cancel through this process's [`Queue`] handle is seen at once.
+    pub cancel_poll: Duration,
 }
 
 impl WorkerConfig {
@@ -120,6 +133,7 @@ impl WorkerConfig {
             scan_timeout: Duration::from_secs(24 * 3600),
             export_size_cap: 4 << 30,
             reap_interval: Duration::from_secs(5),
+            cancel_poll: Duration::from_millis(250),
         }
     }
 
@@ -158,6 +172,12 @@ impl WorkerConfig {
     /// Sets the reaper interval.
     pub fn reap_interval(mut self, d: Duration) -> Self {
         self.reap_interval = d;
+        self
+    }
+
+    /// Sets the cancel watch's poll interval (at least 10 ms).
+    pub fn cancel_poll(mut self, d: Duration) -> Self {
+        self.cancel_poll = d.max(Duration::from_millis(10));
         self
     }
 }
@@ -228,7 +248,25 @@ impl Drop for AbortOnDrop {
 
 struct Flags {
     lost: AtomicBool,
-    cancel: AtomicBool,
+    /// Set by the cancel watch or the heartbeat; a watch channel so a sleeping poll
+    /// wakes the moment it flips (a `Notify` could lose a wake-up between the check
+    /// and the wait).
+    cancel: watch::Sender<bool>,
+}
+
+impl Flags {
+    fn cancelled(&self) -> bool {
+        *self.cancel.borrow()
+    }
+}
+
+/// Whether a step gives way to a cancel. Before and while the scan runs it does (the
+/// scan is stopped); stopping itself, and exporting a scan that already completed, do
+/// not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnCancel {
+    Abort,
+    Continue,
 }
 
 impl Worker {
@@ -372,7 +410,7 @@ impl Inner {
         let token = claim.token;
         let flags = Arc::new(Flags {
             lost: AtomicBool::new(false),
-            cancel: AtomicBool::new(claim.task.cancel_requested),
+            cancel: watch::Sender::new(claim.task.cancel_requested),
         });
         // Aborted on drop, so a processing future that is itself aborted never leaves
         // a heartbeat renewing a lease nobody works on.
@@ -381,8 +419,12 @@ impl Inner {
             token,
             Arc::clone(&flags),
         )));
+        let watch = AbortOnDrop(tokio::spawn(
+            Arc::clone(&self).cancel_watch(id.clone(), Arc::clone(&flags)),
+        ));
         tracing::info!(task_id = %id, trace_id = %claim.task.trace_id, instance = ?claim.task.instance, attempt = claim.task.attempts, "claimed");
         let outcome = self.drive(&claim, &flags, &shutdown).await;
+        drop(watch);
         drop(hb);
         let q = &self.queue;
         let res = match outcome {
@@ -413,7 +455,7 @@ impl Inner {
             match self.queue.heartbeat(&id, token).await {
                 Ok(t) => {
                     if t.cancel_requested {
-                        flags.cancel.store(true, Ordering::SeqCst);
+                        flags.cancel.send_replace(true);
                     }
                 }
                 Err(e) if e.is_retryable() => {
@@ -427,26 +469,68 @@ impl Inner {
         }
     }
 
+    /// The cancel watch: re-reads the task every `cancel_poll` (and at once when this
+    /// process's queue handle cancels a task), so a cancel reaches Nessus within a
+    /// poll whichever process issued it, instead of at the next heartbeat (a third
+    /// of the lease). One cheap indexed read per running task and interval; it ends
+    /// when the cancel is seen or the task is gone, and is aborted with the task.
+    async fn cancel_watch(self: Arc<Self>, id: String, flags: Arc<Flags>) {
+        loop {
+            if flags.cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.cancel_poll) => {}
+                _ = self.queue.cancel_requested() => {}
+            }
+            match self.queue.backend().load(id.clone()).await {
+                Ok(Some(t)) if t.cancel_requested => {
+                    tracing::info!(task_id = %id, "cancel requested; stopping the Nessus scan");
+                    flags.cancel.send_replace(true);
+                    return;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(task_id = %id, error = %e, "cancel watch read failed; retrying");
+                }
+            }
+        }
+    }
+
     fn check(
         &self,
         flags: &Flags,
         shutdown: &watch::Receiver<bool>,
+        on_cancel: OnCancel,
     ) -> std::result::Result<(), Stop> {
         if flags.lost.load(Ordering::SeqCst) {
             Err(Stop::LeaseLost)
         } else if *shutdown.borrow() {
             Err(Stop::Shutdown)
+        } else if on_cancel == OnCancel::Abort && flags.cancelled() {
+            Err(Stop::Cancel)
         } else {
             Ok(())
         }
     }
 
-    /// Sleeps `d`, waking early on shutdown.
-    async fn pause(&self, d: Duration, shutdown: &watch::Receiver<bool>) {
+    /// Sleeps `d`, waking early on shutdown and, given `cancel`, on a cancel.
+    async fn pause(&self, d: Duration, shutdown: &watch::Receiver<bool>, cancel: Option<&Flags>) {
         let mut sd = shutdown.clone();
+        let mut cancelled = cancel.map(|f| f.cancel.subscribe());
+        let on_cancel = async {
+            match cancelled.as_mut() {
+                Some(rx) => {
+                    let _ = rx.wait_for(|v| *v).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
             _ = sd.wait_for(|v| *v) => {}
+            _ = on_cancel => {}
         }
     }
 
@@ -468,6 +552,7 @@ impl Inner {
         what: &str,
         flags: &Flags,
         shutdown: &watch::Receiver<bool>,
+        on_cancel: OnCancel,
         mut f: F,
     ) -> std::result::Result<T, Stop>
     where
@@ -475,13 +560,14 @@ impl Inner {
         Fut: std::future::Future<Output = nessus_core::Result<T>>,
     {
         let mut attempt = 0;
+        let wake = (on_cancel == OnCancel::Abort).then_some(flags);
         loop {
-            self.check(flags, shutdown)?;
+            self.check(flags, shutdown, on_cancel)?;
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() => {
                     tracing::info!(step = what, attempt, error = %e, "transient scanner error; waiting");
-                    self.pause(self.backoff(attempt, e.retry_after()), shutdown)
+                    self.pause(self.backoff(attempt, e.retry_after()), shutdown, wake)
                         .await;
                     attempt += 1;
                 }
@@ -505,7 +591,8 @@ impl Inner {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < 60 => {
-                    self.pause(self.backoff(attempt, None), shutdown).await;
+                    self.pause(self.backoff(attempt, None), shutdown, None)
+                        .await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e.into()),
@@ -553,6 +640,9 @@ impl Inner {
         }
     }
 
+    /// Checks the targets against the policy in force, then runs the scan. A cancel
+    /// noticed at any step before the scan completed stops the scan (if one exists)
+    /// right away.
     async fn drive(
         &self,
         claim: &Claim,
@@ -560,23 +650,76 @@ impl Inner {
         shutdown: &watch::Receiver<bool>,
     ) -> std::result::Result<(), Stop> {
         let task = &claim.task;
-        let (id, token) = (task.task_id.as_str(), claim.token);
         let instance = task.instance.clone().unwrap_or_default();
-        let scanner = self.dir.scanner(&task.pool, &instance).ok_or_else(|| {
+        let scanner = self.dir.scanner(&task.pool, &instance);
+        // 0. The policy in force now, not the one at submit: a SIGHUP may have
+        // narrowed it, and a requeued or DLQ-retried task was approved long ago.
+        let approved = match self.dir.check_targets(&task.pool, &task.targets) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(task_id = %task.task_id, pool = %task.pool, error = %e, "targets refused at claim; nothing sent to Nessus");
+                // A scan recorded by an earlier attempt is ours: stop it rather than
+                // let a now-refused target keep being scanned.
+                if let (Some(n), Some(s)) = (task.nessus_scan_id, scanner.as_deref()) {
+                    self.call("stop scan", flags, shutdown, OnCancel::Continue, || {
+                        s.stop(ScanId(n as u64))
+                    })
+                    .await?;
+                }
+                return Err(Stop::Fail(Failure::dead_letter(
+                    "target_not_allowed",
+                    e.to_string(),
+                )));
+            }
+        };
+        let scanner = scanner.ok_or_else(|| {
             Stop::Fail(Failure::dead_letter(
                 "unknown_scanner_instance",
                 format!("scanner '{}:{instance}' is not configured", task.pool),
             ))
         })?;
         let scanner = scanner.as_ref();
+        let mut scan = task.nessus_scan_id.map(|n| ScanId(n as u64));
+        match self
+            .run_scan(claim, &approved, scanner, &mut scan, flags, shutdown)
+            .await
+        {
+            Err(Stop::Cancel) => {
+                if let Some(scan) = scan {
+                    self.call("stop scan", flags, shutdown, OnCancel::Continue, || {
+                        scanner.stop(scan)
+                    })
+                    .await?;
+                    tracing::info!(task_id = %task.task_id, scan_id = scan.0, "scan stopped on cancel");
+                }
+                Err(Stop::Cancel)
+            }
+            other => other,
+        }
+    }
+
+    /// Steps 1-5. `slot` holds the scan as soon as it exists, so the caller can stop
+    /// it on a cancel.
+    async fn run_scan(
+        &self,
+        claim: &Claim,
+        approved: &ApprovedTargets,
+        scanner: &dyn Scanner,
+        slot: &mut Option<ScanId>,
+        flags: &Flags,
+        shutdown: &watch::Receiver<bool>,
+    ) -> std::result::Result<(), Stop> {
+        let task = &claim.task;
+        let (id, token) = (task.task_id.as_str(), claim.token);
         let name = task.nessus_scan_name();
+        let abort = OnCancel::Abort;
 
         // 1. Re-attach to the recorded or name-matched scan, else create it.
-        let scan = match task.nessus_scan_id {
-            Some(n) => ScanId(n as u64),
+        let scan = match *slot {
+            Some(scan) => scan,
             None => {
                 let found = self
-                    .call("find scan", flags, shutdown, || {
+                    .call("find scan", flags, shutdown, abort, || {
                         scanner.find_scan_by_name(&name)
                     })
                     .await?;
@@ -587,13 +730,10 @@ impl Inner {
                         if let Some(c) = &creds {
                             c.validate().map_err(|e| Stop::Fail(classify(&e)))?;
                         }
-                        let targets: Vec<String> = task
-                            .targets
-                            .split([',', ' ', '\n'])
-                            .map(str::trim)
-                            .filter(|t| !t.is_empty())
-                            .map(str::to_owned)
-                            .collect();
+                        // Exactly the canonical list the policy approved just now,
+                        // never the stored text re-split by other rules.
+                        let targets: Vec<String> =
+                            approved.targets().iter().map(ToString::to_string).collect();
                         let mut spec = ScanSpec::new(name.clone(), targets)
                             .template(self.dir.template(task.scan_type))
                             .description(if task.description.is_empty() {
@@ -607,6 +747,7 @@ impl Inner {
                         self.create(scanner, &spec, flags, shutdown).await?
                     }
                 };
+                *slot = Some(scan);
                 self.write(shutdown, || {
                     self.queue.record_scan(id, token, scan.0 as i64)
                 })
@@ -630,21 +771,19 @@ impl Inner {
         // at 99 % (Nessus finalising) costs no extra polls.
         let mut prediction_used = false;
         loop {
-            if flags.cancel.load(Ordering::SeqCst) {
-                self.call("stop scan", flags, shutdown, || scanner.stop(scan))
-                    .await?;
-                return Err(Stop::Cancel);
-            }
+            self.check(flags, shutdown, abort)?;
             if Timestamp::now() >= deadline {
-                self.call("stop scan", flags, shutdown, || scanner.stop(scan))
-                    .await?;
+                self.call("stop scan", flags, shutdown, OnCancel::Continue, || {
+                    scanner.stop(scan)
+                })
+                .await?;
                 let msg = format!("Scan timeout after {}s", self.cfg.scan_timeout.as_secs());
                 self.write(shutdown, || self.queue.time_out(id, token, &msg))
                     .await?;
                 return Ok(());
             }
             let state = self
-                .call("status", flags, shutdown, || scanner.status(scan))
+                .call("status", flags, shutdown, abort, || scanner.status(scan))
                 .await?;
             tracing::debug!(task_id = %id, status = state.status.as_str(), progress = state.progress, "polled");
             if last_progress != Some(state.progress) {
@@ -667,7 +806,9 @@ impl Inner {
                     continue;
                 }
                 s if s.is_terminal() => {
-                    if flags.cancel.load(Ordering::SeqCst) {
+                    if flags.cancelled() {
+                        // Already stopped: nothing left to stop.
+                        *slot = None;
                         return Err(Stop::Cancel);
                     }
                     return Err(Stop::Fail(Failure::plain(
@@ -688,8 +829,8 @@ impl Inner {
                     prediction_used = true;
                 }
             }
-            self.pause(wait, shutdown).await;
-            self.check(flags, shutdown)?;
+            self.pause(wait, shutdown, Some(flags)).await;
+            self.check(flags, shutdown, abort)?;
             // Poll at a fifth of the time already spent: a short scan is noticed within
             // about a second of finishing, a day-long one costs a poll per `poll_max`.
             interval = poll_start
@@ -710,7 +851,8 @@ impl Inner {
         let export = task_dir.join("scan.nessus");
         let cap = self.cfg.export_size_cap;
         tracing::debug!(task_id = %id, "exporting");
-        self.call("export", flags, shutdown, || {
+        // The scan completed: a cancel arriving now no longer discards its results.
+        self.call("export", flags, shutdown, OnCancel::Continue, || {
             scanner.export_to_file(scan, ExportFormat::Nessus, &part, cap)
         })
         .await?;
@@ -749,16 +891,22 @@ impl Inner {
     ) -> std::result::Result<ScanId, Stop> {
         let mut attempt = 0;
         loop {
-            self.check(flags, shutdown)?;
+            self.check(flags, shutdown, OnCancel::Abort)?;
             match scanner.create_scan(spec).await {
                 Ok(id) => return Ok(id),
                 Err(e) if e.is_retryable() => {
                     tracing::info!(attempt, error = %e, "create failed transiently; waiting");
-                    self.pause(self.backoff(attempt, e.retry_after()), shutdown)
-                        .await;
+                    self.pause(
+                        self.backoff(attempt, e.retry_after()),
+                        shutdown,
+                        Some(flags),
+                    )
+                    .await;
                     attempt += 1;
+                    // Even after a cancel: the failed create may have happened, and
+                    // a scan found here is then stopped instead of left running.
                     let found = self
-                        .call("find scan", flags, shutdown, || {
+                        .call("find scan", flags, shutdown, OnCancel::Continue, || {
                             scanner.find_scan_by_name(&spec.name)
                         })
                         .await?;

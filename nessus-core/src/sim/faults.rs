@@ -133,6 +133,24 @@ pub struct Counters {
     pub by_name: BTreeMap<String, NameCounters>,
 }
 
+/// One scan as the simulator holds it, for tests that check what a client actually
+/// sent (`text_targets` byte for byte) and when it stopped a scan. Also served at
+/// `GET /_sim/scans`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ScanRecord {
+    /// Scan id.
+    pub id: u64,
+    /// Scan name.
+    pub name: String,
+    /// `settings.text_targets` exactly as received at create.
+    pub text_targets: String,
+    /// Status of the latest run now (`empty` when never launched).
+    pub status: String,
+    /// When the first stop request was accepted, in milliseconds since the Unix epoch.
+    pub stop_requested_ms: Option<u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::Faults;

@@ -6,6 +6,7 @@
 //!
 //! Admin endpoints (no authentication, never faulted):
 //! `GET|PUT /_sim/faults` (a [`Faults`] JSON), `GET /_sim/counters` ([`Counters`]),
+//! `GET /_sim/scans` (a [`ScanRecord`] per scan),
 //! `POST /_sim/expire-sessions`, `PUT /_sim/ui-token` (`{"token": "..."}`).
 //!
 //! ```
@@ -42,7 +43,7 @@ use std::{
     time::Duration,
 };
 
-pub use faults::{Counters, Faults, GateMode, NameCounters};
+pub use faults::{Counters, Faults, GateMode, NameCounters, ScanRecord};
 
 use crate::error::{Error, Result};
 pub(crate) use listener::ConnMeta;
@@ -257,6 +258,12 @@ impl SimHandle {
     /// A snapshot of the counters.
     pub fn counters(&self) -> Counters {
         self.shared.lock().counters.clone()
+    }
+
+    /// Every scan the simulator holds, in id order, with the `text_targets` it received
+    /// and when it was first stopped.
+    pub fn scans(&self) -> Vec<ScanRecord> {
+        self.shared.lock().scan_records()
     }
 
     /// The active faults.

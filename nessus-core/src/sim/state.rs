@@ -50,6 +50,8 @@ pub(crate) struct Scan {
     pub(crate) modified: i64,
     pub(crate) runs: Vec<Run>,
     pub(crate) results: Arc<CorpusFile>,
+    /// First accepted stop, epoch milliseconds (what `ScanRecord` reports).
+    pub(crate) stop_requested_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +132,12 @@ pub(crate) fn now_epoch() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+pub(crate) fn now_epoch_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub(crate) fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
@@ -163,6 +171,25 @@ impl SimState {
 
     pub(crate) fn name_counters(&mut self, name: &str) -> &mut super::faults::NameCounters {
         self.counters.by_name.entry(name.to_owned()).or_default()
+    }
+
+    /// Every scan with its current status, in id order.
+    pub(crate) fn scan_records(&mut self) -> Vec<super::faults::ScanRecord> {
+        let (now, duration, transition) = (
+            Instant::now(),
+            self.settings.scan_duration,
+            self.transition(),
+        );
+        self.scans
+            .values_mut()
+            .map(|scan| super::faults::ScanRecord {
+                id: scan.id,
+                name: scan.name.clone(),
+                text_targets: scan.text_targets.clone(),
+                status: scan.status(now, duration, transition).0.to_owned(),
+                stop_requested_ms: scan.stop_requested_ms,
+            })
+            .collect()
     }
 
     /// Phase transitions (stop, pause, resume) take a tenth of a scan, within bounds.

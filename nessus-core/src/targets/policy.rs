@@ -498,6 +498,54 @@ mod tests {
         TargetPolicy::new(rules(allow), rules(deny))
     }
 
+    /// What the worker relies on: the text the service layer stores
+    /// (`to_nessus_text`) checks again to the very same canonical targets, so the list
+    /// approved at submit is the list sent at claim. Every whitespace byte either
+    /// separates (space, TAB, CR, LF) or refuses its token; none reaches Nessus.
+    #[test]
+    fn canonical_targets_round_trip_and_whitespace_never_survives() {
+        let p = policy(&["192.0.2.0/24", "2001:db8::/32", "*.lab.test"], &[]);
+        for (input, canonical) in [
+            ("192.0.2.10\t192.0.2.11", "192.0.2.10,192.0.2.11"),
+            ("192.0.2.10\r\n192.0.2.11", "192.0.2.10,192.0.2.11"),
+            (" 192.0.2.10 ,\n\n192.0.2.11\t", "192.0.2.10,192.0.2.11"),
+            // IPv4-compatible, -mapped and NAT64 spellings are the IPv4 address they
+            // reach, for the check and for Nessus alike.
+            ("::c000:20a", "192.0.2.10"),
+            ("::192.0.2.10", "192.0.2.10"),
+            ("::ffff:c000:20a", "192.0.2.10"),
+            ("[::ffff:192.0.2.10]", "192.0.2.10"),
+            ("::c000:20a/128", "192.0.2.10"),
+            ("192.0.2.1-20", "192.0.2.1-192.0.2.20"),
+            ("192.0.2.7-192.0.2.7", "192.0.2.7"),
+            ("192.0.2.5/24", "192.0.2.0/24"),
+            ("2001:DB8:0::1", "2001:db8::1"),
+            ("2001:db8::1-2001:db8::9", "2001:db8::1-2001:db8::9"),
+            ("Host.LAB.test.", "host.lab.test"),
+        ] {
+            let approved = p.check(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            let text = approved.to_nessus_text();
+            assert_eq!(text, canonical, "{input:?}");
+            let again = p.check(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(again, approved, "{input:?} does not round-trip");
+            assert!(
+                text.bytes().all(|b| b.is_ascii_graphic()),
+                "{input:?} leaves whitespace or control bytes: {text:?}"
+            );
+        }
+        // Whitespace that is not a separator is refused with its token, never passed on.
+        for input in [
+            "192.0.2.10\u{b}192.0.2.11",
+            "192.0.2.10\u{c}192.0.2.11",
+            "192.0.2.10\u{a0}192.0.2.11",
+            "192.0.2.10\u{2003}192.0.2.11",
+            "192.0.2.10\u{85}192.0.2.11",
+            "192.0.2.10\u{0}",
+        ] {
+            assert!(p.check(input).is_err(), "{input:?} must be refused");
+        }
+    }
+
     #[test]
     fn union_coverage_and_deny_wins() {
         let p = policy(

@@ -2,11 +2,13 @@
 //! of which scanners exist.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use nessus_core::sim::{Simulator, SimulatorBuilder};
-use nessus_core::{Credentials, NessusClient, NessusClientBuilder, Scanner};
+use nessus_core::{
+    ApprovedTargets, Credentials, NessusClient, NessusClientBuilder, Scanner, TargetPolicy,
+};
 
 use crate::{InstanceCapacity, ScannerDirectory};
 
@@ -51,9 +53,15 @@ pub fn single_pool(
 }
 
 /// A fixed [`ScannerDirectory`]: the scanners it was given, by pool and instance.
+///
+/// Target policies: a pool without one set by [`StaticDirectory::set_policy`] allows
+/// every address (`0.0.0.0/0`, `::/0`) minus the built-in deny-list, which is what the
+/// suites' arbitrary `10.x` targets need. Policies are shared by clones and can change
+/// while a worker runs, as a SIGHUP reload changes a real config.
 #[derive(Default, Clone)]
 pub struct StaticDirectory {
     scanners: HashMap<(String, String), Arc<dyn Scanner>>,
+    policies: Arc<RwLock<HashMap<String, Option<TargetPolicy>>>>,
 }
 
 impl StaticDirectory {
@@ -69,6 +77,23 @@ impl StaticDirectory {
             .insert((pool.to_owned(), instance.to_owned()), Arc::new(scanner));
         self
     }
+
+    /// Sets `pool`'s target policy for the next claims; `None` makes the pool "no
+    /// longer configured" (every task refused).
+    pub fn set_policy(&self, pool: &str, policy: Option<TargetPolicy>) {
+        self.policies
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(pool.to_owned(), policy);
+    }
+}
+
+fn allow_everything() -> TargetPolicy {
+    let all = ["0.0.0.0/0", "::/0"]
+        .iter()
+        .filter_map(|r| r.parse().ok())
+        .collect();
+    TargetPolicy::new(all, Vec::new()).with_max_hosts(u64::MAX)
 }
 
 impl std::fmt::Debug for StaticDirectory {
@@ -82,5 +107,23 @@ impl ScannerDirectory for StaticDirectory {
         self.scanners
             .get(&(pool.to_owned(), instance.to_owned()))
             .cloned()
+    }
+
+    fn check_targets(&self, pool: &str, targets: &str) -> crate::Result<ApprovedTargets> {
+        let policy = self
+            .policies
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(pool)
+            .cloned()
+            .unwrap_or_else(|| Some(allow_everything()));
+        let not_allowed = |reason: String| crate::Error::TargetsNotAllowed {
+            pool: pool.to_owned(),
+            reason,
+        };
+        policy
+            .ok_or_else(|| not_allowed("the pool is no longer configured".to_owned()))?
+            .check(targets)
+            .map_err(|r| not_allowed(r.to_string()))
     }
 }

@@ -4,6 +4,7 @@ mod conformance;
 mod faults;
 mod support;
 mod worker;
+mod worker_policy;
 
 macro_rules! conformance_tests {
     ($($name:ident),* $(,)?) => {

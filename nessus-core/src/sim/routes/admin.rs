@@ -1,9 +1,9 @@
-//! `/_sim/*`: faults, counters, session expiry and UI-token rotation.
+//! `/_sim/*`: faults, counters, scans, session expiry and UI-token rotation.
 
 use std::sync::atomic::Ordering;
 
 use super::S;
-use crate::sim::faults::{Counters, Faults};
+use crate::sim::faults::{Counters, Faults, ScanRecord};
 use axum::{Json, extract::State};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,6 +24,10 @@ pub(super) async fn put_faults(State(shared): S, Json(faults): Json<Faults>) -> 
 
 pub(super) async fn get_counters(State(shared): S) -> Json<Counters> {
     Json(shared.lock().counters.clone())
+}
+
+pub(super) async fn get_scans(State(shared): S) -> Json<Vec<ScanRecord>> {
+    Json(shared.lock().scan_records())
 }
 
 pub(super) async fn expire_sessions(State(shared): S) -> Json<Value> {

@@ -102,6 +102,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             get(admin::get_faults).put(admin::put_faults),
         )
         .route("/_sim/counters", get(admin::get_counters))
+        .route("/_sim/scans", get(admin::get_scans))
         .route("/_sim/expire-sessions", post(admin::expire_sessions))
         .route("/_sim/ui-token", put(admin::set_ui_token));
     admin

@@ -164,6 +164,7 @@ pub(super) async fn create_scan(State(shared): S, body: Bytes) -> Response {
         modified: now,
         runs: Vec::new(),
         results,
+        stop_requested_ms: None,
     };
     st.counters.scans_created += 1;
     if has_credentials {
@@ -264,6 +265,8 @@ pub(super) async fn control(
             ) =>
         {
             run.stop(now);
+            scan.stop_requested_ms
+                .get_or_insert_with(crate::sim::state::now_epoch_ms);
             st.counters.scans_stopped += 1;
             st.name_counters(&name).stopped += 1;
         }
