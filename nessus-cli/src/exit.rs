@@ -116,7 +116,10 @@ fn queue_code(error: &nessus_queue::Error) -> u8 {
         | E::ImportPathRefused { .. }
         | E::Query(_) => USAGE,
         E::Corrupt { .. } | E::InvalidImport { .. } => INPUT,
-        E::TargetsRefused(_) | E::UnknownPool { .. } | E::Forbidden { .. } => REFUSED,
+        E::TargetsRefused(_)
+        | E::TargetsNotAllowed { .. }
+        | E::UnknownPool { .. }
+        | E::Forbidden { .. } => REFUSED,
         _ => RUNTIME,
     }
 }

@@ -234,7 +234,7 @@ impl Error {
             Self::Contention { .. } => "busy",
             Self::UnknownPool { .. } => "unknown_pool",
             Self::ScannerNotFound { .. } => "scanner_not_found",
-            Self::TargetsRefused(_) => "target_not_allowed",
+            Self::TargetsRefused(_) | Self::TargetsNotAllowed { .. } => "target_not_allowed",
             Self::UnknownCredentialProfile { .. } => "unknown_credential_profile",
             Self::InvalidCredentials { .. } => "invalid_credentials",
             // The predecessor-era code for an inline import that is too big.

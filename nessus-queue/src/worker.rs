@@ -658,6 +658,19 @@ impl Inner {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(task_id = %task.task_id, pool = %task.pool, error = %e, "targets refused at claim; nothing sent to Nessus");
+                // On the trail like a refusal at submit; the worker acts for the
+                // task's owner. A failed append must not keep the task running.
+                let event = crate::audit::AuditEvent::for_task(
+                    crate::audit::AuditAction::PolicyRefused,
+                    task.principal.clone(),
+                    task,
+                )
+                .outcome("refused")
+                .detail(format!("at claim: {e}"))
+                .build();
+                if let Err(err) = self.queue.audit(event).await {
+                    tracing::error!(error = %err, "could not append to the audit trail");
+                }
                 // A scan recorded by an earlier attempt is ours: stop it rather than
                 // let a now-refused target keep being scanned.
                 if let (Some(n), Some(s)) = (task.nessus_scan_id, scanner.as_deref()) {

@@ -50,8 +50,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
     settings.results_dir = service.results_root().to_owned();
     let results_dir = settings.results_dir.clone();
     let queue = service.queue().clone();
-    let directory = ConfigDirectory::new(Arc::clone(&config), None)?;
-    let worker = Worker::new(queue, settings, Arc::new(directory), Arc::new(SchemaIngest));
+    let directory = Arc::new(ConfigDirectory::new(Arc::clone(&config), None)?);
+    let worker = Worker::new(queue, settings, directory.clone(), Arc::new(SchemaIngest));
+    let config_path = global.config.clone();
 
     eprintln!(
         "worker {worker_id} serving pool(s) {} (results in {}); SIGTERM or Ctrl-C to stop",
@@ -59,6 +60,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
         results_dir.display()
     );
     rt.block_on(async {
+        if let Some(path) = config_path {
+            reload_on_sighup(path, directory);
+        }
         let (stop, stopped) = watch::channel(false);
         let run = tokio::spawn(async move { worker.run(stopped).await });
         shutdown_signal().await?;
@@ -68,6 +72,29 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
         eprintln!("worker {worker_id} stopped");
         anyhow::Ok(())
     })
+}
+
+/// SIGHUP: reload the config, so the next claim checks targets against the policy in
+/// force (scanner clients and served pools stay as started).
+fn reload_on_sighup(path: std::path::PathBuf, directory: Arc<ConfigDirectory>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match nessus_core::Config::load(&path) {
+                Ok(c) => {
+                    directory.reload(Arc::new(c));
+                    eprintln!("config reloaded from {}", path.display());
+                }
+                Err(e) => eprintln!("config reload failed, keeping the previous one: {e}"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (path, directory);
 }
 
 /// `cli-{hostname}-{pid}`: unique per process and readable in `tasks show`.
