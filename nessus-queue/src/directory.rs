@@ -59,10 +59,7 @@ impl ConfigDirectory {
                 let caps = p
                     .instances()
                     .iter()
-                    .map(|i| InstanceCapacity {
-                        instance: i.instance_id().to_owned(),
-                        max_concurrent: i.max_concurrent_scans(),
-                    })
+                    .map(|i| InstanceCapacity::new(i.instance_id(), i.max_concurrent_scans()))
                     .collect();
                 (p.name().to_owned(), caps)
             })

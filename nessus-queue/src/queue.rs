@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, PoolCounts,
-    QueueSnapshot,
+    PrincipalCounts, QueueSnapshot,
 };
 use crate::error::{Error, Result};
 use crate::secret::{AdhocCredentials, SecretBox};
@@ -41,7 +41,17 @@ pub struct QueueConfig {
     pub other_ttl: SignedDuration,
     /// Total `max_concurrent_scans` per pool, for the ETA (default 1 per pool).
     pub pool_capacity: BTreeMap<String, u32>,
+    /// Most queued tasks one principal may hold in one pool (default 10 000); a
+    /// submit beyond it is [`Error::QuotaExceeded`]. Checked atomically with the
+    /// create; idempotent replays of an existing task do not count. Per pool
+    /// because each pool's keys live in one Redis slot, which is what lets the
+    /// Redis script check it atomically.
+    pub max_queued_per_principal: u64,
 }
+
+/// Default of [`QueueConfig::max_queued_per_principal`]: generous, so valid work is
+/// accepted ("queues queue"), but one caller cannot grow a pool without bound.
+pub const DEFAULT_MAX_QUEUED_PER_PRINCIPAL: u64 = 10_000;
 
 impl Default for QueueConfig {
     fn default() -> Self {
@@ -54,6 +64,7 @@ impl Default for QueueConfig {
             completed_ttl: SignedDuration::from_hours(24 * 7),
             other_ttl: SignedDuration::from_hours(24 * 30),
             pool_capacity: BTreeMap::new(),
+            max_queued_per_principal: DEFAULT_MAX_QUEUED_PER_PRINCIPAL,
         }
     }
 }
@@ -80,6 +91,12 @@ impl QueueConfig {
     /// Sets the ETA default before there is history.
     pub fn default_scan_duration(mut self, d: SignedDuration) -> Self {
         self.default_scan_duration = d;
+        self
+    }
+
+    /// Sets the per-principal cap on queued tasks in a pool (at least 1).
+    pub fn max_queued_per_principal(mut self, n: u64) -> Self {
+        self.max_queued_per_principal = n.max(1);
         self
     }
 
@@ -125,8 +142,13 @@ pub struct ListTasks {
     pub status: Option<TaskStatus>,
     /// Only this pool.
     pub pool: Option<String>,
-    /// CIDR-aware target filter (seed-spec §2.13).
+    /// CIDR-aware target filter (seed-spec §2.13). Not indexable: applied to
+    /// the rows of the (status, pool, principal) index scan with a budget, so a
+    /// target-filtered page may come back short with a cursor to continue.
     pub target: Option<String>,
+    /// Only this principal's tasks, filtered in the index: pages are full and
+    /// the cursor never carries another principal's task.
+    pub principal: Option<String>,
     /// Page size (1-1000, default 10).
     pub limit: usize,
     /// Opaque cursor from a previous page.
@@ -151,6 +173,12 @@ impl ListTasks {
     /// Only this pool.
     pub fn pool(mut self, p: impl Into<String>) -> Self {
         self.pool = Some(p.into());
+        self
+    }
+
+    /// Only this principal's tasks.
+    pub fn principal(mut self, p: impl Into<String>) -> Self {
+        self.principal = Some(p.into());
         self
     }
 
@@ -189,8 +217,11 @@ pub struct QueueStatus {
     pub running: u64,
     /// Dead-lettered tasks.
     pub dlq_size: u64,
-    /// Next tasks to run (up to 3), next first.
+    /// Next tasks to run (up to 3), next first; in a principal's view only its own.
     pub next_tasks: Vec<Task>,
+    /// In a principal's view ([`Queue::queue_status_for`]): its own waiting and
+    /// running counts and everyone else's, as counts only. `None` in the admin view.
+    pub principal: Option<PrincipalCounts>,
     /// When this was computed.
     pub timestamp: Timestamp,
 }
@@ -404,7 +435,16 @@ impl Queue {
                 }
                 None => None,
             };
-            match self.backend.create(task, idem.clone(), sealed).await? {
+            match self
+                .backend
+                .create(
+                    task,
+                    idem.clone(),
+                    sealed,
+                    self.cfg.max_queued_per_principal,
+                )
+                .await?
+            {
                 CreateOutcome::Created(task) => {
                     self.enqueued.notify_waiters();
                     self.enqueued.notify_one();
@@ -515,6 +555,7 @@ impl Queue {
             status: q.status,
             pool: q.pool.clone(),
             dead_lettered: false,
+            principal: q.principal.clone(),
             limit,
             cursor: q.cursor.clone(),
         };
@@ -574,16 +615,40 @@ impl Queue {
         Ok(out)
     }
 
-    /// Queue overview for one pool.
+    /// Queue overview for one pool, everything visible (the admin view).
     pub async fn queue_status(&self, pool: &str) -> Result<QueueStatus> {
+        self.queue_status_for(pool, None).await
+    }
+
+    /// Queue overview for one pool as `principal` may see it: `next_tasks` are its
+    /// own next tasks (in its own order) and `principal` holds its counts and
+    /// everyone else's as counts only. `None` is the admin view of everything.
+    pub async fn queue_status_for(
+        &self,
+        pool: &str,
+        principal: Option<&str>,
+    ) -> Result<QueueStatus> {
         let now = Timestamp::now();
         let PoolCounts {
             queued,
             running,
             dead_lettered,
         } = self.backend.pool_counts(pool.to_owned(), now).await?;
+        let (head, counts) = match principal {
+            Some(p) => (
+                self.backend
+                    .queue_head_for(pool.to_owned(), p.to_owned(), 3)
+                    .await?,
+                Some(
+                    self.backend
+                        .principal_counts(pool.to_owned(), p.to_owned(), now)
+                        .await?,
+                ),
+            ),
+            None => (self.backend.queue_head(pool.to_owned(), 3).await?, None),
+        };
         let mut next = Vec::new();
-        for id in self.backend.queue_head(pool.to_owned(), 3).await? {
+        for id in head {
             if let Some(t) = self.backend.load(id).await? {
                 next.push(t);
             }
@@ -594,6 +659,7 @@ impl Queue {
             running,
             dlq_size: dead_lettered,
             next_tasks: next,
+            principal: counts,
             timestamp: now,
         })
     }
@@ -611,6 +677,7 @@ impl Queue {
                 status: Some(TaskStatus::Failed),
                 pool: pool.map(str::to_owned),
                 dead_lettered: true,
+                principal: None,
                 limit: limit.clamp(1, 1000),
                 cursor,
             })

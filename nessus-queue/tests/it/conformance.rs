@@ -20,10 +20,7 @@ fn pool(name: &str, instances: &[(&str, u32)]) -> (String, Vec<InstanceCapacity>
         name.to_owned(),
         instances
             .iter()
-            .map(|(i, m)| InstanceCapacity {
-                instance: (*i).to_owned(),
-                max_concurrent: *m,
-            })
+            .map(|(i, m)| InstanceCapacity::new(*i, *m))
             .collect(),
     )
 }
