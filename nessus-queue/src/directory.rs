@@ -16,6 +16,8 @@ use crate::worker::{ScannerDirectory, WorkerConfig};
 /// Scanners and credential profiles built from one config snapshot.
 pub struct ConfigDirectory {
     scanners: HashMap<String, Arc<dyn Scanner>>,
+    /// Each instance's breaker (the one inside its `GuardedScanner`), read at claim.
+    breakers: HashMap<String, Arc<CircuitBreaker>>,
     config: Arc<Config>,
 }
 
@@ -35,6 +37,7 @@ impl ConfigDirectory {
         extra_ca_pem: Option<&[u8]>,
     ) -> Result<Self, nessus_core::Error> {
         let mut scanners: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
+        let mut breakers = HashMap::new();
         for inst in config.instances() {
             let mut tls = inst.tls().clone();
             if let Some(pem) = extra_ca_pem {
@@ -44,10 +47,15 @@ impl ConfigDirectory {
             // Every call to a scanner goes through its circuit breaker, so an
             // unreachable instance fails fast instead of tying up workers.
             let breaker = Arc::new(CircuitBreaker::new(inst.key(), BreakerConfig::default()));
+            breakers.insert(inst.key(), Arc::clone(&breaker));
             let client = GuardedScanner::new(inst.key(), Arc::new(client), breaker);
             scanners.insert(inst.key(), Arc::new(client));
         }
-        Ok(Self { scanners, config })
+        Ok(Self {
+            scanners,
+            breakers,
+            config,
+        })
     }
 
     /// The pools and instance capacities a worker serves.
@@ -76,8 +84,8 @@ impl ConfigDirectory {
         .scan_timeout(config.server().default_scan_timeout())
     }
 
-    /// The queue settings of `config`: lease, retention and idempotency TTLs, and each
-    /// pool's capacity (for queue position and ETA).
+    /// The queue settings of `config`: lease, retention and idempotency TTLs, the
+    /// per-principal queued cap, and each pool's capacity (for queue position and ETA).
     pub fn queue_config(config: &Config) -> QueueConfig {
         let q = config.queue();
         let secs = |d: Duration| {
@@ -87,6 +95,9 @@ impl ConfigDirectory {
             .lease_ttl(secs(q.lease()))
             .ttls(secs(q.completed_ttl()), secs(q.failed_ttl()));
         cfg.idempotency_ttl = secs(q.idempotency_ttl());
+        if let Some(n) = q.max_queued_per_principal() {
+            cfg = cfg.max_queued_per_principal(n);
+        }
         for pool in config.pools() {
             cfg = cfg.pool_capacity(pool.name(), pool.capacity().max(1));
         }
@@ -101,5 +112,11 @@ impl ScannerDirectory for ConfigDirectory {
 
     fn credential_profile(&self, name: &str) -> Option<SshCredentials> {
         self.config.credential(name).map(|c| c.to_ssh_credentials())
+    }
+
+    fn available(&self, pool: &str, instance: &str) -> bool {
+        self.breakers
+            .get(&format!("{pool}:{instance}"))
+            .is_none_or(|b| b.is_available())
     }
 }

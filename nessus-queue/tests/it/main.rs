@@ -44,4 +44,10 @@ conformance_tests!(
     sealed_credentials_never_stored_in_plaintext,
     dlq_purge_modes,
     import_lifecycle,
+    principal_pages_are_full_and_cursors_private,
+    queue_status_for_shows_others_as_counts,
+    fair_claims_and_positions_follow_the_reference_model,
+    one_scan_is_not_stuck_behind_five_hundred,
+    quota_exceeded_and_idempotent_replay,
+    breaker_open_instance_is_skipped,
 );
