@@ -337,7 +337,11 @@ impl RedisBackend {
                 ),
             })?;
         match policy.get(1).map(String::as_str) {
-            Some("noeviction") => Ok(Self { con }),
+            Some("noeviction") => {
+                let me = Self { con };
+                me.backfill_principal_indexes().await?;
+                Ok(me)
+            }
             other => Err(Error::UnsafeBackend {
                 backend: BackendKind::Redis,
                 reason: format!(
@@ -448,6 +452,80 @@ impl RedisBackend {
             None
         };
         (rows.into_iter().map(|(_, p, id)| (p, id)).collect(), next)
+    }
+}
+
+impl RedisBackend {
+    /// Builds the per-principal indexes of every pool written before they existed
+    /// (claims and per-principal listings read only those, so an old queued task
+    /// would otherwise never run). Once per pool, marked by `nq:{pool}:pidx-v1`.
+    /// Each entry is an idempotent ZADD/SADD taken from the task's stored document
+    /// and the pool's own indexes, so two processes doing it at once agree; processes
+    /// of the previous version must not write meanwhile (upgrade them together).
+    async fn backfill_principal_indexes(&self) -> Result<()> {
+        for pool in self.pools().await? {
+            let marker = format!("nq:{{{pool}}}:pidx-v1");
+            let mut con = self.con.clone();
+            let done: bool = con.exists(&marker).await.map_err(rerr("backfill"))?;
+            if done {
+                continue;
+            }
+            let mut start = 0isize;
+            loop {
+                let keys: Vec<String> = con
+                    .zrange(K::all(&pool), start, start + 499)
+                    .await
+                    .map_err(rerr("backfill"))?;
+                if keys.is_empty() {
+                    break;
+                }
+                start += keys.len() as isize;
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    let id = id_of(k);
+                    pipe.hget(K::task(&pool, id), "doc")
+                        .zscore(K::queue(&pool), id);
+                }
+                let replies: Vec<redis::Value> =
+                    pipe.query_async(&mut con).await.map_err(rerr("backfill"))?;
+                let mut write = redis::pipe();
+                for (k, pair) in keys.iter().zip(replies.chunks(2)) {
+                    let [doc, seq] = pair else { continue };
+                    let Ok(Some(doc)) = redis::from_redis_value_ref::<Option<String>>(doc) else {
+                        continue;
+                    };
+                    let Ok(t) = serde_json::from_str::<Task>(&doc) else {
+                        continue;
+                    };
+                    let who = t.principal.as_str();
+                    write.zadd(K::p_all(&pool, who), k, 0).ignore();
+                    write.zadd(K::p_status(&pool, who, t.status), k, 0).ignore();
+                    if t.is_dead_lettered() {
+                        write.zadd(K::p_dlq(&pool, who), k, 0).ignore();
+                    }
+                    if let Ok(Some(seq)) = redis::from_redis_value_ref::<Option<f64>>(seq) {
+                        write
+                            .zadd(K::p_queue(&pool, who), &t.task_id, seq)
+                            .ignore()
+                            .sadd(K::principals(&pool), who)
+                            .ignore();
+                    }
+                    if let (TaskStatus::Running, Some(l)) = (t.status, &t.lease) {
+                        write
+                            .zadd(K::p_leases(&pool, who), &t.task_id, ms(l.expires_at))
+                            .ignore();
+                    }
+                }
+                write
+                    .query_async::<()>(&mut con)
+                    .await
+                    .map_err(rerr("backfill"))?;
+            }
+            con.set::<_, _, ()>(&marker, 1)
+                .await
+                .map_err(rerr("backfill"))?;
+        }
+        Ok(())
     }
 }
 

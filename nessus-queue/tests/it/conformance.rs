@@ -1291,3 +1291,64 @@ async fn sqlite_file_from_before_principals_migrates() {
         3
     );
 }
+
+/// Redis data written before the per-principal indexes: connecting builds them from
+/// the stored tasks, so old queued tasks are still claimed, listed and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_data_from_before_principals_is_backfilled() {
+    use std::sync::Arc;
+    let server = nessus_queue::testkit::RedisServer::start().expect("redis-server");
+    let backend = nessus_queue::RedisBackend::connect(server.url())
+        .await
+        .unwrap();
+    let q = nessus_queue::Queue::new(Arc::new(backend), QueueConfig::default());
+    let mut ids = Vec::new();
+    for (i, p) in ["alice", "alice", "bob", "alice", "bob"].iter().enumerate() {
+        ids.push(
+            q.submit(p, req(&format!("10.9.0.{i}"), "old"), None, None)
+                .await
+                .unwrap()
+                .task
+                .task_id,
+        );
+    }
+    let pools = [pool("nessus", &[("s1", 10)])];
+    let running = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(running.task.task_id, ids[0]);
+    // Take the data back to the old layout: no per-principal keys, no marker.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("nq:{nessus}:p:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    keys.push("nq:{nessus}:principals".to_owned());
+    keys.push("nq:{nessus}:pidx-v1".to_owned());
+    redis::cmd("DEL")
+        .arg(&keys)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let backend = nessus_queue::RedisBackend::connect(server.url())
+        .await
+        .unwrap();
+    let q = nessus_queue::Queue::new(Arc::new(backend), QueueConfig::default());
+    let bob = q.list(ListTasks::new(10).principal("bob")).await.unwrap();
+    let got: Vec<_> = bob.tasks.iter().map(|t| t.task_id.clone()).collect();
+    assert_eq!(got, vec![ids[4].clone(), ids[2].clone()]);
+    let s = q.queue_status_for("nessus", Some("alice")).await.unwrap();
+    let counts = s.principal.unwrap();
+    assert_eq!(
+        (counts.queued, counts.running, counts.others_queued),
+        (2, 1, 2)
+    );
+    // alice has one running, so bob's oldest goes next.
+    assert_eq!(
+        q.get(&ids[2]).await.unwrap().unwrap().queue_position,
+        Some(1)
+    );
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, ids[2]);
+}
