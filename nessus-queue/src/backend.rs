@@ -344,3 +344,41 @@ pub(crate) fn duration_secs(t: &Task) -> Option<f64> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fair_ahead;
+
+    #[test]
+    fn fair_ahead_cases() {
+        // (rank, own_running, q_queued, q_running, q_older) → Q's tasks ahead of T.
+        let cases = [
+            (
+                (1, 0, 500, 0, 500),
+                1,
+                "a newcomer waits for one older task of the flood",
+            ),
+            (
+                (1, 0, 500, 0, 0),
+                0,
+                "Q's tasks are all newer: T's head wins the tie",
+            ),
+            (
+                (3, 0, 500, 0, 500),
+                3,
+                "rank 3 waits for Q's levels 0, 1 and the older 2",
+            ),
+            ((3, 0, 1, 0, 1), 1, "Q has only one task"),
+            ((1, 0, 5, 2, 5), 0, "Q already runs more than T's level"),
+            (
+                (1, 2, 5, 0, 5),
+                3,
+                "T's principal runs two: Q catches up first",
+            ),
+            ((2, 0, 5, 1, 0), 0, "same level, T older"),
+        ];
+        for ((r, own, qq, qr, qo), want, why) in cases {
+            assert_eq!(fair_ahead(r, own, qq, qr, qo), want, "{why}");
+        }
+    }
+}
