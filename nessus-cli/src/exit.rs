@@ -119,7 +119,8 @@ fn queue_code(error: &nessus_queue::Error) -> u8 {
         E::TargetsRefused(_)
         | E::TargetsNotAllowed { .. }
         | E::UnknownPool { .. }
-        | E::Forbidden { .. } => REFUSED,
+        | E::Forbidden { .. }
+        | E::QuotaExceeded { .. } => REFUSED,
         _ => RUNTIME,
     }
 }

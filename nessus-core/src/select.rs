@@ -2,6 +2,8 @@
 //!
 //! Selection is a pure function of a load snapshot: the queue backend owns the real
 //! active-slot counts (they span processes and hosts), so the caller passes them in.
+//! This is the one placement rule: both `nessus-queue` backends call it inside their
+//! claim (see that crate's notes, "Placement").
 
 use std::cmp::Ordering;
 use std::fmt;

@@ -47,6 +47,11 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
         E::Forbidden { .. } => {
             "ask the operator for access (the principals section of the config)".to_owned()
         }
+        E::QuotaExceeded { .. } => {
+            "wait for some of your queued scans to start (list_tasks with status_filter \
+             \"queued\"), or cancel ones you no longer need"
+                .to_owned()
+        }
         E::NotCompleted { .. } => "poll get_scan_status until status is completed".to_owned(),
         E::ResultsNotFound { .. } => {
             "the results were deleted by housekeeping or never ingested; resubmit the scan"

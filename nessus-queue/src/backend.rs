@@ -40,6 +40,51 @@ pub struct InstanceCapacity {
     pub instance: String,
     /// Maximum scans it may run at once across all workers.
     pub max_concurrent: u32,
+    /// False while the instance's circuit breaker refuses calls: the claim then
+    /// places nothing on it (a task pinned to it stays queued). Filled by the claim
+    /// builder from `CircuitBreaker::is_available`.
+    pub available: bool,
+}
+
+impl InstanceCapacity {
+    /// An available instance with `max_concurrent` slots.
+    pub fn new(instance: impl Into<String>, max_concurrent: u32) -> Self {
+        Self {
+            instance: instance.into(),
+            max_concurrent,
+            available: true,
+        }
+    }
+
+    /// Sets breaker availability.
+    #[must_use]
+    pub fn with_available(mut self, available: bool) -> Self {
+        self.available = available;
+        self
+    }
+}
+
+/// The one placement rule of every backend: `nessus_core::select_instance` over the
+/// claim's load snapshot (`active` = live slots counted by the backend in the same
+/// transaction or, on Redis, re-checked by the compare-and-set's capacity
+/// precondition). `None`: the task cannot be placed now and stays queued — whether
+/// the instances are full, their breakers open, or the pin names an instance this
+/// worker does not serve.
+pub(crate) fn place(
+    task: &Task,
+    instances: &[InstanceCapacity],
+    active: &[u32],
+) -> Option<(String, u32)> {
+    let loads: Vec<nessus_core::InstanceLoad> = instances
+        .iter()
+        .zip(active)
+        .map(|(i, a)| {
+            nessus_core::InstanceLoad::new(i.instance.clone(), *a, i.max_concurrent)
+                .with_available(i.available)
+        })
+        .collect();
+    let chosen = nessus_core::select_instance(&loads, task.pinned_instance.as_deref()).ok()?;
+    Some((chosen.instance_id.clone(), chosen.max_concurrent))
 }
 
 /// A worker's request for its next task.
@@ -64,6 +109,9 @@ pub struct ListQuery {
     pub pool: Option<String>,
     /// Only dead-lettered tasks.
     pub dead_lettered: bool,
+    /// Only tasks of this principal, filtered in the index: pages are full and
+    /// cursors only ever carry this principal's keys.
+    pub principal: Option<String>,
     /// Page size.
     pub limit: usize,
     /// Continue after this opaque cursor.
@@ -90,6 +138,20 @@ pub struct PoolCounts {
     pub dead_lettered: u64,
 }
 
+/// One principal's share of a pool, and everyone else's (see
+/// [`Backend::principal_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PrincipalCounts {
+    /// The principal's waiting tasks.
+    pub queued: u64,
+    /// The principal's tasks holding a live lease.
+    pub running: u64,
+    /// Everyone else's waiting tasks.
+    pub others_queued: u64,
+    /// Everyone else's tasks holding a live lease.
+    pub others_running: u64,
+}
+
 /// What the view of a queued task needs, read together (see [`Backend::queue_snapshot`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueueSnapshot {
@@ -110,12 +172,16 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Stores a new queued task (version becomes 1), enqueues it, stores the sealed
     /// secret if any, and reserves the idempotency key — all or nothing. If the key is
-    /// already reserved and not expired, nothing is written and `Existing` is returned.
+    /// already reserved and not expired, nothing is written and `Existing` is returned
+    /// (before the quota is looked at: a replay never counts against it). If the
+    /// task's principal already has `max_queued` queued tasks in the task's pool,
+    /// nothing is written and the result is [`Error::QuotaExceeded`](crate::Error).
     fn create(
         &self,
         task: Task,
         idem: Option<IdemReservation>,
         sealed_secret: Option<Vec<u8>>,
+        max_queued: u64,
     ) -> BoxFuture<'_, Result<CreateOutcome>>;
 
     /// Drops an idempotency reservation (used when it points at a purged task).
@@ -128,8 +194,11 @@ pub trait Backend: Send + Sync + 'static {
     /// `next.version` must be `prev.version + 1`. Returns `false` on a lost race.
     fn store(&self, prev: Task, next: Task) -> BoxFuture<'_, Result<bool>>;
 
-    /// Atomically claims the oldest claimable task of the first pool (in request
-    /// order) with a free slot, honouring pins and per-instance capacity.
+    /// Atomically claims a task of the first pool (in request order) that has one
+    /// claimable: within a pool, the oldest placeable task of the principal with the
+    /// fewest running tasks there (ties: the principal whose oldest queued task is
+    /// older), placed by the one rule ([`InstanceCapacity`], breaker-aware) and
+    /// honouring pins and per-instance capacity.
     fn claim(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<Task>>>;
 
     /// Ids of running tasks whose lease expired before `now`.
@@ -138,11 +207,28 @@ pub trait Backend: Send + Sync + 'static {
     /// Newest-first page of tasks.
     fn list(&self, query: ListQuery) -> BoxFuture<'_, Result<Page>>;
 
-    /// 1-based position of a queued task in its pool's queue.
+    /// 1-based position of a queued task in its pool's claim order (the fair order
+    /// of [`Backend::claim`], modelled by [`fair_ahead`]).
     fn queue_position(&self, pool: String, task_id: String) -> BoxFuture<'_, Result<Option<u64>>>;
 
     /// First `n` task ids of a pool's queue, next to run first.
     fn queue_head(&self, pool: String, n: usize) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// First `n` queued task ids of one principal in a pool, next to run first.
+    fn queue_head_for(
+        &self,
+        pool: String,
+        principal: String,
+        n: usize,
+    ) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// One principal's queued and running counts in a pool, and everyone else's.
+    fn principal_counts(
+        &self,
+        pool: String,
+        principal: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<PrincipalCounts>>;
 
     /// Counts for a pool at `now`.
     fn pool_counts(&self, pool: String, now: Timestamp) -> BoxFuture<'_, Result<PoolCounts>>;
@@ -211,6 +297,52 @@ pub trait Backend: Send + Sync + 'static {
     fn purge_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>>;
 }
 
+/// How many of another principal Q's queued tasks are claimed before task T, in the
+/// fair order when nothing completes meanwhile (the model `queue_position` and the
+/// ETA use). Claims go to the principal with the fewest running tasks, so each claim
+/// raises that principal's "level" (running + already claimed) by one. T is the
+/// `rank`-th (1-based) queued task of a principal P with `own_running` running, so
+/// it is claimed at level L = own_running + rank − 1. Q's tasks claimed first are
+/// those at levels below L — k = L − q_running of them (at most `q_queued`) — plus
+/// the one at level L if it is older than T (ties go to the older head), i.e. if at
+/// least k + 1 of Q's queued tasks are older than T. `q_older` is that count, and may
+/// be capped at k + 1 by the caller. A Q whose running count is above L has
+/// nothing ahead of T (see [`fair_older_cap`]).
+pub fn fair_ahead(rank: u64, own_running: u64, q_queued: u64, q_running: u64, q_older: u64) -> u64 {
+    let level = own_running + rank.saturating_sub(1);
+    if q_running > level {
+        // Q's first waiting task sits above T's level: T goes first.
+        return 0;
+    }
+    let k = level - q_running;
+    k.min(q_queued).max((k + 1).min(q_older))
+}
+
+/// How far a backend needs to count Q's queued tasks older than T for
+/// [`fair_ahead`]: `None` when the answer does not depend on it (k ≥ q_queued).
+pub(crate) fn fair_older_cap(
+    rank: u64,
+    own_running: u64,
+    q_queued: u64,
+    q_running: u64,
+) -> Option<u64> {
+    let level = own_running + rank.saturating_sub(1);
+    let k = level.checked_sub(q_running)?;
+    (k < q_queued).then_some(k + 1)
+}
+
+/// Fair claim order among the principals with queued tasks of a pool: fewest
+/// running first, then the older head (smaller queue sequence), then the name.
+pub(crate) fn fair_order(mut v: Vec<(String, u64, i64)>) -> Vec<String> {
+    // (principal, running, head sequence)
+    v.sort_by(|a, b| {
+        a.1.cmp(&b.1)
+            .then(a.2.cmp(&b.2))
+            .then_with(|| a.0.cmp(&b.0))
+    });
+    v.into_iter().map(|(p, _, _)| p).collect()
+}
+
 /// Milliseconds since the epoch, the unit every index uses.
 pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
@@ -228,5 +360,43 @@ pub(crate) fn duration_secs(t: &Task) -> Option<f64> {
             Some((c.as_millisecond() - s.as_millisecond()).max(0) as f64 / 1000.0)
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fair_ahead;
+
+    #[test]
+    fn fair_ahead_cases() {
+        // (rank, own_running, q_queued, q_running, q_older) → Q's tasks ahead of T.
+        let cases = [
+            (
+                (1, 0, 500, 0, 500),
+                1,
+                "a newcomer waits for one older task of the flood",
+            ),
+            (
+                (1, 0, 500, 0, 0),
+                0,
+                "Q's tasks are all newer: T's head wins the tie",
+            ),
+            (
+                (3, 0, 500, 0, 500),
+                3,
+                "rank 3 waits for Q's levels 0, 1 and the older 2",
+            ),
+            ((3, 0, 1, 0, 1), 1, "Q has only one task"),
+            ((1, 0, 5, 2, 5), 0, "Q already runs more than T's level"),
+            (
+                (1, 2, 5, 0, 5),
+                3,
+                "T's principal runs two: Q catches up first",
+            ),
+            ((2, 0, 5, 1, 0), 0, "same level, T older"),
+        ];
+        for ((r, own, qq, qr, qo), want, why) in cases {
+            assert_eq!(fair_ahead(r, own, qq, qr, qo), want, "{why}");
+        }
     }
 }

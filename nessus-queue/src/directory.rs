@@ -22,6 +22,8 @@ use crate::worker::{ScannerDirectory, WorkerConfig};
 /// policy takes effect at the next claim.
 pub struct ConfigDirectory {
     scanners: HashMap<String, Arc<dyn Scanner>>,
+    /// Each instance's breaker (the one inside its `GuardedScanner`), read at claim.
+    breakers: HashMap<String, Arc<CircuitBreaker>>,
     /// Swapped whole on reload, so one claim checks against one consistent config.
     config: RwLock<Arc<Config>>,
 }
@@ -42,6 +44,7 @@ impl ConfigDirectory {
         extra_ca_pem: Option<&[u8]>,
     ) -> Result<Self, nessus_core::Error> {
         let mut scanners: HashMap<String, Arc<dyn Scanner>> = HashMap::new();
+        let mut breakers = HashMap::new();
         for inst in config.instances() {
             let mut tls = inst.tls().clone();
             if let Some(pem) = extra_ca_pem {
@@ -51,11 +54,13 @@ impl ConfigDirectory {
             // Every call to a scanner goes through its circuit breaker, so an
             // unreachable instance fails fast instead of tying up workers.
             let breaker = Arc::new(CircuitBreaker::new(inst.key(), BreakerConfig::default()));
+            breakers.insert(inst.key(), Arc::clone(&breaker));
             let client = GuardedScanner::new(inst.key(), Arc::new(client), breaker);
             scanners.insert(inst.key(), Arc::new(client));
         }
         Ok(Self {
             scanners,
+            breakers,
             config: RwLock::new(config),
         })
     }
@@ -89,10 +94,7 @@ impl ConfigDirectory {
                 let caps = p
                     .instances()
                     .iter()
-                    .map(|i| InstanceCapacity {
-                        instance: i.instance_id().to_owned(),
-                        max_concurrent: i.max_concurrent_scans(),
-                    })
+                    .map(|i| InstanceCapacity::new(i.instance_id(), i.max_concurrent_scans()))
                     .collect();
                 (p.name().to_owned(), caps)
             })
@@ -109,8 +111,8 @@ impl ConfigDirectory {
         .scan_timeout(config.server().default_scan_timeout())
     }
 
-    /// The queue settings of `config`: lease, retention and idempotency TTLs, and each
-    /// pool's capacity (for queue position and ETA).
+    /// The queue settings of `config`: lease, retention and idempotency TTLs, the
+    /// per-principal queued cap, and each pool's capacity (for queue position and ETA).
     pub fn queue_config(config: &Config) -> QueueConfig {
         let q = config.queue();
         let secs = |d: Duration| {
@@ -120,6 +122,9 @@ impl ConfigDirectory {
             .lease_ttl(secs(q.lease()))
             .ttls(secs(q.completed_ttl()), secs(q.failed_ttl()));
         cfg.idempotency_ttl = secs(q.idempotency_ttl());
+        if let Some(n) = q.max_queued_per_principal() {
+            cfg = cfg.max_queued_per_principal(n);
+        }
         for pool in config.pools() {
             cfg = cfg.pool_capacity(pool.name(), pool.capacity().max(1));
         }
@@ -151,5 +156,11 @@ impl ScannerDirectory for ConfigDirectory {
             nessus_core::Error::TargetsRefused { refusal, .. } => not_allowed(refusal.to_string()),
             other => not_allowed(other.to_string()),
         })
+    }
+
+    fn available(&self, pool: &str, instance: &str) -> bool {
+        self.breakers
+            .get(&format!("{pool}:{instance}"))
+            .is_none_or(|b| b.is_available())
     }
 }

@@ -66,6 +66,17 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// The principal already has as many queued tasks in the pool as the queue
+    /// allows (`QueueConfig::max_queued_per_principal`). Nothing was stored.
+    #[error(
+        "principal {principal} already has {limit} queued tasks in this pool, the most allowed; wait for some to start"
+    )]
+    QuotaExceeded {
+        /// The principal.
+        principal: String,
+        /// The limit in force.
+        limit: u64,
+    },
     /// Too many concurrent writers changed the same task; the write was not applied.
     #[error("task {task_id} kept changing under concurrent writers; giving up after retries")]
     Contention {
@@ -243,6 +254,7 @@ impl Error {
             } => "content_too_large",
             Self::TooLong { .. } => "field_too_long",
             Self::Forbidden { .. } => "forbidden",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::NotCompleted { .. } => "not_completed",
             Self::ResultsNotFound { .. } => "results_not_found",
             #[cfg(feature = "service")]

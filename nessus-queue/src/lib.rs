@@ -17,8 +17,7 @@
 //! assert!(again.idempotent && again.task.task_id == sub.task.task_id);
 //!
 //! // A worker claims it; the scanner instance is chosen now.
-//! let pools = vec![("nessus".to_owned(), vec![InstanceCapacity {
-//!     instance: "scanner1".to_owned(), max_concurrent: 2 }])];
+//! let pools = vec![("nessus".to_owned(), vec![InstanceCapacity::new("scanner1", 2)])];
 //! let claim = queue.claim("worker-1", &pools).await?.expect("a task");
 //! assert_eq!(claim.task.instance.as_deref(), Some("scanner1"));
 //! queue.complete(&claim.task.task_id, claim.token, Default::default()).await?;
@@ -54,14 +53,14 @@ pub use audit::{
 };
 pub use backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, Page,
-    PoolCounts, QueueSnapshot,
+    PoolCounts, PrincipalCounts, QueueSnapshot, fair_ahead,
 };
 pub use directory::ConfigDirectory;
 pub use error::{BackendKind, BoxError, Error, Result};
 pub use import::IMPORT_POOL;
 pub use queue::{
-    Claim, DlqPurge, HousekeepReport, ListTasks, Queue, QueueConfig, QueueStatus, ReapReport,
-    Submitted, TaskPage, TaskView, request_hash,
+    Claim, DEFAULT_MAX_QUEUED_PER_PRINCIPAL, DlqPurge, HousekeepReport, ListTasks, Queue,
+    QueueConfig, QueueStatus, ReapReport, Submitted, TaskPage, TaskView, request_hash,
 };
 pub use redis_backend::RedisBackend;
 pub use results_dir::ResultsDir;

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, InstanceCapacity, ListQuery, PoolCounts,
-    QueueSnapshot,
+    PrincipalCounts, QueueSnapshot,
 };
 use crate::error::{Error, Result};
 use crate::secret::{AdhocCredentials, SecretBox};
@@ -44,7 +44,17 @@ pub struct QueueConfig {
     pub pool_capacity: BTreeMap<String, u32>,
     /// Audit events are deleted by housekeeping after this long (default 90 days).
     pub audit_ttl: SignedDuration,
+    /// Most queued tasks one principal may hold in one pool (default 10 000); a
+    /// submit beyond it is [`Error::QuotaExceeded`]. Checked atomically with the
+    /// create; idempotent replays of an existing task do not count. Per pool
+    /// because each pool's keys live in one Redis slot, which is what lets the
+    /// Redis script check it atomically.
+    pub max_queued_per_principal: u64,
 }
+
+/// Default of [`QueueConfig::max_queued_per_principal`]: generous, so valid work is
+/// accepted ("queues queue"), but one caller cannot grow a pool without bound.
+pub const DEFAULT_MAX_QUEUED_PER_PRINCIPAL: u64 = 10_000;
 
 impl Default for QueueConfig {
     fn default() -> Self {
@@ -58,6 +68,7 @@ impl Default for QueueConfig {
             other_ttl: SignedDuration::from_hours(24 * 30),
             pool_capacity: BTreeMap::new(),
             audit_ttl: SignedDuration::from_hours(24 * 90),
+            max_queued_per_principal: DEFAULT_MAX_QUEUED_PER_PRINCIPAL,
         }
     }
 }
@@ -90,6 +101,12 @@ impl QueueConfig {
     /// Sets how long audit events are kept.
     pub fn audit_ttl(mut self, d: SignedDuration) -> Self {
         self.audit_ttl = d;
+        self
+    }
+
+    /// Sets the per-principal cap on queued tasks in a pool (at least 1).
+    pub fn max_queued_per_principal(mut self, n: u64) -> Self {
+        self.max_queued_per_principal = n.max(1);
         self
     }
 
@@ -135,8 +152,13 @@ pub struct ListTasks {
     pub status: Option<TaskStatus>,
     /// Only this pool.
     pub pool: Option<String>,
-    /// CIDR-aware target filter (seed-spec §2.13).
+    /// CIDR-aware target filter (seed-spec §2.13). Not indexable: applied to
+    /// the rows of the (status, pool, principal) index scan with a budget, so a
+    /// target-filtered page may come back short with a cursor to continue.
     pub target: Option<String>,
+    /// Only this principal's tasks, filtered in the index: pages are full and
+    /// the cursor never carries another principal's task.
+    pub principal: Option<String>,
     /// Page size (1-1000, default 10).
     pub limit: usize,
     /// Opaque cursor from a previous page.
@@ -161,6 +183,12 @@ impl ListTasks {
     /// Only this pool.
     pub fn pool(mut self, p: impl Into<String>) -> Self {
         self.pool = Some(p.into());
+        self
+    }
+
+    /// Only this principal's tasks.
+    pub fn principal(mut self, p: impl Into<String>) -> Self {
+        self.principal = Some(p.into());
         self
     }
 
@@ -199,8 +227,11 @@ pub struct QueueStatus {
     pub running: u64,
     /// Dead-lettered tasks.
     pub dlq_size: u64,
-    /// Next tasks to run (up to 3), next first.
+    /// Next tasks to run (up to 3), next first; in a principal's view only its own.
     pub next_tasks: Vec<Task>,
+    /// In a principal's view ([`Queue::queue_status_for`]): its own waiting and
+    /// running counts and everyone else's, as counts only. `None` in the admin view.
+    pub principal: Option<PrincipalCounts>,
     /// When this was computed.
     pub timestamp: Timestamp,
 }
@@ -382,6 +413,23 @@ impl Queue {
         credentials: Option<AdhocCredentials>,
         idempotency_key: Option<&str>,
     ) -> Result<Submitted> {
+        self.submit_capped(principal, req, credentials, idempotency_key, None)
+            .await
+    }
+
+    /// As [`Queue::submit`], with this principal's own cap on queued tasks in the pool
+    /// (`None`: [`QueueConfig::max_queued_per_principal`]).
+    pub async fn submit_capped(
+        &self,
+        principal: &str,
+        req: NewTask,
+        credentials: Option<AdhocCredentials>,
+        idempotency_key: Option<&str>,
+        max_queued: Option<u64>,
+    ) -> Result<Submitted> {
+        let max_queued = max_queued
+            .unwrap_or(self.cfg.max_queued_per_principal)
+            .max(1);
         req.validate()?;
         match (req.scan_type, &credentials, &req.credential_profile) {
             (ScanType::Untrusted, Some(_), _) | (ScanType::Untrusted, _, Some(_)) => {
@@ -426,7 +474,11 @@ impl Queue {
                 }
                 None => None,
             };
-            match self.backend.create(task, idem.clone(), sealed).await? {
+            match self
+                .backend
+                .create(task, idem.clone(), sealed, max_queued)
+                .await?
+            {
                 CreateOutcome::Created(task) => {
                     self.enqueued.notify_waiters();
                     self.enqueued.notify_one();
@@ -537,6 +589,7 @@ impl Queue {
             status: q.status,
             pool: q.pool.clone(),
             dead_lettered: false,
+            principal: q.principal.clone(),
             limit,
             cursor: q.cursor.clone(),
         };
@@ -599,16 +652,40 @@ impl Queue {
         Ok(out)
     }
 
-    /// Queue overview for one pool.
+    /// Queue overview for one pool, everything visible (the admin view).
     pub async fn queue_status(&self, pool: &str) -> Result<QueueStatus> {
+        self.queue_status_for(pool, None).await
+    }
+
+    /// Queue overview for one pool as `principal` may see it: `next_tasks` are its
+    /// own next tasks (in its own order) and `principal` holds its counts and
+    /// everyone else's as counts only. `None` is the admin view of everything.
+    pub async fn queue_status_for(
+        &self,
+        pool: &str,
+        principal: Option<&str>,
+    ) -> Result<QueueStatus> {
         let now = Timestamp::now();
         let PoolCounts {
             queued,
             running,
             dead_lettered,
         } = self.backend.pool_counts(pool.to_owned(), now).await?;
+        let (head, counts) = match principal {
+            Some(p) => (
+                self.backend
+                    .queue_head_for(pool.to_owned(), p.to_owned(), 3)
+                    .await?,
+                Some(
+                    self.backend
+                        .principal_counts(pool.to_owned(), p.to_owned(), now)
+                        .await?,
+                ),
+            ),
+            None => (self.backend.queue_head(pool.to_owned(), 3).await?, None),
+        };
         let mut next = Vec::new();
-        for id in self.backend.queue_head(pool.to_owned(), 3).await? {
+        for id in head {
             if let Some(t) = self.backend.load(id).await? {
                 next.push(t);
             }
@@ -619,6 +696,7 @@ impl Queue {
             running,
             dlq_size: dead_lettered,
             next_tasks: next,
+            principal: counts,
             timestamp: now,
         })
     }
@@ -636,6 +714,7 @@ impl Queue {
                 status: Some(TaskStatus::Failed),
                 pool: pool.map(str::to_owned),
                 dead_lettered: true,
+                principal: None,
                 limit: limit.clamp(1, 1000),
                 cursor,
             })

@@ -16,10 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEvent, AuditPage, AuditQuery, time_key};
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
-    duration_secs, ms, order_key,
+    PrincipalCounts, duration_secs, fair_ahead, fair_order, ms, order_key, place,
 };
 use crate::error::{BackendKind, Error, Result};
-use crate::sqlite::pick_instance;
 use crate::task::{Task, TaskStatus};
 
 static CAS: LazyLock<Script> = LazyLock::new(|| {
@@ -169,6 +168,29 @@ impl K {
     fn audit_pool(p: &str) -> String {
         format!("nq:{{audit}}:pool:{p}")
     }
+    /// Per-principal indexes of a pool (same slot as the pool). The principal is
+    /// hex-encoded so no name can forge another key's shape.
+    fn p_all(pool: &str, principal: &str) -> String {
+        format!("nq:{{{pool}}}:p:{}:all", hex::encode(principal))
+    }
+    fn p_status(pool: &str, principal: &str, s: TaskStatus) -> String {
+        format!("nq:{{{pool}}}:p:{}:st:{s}", hex::encode(principal))
+    }
+    fn p_dlq(pool: &str, principal: &str) -> String {
+        format!("nq:{{{pool}}}:p:{}:dlq", hex::encode(principal))
+    }
+    /// The principal's queued tasks, scored by the same sequence as `queue`.
+    fn p_queue(pool: &str, principal: &str) -> String {
+        format!("nq:{{{pool}}}:p:{}:queue", hex::encode(principal))
+    }
+    /// The principal's running tasks, scored by lease expiry (live = score > now).
+    fn p_leases(pool: &str, principal: &str) -> String {
+        format!("nq:{{{pool}}}:p:{}:leases", hex::encode(principal))
+    }
+    /// Principals (raw names) with at least one queued task in the pool.
+    fn principals(pool: &str) -> String {
+        format!("nq:{{{pool}}}:principals")
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -219,29 +241,49 @@ fn index_ops(ops: &mut Ops, prev: Option<&Task>, next: Option<&Task>) {
         return;
     };
     let pool = any.pool.as_str();
+    let who = any.principal.as_str();
     let id = any.task_id.as_str();
     let ok = order_key(any);
     let status = |t: Option<&Task>| t.map(|t| t.status);
     if prev.is_none() {
         ops.op("ZADD", K::all(pool), "0".into(), ok.clone());
+        ops.op("ZADD", K::p_all(pool, who), "0".into(), ok.clone());
     }
     if next.is_none() {
         ops.op("ZREM", K::all(pool), String::new(), ok.clone());
+        ops.op("ZREM", K::p_all(pool, who), String::new(), ok.clone());
     }
     if status(prev) != status(next) {
         if let Some(s) = status(prev) {
             ops.op("ZREM", K::status(pool, s), String::new(), ok.clone());
+            ops.op("ZREM", K::p_status(pool, who, s), String::new(), ok.clone());
         }
         if let Some(s) = status(next) {
             ops.op("ZADD", K::status(pool, s), "0".into(), ok.clone());
+            ops.op("ZADD", K::p_status(pool, who, s), "0".into(), ok.clone());
         }
     }
     let queued = |t: Option<&Task>| t.is_some_and(|t| t.status == TaskStatus::Queued);
     if queued(next) && !queued(prev) {
         let seq = ops.key(K::seq(pool));
         ops.op("ENQ", K::queue(pool), seq.to_string(), id.to_owned());
+        ops.op(
+            "ZADDSEQ",
+            K::p_queue(pool, who),
+            String::new(),
+            id.to_owned(),
+        );
+        ops.op("SADD", K::principals(pool), String::new(), who.to_owned());
     } else if queued(prev) && !queued(next) {
         ops.op("ZREM", K::queue(pool), String::new(), id.to_owned());
+        ops.op("ZREM", K::p_queue(pool, who), String::new(), id.to_owned());
+        let pq = ops.key(K::p_queue(pool, who));
+        ops.op(
+            "SREMEMPTY",
+            K::principals(pool),
+            pq.to_string(),
+            who.to_owned(),
+        );
     }
     let lease = |t: Option<&Task>| {
         t.filter(|t| t.status == TaskStatus::Running)
@@ -258,6 +300,12 @@ fn index_ops(ops: &mut Ops, prev: Option<&Task>, next: Option<&Task>) {
             ops.op("ZADD", K::leases(pool), ms(exp).to_string(), id.to_owned());
             ops.op(
                 "ZADD",
+                K::p_leases(pool, who),
+                ms(exp).to_string(),
+                id.to_owned(),
+            );
+            ops.op(
+                "ZADD",
                 K::slots(pool, &ni),
                 ms(exp).to_string(),
                 id.to_owned(),
@@ -265,14 +313,17 @@ fn index_ops(ops: &mut Ops, prev: Option<&Task>, next: Option<&Task>) {
         }
         None if pl.is_some() => {
             ops.op("ZREM", K::leases(pool), String::new(), id.to_owned());
+            ops.op("ZREM", K::p_leases(pool, who), String::new(), id.to_owned());
         }
         None => {}
     }
     let dl = |t: Option<&Task>| t.is_some_and(Task::is_dead_lettered);
     if dl(next) && !dl(prev) {
-        ops.op("ZADD", K::dlq(pool), "0".into(), ok);
+        ops.op("ZADD", K::dlq(pool), "0".into(), ok.clone());
+        ops.op("ZADD", K::p_dlq(pool, who), "0".into(), ok);
     } else if dl(prev) && !dl(next) {
-        ops.op("ZREM", K::dlq(pool), String::new(), ok);
+        ops.op("ZREM", K::dlq(pool), String::new(), ok.clone());
+        ops.op("ZREM", K::p_dlq(pool, who), String::new(), ok);
     }
     let done = |t: Option<&Task>| {
         t.filter(|t| t.status.is_terminal())
@@ -327,7 +378,11 @@ impl RedisBackend {
                 ),
             })?;
         match policy.get(1).map(String::as_str) {
-            Some("noeviction") => Ok(Self { con }),
+            Some("noeviction") => {
+                let me = Self { con };
+                me.backfill_principal_indexes().await?;
+                Ok(me)
+            }
             other => Err(Error::UnsafeBackend {
                 backend: BackendKind::Redis,
                 reason: format!(
@@ -441,6 +496,80 @@ impl RedisBackend {
     }
 }
 
+impl RedisBackend {
+    /// Builds the per-principal indexes of every pool written before they existed
+    /// (claims and per-principal listings read only those, so an old queued task
+    /// would otherwise never run). Once per pool, marked by `nq:{pool}:pidx-v1`.
+    /// Each entry is an idempotent ZADD/SADD taken from the task's stored document
+    /// and the pool's own indexes, so two processes doing it at once agree; processes
+    /// of the previous version must not write meanwhile (upgrade them together).
+    async fn backfill_principal_indexes(&self) -> Result<()> {
+        for pool in self.pools().await? {
+            let marker = format!("nq:{{{pool}}}:pidx-v1");
+            let mut con = self.con.clone();
+            let done: bool = con.exists(&marker).await.map_err(rerr("backfill"))?;
+            if done {
+                continue;
+            }
+            let mut start = 0isize;
+            loop {
+                let keys: Vec<String> = con
+                    .zrange(K::all(&pool), start, start + 499)
+                    .await
+                    .map_err(rerr("backfill"))?;
+                if keys.is_empty() {
+                    break;
+                }
+                start += keys.len() as isize;
+                let mut pipe = redis::pipe();
+                for k in &keys {
+                    let id = id_of(k);
+                    pipe.hget(K::task(&pool, id), "doc")
+                        .zscore(K::queue(&pool), id);
+                }
+                let replies: Vec<redis::Value> =
+                    pipe.query_async(&mut con).await.map_err(rerr("backfill"))?;
+                let mut write = redis::pipe();
+                for (k, pair) in keys.iter().zip(replies.chunks(2)) {
+                    let [doc, seq] = pair else { continue };
+                    let Ok(Some(doc)) = redis::from_redis_value_ref::<Option<String>>(doc) else {
+                        continue;
+                    };
+                    let Ok(t) = serde_json::from_str::<Task>(&doc) else {
+                        continue;
+                    };
+                    let who = t.principal.as_str();
+                    write.zadd(K::p_all(&pool, who), k, 0).ignore();
+                    write.zadd(K::p_status(&pool, who, t.status), k, 0).ignore();
+                    if t.is_dead_lettered() {
+                        write.zadd(K::p_dlq(&pool, who), k, 0).ignore();
+                    }
+                    if let Ok(Some(seq)) = redis::from_redis_value_ref::<Option<f64>>(seq) {
+                        write
+                            .zadd(K::p_queue(&pool, who), &t.task_id, seq)
+                            .ignore()
+                            .sadd(K::principals(&pool), who)
+                            .ignore();
+                    }
+                    if let (TaskStatus::Running, Some(l)) = (t.status, &t.lease) {
+                        write
+                            .zadd(K::p_leases(&pool, who), &t.task_id, ms(l.expires_at))
+                            .ignore();
+                    }
+                }
+                write
+                    .query_async::<()>(&mut con)
+                    .await
+                    .map_err(rerr("backfill"))?;
+            }
+            con.set::<_, _, ()>(&marker, 1)
+                .await
+                .map_err(rerr("backfill"))?;
+        }
+        Ok(())
+    }
+}
+
 fn id_of(order_key: &str) -> &str {
     order_key.split_once(':').map_or(order_key, |(_, id)| id)
 }
@@ -524,6 +653,7 @@ impl Backend for RedisBackend {
         mut task: Task,
         idem: Option<IdemReservation>,
         sealed_secret: Option<Vec<u8>>,
+        max_queued: u64,
     ) -> BoxFuture<'_, Result<CreateOutcome>> {
         Box::pin(async move {
             task.version = 1;
@@ -550,6 +680,13 @@ impl Backend for RedisBackend {
                 .as_ref()
                 .map_or_else(|| task_key.clone(), |r| K::idem(&pool, &r.scope_key));
             ops.key(idem_key);
+            // Checked by the script after the idempotency lookup, before any write.
+            ops.op(
+                "QUOTA",
+                K::p_queue(&pool, &task.principal),
+                max_queued.to_string(),
+                String::new(),
+            );
             index_ops(&mut ops, None, Some(&task));
             let (rec, ttl) = match &idem {
                 Some(r) => (
@@ -588,6 +725,10 @@ impl Backend for RedisBackend {
                 .map_err(rerr("create task"))?;
             match out.as_slice() {
                 [flag] if flag == "1" => Ok(CreateOutcome::Created(Box::new(task))),
+                [flag] if flag == "2" => Err(Error::QuotaExceeded {
+                    principal: task.principal.clone(),
+                    limit: max_queued,
+                }),
                 [_, rec] => {
                     let r: IdemRecord =
                         serde_json::from_str(rec).map_err(|e| corrupt("idempotency record", e))?;
@@ -634,47 +775,75 @@ impl Backend for RedisBackend {
     fn claim(&self, req: ClaimRequest) -> BoxFuture<'_, Result<Option<Task>>> {
         Box::pin(async move {
             let now_ms = ms(req.now);
+            let live = format!("({now_ms}");
             for (pool, instances) in &req.pools {
+                // The decision is made here from one load snapshot with the one
+                // placement rule; the compare-and-set then re-checks, atomically in
+                // its script, the task's version and the chosen slot's capacity. A
+                // lost race looks again, so capacity and single ownership are exact;
+                // the fair order is exact except between racing claimers.
                 'retry: for _ in 0..16 {
-                    let mut free = Vec::with_capacity(instances.len());
+                    let mut pipe = redis::pipe();
                     for i in instances {
-                        let key = K::slots(pool, &i.instance);
-                        let mut con = self.con.clone();
-                        let n: u32 = con
-                            .zcount(key, format!("({now_ms}"), "+inf")
-                            .await
-                            .map_err(rerr("count slots"))?;
-                        free.push((i.instance.clone(), n, i.max_concurrent));
-                    }
-                    if !free.iter().any(|(_, a, m)| a < m) {
-                        break;
+                        pipe.zcount(K::slots(pool, &i.instance), &live, "+inf");
                     }
                     let mut con = self.con.clone();
-                    let ids: Vec<String> = con
-                        .zrange(K::queue(pool), 0, CLAIM_SCAN - 1)
+                    let slots: Vec<u32> = if instances.is_empty() {
+                        Vec::new()
+                    } else {
+                        pipe.query_async(&mut con)
+                            .await
+                            .map_err(rerr("count slots"))?
+                    };
+                    if !instances
+                        .iter()
+                        .zip(&slots)
+                        .any(|(i, a)| i.available && *a < i.max_concurrent)
+                    {
+                        break;
+                    }
+                    let principals: Vec<String> = con
+                        .smembers(K::principals(pool))
                         .await
                         .map_err(rerr("claim scan"))?;
-                    for id in ids {
-                        let Some(prev) = self.load_in(pool, &id).await? else {
-                            continue;
-                        };
-                        if prev.status != TaskStatus::Queued {
-                            continue;
+                    let mut fair = Vec::with_capacity(principals.len());
+                    for p in principals {
+                        let (running, head): (u64, Vec<(String, f64)>) = redis::pipe()
+                            .zcount(K::p_leases(pool, &p), &live, "+inf")
+                            .zrange_withscores(K::p_queue(pool, &p), 0, 0)
+                            .query_async(&mut con)
+                            .await
+                            .map_err(rerr("claim scan"))?;
+                        if let Some((_, seq)) = head.first() {
+                            fair.push((p, running, *seq as i64));
                         }
-                        let Some(inst) = pick_instance(&prev, &free) else {
-                            continue;
-                        };
-                        let max = free.iter().find(|f| f.0 == inst).map_or(0, |f| f.2);
-                        let mut next = prev.clone();
-                        next.claim(&req.worker_id, &inst, req.lease_ttl, req.now)?;
-                        next.version += 1;
-                        match self
-                            .cas(&prev, Some(&next), Some((K::slots(pool, &inst), max)))
-                            .await?
-                        {
-                            1 => return Ok(Some(next)),
-                            // Lost a race for this task or the slot: look again.
-                            _ => continue 'retry,
+                    }
+                    for p in fair_order(fair) {
+                        let ids: Vec<String> = con
+                            .zrange(K::p_queue(pool, &p), 0, CLAIM_SCAN - 1)
+                            .await
+                            .map_err(rerr("claim scan"))?;
+                        for id in ids {
+                            let Some(prev) = self.load_in(pool, &id).await? else {
+                                continue;
+                            };
+                            if prev.status != TaskStatus::Queued {
+                                continue;
+                            }
+                            let Some((inst, max)) = place(&prev, instances, &slots) else {
+                                continue;
+                            };
+                            let mut next = prev.clone();
+                            next.claim(&req.worker_id, &inst, req.lease_ttl, req.now)?;
+                            next.version += 1;
+                            match self
+                                .cas(&prev, Some(&next), Some((K::slots(pool, &inst), max)))
+                                .await?
+                            {
+                                1 => return Ok(Some(next)),
+                                // Lost a race for this task or the slot: look again.
+                                _ => continue 'retry,
+                            }
                         }
                     }
                     break;
@@ -718,12 +887,15 @@ impl Backend for RedisBackend {
             };
             let mut rows = Vec::new();
             for pool in pools {
-                let key = if q.dead_lettered {
-                    K::dlq(&pool)
-                } else if let Some(s) = q.status {
-                    K::status(&pool, s)
-                } else {
-                    K::all(&pool)
+                // A principal's listing reads its own indexes, so pages are full
+                // and cursors only hold its keys.
+                let key = match (&q.principal, q.dead_lettered, q.status) {
+                    (None, true, _) => K::dlq(&pool),
+                    (None, false, Some(s)) => K::status(&pool, s),
+                    (None, false, None) => K::all(&pool),
+                    (Some(p), true, _) => K::p_dlq(&pool, p),
+                    (Some(p), false, Some(s)) => K::p_status(&pool, p, s),
+                    (Some(p), false, None) => K::p_all(&pool, p),
                 };
                 let max = max.clone();
                 let keys: Vec<String> = self
@@ -770,14 +942,93 @@ impl Backend for RedisBackend {
 
     fn queue_position(&self, pool: String, task_id: String) -> BoxFuture<'_, Result<Option<u64>>> {
         Box::pin(async move {
-            let key = K::queue(&pool);
-            let r: Option<u64> = self
-                .read("queue position", move |mut c| {
-                    let (key, id) = (key.clone(), task_id.clone());
-                    async move { c.zrank(key, id).await }
+            let Some(task) = self.load_in(&pool, &task_id).await? else {
+                return Ok(None);
+            };
+            let live = format!("({}", ms(Timestamp::now()));
+            let (seq, rank, own_running, principals): (Option<f64>, Option<u64>, u64, Vec<String>) =
+                self.read("queue position", |mut c| {
+                    let (pool, who, id, live) = (&pool, &task.principal, &task_id, &live);
+                    async move {
+                        redis::pipe()
+                            .zscore(K::queue(pool), id)
+                            .zrank(K::p_queue(pool, who), id)
+                            .zcount(K::p_leases(pool, who), live, "+inf")
+                            .smembers(K::principals(pool))
+                            .query_async(&mut c)
+                            .await
+                    }
                 })
                 .await?;
-            Ok(r.map(|r| r + 1))
+            let (Some(seq), Some(rank)) = (seq, rank) else {
+                return Ok(None);
+            };
+            let rank = rank + 1;
+            let mut position = rank;
+            for other in principals.iter().filter(|p| **p != task.principal) {
+                let (queued, running, older): (u64, u64, u64) = self
+                    .read("queue position", |mut c| {
+                        let (pool, other, live) = (&pool, other, &live);
+                        async move {
+                            redis::pipe()
+                                .zcard(K::p_queue(pool, other))
+                                .zcount(K::p_leases(pool, other), live, "+inf")
+                                .zcount(K::p_queue(pool, other), "-inf", format!("({seq}"))
+                                .query_async(&mut c)
+                                .await
+                        }
+                    })
+                    .await?;
+                position += fair_ahead(rank, own_running, queued, running, older);
+            }
+            Ok(Some(position))
+        })
+    }
+
+    fn queue_head_for(
+        &self,
+        pool: String,
+        principal: String,
+        n: usize,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let key = K::p_queue(&pool, &principal);
+            self.read("queue head", move |mut c| {
+                let key = key.clone();
+                async move { c.zrange(key, 0, n as isize - 1).await }
+            })
+            .await
+        })
+    }
+
+    fn principal_counts(
+        &self,
+        pool: String,
+        principal: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<PrincipalCounts>> {
+        Box::pin(async move {
+            let live = format!("({}", ms(now));
+            let (queued, running, all_queued, all_running): (u64, u64, u64, u64) = self
+                .read("principal counts", |mut c| {
+                    let (pool, who, live) = (&pool, &principal, &live);
+                    async move {
+                        redis::pipe()
+                            .zcard(K::p_queue(pool, who))
+                            .zcount(K::p_leases(pool, who), live, "+inf")
+                            .zcard(K::queue(pool))
+                            .zcount(K::leases(pool), live, "+inf")
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            Ok(PrincipalCounts {
+                queued,
+                running,
+                others_queued: all_queued.saturating_sub(queued),
+                others_running: all_running.saturating_sub(running),
+            })
         })
     }
 

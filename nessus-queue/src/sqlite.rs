@@ -17,7 +17,8 @@ use self::connections::{Readers, Writer, open_connection};
 use crate::audit::{AuditEvent, AuditPage, AuditQuery, time_key};
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
-    QueueSnapshot, duration_secs, ms, order_key,
+    PrincipalCounts, QueueSnapshot, duration_secs, fair_ahead, fair_older_cap, fair_order, ms,
+    order_key, place,
 };
 use crate::error::{BackendKind, Error, Result};
 use crate::task::{Task, TaskStatus};
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY,
     pool TEXT NOT NULL,
     status TEXT NOT NULL,
+    principal TEXT NOT NULL DEFAULT '',
     order_key TEXT NOT NULL,
     queue_seq INTEGER,
     lease_expires_ms INTEGER,
@@ -72,6 +74,39 @@ CREATE INDEX IF NOT EXISTS audit_principal ON audit(principal, order_key);
 CREATE INDEX IF NOT EXISTS audit_action ON audit(action, order_key);
 CREATE INDEX IF NOT EXISTS audit_task ON audit(task_id, order_key) WHERE task_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_pool ON audit(pool, order_key) WHERE pool IS NOT NULL;
+CREATE TABLE IF NOT EXISTS principal_queued (
+    pool TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    queued INTEGER NOT NULL,
+    PRIMARY KEY (pool, principal)
+) WITHOUT ROWID;
+";
+
+/// Indexes on the `principal` column; created after the migration that adds the
+/// column to files from before it. Listings filter by principal inside these
+/// (pages stay full); the queue and slot ones serve fair claims, per-principal
+/// positions and counts.
+const PRINCIPAL_SCHEMA: &str = "
+CREATE INDEX IF NOT EXISTS tasks_principal_order ON tasks(principal, order_key);
+CREATE INDEX IF NOT EXISTS tasks_principal_pool_order ON tasks(principal, pool, order_key);
+CREATE INDEX IF NOT EXISTS tasks_principal_status_order ON tasks(principal, status, order_key);
+CREATE INDEX IF NOT EXISTS tasks_principal_pool_status_order
+    ON tasks(principal, pool, status, order_key);
+CREATE INDEX IF NOT EXISTS tasks_principal_queue
+    ON tasks(pool, principal, queue_seq) WHERE queue_seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tasks_principal_slot
+    ON tasks(pool, principal, lease_expires_ms) WHERE slot_instance IS NOT NULL;
+";
+
+/// Fills the principal column and the per-principal queued counts once for files
+/// written before they existed (the principal is in every stored task document).
+const BACKFILL_PRINCIPAL: &str = "
+UPDATE tasks SET principal = coalesce(json_extract(doc, '$.principal'), '');
+INSERT INTO principal_queued(pool, principal, queued)
+    SELECT pool, principal, COUNT(*) FROM tasks WHERE queue_seq IS NOT NULL
+    GROUP BY pool, principal
+    ON CONFLICT(pool, principal) DO UPDATE SET queued = excluded.queued;
+INSERT INTO counters(name, value) VALUES('principal_v1', 1);
 ";
 
 /// Fills `pool_queued` once for databases created before it existed; afterwards
@@ -148,6 +183,7 @@ impl SqliteBackend {
             tx.execute_batch(BACKFILL_POOL_QUEUED)
                 .map_err(err("backfill queued counts"))?;
         }
+        migrate_principal(&tx)?;
         tx.commit().map_err(err("commit backfill"))?;
         // Readers open after the schema exists, so their first read finds it.
         let readers = Readers::open(&path).map_err(err("open readers"))?;
@@ -214,6 +250,38 @@ impl CachedExt for Connection {
     }
 }
 
+/// Adds the principal column (a file from before it), backfills it and the
+/// per-principal counts, and creates its indexes; inside the caller's immediate
+/// transaction, so one of several processes opening an old file does it.
+fn migrate_principal(tx: &Connection) -> Result<()> {
+    let has_column: bool = tx
+        .row_cached(
+            "SELECT COUNT(*) FROM pragma_table_info('tasks') WHERE name = 'principal'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(err("migration check"))?
+        > 0;
+    if !has_column {
+        tx.execute_batch("ALTER TABLE tasks ADD COLUMN principal TEXT NOT NULL DEFAULT ''")
+            .map_err(err("add principal column"))?;
+    }
+    let done: Option<i64> = tx
+        .row_cached(
+            "SELECT value FROM counters WHERE name = 'principal_v1'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err("migration check"))?;
+    if done.is_none() {
+        tx.execute_batch(BACKFILL_PRINCIPAL)
+            .map_err(err("backfill principal"))?;
+    }
+    tx.execute_batch(PRINCIPAL_SCHEMA)
+        .map_err(err("principal indexes"))
+}
+
 fn next_seq(tx: &Connection) -> Result<i64> {
     tx.row_cached(
         "INSERT INTO counters(name, value) VALUES('queue_seq', 1)
@@ -228,8 +296,8 @@ fn next_seq(tx: &Connection) -> Result<i64> {
 fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Result<()> {
     let was_queued = prev.is_some_and(|p| p.status == TaskStatus::Queued);
     match (was_queued, t.status == TaskStatus::Queued) {
-        (false, true) => add_queued(tx, &t.pool, 1)?,
-        (true, false) => add_queued(tx, &t.pool, -1)?,
+        (false, true) => add_queued(tx, &t.pool, &t.principal, 1)?,
+        (true, false) => add_queued(tx, &t.pool, &t.principal, -1)?,
         _ => {}
     }
     let seq: Option<i64> = if t.status == TaskStatus::Queued {
@@ -257,8 +325,8 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
     if insert {
         tx.exec_cached(
             "INSERT INTO tasks(task_id, pool, status, order_key, queue_seq, lease_expires_ms,
-                slot_instance, dlq_ms, completed_ms, version, doc)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+                slot_instance, dlq_ms, completed_ms, version, doc, principal)
+             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
             params![
                 t.task_id,
                 t.pool,
@@ -270,7 +338,8 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
                 dlq,
                 done,
                 t.version as i64,
-                doc
+                doc,
+                t.principal
             ],
         )
         .map_err(err("insert task"))?;
@@ -308,16 +377,78 @@ fn write_row(tx: &Connection, prev: Option<&Task>, t: &Task, insert: bool) -> Re
     Ok(())
 }
 
-/// Keeps the per-pool count of queued tasks exact, so a submit answers its queue
-/// position without counting the queue (O(1) instead of O(depth)).
-fn add_queued(tx: &Connection, pool: &str, delta: i64) -> Result<()> {
+/// Keeps the per-pool and per-principal counts of queued tasks exact, so a submit
+/// answers its queue position and checks its quota without counting the queue
+/// (O(1) instead of O(depth)).
+fn add_queued(tx: &Connection, pool: &str, principal: &str, delta: i64) -> Result<()> {
     tx.exec_cached(
         "INSERT INTO pool_queued(pool, queued) VALUES(?1, max(?2, 0))
          ON CONFLICT(pool) DO UPDATE SET queued = max(queued + ?2, 0)",
         params![pool, delta],
     )
     .map_err(err("queued count"))?;
+    tx.exec_cached(
+        "INSERT INTO principal_queued(pool, principal, queued) VALUES(?1, ?2, max(?3, 0))
+         ON CONFLICT(pool, principal) DO UPDATE SET queued = max(queued + ?3, 0)",
+        params![pool, principal, delta],
+    )
+    .map_err(err("queued count"))?;
     Ok(())
+}
+
+/// Queued count of every principal with queued tasks in a pool.
+fn principals_queued(conn: &Connection, pool: &str) -> Result<Vec<(String, u64)>> {
+    let mut st = conn
+        .prepare_cached(
+            "SELECT principal, queued FROM principal_queued WHERE pool=?1 AND queued > 0",
+        )
+        .map_err(err("principal counts"))?;
+    st.query_map([pool], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+        .map_err(err("principal counts"))?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(err("principal counts"))
+}
+
+fn principal_queued(conn: &Connection, pool: &str, principal: &str) -> Result<u64> {
+    conn.row_cached(
+        "SELECT queued FROM principal_queued WHERE pool=?1 AND principal=?2",
+        [pool, principal],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map_err(err("principal queued"))
+    .map(|v| v.unwrap_or_default().max(0) as u64)
+}
+
+/// Live leases of one principal in a pool.
+fn principal_running(conn: &Connection, pool: &str, principal: &str, now_ms: i64) -> Result<u64> {
+    conn.row_cached(
+        "SELECT COUNT(*) FROM tasks INDEXED BY tasks_principal_slot
+         WHERE pool=?1 AND principal=?2 AND slot_instance IS NOT NULL AND lease_expires_ms > ?3",
+        params![pool, principal, now_ms],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|v| v as u64)
+    .map_err(err("principal running"))
+}
+
+/// How many of a principal's queued tasks in a pool are older (smaller sequence)
+/// than `seq`, counting at most `cap` (the index walk stops there).
+fn principal_older(
+    conn: &Connection,
+    pool: &str,
+    principal: &str,
+    seq: i64,
+    cap: u64,
+) -> Result<u64> {
+    conn.row_cached(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM tasks INDEXED BY tasks_principal_queue
+           WHERE pool=?1 AND principal=?2 AND queue_seq IS NOT NULL AND queue_seq < ?3 LIMIT ?4)",
+        params![pool, principal, seq, cap as i64],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|v| v as u64)
+    .map_err(err("queue position"))
 }
 
 fn queued_count(conn: &Connection, pool: &str) -> Result<i64> {
@@ -357,61 +488,62 @@ const CLAIM_SCAN: i64 = 64;
 fn claim_tx(tx: &Connection, req: &ClaimRequest) -> Result<Option<Task>> {
     let now_ms = ms(req.now);
     for (pool, instances) in &req.pools {
-        let mut free: Vec<(String, u32, u32)> = Vec::with_capacity(instances.len());
+        let mut slots = Vec::with_capacity(instances.len());
         for i in instances {
-            free.push((
-                i.instance.clone(),
-                active(tx, pool, &i.instance, now_ms)?,
-                i.max_concurrent,
-            ));
+            slots.push(active(tx, pool, &i.instance, now_ms)?);
         }
-        if !free.iter().any(|(_, a, m)| a < m) {
+        if !instances
+            .iter()
+            .zip(&slots)
+            .any(|(i, a)| i.available && *a < i.max_concurrent)
+        {
             continue;
         }
-        let mut stmt = tx
-            .prepare_cached(
-                "SELECT doc FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
-                 ORDER BY queue_seq LIMIT ?2",
-            )
-            .map_err(err("claim scan"))?;
-        let docs: Vec<String> = stmt
-            .query_map(params![pool, CLAIM_SCAN], |r| r.get(0))
-            .map_err(err("claim scan"))?
-            .collect::<std::result::Result<_, _>>()
-            .map_err(err("claim scan"))?;
-        for doc in docs {
-            let prev = decode(&doc, "queued task")?;
-            let Some(instance) = pick_instance(&prev, &free) else {
-                continue;
-            };
-            let mut next = prev.clone();
-            next.claim(&req.worker_id, &instance, req.lease_ttl, req.now)?;
-            next.version += 1;
-            write_row(tx, Some(&prev), &next, false)?;
-            return Ok(Some(next));
+        // Fair order: the principal with the fewest running tasks here first, then
+        // the one whose oldest queued task is older; inside this transaction, so
+        // every claimer sees the same order.
+        let mut fair = Vec::new();
+        for (principal, _) in principals_queued(tx, pool)? {
+            let running = principal_running(tx, pool, &principal, now_ms)?;
+            let head: Option<i64> = tx
+                .row_cached(
+                    "SELECT MIN(queue_seq) FROM tasks INDEXED BY tasks_principal_queue
+                     WHERE pool=?1 AND principal=?2 AND queue_seq IS NOT NULL",
+                    [pool.as_str(), principal.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(err("claim scan"))?;
+            if let Some(head) = head {
+                fair.push((principal, running, head));
+            }
+        }
+        for principal in fair_order(fair) {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT doc FROM tasks INDEXED BY tasks_principal_queue
+                     WHERE pool=?1 AND principal=?2 AND queue_seq IS NOT NULL
+                     ORDER BY queue_seq LIMIT ?3",
+                )
+                .map_err(err("claim scan"))?;
+            let docs: Vec<String> = stmt
+                .query_map(params![pool, principal, CLAIM_SCAN], |r| r.get(0))
+                .map_err(err("claim scan"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("claim scan"))?;
+            for doc in docs {
+                let prev = decode(&doc, "queued task")?;
+                let Some((instance, _)) = place(&prev, instances, &slots) else {
+                    continue;
+                };
+                let mut next = prev.clone();
+                next.claim(&req.worker_id, &instance, req.lease_ttl, req.now)?;
+                next.version += 1;
+                write_row(tx, Some(&prev), &next, false)?;
+                return Ok(Some(next));
+            }
         }
     }
     Ok(None)
-}
-
-/// The pinned instance if it has a free slot, else the least-loaded instance with one.
-pub(crate) fn pick_instance(t: &Task, free: &[(String, u32, u32)]) -> Option<String> {
-    match &t.pinned_instance {
-        Some(pin) => free
-            .iter()
-            .find(|(n, a, m)| n == pin && a < m)
-            .map(|(n, _, _)| n.clone()),
-        None => free
-            .iter()
-            .filter(|(_, a, m)| a < m)
-            .min_by(|x, y| {
-                // Least loaded by fraction of capacity used; name breaks ties stably.
-                let fx = f64::from(x.1) / f64::from(x.2.max(1));
-                let fy = f64::from(y.1) / f64::from(y.2.max(1));
-                fx.total_cmp(&fy).then_with(|| x.0.cmp(&y.0))
-            })
-            .map(|(n, _, _)| n.clone()),
-    }
 }
 
 /// The listing query of [`Backend::list_audit`]. Every filter is a column condition,
@@ -450,19 +582,40 @@ fn audit_list_sql(q: &AuditQuery) -> (String, Vec<String>) {
     (sql, args)
 }
 
-/// 1-based position of a queued task (inside the caller's read transaction).
-fn position_tx(tx: &Connection, pool: &str, task_id: &str) -> Result<Option<u64>> {
-    let seq: Option<Option<i64>> = tx
+/// 1-based position of a queued task in its pool's fair claim order (inside the
+/// caller's read transaction): its rank among its principal's queued tasks plus,
+/// for every other principal, [`fair_ahead`].
+fn position_tx(tx: &Connection, pool: &str, task_id: &str, now_ms: i64) -> Result<Option<u64>> {
+    let row: Option<(Option<i64>, String)> = tx
         .row_cached(
-            "SELECT queue_seq FROM tasks WHERE task_id=?1 AND pool=?2",
+            "SELECT queue_seq, principal FROM tasks WHERE task_id=?1 AND pool=?2",
             params![task_id, pool],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(err("queue position"))?;
-    let Some(Some(seq)) = seq else {
+    let Some((Some(seq), principal)) = row else {
         return Ok(None);
     };
+    let rank = rank_tx(tx, pool, &principal, seq)?;
+    let own_running = principal_running(tx, pool, &principal, now_ms)?;
+    let mut position = rank;
+    for (other, queued) in principals_queued(tx, pool)? {
+        if other == principal {
+            continue;
+        }
+        let running = principal_running(tx, pool, &other, now_ms)?;
+        let older = match fair_older_cap(rank, own_running, queued, running) {
+            Some(cap) => principal_older(tx, pool, &other, seq, cap)?,
+            None => 0,
+        };
+        position += fair_ahead(rank, own_running, queued, running, older);
+    }
+    Ok(Some(position))
+}
+
+/// 1-based rank of the task with sequence `seq` among its principal's queued tasks.
+fn rank_tx(tx: &Connection, pool: &str, principal: &str, seq: i64) -> Result<u64> {
     // SQLite counts an index range by walking it, so count whichever side of
     // the task is shorter: a fresh submit sits at the tail and counts ~0 rows
     // behind it, a task near the head counts the few ahead of it. Sequence
@@ -472,19 +625,21 @@ fn position_tx(tx: &Connection, pool: &str, task_id: &str) -> Result<Option<u64>
             // Two subqueries: SQLite answers a lone MIN or MAX from one end of
             // the index, but walks the whole range for both in one SELECT.
             "SELECT
-                       (SELECT MIN(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL),
-                       (SELECT MAX(queue_seq) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL)",
-            [pool],
+               (SELECT MIN(queue_seq) FROM tasks INDEXED BY tasks_principal_queue
+                  WHERE pool=?1 AND principal=?2 AND queue_seq IS NOT NULL),
+               (SELECT MAX(queue_seq) FROM tasks INDEXED BY tasks_principal_queue
+                  WHERE pool=?1 AND principal=?2 AND queue_seq IS NOT NULL)",
+            [pool, principal],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(err("queue position"))?;
     let count = |op: &str| -> Result<i64> {
         tx.row_cached(
             &format!(
-                "SELECT COUNT(*) FROM tasks WHERE pool=?1 AND queue_seq IS NOT NULL
-                         AND queue_seq {op} ?2"
+                "SELECT COUNT(*) FROM tasks INDEXED BY tasks_principal_queue
+                 WHERE pool=?1 AND principal=?2 AND queue_seq IS NOT NULL AND queue_seq {op} ?3"
             ),
-            params![pool, seq],
+            params![pool, principal, seq],
             |r| r.get(0),
         )
         .map_err(err("queue position"))
@@ -493,9 +648,9 @@ fn position_tx(tx: &Connection, pool: &str, task_id: &str) -> Result<Option<u64>
         count("<")?
     } else {
         let behind = count(">")?;
-        (queued_count(tx, pool)? - 1 - behind).max(0)
+        (principal_queued(tx, pool, principal)? as i64 - 1 - behind).max(0)
     };
-    Ok(Some(ahead as u64 + 1))
+    Ok(ahead as u64 + 1)
 }
 
 fn counts_tx(conn: &Connection, pool: &str, now: Timestamp) -> Result<PoolCounts> {
@@ -540,6 +695,7 @@ impl Backend for SqliteBackend {
         mut task: Task,
         idem: Option<IdemReservation>,
         sealed_secret: Option<Vec<u8>>,
+        max_queued: u64,
     ) -> BoxFuture<'_, Result<CreateOutcome>> {
         self.write(move |tx| {
             if let Some(r) = &idem {
@@ -559,6 +715,17 @@ impl Backend for SqliteBackend {
                         request_hash,
                     });
                 }
+            }
+            // After the idempotency lookup, so a replay never counts against it;
+            // in the same transaction as the insert, so concurrent submits cannot
+            // overshoot it.
+            if principal_queued(tx, &task.pool, &task.principal)? >= max_queued {
+                return Err(Error::QuotaExceeded {
+                    principal: task.principal.clone(),
+                    limit: max_queued,
+                });
+            }
+            if let Some(r) = &idem {
                 tx.exec_cached(
                     "INSERT OR REPLACE INTO idempotency(scope_key, request_hash, task_id, expires_ms)
                      VALUES(?1,?2,?3,?4)",
@@ -640,6 +807,12 @@ impl Backend for SqliteBackend {
                 args.push(s.as_str().to_owned());
                 sql.push_str(&format!(" AND status = ?{}", args.len()));
             }
+            // In the WHERE clause, answered by the tasks_principal_* indexes: the
+            // LIMIT counts only this principal's rows, so pages are full.
+            if let Some(p) = &q.principal {
+                args.push(p.clone());
+                sql.push_str(&format!(" AND principal = ?{}", args.len()));
+            }
             if q.dead_lettered {
                 sql.push_str(" AND dlq_ms IS NOT NULL");
             }
@@ -675,7 +848,7 @@ impl Backend for SqliteBackend {
         self.read(move |conn| {
             // One read transaction: the counter and the index agree (WAL snapshot).
             let tx = conn.transaction().map_err(err("begin"))?;
-            position_tx(&tx, &pool, &task_id)
+            position_tx(&tx, &pool, &task_id, ms(Timestamp::now()))
         })
     }
 
@@ -691,6 +864,47 @@ impl Backend for SqliteBackend {
                 .map_err(err("queue head"))?
                 .collect::<std::result::Result<_, _>>()
                 .map_err(err("queue head"))
+        })
+    }
+
+    fn queue_head_for(
+        &self,
+        pool: String,
+        principal: String,
+        n: usize,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT task_id FROM tasks INDEXED BY tasks_principal_queue
+                     WHERE pool=?1 AND principal=?2 AND queue_seq IS NOT NULL
+                     ORDER BY queue_seq LIMIT ?3",
+                )
+                .map_err(err("queue head"))?;
+            st.query_map(params![pool, principal, n as i64], |r| r.get(0))
+                .map_err(err("queue head"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("queue head"))
+        })
+    }
+
+    fn principal_counts(
+        &self,
+        pool: String,
+        principal: String,
+        now: Timestamp,
+    ) -> BoxFuture<'_, Result<PrincipalCounts>> {
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(err("begin"))?;
+            let all = counts_tx(&tx, &pool, now)?;
+            let queued = principal_queued(&tx, &pool, &principal)?;
+            let running = principal_running(&tx, &pool, &principal, ms(now))?;
+            Ok(PrincipalCounts {
+                queued,
+                running,
+                others_queued: all.queued.saturating_sub(queued),
+                others_running: all.running.saturating_sub(running),
+            })
         })
     }
 
@@ -711,7 +925,7 @@ impl Backend for SqliteBackend {
     ) -> BoxFuture<'_, Result<QueueSnapshot>> {
         self.read(move |conn| {
             let tx = conn.transaction().map_err(err("begin"))?;
-            let position = position_tx(&tx, &pool, &task_id)?;
+            let position = position_tx(&tx, &pool, &task_id, ms(now))?;
             if position.is_none() {
                 return Ok(QueueSnapshot::default());
             }
@@ -763,16 +977,16 @@ impl Backend for SqliteBackend {
 
     fn delete(&self, task_id: String) -> BoxFuture<'_, Result<bool>> {
         self.write(move |tx| {
-            let queued_pool: Option<String> = tx
+            let queued: Option<(String, String)> = tx
                 .row_cached(
-                    "SELECT pool FROM tasks WHERE task_id=?1 AND queue_seq IS NOT NULL",
+                    "SELECT pool, principal FROM tasks WHERE task_id=?1 AND queue_seq IS NOT NULL",
                     [&task_id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
                 .map_err(err("delete task"))?;
-            if let Some(pool) = queued_pool {
-                add_queued(tx, &pool, -1)?;
+            if let Some((pool, principal)) = queued {
+                add_queued(tx, &pool, &principal, -1)?;
             }
             let n = tx
                 .exec_cached("DELETE FROM tasks WHERE task_id=?1", [&task_id])

@@ -44,6 +44,12 @@ pub trait ScannerDirectory: Send + Sync + 'static {
     /// [`Error::TargetsNotAllowed`]. Required on purpose: a directory must say which
     /// policy it enforces.
     fn check_targets(&self, pool: &str, targets: &str) -> Result<ApprovedTargets>;
+    /// Whether `instance` of `pool` may take a new scan now (false while its
+    /// circuit breaker is open). Read at every claim, so the placement rule never
+    /// puts a task on a failing scanner. Default: always.
+    fn available(&self, _pool: &str, _instance: &str) -> bool {
+        true
+    }
 }
 
 /// Turns an exported `.nessus` file into stored results and the status summary.
@@ -310,11 +316,23 @@ impl Worker {
                 }
             }
             let claimed = if tasks.len() < inner.cfg.max_in_flight {
-                match inner
-                    .queue
-                    .claim(&inner.cfg.worker_id, &inner.cfg.pools)
-                    .await
-                {
+                // Breaker state as of now: the one placement rule skips open ones.
+                let pools: Vec<_> = inner
+                    .cfg
+                    .pools
+                    .iter()
+                    .map(|(pool, caps)| {
+                        let caps = caps
+                            .iter()
+                            .map(|c| {
+                                let up = c.available && inner.dir.available(pool, &c.instance);
+                                c.clone().with_available(up)
+                            })
+                            .collect();
+                        (pool.clone(), caps)
+                    })
+                    .collect();
+                match inner.queue.claim(&inner.cfg.worker_id, &pools).await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, "claim failed; backing off");

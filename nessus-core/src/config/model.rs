@@ -311,6 +311,7 @@ pub struct QueueSettings {
     pub(crate) completed_ttl: Duration,
     pub(crate) failed_ttl: Duration,
     pub(crate) idempotency_ttl: Duration,
+    pub(crate) max_queued_per_principal: Option<u64>,
 }
 
 impl QueueSettings {
@@ -337,6 +338,12 @@ impl QueueSettings {
     /// How long idempotency keys are kept (default 48 h).
     pub fn idempotency_ttl(&self) -> Duration {
         self.idempotency_ttl
+    }
+
+    /// `queue.max_queued_per_principal`: the most queued tasks one principal may
+    /// hold in one pool, if set (the queue's default applies otherwise).
+    pub fn max_queued_per_principal(&self) -> Option<u64> {
+        self.max_queued_per_principal
     }
 }
 

@@ -446,6 +446,7 @@ impl<'a> Resolver<'a> {
             completed_ttl: Duration::from_secs(raw.completed_ttl_days.unwrap_or(7) * DAY),
             failed_ttl: Duration::from_secs(raw.failed_ttl_days.unwrap_or(30) * DAY),
             idempotency_ttl: Duration::from_secs(raw.idempotency_ttl_hours.unwrap_or(48) * 3600),
+            max_queued_per_principal: raw.max_queued_per_principal.map(|n| n.max(1)),
         })
     }
 

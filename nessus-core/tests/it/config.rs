@@ -197,6 +197,7 @@ fn full_example_loads_every_extension() {
         config.queue().completed_ttl(),
         Duration::from_secs(3 * 86_400)
     );
+    assert_eq!(config.queue().max_queued_per_principal(), Some(250));
 
     let manager = config.instance("nessus", "manager").unwrap();
     assert_eq!(manager.auth().mode(), AuthMode::ApiKeys);

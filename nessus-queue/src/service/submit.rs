@@ -210,15 +210,30 @@ impl Service {
         if let Some(p) = profile {
             task = task.credential_profile(p);
         }
-        let submitted = self
+        let submitted = match self
             .queue
-            .submit(
+            .submit_capped(
                 principal.as_str(),
-                task,
+                task.clone(),
                 adhoc,
                 req.idempotency_key.as_deref(),
+                rights.max_queued(),
             )
-            .await?;
+            .await
+        {
+            Err(e @ Error::QuotaExceeded { .. }) => {
+                self.record_refusal(
+                    AuditAction::QuotaRefused,
+                    principal,
+                    &task.pool,
+                    &task.targets,
+                    &e.to_string(),
+                )
+                .await;
+                return Err(e);
+            }
+            other => other?,
+        };
         if !submitted.idempotent {
             self.record_task(AuditAction::Submit, principal, &submitted.task, None)
                 .await;

@@ -50,13 +50,12 @@ impl Service {
     /// is applied in the backend's index, so pages are full and cursors never carry
     /// another principal's task.
     pub async fn list(&self, principal: &Principal, q: ListTasks) -> Result<TaskPage> {
-        if principal.settings(&self.config()).is_admin() {
-            return self.queue.list(q).await;
-        }
-        // INTERIM until the backends filter by principal in the index.
-        let mut page = self.queue.list(q).await?;
-        page.tasks.retain(|t| t.principal == principal.as_str());
-        Ok(page)
+        let q = if principal.settings(&self.config()).is_admin() {
+            q
+        } else {
+            q.principal(principal.as_str())
+        };
+        self.queue.list(q).await
     }
 
     /// Cancels a task `principal` may see.

@@ -45,10 +45,7 @@ pub fn single_pool(
 ) -> Vec<(String, Vec<InstanceCapacity>)> {
     vec![(
         pool.to_owned(),
-        vec![InstanceCapacity {
-            instance: instance.to_owned(),
-            max_concurrent,
-        }],
+        vec![InstanceCapacity::new(instance, max_concurrent)],
     )]
 }
 

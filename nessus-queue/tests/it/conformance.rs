@@ -22,10 +22,7 @@ fn pool(name: &str, instances: &[(&str, u32)]) -> (String, Vec<InstanceCapacity>
         name.to_owned(),
         instances
             .iter()
-            .map(|(i, m)| InstanceCapacity {
-                instance: (*i).to_owned(),
-                max_concurrent: *m,
-            })
+            .map(|(i, m)| InstanceCapacity::new(*i, *m))
             .collect(),
     )
 }
@@ -1150,4 +1147,550 @@ pub(crate) async fn audit_ttl_purged_by_housekeeping(h: &Harness) {
             .unwrap();
         assert_eq!(docs, 2);
     }
+}
+
+/// The task id inside a listing cursor (`{created_ms:013}:{task_id}`), so a test
+/// can check whose task a cursor points at.
+fn cursor_task_id(cursor: &str) -> &str {
+    cursor.split_once(':').map_or(cursor, |(_, id)| id)
+}
+
+pub(crate) async fn principal_pages_are_full_and_cursors_private(h: &Harness) {
+    let q = &h.queue;
+    let mut mine = Vec::new();
+    let mut theirs = HashSet::new();
+    // A's tasks outnumber B's 4:1 and interleave with them, so a filter applied
+    // after paging would return short pages and cursors pointing at A's tasks.
+    for i in 0..35 {
+        let pool_name = if i % 2 == 0 { "nessus" } else { "dmz" };
+        let r = NewTask::new(ScanType::Untrusted, pool_name, format!("10.1.{i}.1"), "n");
+        if i % 5 == 4 {
+            mine.push(q.submit("bob", r, None, None).await.unwrap().task.task_id);
+        } else {
+            theirs.insert(q.submit("alice", r, None, None).await.unwrap().task.task_id);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(mine.len(), 7);
+    // Claim two of bob's and three of alice's nessus tasks, for the status filter.
+    let pools = [pool("nessus", &[("s1", 100)])];
+    for _ in 0..5 {
+        q.claim("w", &pools).await.unwrap().unwrap();
+    }
+    let cases: Vec<(ListTasks, usize)> = vec![
+        (ListTasks::new(3).principal("bob"), 7),
+        (ListTasks::new(2).principal("bob").pool("dmz"), 3),
+        (ListTasks::new(1).principal("bob").pool("nessus"), 4),
+        (
+            ListTasks::new(2)
+                .principal("bob")
+                .status(TaskStatus::Queued),
+            5,
+        ),
+        (
+            ListTasks::new(1)
+                .principal("bob")
+                .pool("nessus")
+                .status(TaskStatus::Running),
+            2,
+        ),
+    ];
+    for (base, expected) in cases {
+        let limit = base.limit;
+        let mut seen = Vec::new();
+        let mut page = q.list(base.clone()).await.unwrap();
+        loop {
+            assert!(
+                page.tasks.iter().all(|t| t.principal == "bob"),
+                "{base:?}: another principal's task"
+            );
+            seen.extend(page.tasks.iter().map(|t| t.task_id.clone()));
+            match page.next_cursor.clone() {
+                Some(c) => {
+                    // Full page, and the cursor is one of bob's own tasks.
+                    assert_eq!(page.tasks.len(), limit, "{base:?}: short page");
+                    let id = cursor_task_id(&c);
+                    assert!(mine.iter().any(|m| m == id), "{base:?}: cursor {c}");
+                    assert!(!theirs.contains(id));
+                    page = q.list(base.clone().cursor(c)).await.unwrap();
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), expected, "{base:?}");
+        let unique: HashSet<_> = seen.iter().collect();
+        assert_eq!(unique.len(), expected, "{base:?}: duplicates");
+    }
+    // Newest first, the same order as the unfiltered listing.
+    let all = q.list(ListTasks::new(3).principal("bob")).await.unwrap();
+    let mut newest: Vec<_> = mine.iter().rev().take(3).cloned().collect();
+    newest.truncate(3);
+    let got: Vec<_> = all.tasks.iter().map(|t| t.task_id.clone()).collect();
+    assert_eq!(got, newest);
+    // Nobody's tasks for a principal without any.
+    let none = q.list(ListTasks::new(10).principal("carol")).await.unwrap();
+    assert!(none.tasks.is_empty() && none.next_cursor.is_none());
+}
+
+pub(crate) async fn queue_status_for_shows_others_as_counts(h: &Harness) {
+    let q = &h.queue;
+    let mut bob = Vec::new();
+    for i in 0..4 {
+        q.submit("alice", req(&format!("10.2.0.{i}"), "a"), None, None)
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        bob.push(
+            q.submit("bob", req(&format!("10.2.1.{i}"), "b"), None, None)
+                .await
+                .unwrap()
+                .task
+                .task_id,
+        );
+    }
+    // Two claims: alice's oldest (older head), then bob's (fewer running).
+    let pools = [pool("nessus", &[("s1", 5)])];
+    let first = q.claim("w", &pools).await.unwrap().unwrap();
+    let second = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(first.task.principal, "alice");
+    assert_eq!(second.task.principal, "bob");
+    let s = q.queue_status_for("nessus", Some("bob")).await.unwrap();
+    let counts = s.principal.unwrap();
+    assert_eq!((counts.queued, counts.running), (2, 1));
+    assert_eq!((counts.others_queued, counts.others_running), (3, 1));
+    let next: Vec<_> = s.next_tasks.iter().map(|t| t.task_id.clone()).collect();
+    assert_eq!(next, bob[1..].to_vec(), "only bob's own next tasks");
+    assert_eq!((s.queue_depth, s.running), (5, 2));
+    // The admin view shows everyone's next tasks and no per-principal split.
+    let admin = q.queue_status_for("nessus", None).await.unwrap();
+    assert!(admin.principal.is_none());
+    assert_eq!(admin.next_tasks.len(), 3);
+    assert!(admin.next_tasks.iter().any(|t| t.principal == "alice"));
+    // A principal with nothing queued sees only counts of the others.
+    let carol = q.queue_status_for("nessus", Some("carol")).await.unwrap();
+    assert!(carol.next_tasks.is_empty());
+    let c = carol.principal.unwrap();
+    assert_eq!(
+        (c.queued, c.running, c.others_queued, c.others_running),
+        (0, 0, 5, 2)
+    );
+    let json = serde_json::to_string(&carol).unwrap();
+    assert!(
+        !json.contains("10.2."),
+        "no other principal's targets: {json}"
+    );
+}
+
+/// Reference model of the fair order, written independently of the backends: each
+/// claim goes to the principal with the fewest running tasks (its running count plus
+/// the claims it has had so far), ties to the one whose next task was submitted
+/// first. `queued` is every queued task as (submission index, principal) in
+/// submission order; returns the submission indexes in claim order.
+fn reference_claim_order(queued: &[(usize, String)], running: &[(&str, u64)]) -> Vec<usize> {
+    let mut level: std::collections::HashMap<String, u64> =
+        running.iter().map(|(p, n)| ((*p).to_owned(), *n)).collect();
+    let mut left: Vec<(usize, String)> = queued.to_vec();
+    let mut order = Vec::new();
+    while !left.is_empty() {
+        // Each principal's head is its first remaining task in submission order.
+        let mut best: Option<(u64, usize, usize)> = None; // (level, submit idx, pos in left)
+        for (pos, (idx, p)) in left.iter().enumerate() {
+            if left[..pos].iter().any(|(_, q)| q == p) {
+                continue;
+            }
+            let l = level.get(p).copied().unwrap_or(0);
+            if best.is_none_or(|(bl, bi, _)| (l, *idx) < (bl, bi)) {
+                best = Some((l, *idx, pos));
+            }
+        }
+        let (_, idx, pos) = best.expect("a head");
+        let (_, p) = left.remove(pos);
+        *level.entry(p).or_default() += 1;
+        order.push(idx);
+    }
+    order
+}
+
+pub(crate) async fn fair_claims_and_positions_follow_the_reference_model(h: &Harness) {
+    let q = &h.queue;
+    // Submission order: alice floods first, bob and carol arrive later, alice again.
+    let plan = [
+        "alice", "alice", "alice", "alice", "alice", "bob", "alice", "bob", "carol", "bob",
+        "alice", "carol", "dave",
+    ];
+    let mut ids = Vec::new();
+    for (i, p) in plan.iter().enumerate() {
+        ids.push(
+            q.submit(p, req(&format!("10.3.0.{i}"), "f"), None, None)
+                .await
+                .unwrap()
+                .task
+                .task_id,
+        );
+    }
+    let queued: Vec<(usize, String)> = plan
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i, (*p).to_owned()))
+        .collect();
+    let expected = reference_claim_order(&queued, &[]);
+    let pools = [pool("nessus", &[("s1", 100)])];
+    // Positions before any claim are the reference order.
+    for (rank, idx) in expected.iter().enumerate() {
+        let v = q.get(&ids[*idx]).await.unwrap().unwrap();
+        assert_eq!(
+            v.queue_position,
+            Some(rank as u64 + 1),
+            "task {idx} ({})",
+            plan[*idx]
+        );
+    }
+    // Three claims follow it; then positions follow the model with those running.
+    let mut claimed = Vec::new();
+    for _ in 0..3 {
+        let c = q.claim("w", &pools).await.unwrap().unwrap();
+        claimed.push(ids.iter().position(|i| *i == c.task.task_id).unwrap());
+    }
+    assert_eq!(claimed, expected[..3].to_vec());
+    let mut running: Vec<(&str, u64)> = Vec::new();
+    for idx in &claimed {
+        match running.iter_mut().find(|(p, _)| *p == plan[*idx]) {
+            Some(r) => r.1 += 1,
+            None => running.push((plan[*idx], 1)),
+        }
+    }
+    let left: Vec<(usize, String)> = queued
+        .iter()
+        .filter(|(i, _)| !claimed.contains(i))
+        .cloned()
+        .collect();
+    let expected_rest = reference_claim_order(&left, &running);
+    for (rank, idx) in expected_rest.iter().enumerate() {
+        let v = q.get(&ids[*idx]).await.unwrap().unwrap();
+        assert_eq!(
+            v.queue_position,
+            Some(rank as u64 + 1),
+            "task {idx} ({})",
+            plan[*idx]
+        );
+    }
+    let mut rest = Vec::new();
+    while let Some(c) = q.claim("w", &pools).await.unwrap() {
+        rest.push(ids.iter().position(|i| *i == c.task.task_id).unwrap());
+    }
+    assert_eq!(rest, expected_rest);
+}
+
+pub(crate) async fn one_scan_is_not_stuck_behind_five_hundred(h: &Harness) {
+    let q = &h.queue;
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..10 {
+        let q = q.clone();
+        set.spawn(async move {
+            for i in 0..50 {
+                q.submit("alice", req(&format!("10.4.{w}.{i}"), "flood"), None, None)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let b = q
+        .submit("bob", req("10.5.0.1", "mine"), None, None)
+        .await
+        .unwrap();
+    let pos = b.queue_position.unwrap();
+    assert!(pos <= 2, "bob's first scan is at position {pos}");
+    assert_eq!(
+        q.get(&b.task.task_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .queue_position,
+        Some(pos)
+    );
+    let pools = [pool("nessus", &[("s1", 10)])];
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(q.claim("w", &pools).await.unwrap().unwrap().task.task_id);
+    }
+    assert!(
+        got.contains(&b.task.task_id),
+        "bob's scan in the next two claims"
+    );
+    assert_eq!(q.queue_status("nessus").await.unwrap().queue_depth, 499);
+}
+
+pub(crate) async fn quota_exceeded_and_idempotent_replay(h: &Harness) {
+    let q = h.with_config(QueueConfig::default().max_queued_per_principal(3));
+    let mut first = None;
+    for i in 0..3 {
+        let s = q
+            .submit(
+                "alice",
+                req(&format!("10.6.0.{i}"), "q"),
+                None,
+                Some(&format!("k{i}")),
+            )
+            .await
+            .unwrap();
+        first.get_or_insert(s.task.task_id);
+    }
+    let over = q
+        .submit("alice", req("10.6.0.9", "q"), None, Some("k9"))
+        .await;
+    assert!(
+        matches!(over, Err(Error::QuotaExceeded { ref principal, limit: 3 }) if principal == "alice"),
+        "{over:?}"
+    );
+    // A replay of an existing task is not new work.
+    let replay = q
+        .submit("alice", req("10.6.0.0", "q"), None, Some("k0"))
+        .await
+        .unwrap();
+    assert!(replay.idempotent);
+    assert_eq!(Some(replay.task.task_id), first);
+    // The refused submit left nothing behind: its key is free for another request.
+    let page = q.list(ListTasks::new(10).principal("alice")).await.unwrap();
+    assert_eq!(page.tasks.len(), 3);
+    // Other principals and other pools have their own allowance.
+    q.submit("bob", req("10.6.1.1", "q"), None, None)
+        .await
+        .unwrap();
+    q.submit(
+        "alice",
+        NewTask::new(ScanType::Untrusted, "dmz", "10.6.2.1", "q"),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    // Once one of alice's tasks starts, she may queue another.
+    let pools = [pool("nessus", &[("s1", 1)])];
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c.task.principal, "alice");
+    q.submit("alice", req("10.6.0.9", "q"), None, Some("k9"))
+        .await
+        .unwrap();
+    // Concurrent submits cannot overshoot it.
+    let q2 = h.with_config(QueueConfig::default().max_queued_per_principal(5));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let q2 = q2.clone();
+        set.spawn(async move {
+            q2.submit("carol", req(&format!("10.6.3.{i}"), "q"), None, None)
+                .await
+        });
+    }
+    let mut ok = 0;
+    while let Some(r) = set.join_next().await {
+        match r.unwrap() {
+            Ok(_) => ok += 1,
+            Err(Error::QuotaExceeded { limit: 5, .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 5);
+}
+
+pub(crate) async fn breaker_open_instance_is_skipped(h: &Harness) {
+    let q = &h.queue;
+    let pinned = q
+        .submit(
+            "p",
+            req("10.7.0.1", "pinned").scanner_instance("s1"),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    for i in 0..3 {
+        q.submit("p", req(&format!("10.7.1.{i}"), "free"), None, None)
+            .await
+            .unwrap();
+    }
+    let caps = |s1_up: bool, s2_up: bool| {
+        vec![(
+            "nessus".to_owned(),
+            vec![
+                InstanceCapacity::new("s1", 5).with_available(s1_up),
+                InstanceCapacity::new("s2", 5).with_available(s2_up),
+            ],
+        )]
+    };
+    // s1's breaker is open: unpinned tasks go to s2, the pinned one waits, queued.
+    for _ in 0..3 {
+        let c = q.claim("w", &caps(false, true)).await.unwrap().unwrap();
+        assert_eq!(c.task.instance.as_deref(), Some("s2"));
+        assert_ne!(c.task.task_id, pinned.task.task_id);
+    }
+    assert!(q.claim("w", &caps(false, true)).await.unwrap().is_none());
+    let v = q.get(&pinned.task.task_id).await.unwrap().unwrap();
+    assert_eq!(v.task.status, TaskStatus::Queued, "not failed");
+    assert!(q.claim("w", &caps(false, false)).await.unwrap().is_none());
+    // Least loaded among available ones: s1 (0 of 5) beats s2 (3 of 5) once it is back.
+    let c = q.claim("w", &caps(true, true)).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, pinned.task.task_id);
+    assert_eq!(c.task.instance.as_deref(), Some("s1"));
+    let free = q
+        .submit("p", req("10.7.2.1", "x"), None, None)
+        .await
+        .unwrap();
+    let c = q.claim("w", &caps(true, true)).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, free.task.task_id);
+    assert_eq!(c.task.instance.as_deref(), Some("s1"), "1/5 beats 3/5");
+}
+
+/// A SQLite file written before principals were indexed: the principal column, its
+/// indexes, the per-principal counts and the migration marker are absent. Opening it
+/// migrates in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_file_from_before_principals_migrates() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let mut ids = Vec::new();
+    {
+        let q = nessus_queue::Queue::sqlite(&path, QueueConfig::default()).unwrap();
+        for (i, p) in ["alice", "alice", "bob", "alice", "bob"].iter().enumerate() {
+            ids.push(
+                q.submit(p, req(&format!("10.8.0.{i}"), "old"), None, None)
+                    .await
+                    .unwrap()
+                    .task
+                    .task_id,
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    // Wait for the writer thread to let go of the file, then take it back to the
+    // old schema.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP INDEX tasks_principal_order; DROP INDEX tasks_principal_pool_order;
+             DROP INDEX tasks_principal_status_order; DROP INDEX tasks_principal_pool_status_order;
+             DROP INDEX tasks_principal_queue; DROP INDEX tasks_principal_slot;
+             ALTER TABLE tasks DROP COLUMN principal;
+             DROP TABLE principal_queued;
+             DELETE FROM counters WHERE name = 'principal_v1';",
+        )
+        .unwrap();
+        let cols: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('tasks') WHERE name='principal'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(cols, 0, "old schema has no principal column");
+    }
+    let backend = nessus_queue::SqliteBackend::open(&path).unwrap();
+    let q = nessus_queue::Queue::new(
+        Arc::new(backend),
+        QueueConfig::default().max_queued_per_principal(3),
+    );
+    let bob = q.list(ListTasks::new(1).principal("bob")).await.unwrap();
+    assert_eq!(bob.tasks[0].task_id, ids[4]);
+    let next = q
+        .list(
+            ListTasks::new(1)
+                .principal("bob")
+                .cursor(bob.next_cursor.unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.tasks[0].task_id, ids[2]);
+    assert!(next.next_cursor.is_none());
+    // Fair positions from the backfilled counts: alice 0, bob 2, alice 1, bob 4, alice 3.
+    let pos = q.get(&ids[2]).await.unwrap().unwrap().queue_position;
+    assert_eq!(pos, Some(2));
+    let s = q.queue_status_for("nessus", Some("bob")).await.unwrap();
+    let c = s.principal.unwrap();
+    assert_eq!((c.queued, c.others_queued), (2, 3));
+    // The backfilled count drives the quota: alice has 3 of 3.
+    let over = q.submit("alice", req("10.8.1.1", "new"), None, None).await;
+    assert!(matches!(over, Err(Error::QuotaExceeded { .. })), "{over:?}");
+    let pools = [pool("nessus", &[("s1", 10)])];
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, ids[0]);
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, ids[2]);
+    // Opening again (already migrated) changes nothing.
+    drop(q);
+    let again = nessus_queue::SqliteBackend::open(&path).unwrap();
+    let q = nessus_queue::Queue::new(Arc::new(again), QueueConfig::default());
+    assert_eq!(
+        q.list(ListTasks::new(10).principal("alice"))
+            .await
+            .unwrap()
+            .tasks
+            .len(),
+        3
+    );
+}
+
+/// Redis data written before the per-principal indexes: connecting builds them from
+/// the stored tasks, so old queued tasks are still claimed, listed and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_data_from_before_principals_is_backfilled() {
+    use std::sync::Arc;
+    let server = nessus_queue::testkit::RedisServer::start().expect("redis-server");
+    let backend = nessus_queue::RedisBackend::connect(server.url())
+        .await
+        .unwrap();
+    let q = nessus_queue::Queue::new(Arc::new(backend), QueueConfig::default());
+    let mut ids = Vec::new();
+    for (i, p) in ["alice", "alice", "bob", "alice", "bob"].iter().enumerate() {
+        ids.push(
+            q.submit(p, req(&format!("10.9.0.{i}"), "old"), None, None)
+                .await
+                .unwrap()
+                .task
+                .task_id,
+        );
+    }
+    let pools = [pool("nessus", &[("s1", 10)])];
+    let running = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(running.task.task_id, ids[0]);
+    // Take the data back to the old layout: no per-principal keys, no marker.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("nq:{nessus}:p:*")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    keys.push("nq:{nessus}:principals".to_owned());
+    keys.push("nq:{nessus}:pidx-v1".to_owned());
+    redis::cmd("DEL")
+        .arg(&keys)
+        .query_async::<()>(&mut c)
+        .await
+        .unwrap();
+    let backend = nessus_queue::RedisBackend::connect(server.url())
+        .await
+        .unwrap();
+    let q = nessus_queue::Queue::new(Arc::new(backend), QueueConfig::default());
+    let bob = q.list(ListTasks::new(10).principal("bob")).await.unwrap();
+    let got: Vec<_> = bob.tasks.iter().map(|t| t.task_id.clone()).collect();
+    assert_eq!(got, vec![ids[4].clone(), ids[2].clone()]);
+    let s = q.queue_status_for("nessus", Some("alice")).await.unwrap();
+    let counts = s.principal.unwrap();
+    assert_eq!(
+        (counts.queued, counts.running, counts.others_queued),
+        (2, 1, 2)
+    );
+    // alice has one running, so bob's oldest goes next.
+    assert_eq!(
+        q.get(&ids[2]).await.unwrap().unwrap().queue_position,
+        Some(1)
+    );
+    let c = q.claim("w", &pools).await.unwrap().unwrap();
+    assert_eq!(c.task.task_id, ids[2]);
 }

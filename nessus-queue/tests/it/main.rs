@@ -48,4 +48,10 @@ conformance_tests!(
     audit_append_list_filter_and_cursor_paging,
     audit_fields_are_capped,
     audit_ttl_purged_by_housekeeping,
+    principal_pages_are_full_and_cursors_private,
+    queue_status_for_shows_others_as_counts,
+    fair_claims_and_positions_follow_the_reference_model,
+    one_scan_is_not_stuck_behind_five_hundred,
+    quota_exceeded_and_idempotent_replay,
+    breaker_open_instance_is_skipped,
 );
