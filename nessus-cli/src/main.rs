@@ -12,6 +12,7 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         Ok(()) => exit::exit(exit::OK),
         Err(error) if exit::is_broken_pipe(&error) => exit::exit(exit::OK),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", terminal::safe_lines(&format!("{error:#}")));
             exit::exit(exit::code_for(&error))
         }
     }

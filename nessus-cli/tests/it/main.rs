@@ -9,6 +9,7 @@ mod queue;
 mod scanners;
 mod sim;
 mod support;
+mod terminal;
 mod worker;
 
 use std::path::PathBuf;
