@@ -169,7 +169,7 @@ pub(crate) async fn import_scan(
     let placed = blocking(move || {
         std::fs::rename(&staging, &task_dir).map_err(ToolError::internal)?;
         // The store already exists, so this only summarises it (no export file).
-        crate::SchemaIngest
+        nessus_queue::SchemaIngest
             .ingest(&t, Path::new(""), &task_dir)
             .map_err(ToolError::internal)
     })

@@ -43,7 +43,6 @@ mod server;
 mod stdio;
 mod telemetry;
 mod tools;
-mod workers;
 
 use std::net::SocketAddr;
 
@@ -55,7 +54,6 @@ pub use results::store_dir;
 pub use server::NessusMcp;
 pub use stdio::serve_stdio;
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
-pub use workers::{ConfigDirectory, SchemaIngest};
 
 /// Errors from starting or running the server.
 #[derive(Debug, thiserror::Error)]

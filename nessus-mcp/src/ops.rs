@@ -20,8 +20,6 @@ use crate::{
     errors::ToolError,
 };
 
-const PROFILES: [&str; 4] = ["minimal", "summary", "brief", "full"];
-
 /// Map a queue error to what the agent should read.
 pub(crate) fn queue_error(e: nessus_queue::Error) -> ToolError {
     use nessus_queue::Error as E;
@@ -49,16 +47,9 @@ fn core_error(e: nessus_core::Error) -> ToolError {
 }
 
 fn check_profile(profile: &str) -> Result<(), ToolError> {
-    if PROFILES.contains(&profile) {
-        Ok(())
-    } else {
-        Err(ToolError::new(
-            "invalid_profile",
-            format!(
-                "Invalid schema profile: {profile}. Must be one of: ['minimal', 'summary', 'brief', 'full']"
-            ),
-        ))
-    }
+    nessus_schema::Profile::parse(profile)
+        .map(drop)
+        .map_err(|e| ToolError::new("invalid_profile", e.to_string()))
 }
 
 /// Resolve the pool and check every target against its policy before anything is queued.

@@ -37,7 +37,6 @@ mod redis_backend;
 mod schema_ingest;
 mod secret;
 mod sqlite;
-mod targets;
 mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -59,7 +58,6 @@ pub use redis_backend::RedisBackend;
 pub use schema_ingest::SchemaIngest;
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
 pub use sqlite::SqliteBackend;
-pub use targets::targets_match;
 pub use task::{
     CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, ScanType, Task, TaskStatus,
     is_valid_task_id, new_task_id,
