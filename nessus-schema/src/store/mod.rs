@@ -449,7 +449,7 @@ impl Store {
         ])
     }
 
-    /// Writes the JSON-NL response for `query` (see [`JsonlWriter`] for the framing).
+    /// Writes the JSON-NL response for `query` (see [`JsonlWriter`](crate::jsonl::JsonlWriter) for the framing).
     pub fn write_page<W: Write>(&self, query: &Query, out: W) -> Result<PageInfo> {
         self.check_fields(query)?;
         let matched = self.select(&query.filter, &query.sort)?;
