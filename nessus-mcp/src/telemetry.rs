@@ -65,7 +65,15 @@ pub fn init_logging(format: LogFormat) {
             ),
             None,
         ),
-        LogFormat::Text => (None, Some(fmt::layer().with_writer(std::io::stderr))),
+        // Colour codes only for a terminal: in a file or a pipeline they are noise.
+        LogFormat::Text => (
+            None,
+            Some(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            ),
+        ),
     };
     // `try_init` so tests that start several servers in one process do not panic.
     let _ = tracing_subscriber::registry()

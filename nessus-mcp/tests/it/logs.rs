@@ -139,6 +139,10 @@ async fn check(case: &Case) -> Vec<String> {
         "{label}: no debug lines in {lines} log lines"
     );
     let mut leaks = Vec::new();
+    // A log file is no terminal: no colour codes in it.
+    if text.contains('\x1b') {
+        leaks.push(format!("{label}: ANSI escape codes in a log file"));
+    }
     // `k-secret` is the instance's API secret key in the test config.
     for canary in [SSH_CANARY, ESCALATION_CANARY, TOKEN_CANARY, "k-secret"] {
         for line in text.lines().filter(|l| l.contains(canary)) {
@@ -155,32 +159,13 @@ fn target_and_level(line: &str) -> String {
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
         return format!("{} {}", v["target"], v["level"]);
     }
-    // Text: `TIMESTAMP LEVEL spans: target: message`, with ANSI colours.
-    let plain = strip_ansi(line);
-    let mut words = plain.split_whitespace().skip(1);
+    // Text: `TIMESTAMP LEVEL spans: target: message`.
+    let mut words = line.split_whitespace().skip(1);
     let level = words.next().unwrap_or_default().to_owned();
     let target = words
         .find(|w| w.ends_with(':') && w.contains("::") && !w.contains(['{', '(', '"']))
         .unwrap_or("?");
     format!("{target} {level}")
-}
-
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters, ending with a letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Submits the scan with both canary passwords and waits until it completed.
