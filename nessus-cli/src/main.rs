@@ -12,6 +12,7 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -40,14 +41,17 @@ fn main() -> ExitCode {
         Ok(()) => exit::exit(exit::OK),
         Err(error) if exit::is_broken_pipe(&error) => exit::exit(exit::OK),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", terminal::safe_lines(&format!("{error:#}")));
             exit::exit(exit::code_for(&error))
         }
     }
 }
 
-/// Logs go to stderr so stdout stays clean for data.
+/// Logs go to stderr so stdout stays clean for data. Whatever `-v` or `RUST_LOG`
+/// ask for, [`nessus_core::log_filter`] holds every dependency at `info`: the
+/// worker hands scan passwords to HTTP stacks that may log what they send.
 fn init_logging(verbose: u8) {
+    use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _};
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -56,9 +60,14 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(nessus_core::log_filter())
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_target(false),
+        )
         .init();
 }

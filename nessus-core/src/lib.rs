@@ -62,6 +62,7 @@ mod client;
 mod config;
 mod error;
 mod instance;
+mod log_filter;
 mod models;
 mod probe;
 mod scanner;
@@ -82,6 +83,7 @@ pub use config::{
 };
 pub use error::{BoxError, Error, Result, TransportKind};
 pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};
+pub use log_filter::{DEPENDENCY_LOG_CEILING, OWN_LOG_TARGETS, log_filter};
 pub use models::{
     Chapter, CreatedScan, EscalationMethod, ExportFile, ExportStatus, Features, FileId, Folder,
     HistoryEntry, HostSummary, License, Policy, ScanDetails, ScanInfo, ScanList, ScanStatus,

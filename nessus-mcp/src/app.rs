@@ -166,10 +166,7 @@ impl App {
     /// Completion values for an argument (pool names, profile names).
     pub async fn complete(&self, argument: &str, prefix: &str) -> rmcp::model::CompleteResult {
         let candidates: Vec<String> = match argument {
-            "schema_profile" => ["minimal", "summary", "brief", "full"]
-                .into_iter()
-                .map(str::to_owned)
-                .collect(),
+            "schema_profile" => nessus_schema::Profile::names().map(str::to_owned).collect(),
             "scanner_pool" => self
                 .config()
                 .pool_names()

@@ -42,7 +42,6 @@ mod server;
 mod stdio;
 mod telemetry;
 mod tools;
-mod workers;
 
 use std::net::SocketAddr;
 
@@ -53,7 +52,6 @@ pub use http::{DEFAULT_MAX_BODY_BYTES, HttpOptions, HttpServer, router};
 pub use server::NessusMcp;
 pub use stdio::serve_stdio;
 pub use telemetry::{LogFormat, init_logging, metrics_handle};
-pub use workers::{ConfigDirectory, SchemaIngest};
 
 /// Errors from starting or running the server.
 #[derive(Debug, thiserror::Error)]

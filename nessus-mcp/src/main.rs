@@ -10,10 +10,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Parser;
 use nessus_core::Config;
-use nessus_mcp::{
-    App, ConfigDirectory, HttpOptions, HttpServer, LogFormat, OriginPolicy, Principal,
-    SchemaIngest, TokenSet,
-};
+use nessus_mcp::{App, HttpOptions, HttpServer, LogFormat, OriginPolicy, Principal, TokenSet};
+use nessus_queue::{ConfigDirectory, SchemaIngest};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
 

@@ -87,7 +87,7 @@ pub(crate) fn field_catalogue() -> Value {
         "type": "object",
         "properties": props,
         "additionalProperties": {"description": "plugin-specific children Nessus emitted"},
-        "x-profiles": ["minimal", "summary", "brief", "full"],
+        "x-profiles": nessus_schema::Profile::names().collect::<Vec<_>>(),
         "x-sort-fields": nessus_schema::SORT_FIELDS,
         "x-filter-syntax": {
             "dict": "{\"severity\": \">=3\", \"plugin_name\": \"ssl\", \"exploit_available\": true, \"cve\": \"CVE-2021-44228\"}",

@@ -44,22 +44,44 @@ pub enum LogFormat {
 /// Install the global tracing subscriber writing to stderr (stdout belongs to
 /// the stdio transport). `RUST_LOG` overrides the default filter: `info`, except
 /// rmcp's per-connection lifecycle lines, which in stateless HTTP mode would be two
-/// lines per request and bury the lines an operator needs.
+/// lines per request and bury the lines an operator needs. Whatever `RUST_LOG`
+/// says, [`nessus_core::log_filter`] holds every dependency at `info`: at `debug`
+/// rmcp logs each request with its tool arguments, passwords included.
 pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::{EnvFilter, fmt};
+    use tracing_subscriber::{
+        EnvFilter, fmt, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+    };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // `try_init` so tests that start several servers in one process do not panic.
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+    let (json, text) = match format {
+        LogFormat::Json => (
+            Some(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            ),
+            None,
+        ),
+        // Colour codes only for a terminal: in a file or a pipeline they are noise.
+        LogFormat::Text => (
+            None,
+            Some(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            ),
+        ),
     };
+    // `try_init` so tests that start several servers in one process do not panic.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(nessus_core::log_filter())
+        .with(json)
+        .with(text)
+        .try_init();
 }
 
 /// The process-wide Prometheus recorder (installed on first use).

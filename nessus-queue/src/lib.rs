@@ -41,7 +41,6 @@ mod secret;
 #[cfg(feature = "service")]
 pub mod service;
 mod sqlite;
-mod targets;
 mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -68,7 +67,6 @@ pub use results_dir::ResultsDir;
 pub use schema_ingest::SchemaIngest;
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
 pub use sqlite::SqliteBackend;
-pub use targets::targets_match;
 pub use task::{
     CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, ScanType, Task, TaskStatus,
     is_valid_task_id, new_task_id,

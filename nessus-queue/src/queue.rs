@@ -19,8 +19,8 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::secret::{AdhocCredentials, SecretBox};
 use crate::sqlite::SqliteBackend;
-use crate::targets::targets_match;
 use crate::task::{CancelOutcome, Completion, Failure, NewTask, ScanType, Task, TaskStatus};
+use nessus_core::targets_match;
 
 /// Tunables of the queue. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]

@@ -194,17 +194,31 @@ const SUMMARY: &[&str] = &["plugin_name", "cvss3_base_score", "synopsis"];
 const BRIEF: &[&str] = &["description", "solution"];
 
 impl Profile {
-    /// Parses a profile name, with the predecessor's error message.
+    /// Every profile, in the order documentation and error messages list them. The one
+    /// list the MCP server's argument check, completions and field resource read.
+    pub const ALL: [Profile; 4] = [
+        Profile::Minimal,
+        Profile::Summary,
+        Profile::Brief,
+        Profile::Full,
+    ];
+
+    /// The names of [`Profile::ALL`], as used on the wire.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Profile::ALL.into_iter().map(Profile::name)
+    }
+
+    /// Parses a profile name, with the predecessor's error message
+    /// (`Invalid schema profile: X. Must be one of: ['minimal', 'summary', 'brief', 'full']`).
     pub fn parse(name: &str) -> Result<Profile> {
-        match name {
-            "minimal" => Ok(Profile::Minimal),
-            "summary" => Ok(Profile::Summary),
-            "brief" => Ok(Profile::Brief),
-            "full" => Ok(Profile::Full),
-            other => Err(Error::query(format!(
-                "Invalid schema profile: {other}. Must be one of: ['minimal', 'summary', 'brief', 'full']"
-            ))),
+        if let Some(profile) = Profile::ALL.into_iter().find(|p| p.name() == name) {
+            return Ok(profile);
         }
+        let choices: Vec<String> = Profile::names().map(|n| format!("'{n}'")).collect();
+        Err(Error::query(format!(
+            "Invalid schema profile: {name}. Must be one of: [{}]",
+            choices.join(", ")
+        )))
     }
 
     /// The profile's name as used on the wire.

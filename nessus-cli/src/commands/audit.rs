@@ -5,8 +5,6 @@
 //! principals, task names in details and targets come from callers, and an escape
 //! sequence must not reach the admin's terminal.
 
-use std::fmt::Write as _;
-
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use jiff::{SignedDuration, Timestamp};
 use nessus_queue::{AuditAction, AuditPage, AuditQuery};
@@ -120,48 +118,14 @@ fn table(page: &AuditPage) -> String {
     text
 }
 
-/// `text` with every control character (C0, DEL, C1: ESC, CR, BEL, …) and every
-/// bidirectional override written as a visible escape, so the terminal shows it
-/// instead of obeying it.
-// FIXME(issue 12 bullet 9): swap for the shared terminal-safe helper when it lands.
+/// The shared terminal-safe rendering (`crate::terminal::safe`), owned in one place.
 fn terminal_safe(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control()
-                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::terminal::safe(text).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn control_characters_print_as_escapes() {
-        for (input, expected) in [
-            ("plain 10.0.0.1", "plain 10.0.0.1"),
-            ("\u{1b}[31mred", "\\u{1b}[31mred"),
-            ("a\rb\nc\td", "a\\rb\\nc\\td"),
-            (
-                "bell\u{7}del\u{7f}csi\u{9b}",
-                "bell\\u{7}del\\u{7f}csi\\u{9b}",
-            ),
-            ("\u{202e}txt.exe", "\\u{202e}txt.exe"),
-            ("é ü 日本", "é ü 日本"),
-        ] {
-            assert_eq!(terminal_safe(input), expected, "{input:?}");
-        }
-    }
 
     #[test]
     fn times_are_rfc3339_or_ages() {

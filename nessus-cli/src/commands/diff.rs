@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{Input, open_input};
 use crate::cli::{DiffArgs, GlobalArgs};
 use crate::progress;
+use crate::terminal::safe;
 
 pub(crate) fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<()> {
     // Files are ingested into throw-away stores: the diff works on store indexes, so memory
@@ -29,8 +30,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &DiffArgs) -> anyhow::Result<()> {
             .context("cannot write to stdout")?;
         writeln!(stdout).context("cannot write to stdout")?;
     } else {
-        write!(stdout, "{}", human(&diff, &args.old, &args.new))
-            .context("cannot write to stdout")?;
+        drop(stdout);
+        super::print_text(&human(&diff, &args.old, &args.new))?;
     }
     Ok(())
 }
@@ -84,8 +85,8 @@ fn severity_name(severity: Option<u8>) -> &'static str {
 fn human(diff: &ScanDiff, old: &Path, new: &Path) -> String {
     let mut text = format!(
         "{} -> {}\nnew: {}  fixed: {}  severity changed: {}  unchanged: {}\n",
-        old.display(),
-        new.display(),
+        safe(&old.display().to_string()),
+        safe(&new.display().to_string()),
         diff.new.len(),
         diff.fixed.len(),
         diff.severity_changed.len(),
@@ -133,9 +134,9 @@ fn fingerprint_cells(change: &str, fp: &Fingerprint, name: &Option<String>) -> V
     };
     vec![
         change.to_owned(),
-        fp.host.clone(),
-        port,
+        safe(&fp.host).into_owned(),
+        safe(&port).into_owned(),
         fp.plugin_id.map(|id| id.to_string()).unwrap_or_default(),
-        name.clone().unwrap_or_default(),
+        safe(name.as_deref().unwrap_or_default()).into_owned(),
     ]
 }

@@ -70,10 +70,11 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     writeln!(out).context("cannot write to stdout")
 }
 
-/// Text on stdout.
+/// Human-readable text on stdout. Control characters other than the layout's line
+/// breaks are escaped here, whatever the caller did ([`crate::terminal`]).
 pub(crate) fn print_text(text: &str) -> anyhow::Result<()> {
     io::stdout()
         .lock()
-        .write_all(text.as_bytes())
+        .write_all(crate::terminal::safe_lines(text).as_bytes())
         .context("cannot write to stdout")
 }

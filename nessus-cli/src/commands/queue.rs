@@ -16,6 +16,7 @@ use crate::cli::{DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, Task
 use crate::commands::backend::{self, Missing};
 use crate::commands::{print_json, print_text};
 use crate::exit::CliError;
+use crate::terminal::safe;
 
 pub(crate) fn run_queue(global: &GlobalArgs, cmd: &QueueCommand) -> anyhow::Result<()> {
     let (rt, service) = open(global)?;
@@ -28,7 +29,7 @@ pub(crate) fn run_queue(global: &GlobalArgs, cmd: &QueueCommand) -> anyhow::Resu
             }
             let mut text = format!(
                 "pool {}: {} queued, {} running, {} in the DLQ (at {})\n",
-                status.pool,
+                safe(&status.pool),
                 status.queue_depth,
                 status.running,
                 status.dlq_size,
@@ -150,8 +151,8 @@ pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<(
             }
             print_text(&format!(
                 "task {} requeued in pool {} (attempt {})\n",
-                task.task_id,
-                task.pool,
+                safe(&task.task_id),
+                safe(&task.pool),
                 task.attempts + 1
             ))
         }
@@ -206,7 +207,7 @@ pub(crate) fn run_housekeeping(
         report.idempotency_keys
     );
     for (id, status) in &report.tasks {
-        text.push_str(&format!("  {id} ({status})\n"));
+        text.push_str(&format!("  {} ({status})\n", safe(id)));
     }
     print_text(&text)
 }
@@ -245,13 +246,13 @@ fn task_table(tasks: &[Task]) -> String {
     ]);
     for task in tasks {
         table.add_row([
-            task.task_id.clone(),
+            safe(&task.task_id).into_owned(),
             task.status.to_string(),
-            task.pool.clone(),
-            task.targets.clone(),
+            safe(&task.pool).into_owned(),
+            safe(&task.targets).into_owned(),
             short_time(task.created_at),
             task.attempts.to_string(),
-            task.error_code.clone().unwrap_or_default(),
+            safe(task.error_code.as_deref().unwrap_or_default()).into_owned(),
         ]);
     }
     format!("{table}\n")
@@ -265,10 +266,10 @@ fn details(task: &Task, position: Option<u64>, wait: Option<u64>) -> String {
         for (key, value) in fields {
             let shown = match value {
                 Value::Null => continue,
-                Value::String(s) => s,
-                other => other.to_string(),
+                Value::String(s) => safe(&s).into_owned(),
+                other => safe(&other.to_string()).into_owned(),
             };
-            table.add_row([key, shown]);
+            table.add_row([safe(&key).into_owned(), shown]);
         }
     }
     if let Some(position) = position {

@@ -12,6 +12,7 @@ use crate::cli::{GlobalArgs, ScannersCommand};
 use crate::commands::{backend, config, print_json, print_text};
 use crate::exit::CliError;
 use crate::progress;
+use crate::terminal::safe;
 
 pub(crate) fn run(global: &GlobalArgs, cmd: &ScannersCommand) -> anyhow::Result<()> {
     let config = config::require(global, "scanners")?;
@@ -145,26 +146,29 @@ fn check_table(results: &[ScannerProbe]) -> String {
             Some(false) => "NO (web_token auth needed)",
             None => "unknown",
         };
-        table.add_row([
-            r.pool.clone(),
-            r.instance.clone(),
-            if r.reachable { "yes" } else { "NO" }.to_owned(),
-            r.status.clone().unwrap_or_default(),
-            [r.nessus_type.as_deref(), r.version.as_deref()]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" "),
-            match (&r.license, &r.license_expires) {
-                (Some(l), Some(e)) => format!("{l} (expires {e})"),
-                (Some(l), None) => l.clone(),
-                _ => String::new(),
-            },
-            scan_api.to_owned(),
-            r.tls.clone(),
-            clock_cell(r),
-            r.error.as_deref().map(short).unwrap_or_default(),
-        ]);
+        table.add_row(
+            [
+                r.pool.clone(),
+                r.instance.clone(),
+                if r.reachable { "yes" } else { "NO" }.to_owned(),
+                r.status.clone().unwrap_or_default(),
+                [r.nessus_type.as_deref(), r.version.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                match (&r.license, &r.license_expires) {
+                    (Some(l), Some(e)) => format!("{l} (expires {e})"),
+                    (Some(l), None) => l.clone(),
+                    _ => String::new(),
+                },
+                scan_api.to_owned(),
+                r.tls.clone(),
+                clock_cell(r),
+                r.error.as_deref().map(short).unwrap_or_default(),
+            ]
+            .map(|cell| safe(&cell).into_owned()),
+        );
     }
     let mut text = format!("{table}\n");
     for r in results {

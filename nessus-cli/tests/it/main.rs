@@ -10,6 +10,7 @@ mod queue;
 mod scanners;
 mod sim;
 mod support;
+mod terminal;
 mod worker;
 
 use std::path::PathBuf;

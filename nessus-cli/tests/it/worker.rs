@@ -4,7 +4,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nessus_queue::{NewTask, Queue, QueueConfig, ScanType, TaskStatus};
+use nessus_queue::{
+    AdhocCredentials, NewTask, Queue, QueueConfig, ScanType, SecretBox, TaskStatus,
+};
+use secrecy::SecretString;
 
 use super::support::{Sim, write_config};
 use super::*;
@@ -88,6 +91,83 @@ fn worker_runs_a_task_to_completed_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(OK), "{status:?}");
+}
+
+/// No secret at any log level (issue 12): the worker opens the sealed passwords and
+/// hands them, with the instance's API key, to the HTTP client; at `RUST_LOG=trace`
+/// none of them may appear on stderr.
+#[test]
+fn worker_logs_no_secret_at_trace() {
+    const SSH: &str = "canary-cli-ssh-pw-41d7e0";
+    const ESCALATION: &str = "canary-cli-escalation-pw-9c2b5f";
+    let sim = Sim::start(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[("scanner1", &sim.url())]);
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let secrets = SecretBox::from_env_or_file(&data.join("secret.key")).unwrap();
+    let queue = Queue::sqlite(data.join("queue.sqlite3"), QueueConfig::default())
+        .unwrap()
+        .with_secrets(secrets);
+    let request = NewTask::new(
+        ScanType::AuthenticatedPrivileged,
+        "nessus",
+        "192.0.2.10",
+        "canary",
+    );
+    let credentials = AdhocCredentials::ssh("scanner", SecretString::from(SSH)).escalate(
+        "sudo",
+        Some("root".to_owned()),
+        Some(SecretString::from(ESCALATION)),
+    );
+    let task_id = sim
+        .rt
+        .block_on(queue.submit("alice", request, Some(credentials), None))
+        .unwrap()
+        .task
+        .task_id;
+
+    let log = dir.path().join("worker.log");
+    let child = Command::new(assert_cmd::cargo::cargo_bin!("nessus-cli"))
+        .args(["worker", "--id", "canary-worker", "--poll-interval", "0.2"])
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "trace")
+        .env_remove("NESSUS_QUEUE_SECRET_KEY")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("the worker starts");
+    let worker = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let task = loop {
+        let view = sim.rt.block_on(queue.get(&task_id)).unwrap().expect("task");
+        if view.task.status.is_terminal() {
+            break view.task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task still {:?}",
+            view.task.status
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    drop(worker);
+    assert_eq!(task.status, TaskStatus::Completed, "{task:?}");
+    let seen = sim
+        .handle
+        .as_ref()
+        .expect("simulator")
+        .secret_seen_count(SSH);
+    assert_eq!(seen, 1, "the password reached Nessus");
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    // Our own debug lines show that `trace` took effect.
+    assert!(text.contains("Nessus call"), "no debug lines: {text}");
+    for secret in [SSH, ESCALATION, "test-secret-value"] {
+        let leaks: Vec<&str> = text.lines().filter(|l| l.contains(secret)).collect();
+        assert!(leaks.is_empty(), "{secret} in log lines: {leaks:#?}");
+    }
 }
 
 #[test]

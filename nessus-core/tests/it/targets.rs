@@ -424,6 +424,9 @@ fn targets_match_golden_table() {
         ("", "10.0.0.1", false),
         ("10.0.0.1", "", false),
         ("999.999.999.999", "999.999.999.999", true),
+        // From the golden cases nessus-queue's listing used to pin next to a re-export.
+        ("::1", "127.0.0.1", false),
+        ("10.0.0.1-10", "10.0.0.1", false),
     ];
     for (query, stored, want) in cases {
         assert_eq!(

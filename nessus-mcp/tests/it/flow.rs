@@ -143,6 +143,31 @@ async fn full_flow(h: Harness) {
         .await
         .expect("resources/read");
     assert!(format!("{fields:?}").contains("plugin_id"));
+    // The profile names come from nessus_schema::Profile::ALL; the wire shows them as before.
+    let catalogue: serde_json::Value = match &fields.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => {
+            serde_json::from_str(text).expect("the catalogue is JSON")
+        }
+        other => serde_json::Value::String(format!("{other:?}")),
+    };
+    assert_eq!(
+        catalogue["x-profiles"],
+        json!(["minimal", "summary", "brief", "full"]),
+        "{catalogue}"
+    );
+    let bad = call(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "bad profile", "schema_profile": "xyz"}),
+    )
+    .await;
+    assert_eq!(bad.is_error, Some(true));
+    let bad: serde_json::Value = serde_json::from_str(&text(&bad)).expect("error JSON");
+    assert_eq!(bad["error_code"], "invalid_profile", "{bad}");
+    assert_eq!(
+        bad["error"],
+        "Invalid schema profile: xyz. Must be one of: ['minimal', 'summary', 'brief', 'full']"
+    );
 
     // Pools, scanners, queue.
     let pools = call_ok(&client, "list_pools", json!({})).await;

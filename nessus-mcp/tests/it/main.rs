@@ -3,6 +3,7 @@
 
 mod flow;
 mod import;
+mod logs;
 mod security;
 mod stdio;
 mod support;

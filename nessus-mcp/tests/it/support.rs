@@ -3,9 +3,8 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use nessus_core::{Config, sim::SimHandle};
-use nessus_mcp::{
-    App, ConfigDirectory, HttpOptions, HttpServer, Principal, SchemaIngest, TokenSet,
-};
+use nessus_mcp::{App, HttpOptions, HttpServer, Principal, TokenSet};
+use nessus_queue::{ConfigDirectory, SchemaIngest};
 use rmcp::{
     RoleClient, ServiceExt,
     model::{CallToolRequestParams, CallToolResult},
