@@ -106,7 +106,8 @@ impl Service {
     pub async fn probe_scanners(&self, timeout: Duration) -> Vec<ScannerProbe> {
         let config = self.config();
         let mut set = tokio::task::JoinSet::new();
-        for i in config.instances().cloned() {
+        let instances: Vec<InstanceConfig> = config.instances().cloned().collect();
+        for i in instances {
             set.spawn(async move { nessus_core::probe(&i, timeout).await });
         }
         let mut out = Vec::new();
