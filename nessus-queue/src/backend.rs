@@ -307,7 +307,7 @@ pub trait Backend: Send + Sync + 'static {
 /// the one at level L if it is older than T (ties go to the older head), i.e. if at
 /// least k + 1 of Q's queued tasks are older than T. `q_older` is that count, and may
 /// be capped at k + 1 by the caller. A Q whose running count is above L has
-/// nothing ahead of T (see [`fair_older_cap`]).
+/// nothing ahead of T (see `fair_older_cap`).
 pub fn fair_ahead(rank: u64, own_running: u64, q_queued: u64, q_running: u64, q_older: u64) -> u64 {
     let level = own_running + rank.saturating_sub(1);
     if q_running > level {
