@@ -155,3 +155,66 @@ fn a_token_may_not_claim_a_reserved_principal_name() {
         assert!(err.to_string().contains("reserved"), "{spec}: {err}");
     }
 }
+
+/// The audit trail through the real server: submit, a policy refusal, a results read
+/// attempt and a cancel are each recorded with principal, task, pool and canonical
+/// targets, and the ad-hoc password reaches no event.
+#[tokio::test]
+async fn agent_actions_land_on_the_audit_trail_without_credentials() {
+    use nessus_queue::{AuditAction, AuditQuery, Queue, QueueConfig};
+    const CANARY: &str = "canary-pw-9f3e1d7c";
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let alice = h.client(TOKEN).await;
+    // TAB-separated targets: the trail records the canonical list, not the raw text.
+    let ok = call_ok(
+        &alice,
+        "run_authenticated_scan",
+        json!({"targets": "192.0.2.10\t192.0.2.11", "name": "audited", "scan_type": "authenticated",
+               "ssh_username": "scanner", "ssh_password": CANARY}),
+    )
+    .await;
+    let task_id = ok["task_id"].as_str().expect("task_id").to_owned();
+    let refused = call(
+        &alice,
+        "run_untrusted_scan",
+        json!({"targets": "10.0.0.1", "name": "outside"}),
+    )
+    .await;
+    assert_eq!(refused.is_error, Some(true));
+    let _ = call(&alice, "get_scan_results", json!({"task_id": task_id})).await;
+    call_ok(&alice, "cancel_scan", json!({"task_id": task_id})).await;
+
+    let queue = Queue::sqlite(h._dir.path().join("queue.sqlite3"), QueueConfig::default())
+        .expect("the server's queue");
+    let page = queue
+        .audit_list(AuditQuery::new(100))
+        .await
+        .expect("audit list");
+    let actions: Vec<AuditAction> = page.events.iter().map(|e| e.action).collect();
+    for want in [
+        AuditAction::Submit,
+        AuditAction::PolicyRefused,
+        AuditAction::Cancel,
+    ] {
+        assert!(actions.contains(&want), "{want:?} missing from {actions:?}");
+    }
+    let submit = page
+        .events
+        .iter()
+        .find(|e| e.action == AuditAction::Submit)
+        .expect("submit event");
+    assert_eq!(submit.principal, "alice");
+    assert_eq!(submit.task_id.as_deref(), Some(task_id.as_str()));
+    assert_eq!(submit.pool.as_deref(), Some("nessus"));
+    assert_eq!(submit.targets.as_deref(), Some("192.0.2.10,192.0.2.11"));
+    assert!(!submit.trace_id.is_empty());
+    let refusal = page
+        .events
+        .iter()
+        .find(|e| e.action == AuditAction::PolicyRefused)
+        .expect("refusal event");
+    assert_eq!(refusal.targets.as_deref(), Some("10.0.0.1"));
+    let all = serde_json::to_string(&page.events).expect("json");
+    assert!(!all.contains(CANARY), "a password reached the audit trail");
+    h.stop().await;
+}
