@@ -19,7 +19,7 @@ pub struct SchemaIngest;
 impl SchemaIngest {
     /// Where the findings store of a task directory lives.
     pub fn store_dir(task_dir: &Path) -> PathBuf {
-        task_dir.join("store")
+        crate::ResultsDir::store_in(task_dir)
     }
 
     /// The completion (status summary, authentication status, warnings) for a

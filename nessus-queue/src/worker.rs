@@ -415,7 +415,7 @@ impl Worker {
             .queue
             .housekeep(false, |t| {
                 if crate::task::is_valid_task_id(&t.task_id) {
-                    let _ = std::fs::remove_dir_all(results.join(&t.task_id));
+                    let _ = crate::ResultsDir::new(&results).remove_task(&t.task_id);
                 }
             })
             .await
@@ -871,15 +871,15 @@ impl Inner {
         }
 
         // 4. Export to the results directory (temp file, then rename).
-        let task_dir = self.cfg.results_dir.join(id);
+        let task_dir = crate::ResultsDir::new(&self.cfg.results_dir).task_dir(id);
         tokio::fs::create_dir_all(&task_dir).await.map_err(|e| {
             Stop::Fail(Failure::dead_letter(
                 "results_dir_unwritable",
                 format!("cannot create {}: {e}", task_dir.display()),
             ))
         })?;
-        let part = task_dir.join("scan.nessus.part");
-        let export = task_dir.join("scan.nessus");
+        let part = crate::ResultsDir::partial_export_in(&task_dir);
+        let export = crate::ResultsDir::export_in(&task_dir);
         let cap = self.cfg.export_size_cap;
         tracing::debug!(task_id = %id, "exporting");
         // The scan completed: a cancel arriving now no longer discards its results.
