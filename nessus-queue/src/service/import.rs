@@ -19,7 +19,7 @@ use crate::results_dir::ResultsDir;
 use crate::schema_ingest::SchemaIngest;
 use crate::task::{NewTask, ScanType, Task};
 
-use super::{Principal, Service};
+use super::{Principal, Service, blocking};
 
 /// Where the `.nessus` comes from.
 #[non_exhaustive]
@@ -204,15 +204,6 @@ fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
     let store = store.map_err(bad_file)?;
     let summary = store.summary().clone();
     Ok((summary, default_name))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Io {
-            what: "the import task stopped".to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?
 }
 
 impl Service {

@@ -105,3 +105,15 @@ impl Service {
         self.results.root()
     }
 }
+
+/// Runs blocking file work (ingest, store pages) off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> crate::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::Error::Io {
+            what: "a blocking task stopped".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+}

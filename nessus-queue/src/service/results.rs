@@ -13,7 +13,7 @@ use crate::limits::{CURSOR_MAX, CUSTOM_FIELDS_MAX, FIELD_NAME_MAX, FILTERS_MAX, 
 use crate::results_dir::ResultsDir;
 use crate::task::TaskStatus;
 
-use super::{Principal, Service};
+use super::{Principal, Service, blocking};
 
 /// How many open stores to keep.
 const CAPACITY: usize = 32;
@@ -128,15 +128,6 @@ fn check_params(p: &QueryParams) -> Result<()> {
         check_len("cursor", c, CURSOR_MAX)?;
     }
     Ok(())
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::Io {
-            what: "a blocking results task stopped".to_owned(),
-            source: std::io::Error::other(e.to_string()),
-        })?
 }
 
 impl Service {
