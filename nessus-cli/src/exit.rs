@@ -116,8 +116,7 @@ fn queue_code(error: &nessus_queue::Error) -> u8 {
         | E::ImportPathRefused { .. }
         | E::Query(_) => USAGE,
         E::Corrupt { .. } | E::InvalidImport { .. } => INPUT,
-        E::TargetsRefused(_)
-        | E::TargetsNotAllowed { .. }
+        E::TargetsNotAllowed { .. }
         | E::UnknownPool { .. }
         | E::Forbidden { .. }
         | E::QuotaExceeded { .. } => REFUSED,

@@ -32,10 +32,12 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
         E::Contention { .. } => "retry the call".to_owned(),
         E::UnknownPool { known, .. } => format!("known pools: {}", known.join(", ")),
         E::ScannerNotFound { .. } => "list_scanners shows the instances of each pool".to_owned(),
-        E::TargetsRefused(_) => "only scan targets inside the pool's target policy; nothing was \
+        E::TargetsNotAllowed { .. } => {
+            "only scan targets inside the pool's target policy; nothing was \
              sent to Nessus. list_pools shows the pools; ask the operator to extend the policy \
              if needed"
-            .to_owned(),
+                .to_owned()
+        }
         E::UnknownCredentialProfile { known, .. } => format!("configured profiles: {known:?}"),
         E::InvalidCredentials { .. } => {
             "prefer credential_profile: ask the operator which profiles exist".to_owned()

@@ -144,18 +144,7 @@ impl ScannerDirectory for ConfigDirectory {
     }
 
     fn check_targets(&self, pool: &str, targets: &str) -> crate::Result<ApprovedTargets> {
-        let config = self.config();
-        let not_allowed = |reason: String| crate::Error::TargetsNotAllowed {
-            pool: pool.to_owned(),
-            reason,
-        };
-        let p = config
-            .pool(pool)
-            .ok_or_else(|| not_allowed("the pool is no longer configured".to_owned()))?;
-        p.check_targets(targets).map_err(|e| match e {
-            nessus_core::Error::TargetsRefused { refusal, .. } => not_allowed(refusal.to_string()),
-            other => not_allowed(other.to_string()),
-        })
+        check_targets_in(&self.config(), pool, targets)
     }
 
     fn available(&self, pool: &str, instance: &str) -> bool {
@@ -163,4 +152,22 @@ impl ScannerDirectory for ConfigDirectory {
             .get(&format!("{pool}:{instance}"))
             .is_none_or(|b| b.is_available())
     }
+}
+
+/// The target policy of `pool` in `config` applied to `targets`: the one check the
+/// worker makes at claim and the service makes at DLQ retry. A pool that is no longer
+/// configured refuses everything.
+pub(crate) fn check_targets_in(
+    config: &Config,
+    pool: &str,
+    targets: &str,
+) -> crate::Result<ApprovedTargets> {
+    let p = config
+        .pool(pool)
+        .ok_or_else(|| crate::Error::TargetsNotAllowed {
+            pool: pool.to_owned(),
+            reason: "the pool is no longer configured".to_owned(),
+        })?;
+    p.check_targets(targets)
+        .map_err(|e| crate::Error::targets_refused(pool, e))
 }

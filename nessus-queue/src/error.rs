@@ -104,9 +104,9 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
-    /// A task's targets are outside its pool's target policy as configured now, or the
-    /// pool is no longer configured. The worker ends such a task `target_not_allowed`
-    /// before any Nessus request.
+    /// Targets outside the pool's target policy as configured now, or a pool that is no
+    /// longer configured: refused at submit, at claim (the worker ends the task
+    /// `target_not_allowed` before any Nessus request) and at DLQ retry.
     #[error("targets refused by pool {pool}: {reason}")]
     TargetsNotAllowed {
         /// The task's pool.
@@ -145,9 +145,6 @@ pub enum Error {
         /// The instance asked for.
         instance: String,
     },
-    /// The pool's target policy refused a target (nothing was sent to Nessus).
-    #[error("{0}")]
-    TargetsRefused(#[source] nessus_core::Error),
     /// The request named a credential profile the config does not define.
     #[error("credential profile '{profile}' is not configured")]
     UnknownCredentialProfile {
@@ -245,7 +242,7 @@ impl Error {
             Self::Contention { .. } => "busy",
             Self::UnknownPool { .. } => "unknown_pool",
             Self::ScannerNotFound { .. } => "scanner_not_found",
-            Self::TargetsRefused(_) | Self::TargetsNotAllowed { .. } => "target_not_allowed",
+            Self::TargetsNotAllowed { .. } => "target_not_allowed",
             Self::UnknownCredentialProfile { .. } => "unknown_credential_profile",
             Self::InvalidCredentials { .. } => "invalid_credentials",
             // The predecessor-era code for an inline import that is too big.
@@ -285,6 +282,19 @@ impl Error {
                 ..
             } | Self::Contention { .. }
         )
+    }
+
+    /// A target-policy refusal from `nessus-core`, as this crate reports it (the
+    /// refused targets and why, without the core error type).
+    pub(crate) fn targets_refused(pool: &str, e: nessus_core::Error) -> Self {
+        let reason = match e {
+            nessus_core::Error::TargetsRefused { refusal, .. } => refusal.to_string(),
+            other => other.to_string(),
+        };
+        Self::TargetsNotAllowed {
+            pool: pool.to_owned(),
+            reason,
+        }
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {

@@ -21,14 +21,10 @@ impl Service {
             .ok_or_else(|| Error::NotFound {
                 task_id: task_id.to_owned(),
             })?;
-        let config = self.config();
-        let Some(pool) = config.pool(&task.pool) else {
-            return Err(Error::UnknownPool {
-                pool: task.pool.clone(),
-                known: config.pool_names().into_iter().map(str::to_owned).collect(),
-            });
-        };
-        if let Err(e) = pool.check_targets(&task.targets) {
+        // The same check the worker makes at claim, against the config in force now.
+        if let Err(e) =
+            crate::directory::check_targets_in(&self.config(), &task.pool, &task.targets)
+        {
             self.record_refusal(
                 AuditAction::PolicyRefused,
                 principal,
@@ -37,7 +33,7 @@ impl Service {
                 &format!("dlq retry of {task_id}: {e}"),
             )
             .await;
-            return Err(Error::TargetsRefused(e));
+            return Err(e);
         }
         let task = self.queue.dlq_retry(task_id).await?;
         tracing::info!(task_id, principal = %principal, pool = %task.pool, "dlq_retry");

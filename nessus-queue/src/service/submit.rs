@@ -187,6 +187,7 @@ impl Service {
         let approved = match pool.check_targets(&req.targets) {
             Ok(a) => a,
             Err(e) => {
+                let e = Error::targets_refused(&pool_name, e);
                 tracing::info!(principal = %principal, pool = %pool_name, error = %e, "targets_refused");
                 self.record_refusal(
                     AuditAction::PolicyRefused,
@@ -196,7 +197,7 @@ impl Service {
                     &e.to_string(),
                 )
                 .await;
-                return Err(Error::TargetsRefused(e));
+                return Err(e);
             }
         };
         let canonical = approved.to_nessus_text();
