@@ -113,6 +113,8 @@ fn queue_code(error: &nessus_queue::Error) -> u8 {
         | E::TooLong { .. }
         | E::InvalidProfile { .. }
         | E::InvalidCredentials { .. }
+        | E::MissingCredentials
+        | E::ImportTooLarge { .. }
         | E::ImportPathRefused { .. }
         | E::Query(_) => USAGE,
         E::Corrupt { .. } | E::InvalidImport { .. } => INPUT,

@@ -194,16 +194,7 @@ pub(crate) async fn submit_authenticated(
         .submit(principal, req)
         .await
         .map(submitted)
-        .map_err(|e| {
-            // The predecessor's code for "no usable credentials at all".
-            if matches!(&e, nessus_queue::Error::InvalidCredentials { reason } if reason.starts_with("an authenticated scan needs"))
-            {
-                ToolError::new("missing_credentials", e.to_string())
-                    .hint("prefer credential_profile: ask the operator which profiles exist")
-            } else {
-                service_error(e)
-            }
-        })
+        .map_err(service_error)
 }
 
 /// A task the principal may see, or "not found" (never reveals other principals' tasks).

@@ -159,6 +159,20 @@ pub enum Error {
         /// What is missing or wrong (never a secret value).
         reason: String,
     },
+    /// An authenticated scan came with no credentials at all (neither a profile nor a
+    /// username and password).
+    #[error(
+        "an authenticated scan needs credential_profile, or both ssh_username and ssh_password"
+    )]
+    MissingCredentials,
+    /// A `.nessus` file sent inline with an import is larger than the inline limit.
+    #[error("inline content is {actual} bytes; the limit is {limit}")]
+    ImportTooLarge {
+        /// Its size in bytes.
+        actual: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A free-text field is longer than its limit.
     #[error("{field} is {actual} bytes; the limit is {limit}")]
     TooLong {
@@ -245,10 +259,8 @@ impl Error {
             Self::TargetsNotAllowed { .. } => "target_not_allowed",
             Self::UnknownCredentialProfile { .. } => "unknown_credential_profile",
             Self::InvalidCredentials { .. } => "invalid_credentials",
-            // The predecessor-era code for an inline import that is too big.
-            Self::TooLong {
-                field: "content", ..
-            } => "content_too_large",
+            Self::MissingCredentials => "missing_credentials",
+            Self::ImportTooLarge { .. } => "content_too_large",
             Self::TooLong { .. } => "field_too_long",
             Self::Forbidden { .. } => "forbidden",
             Self::QuotaExceeded { .. } => "quota_exceeded",

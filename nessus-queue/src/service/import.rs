@@ -212,8 +212,7 @@ impl Service {
         if let ImportSource::Inline(b) = &req.source
             && b.len() > INLINE_IMPORT_MAX
         {
-            return Err(Error::TooLong {
-                field: "content",
+            return Err(Error::ImportTooLarge {
                 actual: b.len(),
                 limit: INLINE_IMPORT_MAX,
             });

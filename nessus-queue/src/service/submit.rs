@@ -273,9 +273,7 @@ impl Service {
                 ));
             }
             (_, ScanCredentials::None) => {
-                return Err(Error::InvalidCredentials {
-                    reason: "an authenticated scan needs credential_profile, or both ssh_username and ssh_password".to_owned(),
-                });
+                return Err(Error::MissingCredentials);
             }
             _ => {}
         }
@@ -304,9 +302,7 @@ impl Service {
             }
             ScanCredentials::Adhoc(c) => {
                 if c.username.trim().is_empty() || c.password.expose_secret().is_empty() {
-                    return Err(Error::InvalidCredentials {
-                        reason: "an authenticated scan needs credential_profile, or both ssh_username and ssh_password".to_owned(),
-                    });
+                    return Err(Error::MissingCredentials);
                 }
                 let method: EscalationMethod =
                     c.elevate_privileges_with
