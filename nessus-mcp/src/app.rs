@@ -134,9 +134,9 @@ impl App {
             )),
         });
         if instances > 0 {
-            // The same probe as `nessus-cli scanners check`: ready means at least one
-            // scanner answers; the detail names the ones that do not.
-            let probes = self.service.probe_scanners(Duration::from_secs(2)).await;
+            // The same probe as `nessus-cli scanners check` (reused for a few seconds):
+            // ready means at least one scanner answers; the detail names the others.
+            let probes = self.service.scanner_health(Duration::from_secs(2)).await;
             let down: Vec<String> = probes
                 .iter()
                 .filter(|p| !p.reachable)

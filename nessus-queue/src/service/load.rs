@@ -48,6 +48,18 @@ pub fn utilization_pct(active: u64, max: u64) -> f64 {
     }
 }
 
+/// The last probe of every scanner and when it was taken. Behind an async lock held
+/// for the whole probe, so concurrent callers wait for one probe instead of each
+/// sending their own.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeCache {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Vec<ScannerProbe>>)>>,
+}
+
+/// How long a probe answers `/ready`: readiness checks come every few seconds and
+/// need no token, so each one must not become a request to every scanner.
+pub const PROBE_MAX_AGE: Duration = Duration::from_secs(15);
+
 /// Page size when walking the running tasks.
 const PAGE: usize = 1000;
 
@@ -99,6 +111,20 @@ impl Service {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// The scanners' health for readiness: the last probe if it is younger than
+    /// [`PROBE_MAX_AGE`], else a fresh one (one at a time, however many ask).
+    pub async fn scanner_health(&self, timeout: Duration) -> std::sync::Arc<Vec<ScannerProbe>> {
+        let mut last = self.probes.last.lock().await;
+        if let Some((at, probes)) = last.as_ref()
+            && at.elapsed() < PROBE_MAX_AGE
+        {
+            return probes.clone();
+        }
+        let probes = std::sync::Arc::new(self.probe_scanners(timeout).await);
+        *last = Some((std::time::Instant::now(), probes.clone()));
+        probes
     }
 
     /// Asks every configured scanner whether it answers (one attempt each, at most

@@ -52,6 +52,8 @@ pub struct Service {
     config: RwLock<Arc<Config>>,
     results: ResultsDir,
     stores: Arc<results::StoreCache>,
+    /// The last scanner probe, reused for a while (see [`Service::scanner_health`]).
+    probes: load::ProbeCache,
 }
 
 impl Service {
@@ -62,6 +64,7 @@ impl Service {
             config: RwLock::new(Arc::new(config)),
             results,
             stores: Arc::default(),
+            probes: load::ProbeCache::default(),
         }
     }
 
