@@ -24,6 +24,15 @@ pub const FILTERS_MAX: usize = 16 * 1024;
 /// A results cursor.
 pub const CURSOR_MAX: usize = 4 * 1024;
 
+/// The free-text fields of a task against their limits, first, so nothing after
+/// this walks (or parses) a 7 MiB string. Submit checks them before the target policy
+/// parses the targets; task validation checks them again for every other path.
+pub fn check_task_text(name: &str, description: &str, targets: &str) -> Result<()> {
+    check_len("name", name, NAME_MAX)?;
+    check_len("description", description, DESCRIPTION_MAX)?;
+    check_len("targets", targets, TARGETS_MAX)
+}
+
 /// `Err(TooLong)` naming `field` and `limit` when `value` is longer.
 pub fn check_len(field: &'static str, value: &str, limit: usize) -> Result<()> {
     if value.len() > limit {

@@ -279,11 +279,7 @@ impl NewTask {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
-        use crate::limits::{DESCRIPTION_MAX, NAME_MAX, TARGETS_MAX, check_len};
-        // Lengths first: nothing below should walk a 7 MiB string.
-        check_len("name", &self.name, NAME_MAX)?;
-        check_len("description", &self.description, DESCRIPTION_MAX)?;
-        check_len("targets", &self.targets, TARGETS_MAX)?;
+        crate::limits::check_task_text(&self.name, &self.description, &self.targets)?;
         check_name("scanner_pool", &self.pool)?;
         if let Some(i) = &self.scanner_instance {
             check_name("scanner_instance", i)?;

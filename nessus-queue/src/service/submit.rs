@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
-use crate::limits::{DESCRIPTION_MAX, NAME_MAX, TARGETS_MAX, check_len};
+use crate::limits::check_task_text;
 use crate::queue::Submitted;
 use crate::secret::AdhocCredentials;
 use crate::task::{NewTask, ScanType};
@@ -148,9 +148,7 @@ pub struct Submission {
 impl Service {
     /// Validates `req` against every rule and queues it for `principal`.
     pub async fn submit(&self, principal: &Principal, req: ScanRequest) -> Result<Submission> {
-        check_len("name", &req.name, NAME_MAX)?;
-        check_len("description", &req.description, DESCRIPTION_MAX)?;
-        check_len("targets", &req.targets, TARGETS_MAX)?;
+        check_task_text(&req.name, &req.description, &req.targets)?;
         nessus_schema::Profile::parse(&req.schema_profile).map_err(|e| Error::InvalidProfile {
             message: e.to_string(),
         })?;
