@@ -461,12 +461,11 @@ pub(crate) async fn queue_status(
     principal: &Principal,
     pool: Option<&str>,
 ) -> Result<QueueStatus, ToolError> {
-    let view = app
+    let s = app
         .service()
         .queue_status(principal, pool)
         .await
         .map_err(service_error)?;
-    let s = view.status;
     Ok(QueueStatus {
         pool: s.pool,
         queue_depth: s.queue_depth,

@@ -47,7 +47,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
         Some((*config).clone()),
         backend::Missing::Create,
     )?;
-    settings.results_dir = service.results_root().to_owned();
+    settings.results_dir = service.results_dir().root().to_owned();
     let results_dir = settings.results_dir.clone();
     let queue = service.queue().clone();
     let directory = Arc::new(ConfigDirectory::new(Arc::clone(&config), None)?);

@@ -27,7 +27,6 @@ pub mod results;
 pub mod submit;
 pub mod tenancy;
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use nessus_core::Config;
@@ -42,7 +41,7 @@ pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
 pub use results::{DiffOptions, DiffOutcome};
 pub use submit::{ScanCredentials, ScanRequest, Submission};
-pub use tenancy::{Cancelled, QueueView};
+pub use tenancy::Cancelled;
 
 /// The use-case layer over one queue and one configuration.
 #[derive(Debug)]
@@ -96,16 +95,6 @@ impl Service {
     /// The results directory.
     pub fn results_dir(&self) -> &ResultsDir {
         &self.results
-    }
-
-    /// Where a task's findings store lives.
-    pub fn store_dir(&self, task_id: &str) -> std::path::PathBuf {
-        self.results.store_dir(task_id)
-    }
-
-    /// The results root (for workers and housekeeping).
-    pub fn results_root(&self) -> &Path {
-        self.results.root()
     }
 }
 

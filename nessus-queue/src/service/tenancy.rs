@@ -19,14 +19,6 @@ pub struct Cancelled {
     pub task: Task,
 }
 
-/// A pool's queue as one principal may see it.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct QueueView {
-    /// Counts for the whole pool (everyone's work, as numbers only).
-    pub status: QueueStatus,
-}
-
 impl Service {
     /// Whether `principal` may see `task`.
     pub fn can_see(&self, principal: &Principal, task: &Task) -> bool {
@@ -80,7 +72,7 @@ impl Service {
         &self,
         principal: &Principal,
         pool: Option<&str>,
-    ) -> Result<QueueView> {
+    ) -> Result<QueueStatus> {
         let config = self.config();
         let name = pool
             .filter(|p| !p.is_empty())
@@ -99,6 +91,6 @@ impl Service {
                 .next_tasks
                 .retain(|t| t.principal == principal.as_str());
         }
-        Ok(QueueView { status })
+        Ok(status)
     }
 }
