@@ -232,6 +232,13 @@ pub enum Error {
     /// Imports from files are off: the import directory does not exist.
     #[error("the import directory does not exist")]
     ImportDisabled,
+    /// An admin read named a SQLite queue that does not exist (a wrong data directory,
+    /// not an empty queue).
+    #[error("no queue database at {}", path.display())]
+    NoQueueDatabase {
+        /// The file looked for.
+        path: std::path::PathBuf,
+    },
     /// File-system work around the results directory failed.
     #[error("{what}")]
     Io {
@@ -276,6 +283,7 @@ impl Error {
             | Self::Backend { .. }
             | Self::Secret { .. }
             | Self::Corrupt { .. }
+            | Self::NoQueueDatabase { .. }
             | Self::Io { .. } => "internal_error",
         }
     }

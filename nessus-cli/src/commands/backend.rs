@@ -47,16 +47,11 @@ pub(crate) fn open_service(
         .data_dir(global.data_dir.clone())
         .redis_url(global.redis_url.clone().map(secrecy::SecretString::from))
         .missing(missing);
-    rt.block_on(Service::open(config, opts)).map_err(|e| {
-        if missing == Missing::Refuse
-            && matches!(&e, nessus_queue::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-        {
-            CliError::Input(format!(
-                "{e} (is it the server's data directory?)"
-            ))
-            .into()
-        } else {
-            anyhow::Error::new(e).context("cannot open the queue")
-        }
-    })
+    rt.block_on(Service::open(config, opts))
+        .map_err(|e| match e {
+            nessus_queue::Error::NoQueueDatabase { .. } => {
+                CliError::Input(format!("{e} (is it the server's data directory?)")).into()
+            }
+            e => anyhow::Error::new(e).context("cannot open the queue"),
+        })
 }

@@ -138,9 +138,8 @@ async fn open_queue(config: &Config, opts: &OpenOptions, settings: QueueConfig) 
 fn sqlite(db: &Path, settings: QueueConfig, missing: Missing) -> Result<Queue> {
     if !db.is_file() {
         if missing == Missing::Refuse {
-            return Err(Error::Io {
-                what: format!("no queue database at {}", db.display()),
-                source: std::io::ErrorKind::NotFound.into(),
+            return Err(Error::NoQueueDatabase {
+                path: db.to_owned(),
             });
         }
         if let Some(parent) = db.parent() {
