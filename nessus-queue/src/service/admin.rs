@@ -68,7 +68,7 @@ impl Service {
     }
 
     fn require_admin(&self, principal: &Principal, what: &str) -> Result<()> {
-        if principal.settings(&self.config()).is_admin() {
+        if self.is_admin(principal) {
             Ok(())
         } else {
             Err(Error::Forbidden {

@@ -20,9 +20,14 @@ pub struct Cancelled {
 }
 
 impl Service {
+    /// Whether `principal` has the admin role under the config in force.
+    pub fn is_admin(&self, principal: &Principal) -> bool {
+        principal.settings(&self.config()).is_admin()
+    }
+
     /// Whether `principal` may see `task`.
     pub fn can_see(&self, principal: &Principal, task: &Task) -> bool {
-        task.principal == principal.as_str() || principal.settings(&self.config()).is_admin()
+        task.principal == principal.as_str() || self.is_admin(principal)
     }
 
     /// A task `principal` may see, with its queue position, or `NotFound`.
@@ -42,7 +47,7 @@ impl Service {
     /// is applied in the backend's index, so pages are full and cursors never carry
     /// another principal's task.
     pub async fn list(&self, principal: &Principal, q: ListTasks) -> Result<TaskPage> {
-        let q = if principal.settings(&self.config()).is_admin() {
+        let q = if self.is_admin(principal) {
             q
         } else {
             q.principal(principal.as_str())
@@ -83,7 +88,7 @@ impl Service {
                 known: config.pool_names().into_iter().map(str::to_owned).collect(),
             });
         }
-        let admin = principal.settings(&config).is_admin();
+        let admin = self.is_admin(principal);
         // INTERIM until the backends count per principal.
         let mut status = self.queue.queue_status(name).await?;
         if !admin {
