@@ -178,32 +178,31 @@ fn targets_of(summary: &Summary) -> String {
 /// Ingests the source into `staging/store`; returns the summary and the file name
 /// (empty for inline content).
 fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
-    let dir = ResultsDir::store_in(staging);
-    let (store, default_name) = match source {
-        ImportSource::File(path) => {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| bad_file(format!("cannot open {}: {e}", path.display())))?;
-            let s = Store::ingest(BufReader::with_capacity(1 << 16, file), &dir);
-            (s, file_name(&path))
-        }
-        ImportSource::Confined {
-            dir: root,
-            requested,
-        } => {
-            let path = confine(&root, &requested)?;
-            let file = std::fs::File::open(&path).map_err(bad_file)?;
-            let s = Store::ingest(BufReader::with_capacity(1 << 16, file), &dir);
-            (s, file_name(&path))
-        }
-        ImportSource::Inline(bytes) => (Store::ingest(bytes.as_slice(), &dir), String::new()),
-        ImportSource::Reader { reader, file_name } => (
-            Store::ingest(BufReader::with_capacity(1 << 16, reader), &dir),
-            file_name,
+    let (reader, file_name) = open(source)?;
+    let store = Store::ingest(
+        BufReader::with_capacity(1 << 16, reader),
+        &ResultsDir::store_in(staging),
+    )
+    .map_err(bad_file)?;
+    Ok((store.summary().clone(), file_name))
+}
+
+/// The source's bytes and its file name (empty for inline content).
+fn open(source: ImportSource) -> Result<(Box<dyn Read + Send>, String)> {
+    let file = |path: &Path| std::fs::File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>);
+    Ok(match source {
+        ImportSource::File(path) => (
+            file(&path).map_err(|e| bad_file(format!("cannot open {}: {e}", path.display())))?,
+            file_name(&path),
         ),
-    };
-    let store = store.map_err(bad_file)?;
-    let summary = store.summary().clone();
-    Ok((summary, default_name))
+        // The error names no server path: the caller only gave a name.
+        ImportSource::Confined { dir, requested } => {
+            let path = confine(&dir, &requested)?;
+            (file(&path).map_err(bad_file)?, file_name(&path))
+        }
+        ImportSource::Inline(bytes) => (Box::new(std::io::Cursor::new(bytes)), String::new()),
+        ImportSource::Reader { reader, file_name } => (reader, file_name),
+    })
 }
 
 impl Service {
