@@ -90,15 +90,8 @@ pub(crate) fn run_tasks(global: &GlobalArgs, cmd: &TasksCommand) -> anyhow::Resu
             ))
         }
         TasksCommand::Cancel { task_id } => {
-            let outcome = rt
-                .block_on(service.cancel(&operator(), task_id))
-                .map_err(|e| match e {
-                    nessus_queue::Error::NotFound { .. } => {
-                        CliError::NotFound(format!("no task {task_id}")).into()
-                    }
-                    e => anyhow::Error::new(e),
-                })?
-                .outcome;
+            // An unknown task is the service's NotFound (exit 4).
+            let outcome = rt.block_on(service.cancel(&operator(), task_id))?.outcome;
             let (word, text) = match outcome {
                 CancelOutcome::Cancelled => ("cancelled", format!("task {task_id} cancelled")),
                 CancelOutcome::CancelRequested => (
@@ -141,10 +134,8 @@ pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<(
             print_text(&details(&task, None, None))
         }
         DlqCommand::Retry { task_id } => {
-            if rt.block_on(queue.dlq_get(task_id))?.is_none() {
-                return Err(CliError::NotFound(format!("no task {task_id} in the DLQ")).into());
-            }
-            // The service re-checks the targets against the policy in force now.
+            // The service answers NotFound (exit 4) for a task not in the DLQ, and
+            // re-checks the targets against the policy in force now.
             let task = rt.block_on(service.dlq_retry(&operator(), task_id))?;
             if global.json {
                 return print_json(&task);
