@@ -1,8 +1,8 @@
 //! The queue administration commands against a real SQLite queue file.
 
 use super::*;
-use nessus_queue::testkit::{RedisServer, single_pool};
-use nessus_queue::{Failure, NewTask, Queue, QueueConfig, ScanType};
+use nessus_queue::testkit::RedisServer;
+use nessus_queue::{NewTask, Queue, QueueConfig, ScanType};
 
 const NOT_FOUND: i32 = 4;
 const REFUSED: i32 = 6;
@@ -18,43 +18,15 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("queue.sqlite3");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let (queued, dead) = rt.block_on(async {
-            let queue = Queue::sqlite(&db, QueueConfig::default()).unwrap();
-            let mut ids = Vec::new();
-            for (target, name) in [
-                ("10.0.0.5", "first"),
-                ("10.0.0.6", "second"),
-                ("10.0.0.7", "third"),
-            ] {
-                let request = NewTask::new(ScanType::Untrusted, "nessus", target, name);
-                ids.push(
-                    queue
-                        .submit("alice", request, None, None)
-                        .await
-                        .unwrap()
-                        .task
-                        .task_id,
-                );
-            }
-            let pools = single_pool("nessus", "scanner1", 1);
-            let claim = queue
-                .claim("worker-1", &pools)
-                .await
-                .unwrap()
-                .expect("a task");
-            let failure = Failure::dead_letter("nessus_rejected", "policy not found");
-            queue
-                .fail(&claim.task.task_id, claim.token, failure)
-                .await
-                .unwrap();
-            let dead = claim.task.task_id;
-            ids.retain(|id| *id != dead);
-            (ids, dead)
-        });
+        let (dead, queued) = crate::support::seed_queue(
+            &db,
+            &[
+                ("10.0.0.5", "first", ""),
+                ("10.0.0.6", "second", ""),
+                ("10.0.0.7", "third", ""),
+            ],
+            "policy not found",
+        );
         Self { dir, queued, dead }
     }
 

@@ -72,3 +72,48 @@ pub(crate) fn dead_url() -> String {
     drop(listener);
     format!("http://127.0.0.1:{port}")
 }
+
+/// One task to queue with [`seed_queue`]: target, name, description.
+pub(crate) type Seed<'a> = (&'a str, &'a str, &'a str);
+
+/// Queues `tasks` for `alice` in pool `nessus` of the SQLite queue at `db` (created),
+/// then claims one and dead-letters it with `error`. Returns the dead-lettered id and
+/// the still-queued ids in submit order.
+pub(crate) fn seed_queue(db: &Path, tasks: &[Seed<'_>], error: &str) -> (String, Vec<String>) {
+    use nessus_queue::testkit::single_pool;
+    use nessus_queue::{Failure, NewTask, Queue, QueueConfig, ScanType};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let queue = Queue::sqlite(db, QueueConfig::default()).unwrap();
+        let mut ids = Vec::new();
+        for (target, name, description) in tasks {
+            let request = NewTask::new(ScanType::Untrusted, "nessus", *target, *name)
+                .description(*description);
+            ids.push(
+                queue
+                    .submit("alice", request, None, None)
+                    .await
+                    .unwrap()
+                    .task
+                    .task_id,
+            );
+        }
+        let pools = single_pool("nessus", "scanner1", 1);
+        let claim = queue
+            .claim("worker-1", &pools)
+            .await
+            .unwrap()
+            .expect("a task");
+        let failure = Failure::dead_letter("nessus_rejected", error);
+        queue
+            .fail(&claim.task.task_id, claim.token, failure)
+            .await
+            .unwrap();
+        let dead = claim.task.task_id;
+        ids.retain(|id| *id != dead);
+        (dead, ids)
+    })
+}

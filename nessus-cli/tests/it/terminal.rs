@@ -3,8 +3,6 @@
 //! human-readable command, and exactly in `--json`.
 
 use super::*;
-use nessus_queue::testkit::single_pool;
-use nessus_queue::{Failure, NewTask, Queue, QueueConfig, ScanType};
 
 const NAME: &str = "\x1b[31mRED\x1b[0m\r";
 const TARGET: &str = "192.0.2.1\x1b[2J";
@@ -14,39 +12,9 @@ const ERROR: &str = "scanner said \x1b]0;pwned\x07 \u{202e}gnp.exe";
 fn control_characters_print_escaped() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("queue.sqlite3");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (dead, queued) = rt.block_on(async {
-        let queue = Queue::sqlite(&db, QueueConfig::default()).unwrap();
-        let mut ids = Vec::new();
-        for _ in 0..2 {
-            let request = NewTask::new(ScanType::Untrusted, "nessus", TARGET, NAME)
-                .description("ring\x07 the bell");
-            ids.push(
-                queue
-                    .submit("alice", request, None, None)
-                    .await
-                    .unwrap()
-                    .task
-                    .task_id,
-            );
-        }
-        let pools = single_pool("nessus", "scanner1", 1);
-        let claim = queue
-            .claim("worker-1", &pools)
-            .await
-            .unwrap()
-            .expect("a task");
-        let failure = Failure::dead_letter("nessus_rejected", ERROR);
-        queue
-            .fail(&claim.task.task_id, claim.token, failure)
-            .await
-            .unwrap();
-        ids.retain(|id| *id != claim.task.task_id);
-        (claim.task.task_id, ids.remove(0))
-    });
+    let (dead, mut queued) =
+        crate::support::seed_queue(&db, &[(TARGET, NAME, "ring\x07 the bell"); 2], ERROR);
+    let queued = queued.remove(0);
     let data = dir.path().to_str().unwrap();
     // (command, a text the output must show, escaped)
     let cases: &[(&[&str], &str)] = &[
