@@ -48,19 +48,7 @@ fn worker_runs_a_task_to_completed_and_stops_on_sigterm() {
         .expect("the worker starts");
     let mut worker = Running(child);
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let task = loop {
-        let view = sim.rt.block_on(queue.get(&task_id)).unwrap().expect("task");
-        if view.task.status.is_terminal() {
-            break view.task;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "task still {:?}",
-            view.task.status
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let task = wait_terminal(&sim, &queue, &task_id);
     assert_eq!(task.status, TaskStatus::Completed, "{task:?}");
     assert_eq!(task.instance.as_deref(), Some("scanner1"));
     let summary = task.results_summary.expect("a results summary");
@@ -139,19 +127,7 @@ fn worker_logs_no_secret_at_trace() {
         .spawn()
         .expect("the worker starts");
     let worker = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let task = loop {
-        let view = sim.rt.block_on(queue.get(&task_id)).unwrap().expect("task");
-        if view.task.status.is_terminal() {
-            break view.task;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "task still {:?}",
-            view.task.status
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let task = wait_terminal(&sim, &queue, &task_id);
     drop(worker);
     assert_eq!(task.status, TaskStatus::Completed, "{task:?}");
     let seen = sim
@@ -181,4 +157,25 @@ fn worker_argument_errors() {
         &["worker", "--config", config, "--poll-interval", "0"],
         USAGE,
     );
+}
+
+/// Polls the task until it is terminal (at most 60 s) and returns it.
+fn wait_terminal(
+    sim: &crate::support::Sim,
+    queue: &nessus_queue::Queue,
+    task_id: &str,
+) -> nessus_queue::Task {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let view = sim.rt.block_on(queue.get(task_id)).unwrap().expect("task");
+        if view.task.status.is_terminal() {
+            return view.task;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task still {:?}",
+            view.task.status
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
