@@ -200,11 +200,9 @@ async fn run() -> anyhow::Result<()> {
         app = app.with_import_dir(dir);
     }
     let app = Arc::new(app);
-    let directory = WorkerDirectory::default();
-    spawn_signal_handlers(app.clone(), config_path.clone(), directory.clone());
-
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = start_workers(&app, &cli, demo.as_ref(), stop_rx, &directory)?;
+    let (workers, directory) = start_workers(&app, &cli, demo.as_ref(), stop_rx)?;
+    spawn_signal_handlers(app.clone(), config_path.clone(), directory);
 
     if cli.stdio {
         nessus_mcp::serve_stdio(app.clone()).await?;
@@ -271,20 +269,23 @@ fn print_banner(addr: SocketAddr, token: Option<&SecretString>) {
     }
 }
 
-/// The embedded workers' directory, once built, so a SIGHUP reaches their claim-time
-/// target check too (not only the submit-side config).
-type WorkerDirectory = Arc<std::sync::OnceLock<Arc<ConfigDirectory>>>;
+/// The embedded workers' tasks, and the directory they share (none with `--workers 0`).
+type Workers = (
+    Vec<tokio::task::JoinHandle<()>>,
+    Option<Arc<ConfigDirectory>>,
+);
 
+/// Starts the embedded workers; returns them and their directory (which SIGHUP
+/// reloads, so their claim-time target check sees the new policies too).
 fn start_workers(
     app: &Arc<App>,
     cli: &Cli,
     demo: Option<&Demo>,
     stop: watch::Receiver<bool>,
-    slot: &WorkerDirectory,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<Workers> {
     if cli.workers == 0 {
         tracing::info!("API-only node: no embedded workers (--workers 0)");
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let config = app.config();
     let ca = demo.and_then(|d| d.sim.ca_pem()).map(str::as_bytes);
@@ -292,7 +293,6 @@ fn start_workers(
         ConfigDirectory::new(config.clone(), ca)
             .context("building scanner clients from the config")?,
     );
-    let _ = slot.set(directory.clone());
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".to_owned());
     let mut handles = Vec::new();
     for i in 0..cli.workers {
@@ -312,11 +312,15 @@ fn start_workers(
         }));
     }
     tracing::info!(workers = cli.workers, "embedded workers started");
-    Ok(handles)
+    Ok((handles, Some(directory)))
 }
 
 /// SIGTERM / ctrl-c: stop accepting work and drain. SIGHUP: reload the config.
-fn spawn_signal_handlers(app: Arc<App>, config_path: PathBuf, directory: WorkerDirectory) {
+fn spawn_signal_handlers(
+    app: Arc<App>,
+    config_path: PathBuf,
+    directory: Option<Arc<ConfigDirectory>>,
+) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -328,7 +332,7 @@ fn spawn_signal_handlers(app: Arc<App>, config_path: PathBuf, directory: WorkerD
             while hup.recv().await.is_some() {
                 match Config::load(&config_path) {
                     Ok(c) => {
-                        if let Some(d) = directory.get() {
+                        if let Some(d) = &directory {
                             d.reload(Arc::new(c.clone()));
                         }
                         reload_app.reload(c);
