@@ -358,18 +358,9 @@ impl AuditQuery {
     /// Refuses a cursor that is not one of ours, so a typo is an error rather than a
     /// silently wrong page.
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(c) = &self.cursor {
-            let ok = c.split_once(':').is_some_and(|(ms, id)| {
-                ms.len() == 13
-                    && ms.bytes().all(|b| b.is_ascii_digit())
-                    && !id.is_empty()
-                    && id.bytes().all(|b| b.is_ascii_hexdigit())
-            });
-            if !ok {
-                return Err(Error::invalid("cursor", "not an audit cursor"));
-            }
-        }
-        Ok(())
+        crate::backend::check_cursor(self.cursor.as_deref(), |id| {
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit())
+        })
     }
 }
 

@@ -353,6 +353,33 @@ pub(crate) fn order_key(t: &Task) -> String {
     format!("{:013}:{}", ms(t.created_at).max(0), t.task_id)
 }
 
+/// What a caller is told about a cursor this crate did not issue.
+pub(crate) const CURSOR_HINT: &str = "pass next_cursor exactly as returned, or omit it";
+
+/// Refuses a listing cursor that is not an order key (`{13-digit ms}:{id}`, see
+/// [`order_key`] and `AuditEvent::order_key`) before any backend sees it: SQLite would
+/// compare any string with `order_key < ?` and Redis would build `(cursor` from it, so a
+/// typo or a forged value would silently return a wrong page. `id_ok` says which ids the
+/// listing holds (task ids, audit event ids). The one check for every listing on both
+/// backends.
+pub(crate) fn check_cursor(cursor: Option<&str>, id_ok: fn(&str) -> bool) -> Result<()> {
+    let Some(c) = cursor else {
+        return Ok(());
+    };
+    let ok = c.len() <= crate::limits::CURSOR_MAX
+        && c.split_once(':').is_some_and(|(ms, id)| {
+            ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()) && id_ok(id)
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::error::Error::invalid(
+            "cursor",
+            format!("not a cursor this server issued; {CURSOR_HINT}"),
+        ))
+    }
+}
+
 /// Duration of a completed scan, for the ETA moving average.
 pub(crate) fn duration_secs(t: &Task) -> Option<f64> {
     match (t.status, t.started_at, t.completed_at) {

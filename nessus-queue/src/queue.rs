@@ -584,6 +584,7 @@ impl Queue {
 
     /// Newest-first page of tasks.
     pub async fn list(&self, q: ListTasks) -> Result<TaskPage> {
+        crate::backend::check_cursor(q.cursor.as_deref(), crate::task::is_valid_task_id)?;
         let limit = if q.limit == 0 { 10 } else { q.limit.min(1000) };
         let base = ListQuery {
             status: q.status,
@@ -708,6 +709,7 @@ impl Queue {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<TaskPage> {
+        crate::backend::check_cursor(cursor.as_deref(), crate::task::is_valid_task_id)?;
         let p = self
             .backend
             .list(ListQuery {

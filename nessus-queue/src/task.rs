@@ -310,9 +310,12 @@ fn check_name(field: &'static str, v: &str) -> Result<()> {
     }
 }
 
-/// Task ids are `{pool4}_{type2}_{YYYYMMDD}_{HHMMSS}_{random8hex}` in lowercase, e.g.
-/// `ness_un_20251127_132509_ff257655`: five underscore-separated parts like the
-/// predecessor, readable, sortable within a pool, and safe as a path component.
+/// Task ids are `{pool4}_{type2}_{YYYYMMDD}_{HHMMSS}_{random32hex}` in lowercase, e.g.
+/// `ness_un_20251127_132509_3f9c0a7e5b2d4c18a6e1f07b9d3c2e45`: five underscore-separated
+/// parts like the predecessor, readable, sortable within a pool, and safe as a path
+/// component. The last part is 128 bits from the thread-local CSPRNG (rand's `ThreadRng`):
+/// a task id is also the MCP Task handle, which must not be guessable (MCP Tasks asks for
+/// at least 122 random bits, as many as a UUIDv4), and the predecessor's 32 bits were not.
 /// The instance is no longer part of it because it is chosen at claim time.
 pub fn new_task_id(pool: &str, scan_type: ScanType, now: Timestamp) -> String {
     let pool4: String = pool
@@ -327,8 +330,8 @@ pub fn new_task_id(pool: &str, scan_type: ScanType, now: Timestamp) -> String {
         ScanType::AuthenticatedPrivileged => "ap",
     };
     let dt = now.to_zoned(jiff::tz::TimeZone::UTC);
-    let rnd: u32 = rand::random();
-    format!("{pool4}_{ty}_{}_{rnd:08x}", dt.strftime("%Y%m%d_%H%M%S"))
+    let rnd: u128 = rand::random();
+    format!("{pool4}_{ty}_{}_{rnd:032x}", dt.strftime("%Y%m%d_%H%M%S"))
 }
 
 /// Whether `id` is a syntactically valid task id (safe for paths and keys).
@@ -718,7 +721,15 @@ mod tests {
         let id = new_task_id("nessus_dmz", ScanType::Untrusted, t0());
         assert_eq!(id.split('_').count(), 5, "{id}");
         assert!(id.starts_with("ness_un_20260102_030405_"), "{id}");
+        let random = id.rsplit('_').next().unwrap();
+        assert_eq!(random.len(), 32, "128 random bits as lowercase hex: {id}");
+        assert!(random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert!(is_valid_task_id(&id));
+        // Fresh randomness every time (a fixed or short tail would repeat).
+        let ids: std::collections::HashSet<String> = (0..1000)
+            .map(|_| new_task_id("nessus_dmz", ScanType::Untrusted, t0()))
+            .collect();
+        assert_eq!(ids.len(), 1000);
         assert!(!is_valid_task_id("../etc"));
     }
 

@@ -178,3 +178,70 @@ async fn exports_in_every_format() {
     assert_eq!(n as usize, buf.len());
     assert_eq!(sim.counters().downloads, 4);
 }
+
+/// `GET /server/properties` over real HTTP: without credentials the public view (what a
+/// login page shows, as real Nessus serves it), with valid ones the full body, with wrong
+/// or expired ones a 401 (a client's re-login depends on it).
+#[tokio::test]
+async fn server_properties_public_view_without_credentials_full_body_with_them() {
+    let sim = crate::support::sim_builder()
+        .require_api_keys("ak", "sk")
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{}/server/properties", sim.base_url());
+    const PUBLIC: &[&str] = &[
+        "nessus_type",
+        "server_version",
+        "server_build",
+        "nessus_ui_version",
+        "nessus_ui_build",
+        "login_banner",
+    ];
+    const PRIVATE: &[&str] = &[
+        "license",
+        "server_uuid",
+        "features",
+        "plugin_set",
+        "loaded_plugin_set",
+        "users_count",
+        "used_ip_count",
+        "idle_timeout",
+        "platform",
+    ];
+    // (headers, expected status, full body?)
+    let cases: &[(&[(&str, &str)], u16, bool)] = &[
+        (&[], 200, false),
+        (&[("X-ApiKeys", "accessKey=ak; secretKey=sk")], 200, true),
+        (&[("X-ApiKeys", "accessKey=ak; secretKey=wrong")], 401, false),
+        (&[("X-Cookie", "token=expired-or-forged")], 401, false),
+    ];
+    for (headers, status, full) in cases {
+        let mut rb = http.get(&url);
+        for (k, v) in *headers {
+            rb = rb.header(*k, *v);
+        }
+        let r = rb.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), *status, "{headers:?}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        if *status != 200 {
+            assert!(body["error"].is_string(), "{headers:?}: {body}");
+            continue;
+        }
+        let obj = body.as_object().unwrap();
+        assert_eq!(body["nessus_type"], "Nessus Manager", "{headers:?}");
+        for k in PUBLIC {
+            assert!(obj.contains_key(*k), "{headers:?}: {k} missing in {body}");
+        }
+        for k in PRIVATE {
+            assert_eq!(obj.contains_key(*k), *full, "{headers:?}: {k} in {body}");
+        }
+        if !full {
+            assert_eq!(obj.len(), PUBLIC.len(), "only the public keys: {body}");
+        }
+    }
+    // The library client always authenticates, so it keeps reading the licence.
+    let c = crate::support::client_with(&sim, nessus_core::Credentials::api_keys("ak", "sk"));
+    assert_eq!(c.server_properties().await.unwrap().scan_api(), Some(true));
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use nessus_core::{InstanceConfig, ScannerProbe};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::queue::ListTasks;
 use crate::task::TaskStatus;
 
@@ -68,13 +68,8 @@ impl Service {
     /// Unknown pools are an error, not an empty answer.
     pub async fn pool_load(&self, pool: Option<&str>) -> Result<Vec<InstanceLoad>> {
         let config = self.config();
-        if let Some(p) = pool
-            && config.pool(p).is_none()
-        {
-            return Err(Error::UnknownPool {
-                pool: p.to_owned(),
-                known: config.pool_names().into_iter().map(str::to_owned).collect(),
-            });
+        if let Some(p) = pool {
+            super::known_pool(&config, p, &[])?;
         }
         let active = self.active_by_instance(pool).await?;
         Ok(config

@@ -98,6 +98,22 @@ impl Service {
     }
 }
 
+/// `Ok` when `config` defines `pool`, else `UnknownPool` naming the pools that exist: the
+/// one refusal every pool-taking read (pool and queue status, scanner and task listings)
+/// gives, so an unknown name is an error rather than an empty answer. `also` names pools
+/// a read accepts beyond the configured ones (the task listing: the import pool).
+pub(crate) fn known_pool(config: &Config, pool: &str, also: &[&str]) -> crate::Result<()> {
+    if config.pool(pool).is_some() || also.contains(&pool) {
+        return Ok(());
+    }
+    let mut known: Vec<String> = config.pool_names().into_iter().map(str::to_owned).collect();
+    known.extend(also.iter().map(|p| (*p).to_owned()));
+    Err(crate::Error::UnknownPool {
+        pool: pool.to_owned(),
+        known,
+    })
+}
+
 /// Runs blocking file work (ingest, store pages) off the async runtime.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::Result<T> + Send + 'static,

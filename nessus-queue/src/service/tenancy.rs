@@ -46,7 +46,12 @@ impl Service {
     /// A page of the tasks `principal` may see, newest first. The principal filter
     /// is applied in the backend's index, so pages are full and cursors never carry
     /// another principal's task.
+    /// A pool filter must name a configured pool (or the import pool, where imported
+    /// scans live): an unknown name is `UnknownPool`, not an empty page.
     pub async fn list(&self, principal: &Principal, q: ListTasks) -> Result<TaskPage> {
+        if let Some(p) = q.pool.as_deref() {
+            super::known_pool(&self.config(), p, &[crate::IMPORT_POOL])?;
+        }
         let q = if self.is_admin(principal) {
             q
         } else {
@@ -82,12 +87,7 @@ impl Service {
         let name = pool
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| config.server().default_pool());
-        if config.pool(name).is_none() {
-            return Err(Error::UnknownPool {
-                pool: name.to_owned(),
-                known: config.pool_names().into_iter().map(str::to_owned).collect(),
-            });
-        }
+        super::known_pool(&config, name, &[])?;
         let admin = self.is_admin(principal);
         // INTERIM until the backends count per principal.
         let mut status = self.queue.queue_status(name).await?;

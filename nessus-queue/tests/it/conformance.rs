@@ -49,7 +49,7 @@ pub(crate) async fn submit_get_and_position(h: &Harness) {
     assert_eq!(got.task.targets, "10.0.0.1");
     assert_eq!(got.task.trace_id, a.task.trace_id);
     assert!(
-        q.get("ness_un_20200101_000000_00000000")
+        q.get("ness_un_20200101_000000_00000000000000000000000000000000")
             .await
             .unwrap()
             .is_none()
@@ -416,7 +416,7 @@ pub(crate) async fn cancel_queued_and_running(h: &Harness) {
         CancelOutcome::AlreadyFinished
     );
     assert!(matches!(
-        q.cancel("ness_un_20200101_000000_00000000").await,
+        q.cancel("ness_un_20200101_000000_00000000000000000000000000000000").await,
         Err(Error::NotFound { .. })
     ));
 }
@@ -835,7 +835,7 @@ pub(crate) async fn import_lifecycle(h: &Harness) {
         "{profiled:?}"
     );
     let missing = q
-        .finish_import("impo_un_20250101_000000_00000000", Completion::default())
+        .finish_import("impo_un_20250101_000000_00000000000000000000000000000000", Completion::default())
         .await;
     assert!(
         matches!(missing, Err(Error::NotFound { .. })),
@@ -1693,4 +1693,87 @@ async fn redis_data_from_before_principals_is_backfilled() {
     );
     let c = q.claim("w", &pools).await.unwrap().unwrap();
     assert_eq!(c.task.task_id, ids[2]);
+}
+
+/// Cursors are order keys (`{13-digit ms}:{id}`); anything else is refused as an invalid
+/// `cursor` with the same advice on every listing (tasks, target-filtered tasks, DLQ,
+/// audit), before a backend compares it, instead of a silently wrong page.
+pub(crate) async fn garbage_cursors_are_refused_on_every_listing(h: &Harness) {
+    let q = &h.queue;
+    for i in 0..3 {
+        q.submit("p", req(&format!("10.0.0.{i}"), "n"), None, None)
+            .await
+            .unwrap();
+        q.audit(AuditEvent::builder(AuditAction::Submit, "p").build())
+            .await
+            .unwrap();
+    }
+    let page = q.list(ListTasks::new(1)).await.unwrap();
+    let good = page.next_cursor.clone().expect("a second page");
+    let audit_good = q
+        .audit_list(AuditQuery::new(1))
+        .await
+        .unwrap()
+        .next_cursor
+        .expect("a second audit page");
+    let long_id = "a".repeat(nessus_queue::limits::CURSOR_MAX);
+    let garbage: &[&str] = &[
+        "",
+        "garbage",
+        "~",
+        "zzzz",
+        ":",
+        "9999999999999",
+        "9999999999999:",
+        "999999999999:ness_un_x",
+        "99999999999999:ness_un_x",
+        "9999999999x99:ness_un_x",
+        "9999999999999:NESS_UN_X",
+        "9999999999999:ness un",
+        "9999999999999:../../etc/passwd",
+        "9999999999999:ness_un_x\0",
+        "0000000000000:ness_un_x' OR '1'='1",
+        &format!("9999999999999:{long_id}"),
+    ];
+    for c in garbage {
+        for (what, res) in [
+            ("list", q.list(ListTasks::new(5).cursor(*c)).await.err()),
+            (
+                "list by target",
+                q.list(ListTasks::new(5).target("10.0.0.1").cursor(*c))
+                    .await
+                    .err(),
+            ),
+            ("dlq", q.dlq_list(None, 5, Some((*c).to_owned())).await.err()),
+        ] {
+            match res {
+                Some(e @ Error::Invalid {
+                    field: "cursor", ..
+                }) => {
+                    assert_eq!(e.code(), "invalid_argument");
+                    assert!(
+                        e.to_string()
+                            .contains("pass next_cursor exactly as returned, or omit it"),
+                        "{e}"
+                    );
+                }
+                other => panic!("{what} with cursor {c:?}: {other:?}"),
+            }
+        }
+        let audit = q.audit_list(AuditQuery::new(5).cursor(*c)).await;
+        assert!(
+            matches!(audit, Err(Error::Invalid { field: "cursor", .. })),
+            "audit with cursor {c:?}: {audit:?}"
+        );
+    }
+    // What the server issued still pages, on both listings.
+    let second = q.list(ListTasks::new(5).cursor(good)).await.unwrap();
+    assert_eq!(second.tasks.len(), 2);
+    assert!(q.audit_list(AuditQuery::new(5).cursor(audit_good)).await.is_ok());
+    // A well-formed key for a task that does not exist is a position, not an error.
+    let far = q
+        .list(ListTasks::new(5).cursor("0000000000001:ness_un_00000000_000000_0"))
+        .await
+        .unwrap();
+    assert!(far.tasks.is_empty());
 }

@@ -54,4 +54,5 @@ conformance_tests!(
     one_scan_is_not_stuck_behind_five_hundred,
     quota_exceeded_and_idempotent_replay,
     breaker_open_instance_is_skipped,
+    garbage_cursors_are_refused_on_every_listing,
 );

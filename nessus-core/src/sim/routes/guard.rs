@@ -24,6 +24,14 @@ pub(super) struct Principal {
     ui_token_ok: bool,
 }
 
+/// What `authenticate` says when a request carries no credentials at all (Nessus's text).
+const NOT_LOGGED_IN: &str = "You need to log in to perform this request";
+
+/// Marks a `GET /server/properties` made without credentials: the handler answers the
+/// public view (see `server::PUBLIC_PROPERTIES`).
+#[derive(Clone, Copy)]
+pub(super) struct PublicView;
+
 pub(super) fn is_public(method: &Method, path: &str) -> bool {
     path == "/server/status"
         || path == "/nessus6.js"
@@ -114,6 +122,13 @@ pub(super) async fn guard(State(shared): S, req: Request, next: Next) -> Respons
     }
     let principal = match authenticate(&shared, req.headers()) {
         Ok(p) => p,
+        // Real Nessus serves its login page a public subset of the properties; wrong or
+        // expired credentials still get a 401, so a client's re-login keeps working.
+        Err(NOT_LOGGED_IN) if method == Method::GET && path == "/server/properties" => {
+            let mut req = req;
+            req.extensions_mut().insert(PublicView);
+            return next.run(req).await;
+        }
         Err(message) => {
             shared.lock().counters.unauthorized += 1;
             return error(StatusCode::UNAUTHORIZED, message);
@@ -196,7 +211,7 @@ pub(super) fn authenticate(
             None => Err("Invalid Credentials"),
         };
     }
-    Err("You need to log in to perform this request")
+    Err(NOT_LOGGED_IN)
 }
 
 /// Closes the request's connection without answering.

@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use super::{S, bad_json, error, hex_token, parse_json};
+use super::{S, bad_json, error, guard::PublicView, hex_token, parse_json};
 use crate::sim::state::{MAIN_FOLDER, SimState, now_epoch};
 use axum::{
-    Json,
+    Extension, Json,
     body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode, header},
@@ -21,8 +21,43 @@ pub(super) async fn server_status() -> Response {
         .into_response()
 }
 
-pub(super) async fn server_properties(State(shared): S) -> Response {
-    let st = shared.lock();
+/// The keys of `GET /server/properties` answered without credentials: what a login page
+/// shows (product and version, the login banner), nothing about the licence, the
+/// installation (`server_uuid`), plugins, users or features.
+///
+/// Sources: nessus-api.md §5.2 says an unauthenticated call "returns less" without listing
+/// it ([?]); the predecessor's infrastructure tests, run against real scanners, expect 200
+/// with `nessus_type` (seed-spec §15, suite 01); the login page shows product, version and
+/// banner; TNS-2014-05 (CVE-2014-4980) fixed an information disclosure through an
+/// unauthenticated `/server/properties`, so the full body is not public. The corpus recording
+/// (`pytenable-tio__GET_server_properties.json`, authenticated, cloud) gives the key names,
+/// `login_banner` among them. When a source lists the real subset, this is the one place
+/// to change.
+pub(super) const PUBLIC_PROPERTIES: &[&str] = &[
+    "nessus_type",
+    "server_version",
+    "server_build",
+    "nessus_ui_version",
+    "nessus_ui_build",
+    "login_banner",
+];
+
+pub(super) async fn server_properties(
+    State(shared): S,
+    public: Option<Extension<PublicView>>,
+) -> Response {
+    let full = full_properties(&shared.lock());
+    if public.is_none() {
+        return Json(full).into_response();
+    }
+    let public: serde_json::Map<String, Value> = PUBLIC_PROPERTIES
+        .iter()
+        .filter_map(|k| full.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect();
+    Json(Value::Object(public)).into_response()
+}
+
+fn full_properties(st: &SimState) -> Value {
     let scan_api = !st.faults.scan_api_disabled;
     let features = json!({
         "api": true, "scan_api": scan_api, "policies": true, "report": true, "users": scan_api,
@@ -38,7 +73,7 @@ pub(super) async fn server_properties(State(shared): S) -> Response {
         .settings
         .idle_timeout
         .map_or(30, |d| (d.as_secs() / 60).max(1));
-    Json(json!({
+    json!({
         "nessus_type": name, "server_version": "10.8.3", "server_build": "20010",
         "nessus_ui_version": "10.8.3", "nessus_ui_build": "20010",
         "plugin_set": "202411201234", "loaded_plugin_set": "202411201234",
@@ -56,9 +91,8 @@ pub(super) async fn server_properties(State(shared): S) -> Response {
                          "scan_vulnerability_groups_mixed": true},
         "update": {"href": null, "new_version": 0, "restart": 0},
         "notifications": [], "feed_error": 0, "template_version": "20010",
-        "users_count": 1, "used_ip_count": 0, "java_installed": false
-    }))
-    .into_response()
+        "users_count": 1, "used_ip_count": 0, "java_installed": false, "login_banner": null
+    })
 }
 
 #[derive(Deserialize)]
