@@ -723,7 +723,11 @@ mod tests {
         assert!(id.starts_with("ness_un_20260102_030405_"), "{id}");
         let random = id.rsplit('_').next().unwrap();
         assert_eq!(random.len(), 32, "128 random bits as lowercase hex: {id}");
-        assert!(random.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            random
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert!(is_valid_task_id(&id));
         // Fresh randomness every time (a fixed or short tail would repeat).
         let ids: std::collections::HashSet<String> = (0..1000)

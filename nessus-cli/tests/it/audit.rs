@@ -21,7 +21,7 @@ impl Trail {
             AuditEvent::builder(AuditAction::Submit, "alice")
                 .at(ago(180))
                 .trace_id("trace-1")
-                .task_id("ness_un_20261207_150000_00000001")
+                .task_id("ness_un_20261207_150000_00000000000000000000000000000001")
                 .pool("nessus")
                 .targets("192.0.2.1")
                 .build(),
@@ -36,14 +36,14 @@ impl Trail {
             AuditEvent::builder(AuditAction::ResultsRead, "alice")
                 .at(ago(60))
                 .trace_id("trace-3")
-                .task_id("ness_un_20261207_150000_00000001")
+                .task_id("ness_un_20261207_150000_00000000000000000000000000000001")
                 .pool("nessus")
                 .detail("task \u{1b}[31mred\u{1b}[0m\r")
                 .build(),
             AuditEvent::builder(AuditAction::Cancel, "alice")
                 .at(ago(10))
                 .trace_id("trace-4")
-                .task_id("ness_un_20261207_150000_00000001")
+                .task_id("ness_un_20261207_150000_00000000000000000000000000000001")
                 .pool("nessus")
                 .build(),
         ];
@@ -108,12 +108,13 @@ fn audit_json_filters_match_the_model() {
         (
             vec![
                 "--task",
-                "ness_un_20261207_150000_00000001",
+                "ness_un_20261207_150000_00000000000000000000000000000001",
                 "--action",
                 "cancel",
             ],
             trail.expected(|e| {
-                e.task_id.as_deref() == Some("ness_un_20261207_150000_00000001")
+                e.task_id.as_deref()
+                    == Some("ness_un_20261207_150000_00000000000000000000000000000001")
                     && e.action == AuditAction::Cancel
             }),
         ),

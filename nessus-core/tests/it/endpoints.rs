@@ -211,10 +211,15 @@ async fn server_properties_public_view_without_credentials_full_body_with_them()
         "platform",
     ];
     // (headers, expected status, full body?)
-    let cases: &[(&[(&str, &str)], u16, bool)] = &[
+    type Case = (&'static [(&'static str, &'static str)], u16, bool);
+    let cases: &[Case] = &[
         (&[], 200, false),
         (&[("X-ApiKeys", "accessKey=ak; secretKey=sk")], 200, true),
-        (&[("X-ApiKeys", "accessKey=ak; secretKey=wrong")], 401, false),
+        (
+            &[("X-ApiKeys", "accessKey=ak; secretKey=wrong")],
+            401,
+            false,
+        ),
         (&[("X-Cookie", "token=expired-or-forged")], 401, false),
     ];
     for (headers, status, full) in cases {

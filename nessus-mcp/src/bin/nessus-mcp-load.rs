@@ -15,7 +15,16 @@
 //!     nessus-mcp --demo --no-auth --bind 127.0.0.1:8900
 //! # Stall test: status latency alone, then while other sessions pull results.
 //! nessus-mcp-load --url ... --task ID --stall
+//! # Submit throughput below the per-principal queued quota: one principal per
+//! # session (the server reads the same file with --tokens-file).
+//! nessus-mcp-load --url ... --tokens-file tokens.txt \
+//!     --call 'run_untrusted_scan={"targets":"192.0.2.10","name":"load"}'
 //! ```
+//!
+//! A tool error (`isError` with an `error_code`, e.g. `quota_exceeded`) is a refusal,
+//! counted apart from transport and JSON-RPC errors and never in calls/s: a submit
+//! flood from one principal meets `max_queued_per_principal` (10 000 queued by
+//! default) within seconds, and a fast refusal is not a submit.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -37,6 +46,13 @@ struct Cli {
     /// Bearer token (omit for token-less servers).
     #[arg(long, env = "NESSUS_MCP_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// `principal=token` lines (the server's tokens-file format): each session of
+    /// the run takes the next token, in turn across levels, so each principal carries
+    /// one session's share of the load and no principal's queued quota is reached.
+    /// --token (or none) still serves --prepare, so `{task}` belongs to that
+    /// principal: use this for calls without `{task}`, such as submits.
+    #[arg(long)]
+    tokens_file: Option<std::path::PathBuf>,
     /// Concurrency levels to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,10,50")]
     sessions: Vec<usize>,
@@ -104,6 +120,77 @@ impl Call {
     }
 }
 
+/// A tool call answered with `isError`: the server refused it (a business error such
+/// as `quota_exceeded`), as opposed to a transport or protocol failure.
+#[derive(Debug)]
+struct Refused {
+    code: String,
+    content: Value,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tool error {}: {}", self.code, self.content)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// The `error_code` of a tool error's first text block (`"unknown"` when absent).
+fn error_code(content: &Value) -> String {
+    content
+        .pointer("/0/text")
+        .and_then(Value::as_str)
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|v| {
+            v.get("error_code")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The tokens of --tokens-file, handed out one per session in turn.
+#[derive(Default)]
+struct TokenRing {
+    tokens: Vec<Arc<str>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl TokenRing {
+    fn load(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let tokens: Vec<Arc<str>> = text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'))
+            .map(|e| {
+                e.split_once('=')
+                    .map(|(_, t)| t.trim().into())
+                    .with_context(|| format!("{}: not principal=token", path.display()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        anyhow::ensure!(!tokens.is_empty(), "{}: no tokens", path.display());
+        Ok(Self {
+            tokens,
+            next: Default::default(),
+        })
+    }
+
+    /// The next session's token, or `None` (use --token) without a tokens file.
+    fn take(&self) -> Option<Arc<str>> {
+        if self.tokens.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(self.tokens[i % self.tokens.len()].clone())
+    }
+}
+
 /// What one call returned.
 struct Reply {
     bytes: usize,
@@ -117,15 +204,24 @@ struct Session {
     http: reqwest::Client,
     url: Arc<str>,
     token: Option<Arc<str>>,
+    ring: Arc<TokenRing>,
 }
 
 impl Session {
-    fn new(cli: &Cli) -> Self {
-        Self {
+    fn new(cli: &Cli) -> anyhow::Result<Self> {
+        let ring = TokenRing::load(cli.tokens_file.as_deref())?;
+        // The start probe and --prepare need a token too when only a file gives them.
+        let token = cli
+            .token
+            .as_deref()
+            .map(Into::into)
+            .or_else(|| ring.tokens.first().cloned());
+        Ok(Self {
             http: reqwest::Client::new(),
             url: cli.url.as_str().into(),
-            token: cli.token.as_deref().map(Into::into),
-        }
+            token,
+            ring: Arc::new(ring),
+        })
     }
 
     async fn call(&self, id: u64, c: &Call) -> anyhow::Result<Reply> {
@@ -156,7 +252,12 @@ impl Session {
                 bail!("JSON-RPC error: {e}");
             }
             if v.pointer("/result/isError") == Some(&Value::Bool(true)) {
-                bail!("tool error: {}", v["result"]["content"]);
+                let content = v["result"]["content"].clone();
+                return Err(Refused {
+                    code: error_code(&content),
+                    content,
+                }
+                .into());
             }
             Some(v)
         } else {
@@ -181,8 +282,17 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Latencies of successful calls and the error count, per call index.
-type Samples = Vec<(Vec<Duration>, u64, usize)>;
+/// Per call index: latencies of successful calls, the error count (transport,
+/// JSON-RPC), the largest reply, and refusals by error code.
+type Samples = Vec<(Vec<Duration>, u64, usize, Refusals)>;
+type Refusals = std::collections::BTreeMap<String, u64>;
+
+/// How one call ended.
+enum Outcome {
+    Ok(usize),
+    Refused(String),
+    Failed,
+}
 
 /// `n` sessions loop over `calls` (round-robin) until `until`.
 async fn drive(session: &Session, calls: &Arc<Vec<Call>>, n: usize, until: Instant) -> Samples {
@@ -190,31 +300,41 @@ async fn drive(session: &Session, calls: &Arc<Vec<Call>>, n: usize, until: Insta
     for s in 0..n {
         let session = Session {
             http: reqwest::Client::new(),
+            token: session.ring.take().or_else(|| session.token.clone()),
             ..session.clone()
         };
         let calls = calls.clone();
         tasks.push(tokio::spawn(async move {
-            let mut out: Vec<(usize, Duration, Option<usize>)> = Vec::new();
+            let mut out: Vec<(usize, Duration, Outcome)> = Vec::new();
             let mut i = s;
             while Instant::now() < until {
                 let k = i % calls.len();
                 let t = Instant::now();
                 let r = session.call(i as u64, &calls[k]).await;
-                out.push((k, t.elapsed(), r.ok().map(|r| r.bytes)));
+                let d = t.elapsed();
+                let outcome = match r {
+                    Ok(r) => Outcome::Ok(r.bytes),
+                    Err(e) => match e.downcast::<Refused>() {
+                        Ok(refused) => Outcome::Refused(refused.code),
+                        Err(_) => Outcome::Failed,
+                    },
+                };
+                out.push((k, d, outcome));
                 i += 1;
             }
             out
         }));
     }
-    let mut per: Samples = vec![(Vec::new(), 0, 0); calls.len()];
+    let mut per: Samples = vec![(Vec::new(), 0, 0, Refusals::new()); calls.len()];
     for t in tasks {
-        for (k, d, ok) in t.await.unwrap_or_default() {
-            match ok {
-                Some(bytes) => {
+        for (k, d, outcome) in t.await.unwrap_or_default() {
+            match outcome {
+                Outcome::Ok(bytes) => {
                     per[k].0.push(d);
                     per[k].2 = per[k].2.max(bytes);
                 }
-                None => per[k].1 += 1,
+                Outcome::Refused(code) => *per[k].3.entry(code).or_insert(0) += 1,
+                Outcome::Failed => per[k].1 += 1,
             }
         }
     }
@@ -226,14 +346,20 @@ async fn drive(session: &Session, calls: &Arc<Vec<Call>>, n: usize, until: Insta
 
 fn header() {
     println!(
-        "{:>8} {:<22} {:>10} {:>9} {:>9} {:>9} {:>7} {:>10}",
-        "sessions", "tool", "calls/s", "p50 ms", "p99 ms", "max ms", "errors", "bytes"
+        "{:>8} {:<22} {:>10} {:>9} {:>9} {:>9} {:>7} {:>8} {:>10}",
+        "sessions", "tool", "calls/s", "p50 ms", "p99 ms", "max ms", "errors", "refused", "bytes"
     );
 }
 
-fn row(label: &str, tool: &str, lat: &[Duration], errors: u64, bytes: usize, secs: f64) {
+/// One result line: calls/s and latencies of the successful calls only; refusals
+/// (tool errors) and failures are counted beside them, and any refusal is broken down
+/// by error code on the next line, so a flood of fast refusals never reads as
+/// throughput.
+fn row(label: &str, tool: &str, s: &(Vec<Duration>, u64, usize, Refusals), secs: f64) {
+    let (lat, errors, bytes, refusals) = s;
+    let refused: u64 = refusals.values().sum();
     println!(
-        "{:>8} {:<22} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>10}",
+        "{:>8} {:<22} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {:>8} {:>10}",
         label,
         tool,
         lat.len() as f64 / secs,
@@ -241,8 +367,19 @@ fn row(label: &str, tool: &str, lat: &[Duration], errors: u64, bytes: usize, sec
         ms(percentile(lat, 0.99)),
         ms(lat.last().copied().unwrap_or_default()),
         errors,
+        refused,
         bytes
     );
+    if refused > 0 {
+        let total = lat.len() as u64 + errors + refused;
+        let codes: Vec<String> = refusals.iter().map(|(c, n)| format!("{c}={n}")).collect();
+        println!(
+            "{:>8} refused {:.1}% of {total} calls: {} (not in calls/s)",
+            "",
+            refused as f64 * 100.0 / total as f64,
+            codes.join(", ")
+        );
+    }
 }
 
 /// Spawn the server and wait for its first successful tool call.
@@ -343,33 +480,17 @@ async fn stall(cli: &Cli, session: &Session, task: Option<&str>) -> anyhow::Resu
     header();
     let until = Instant::now() + Duration::from_secs(secs);
     let alone = drive(session, &probe, 1, until).await;
-    row(
-        "alone",
-        &probe[0].tool,
-        &alone[0].0,
-        alone[0].1,
-        alone[0].2,
-        secs as f64,
-    );
+    row("alone", &probe[0].tool, &alone[0], secs as f64);
     let until = Instant::now() + Duration::from_secs(secs);
     let (loaded, heavy_out) = tokio::join!(
         drive(session, &probe, 1, until),
         drive(session, &heavy, cli.stall_sessions, until)
     );
-    row(
-        "loaded",
-        &probe[0].tool,
-        &loaded[0].0,
-        loaded[0].1,
-        loaded[0].2,
-        secs as f64,
-    );
+    row("loaded", &probe[0].tool, &loaded[0], secs as f64);
     row(
         &format!("{}x", cli.stall_sessions),
         &heavy[0].tool,
-        &heavy_out[0].0,
-        heavy_out[0].1,
-        heavy_out[0].2,
+        &heavy_out[0],
         secs as f64,
     );
     Ok(())
@@ -378,7 +499,7 @@ async fn stall(cli: &Cli, session: &Session, task: Option<&str>) -> anyhow::Resu
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let session = Session::new(&cli);
+    let session = Session::new(&cli)?;
     let mut child = if cli.spawn.is_empty() {
         None
     } else {
@@ -427,15 +548,8 @@ async fn run(cli: &Cli, session: &Session) -> anyhow::Result<()> {
         for &n in &cli.sessions {
             let until = Instant::now() + Duration::from_secs(cli.seconds);
             let per = drive(session, &group, n, until).await;
-            for (k, (lat, errors, bytes)) in per.into_iter().enumerate() {
-                row(
-                    &n.to_string(),
-                    &group[k].tool,
-                    &lat,
-                    errors,
-                    bytes,
-                    cli.seconds as f64,
-                );
+            for (k, s) in per.iter().enumerate() {
+                row(&n.to_string(), &group[k].tool, s, cli.seconds as f64);
             }
         }
     }

@@ -101,7 +101,7 @@ async fn full_flow(h: Harness) {
     let missing = call(
         &client,
         "get_scan_status",
-        json!({"task_id": "ness_un_20250101_000000_deadbeef"}),
+        json!({"task_id": "ness_un_20250101_000000_000000000000000000000000deadbeef"}),
     )
     .await;
     assert_eq!(missing.is_error, Some(true));

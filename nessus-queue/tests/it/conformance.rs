@@ -416,7 +416,8 @@ pub(crate) async fn cancel_queued_and_running(h: &Harness) {
         CancelOutcome::AlreadyFinished
     );
     assert!(matches!(
-        q.cancel("ness_un_20200101_000000_00000000000000000000000000000000").await,
+        q.cancel("ness_un_20200101_000000_00000000000000000000000000000000")
+            .await,
         Err(Error::NotFound { .. })
     ));
 }
@@ -835,7 +836,10 @@ pub(crate) async fn import_lifecycle(h: &Harness) {
         "{profiled:?}"
     );
     let missing = q
-        .finish_import("impo_un_20250101_000000_00000000000000000000000000000000", Completion::default())
+        .finish_import(
+            "impo_un_20250101_000000_00000000000000000000000000000000",
+            Completion::default(),
+        )
         .await;
     assert!(
         matches!(missing, Err(Error::NotFound { .. })),
@@ -1744,12 +1748,17 @@ pub(crate) async fn garbage_cursors_are_refused_on_every_listing(h: &Harness) {
                     .await
                     .err(),
             ),
-            ("dlq", q.dlq_list(None, 5, Some((*c).to_owned())).await.err()),
+            (
+                "dlq",
+                q.dlq_list(None, 5, Some((*c).to_owned())).await.err(),
+            ),
         ] {
             match res {
-                Some(e @ Error::Invalid {
-                    field: "cursor", ..
-                }) => {
+                Some(
+                    e @ Error::Invalid {
+                        field: "cursor", ..
+                    },
+                ) => {
                     assert_eq!(e.code(), "invalid_argument");
                     assert!(
                         e.to_string()
@@ -1762,14 +1771,24 @@ pub(crate) async fn garbage_cursors_are_refused_on_every_listing(h: &Harness) {
         }
         let audit = q.audit_list(AuditQuery::new(5).cursor(*c)).await;
         assert!(
-            matches!(audit, Err(Error::Invalid { field: "cursor", .. })),
+            matches!(
+                audit,
+                Err(Error::Invalid {
+                    field: "cursor",
+                    ..
+                })
+            ),
             "audit with cursor {c:?}: {audit:?}"
         );
     }
     // What the server issued still pages, on both listings.
     let second = q.list(ListTasks::new(5).cursor(good)).await.unwrap();
     assert_eq!(second.tasks.len(), 2);
-    assert!(q.audit_list(AuditQuery::new(5).cursor(audit_good)).await.is_ok());
+    assert!(
+        q.audit_list(AuditQuery::new(5).cursor(audit_good))
+            .await
+            .is_ok()
+    );
     // A well-formed key for a task that does not exist is a position, not an error.
     let far = q
         .list(ListTasks::new(5).cursor("0000000000001:ness_un_00000000_000000_0"))
