@@ -235,14 +235,19 @@ pub(crate) struct ScanStatus {
 #[allow(dead_code, reason = "schema only: the value is the queue's JSON")]
 pub(crate) struct ResultsSummary {
     /// Hosts in the export.
+    #[serde(skip_serializing_if = "Option::is_none")]
     hosts_scanned: Option<u64>,
     /// Findings with severity above info.
+    #[serde(skip_serializing_if = "Option::is_none")]
     total_vulnerabilities: Option<u64>,
     /// Findings per severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
     severity_breakdown: Option<SeverityBreakdown>,
     /// Size of the .nessus export in KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
     file_size_kb: Option<f64>,
     /// Authentication-check plugins found (credentialed scans).
+    #[serde(skip_serializing_if = "Option::is_none")]
     auth_plugins_found: Option<u64>,
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rmcp::model::{ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 
+use crate::schema_check::violations;
 use crate::support::{Harness, TARGET, TOKEN, business_error, call, call_ok, text, wait_status};
 
 const PREDECESSOR: [&str; 9] = [
@@ -133,7 +134,7 @@ async fn compatible_is_the_default_and_matches_the_predecessor() {
 
 #[tokio::test]
 async fn typed_publishes_typed_schemas_and_is_error_errors() {
-    let h = Harness::start_typed(0, Duration::from_secs(1)).await;
+    let h = Harness::start_typed(1, Duration::from_millis(300)).await;
     let client = h.client(TOKEN).await;
     let tools = client.list_all_tools().await.expect("tools/list");
     for (name, schema) in output_schemas(&tools) {
@@ -165,13 +166,42 @@ async fn typed_publishes_typed_schemas_and_is_error_errors() {
         let body: Value = serde_json::from_str(&text(&r)).expect("envelope");
         assert!(body["error_code"].is_string(), "{tool}: {body}");
     }
+    // Every tool's real answer conforms to its typed outputSchema, as a
+    // validating client (the Python SDK) checks.
+    let schemas: std::collections::HashMap<String, Value> = output_schemas(&tools)
+        .into_iter()
+        .filter_map(|(n, s)| s.map(|s| (n, s)))
+        .collect();
+    let conforms = |tool: &str, v: &Value| {
+        let found = violations(&schemas[tool], v);
+        assert!(found.is_empty(), "{tool}: {found:#?}\n{v:#}");
+    };
     let sub = call_ok(
         &client,
         "run_untrusted_scan",
         json!({"targets": TARGET, "name": "t"}),
     )
     .await;
-    assert_eq!(sub["queue_position"], 1, "{sub}");
+    conforms("run_untrusted_scan", &sub);
+    let id = sub["task_id"].as_str().expect("id").to_owned();
+    let done = wait_status(&client, &id, &["completed"]).await;
+    conforms("get_scan_status", &done);
+    for (tool, args) in [
+        ("get_scan_status", json!({"task_id": id})),
+        ("list_tasks", json!({})),
+        ("list_scanners", json!({})),
+        ("list_pools", json!({})),
+        ("get_pool_status", json!({})),
+        ("get_queue_status", json!({})),
+        (
+            "diff_scans",
+            json!({"base_task_id": id, "compare_task_id": id, "min_severity": 0}),
+        ),
+        ("cancel_scan", json!({"task_id": id})),
+    ] {
+        let v = call_ok(&client, tool, args).await;
+        conforms(tool, &v);
+    }
     client.cancel().await.expect("close");
     h.stop().await;
 }
