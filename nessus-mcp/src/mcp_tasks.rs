@@ -40,9 +40,11 @@ fn internal(e: impl std::fmt::Display) -> ErrorData {
 }
 
 fn queued_message(position: u64, wait_minutes: u64) -> String {
-    format!(
-        "queued at position {position}, about {wait_minutes} min until a scanner starts it; {FOLLOW}"
-    )
+    let wait = match wait_minutes {
+        0 => "a scanner should start it shortly".to_owned(),
+        m => format!("about {m} min until a scanner starts it"),
+    };
+    format!("queued at position {position}, {wait}; {FOLLOW}")
 }
 
 /// The handle a task-augmented submission answers with.

@@ -167,3 +167,61 @@ async fn tasks_cancel_cancels_the_scan() {
         .expect("tasks/update on a finished task is acknowledged too");
     h.stop().await;
 }
+
+/// The 2026-07-28 wire as any client sends it (no rmcp client): the handle,
+/// `tasks/update`'s empty result and `tasks/get` agree on the queue task.
+#[tokio::test]
+async fn raw_wire_handle_update_and_get() {
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let http = reqwest::Client::new();
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {
+            "extensions": {"io.modelcontextprotocol/tasks": {}}
+        }
+    });
+    let rpc = |method: &'static str, name: String, params: Value| {
+        let mut params = params;
+        params["_meta"] = meta.clone();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let req = http
+            .post(h.url())
+            .bearer_auth(TOKEN)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", method)
+            .header("Mcp-Name", name)
+            .json(&body);
+        async move {
+            let r = req.send().await.expect("POST");
+            assert!(r.status().is_success(), "{method}: {}", r.status());
+            r.json::<Value>().await.expect("JSON-RPC answer")
+        }
+    };
+    let created = rpc(
+        "tools/call",
+        "run_untrusted_scan".to_owned(),
+        json!({"name": "run_untrusted_scan", "arguments": {"targets": TARGET, "name": "raw"}}),
+    )
+    .await;
+    let handle = &created["result"];
+    assert_eq!(handle["resultType"], "task", "{created}");
+    let id = handle["taskId"].as_str().expect("taskId").to_owned();
+    let updated = rpc(
+        "tasks/update",
+        id.clone(),
+        json!({"taskId": id, "inputResponses": {}}),
+    )
+    .await;
+    assert_eq!(
+        updated,
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "complete"}})
+    );
+    let got = rpc("tasks/get", id.clone(), json!({"taskId": id})).await;
+    let task = &got["result"];
+    assert_eq!(task["status"], "working", "{got}");
+    assert_eq!(task["createdAt"], handle["createdAt"], "{got}");
+    assert_eq!(task["lastUpdatedAt"], handle["lastUpdatedAt"], "{got}");
+    h.stop().await;
+}
