@@ -225,3 +225,50 @@ async fn raw_wire_handle_update_and_get() {
     assert_eq!(task["lastUpdatedAt"], handle["lastUpdatedAt"], "{got}");
     h.stop().await;
 }
+
+/// A scan that fails completes its task with an `isError` result whose text
+/// is the error envelope (what happened, a code, what to do).
+#[tokio::test]
+async fn a_failed_scan_completes_the_task_with_a_readable_error() {
+    let h = Harness::start(1, Duration::from_millis(300)).await;
+    if let Some(sim) = &h.sim {
+        sim.update_faults(|f| f.scan_api_disabled = true);
+    }
+    let client = tasks_client(&h).await;
+    let CallToolResponse::Task(created) =
+        client.call_tool_once(submit("fails")).await.expect("call")
+    else {
+        panic!("expected a task handle");
+    };
+    let id = created.task.task_id.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let result = loop {
+        let t = client
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .expect("tasks/get");
+        if let TaskPayload::Completed { result } = &t.task.payload {
+            break Value::Object(result.clone());
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {:?}: {:?}",
+            t.task.status(),
+            t.task.task.status_message
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(result["isError"], true, "{result}");
+    let text = result["content"][0]["text"].as_str().expect("text");
+    let envelope: Value = serde_json::from_str(text).expect("the text is the error envelope");
+    assert!(
+        envelope["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("failed")),
+        "{envelope}"
+    );
+    assert!(envelope["error_code"].is_string(), "{envelope}");
+    assert!(envelope["hint"].is_string(), "{envelope}");
+    assert_eq!(result["structuredContent"]["status"], "failed", "{result}");
+    h.stop().await;
+}
