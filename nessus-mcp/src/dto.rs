@@ -127,7 +127,8 @@ pub(crate) struct ScanSubmitted {
     pub(crate) task_id: String,
     /// Correlation id for logs.
     pub(crate) trace_id: String,
-    /// Current status (queued for a new task).
+    /// Current status: queued for a new task, unless a worker claimed it
+    /// before the answer was built (then running, with queue_position 0).
     pub(crate) status: String,
     /// untrusted, authenticated or authenticated_privileged.
     pub(crate) scan_type: String,
