@@ -127,7 +127,8 @@ pub(crate) struct ScanSubmitted {
     pub(crate) task_id: String,
     /// Correlation id for logs.
     pub(crate) trace_id: String,
-    /// Current status (queued for a new task).
+    /// Current status: queued for a new task, unless a worker claimed it
+    /// before the answer was built (then running, with queue_position 0).
     pub(crate) status: String,
     /// untrusted, authenticated or authenticated_privileged.
     pub(crate) scan_type: String,
@@ -137,14 +138,21 @@ pub(crate) struct ScanSubmitted {
     pub(crate) scanner_instance: Option<String>,
     /// URL of the pinned instance, or null.
     pub(crate) scanner_url: Option<String>,
-    /// 1-based position in the pool's queue (null once running).
-    pub(crate) queue_position: Option<u64>,
-    /// Estimated minutes until a scanner starts it, from capacity and recent scan durations.
-    pub(crate) estimated_wait_minutes: Option<u64>,
+    /// 1-based position in the pool's queue; 0 once a worker has claimed it.
+    pub(crate) queue_position: u64,
+    /// Estimated minutes until a scanner starts it, from capacity and recent
+    /// scan durations; 0 once started.
+    pub(crate) estimated_wait_minutes: u64,
     /// What happened and what to do next.
     pub(crate) message: String,
     /// True when the idempotency key matched an earlier identical submission.
     pub(crate) idempotent: bool,
+    /// The queue task's creation time, for the MCP task handle (not in the JSON).
+    #[serde(skip)]
+    pub(crate) created_at: jiff::Timestamp,
+    /// The queue task's last update, for the MCP task handle (not in the JSON).
+    #[serde(skip)]
+    pub(crate) updated_at: jiff::Timestamp,
 }
 
 /// Arguments naming one task.
@@ -213,12 +221,51 @@ pub(crate) struct ScanStatus {
     pub(crate) cancel_requested: bool,
     /// Present once completed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<ResultsSummary>")]
     pub(crate) results_summary: Option<Value>,
     /// Present when authentication failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) troubleshooting: Option<Troubleshooting>,
     /// What to do next.
     pub(crate) next_step: String,
+}
+
+/// The shape of `results_summary` (the queue's ingest writes it as JSON;
+/// this documents it for the schema). Fields an ingest did not compute are absent.
+#[derive(Debug, Clone, JsonSchema)]
+#[allow(dead_code, reason = "schema only: the value is the queue's JSON")]
+pub(crate) struct ResultsSummary {
+    /// Hosts in the export.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hosts_scanned: Option<u64>,
+    /// Findings with severity above info.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_vulnerabilities: Option<u64>,
+    /// Findings per severity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity_breakdown: Option<SeverityBreakdown>,
+    /// Size of the .nessus export in KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_size_kb: Option<f64>,
+    /// Authentication-check plugins found (credentialed scans).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_plugins_found: Option<u64>,
+}
+
+/// Findings per severity in a `results_summary`.
+#[derive(Debug, Clone, JsonSchema)]
+#[allow(dead_code, reason = "schema only: the value is the queue's JSON")]
+pub(crate) struct SeverityBreakdown {
+    /// Severity 4.
+    critical: u64,
+    /// Severity 3.
+    high: u64,
+    /// Severity 2.
+    medium: u64,
+    /// Severity 1.
+    low: u64,
+    /// Severity 0.
+    info: u64,
 }
 
 /// Arguments of `get_scan_results`.
@@ -491,12 +538,77 @@ pub(crate) struct DiffResult {
     pub(crate) counts: DiffCounts,
     /// True when a list was cut at the limit.
     pub(crate) truncated: bool,
-    /// New findings: host, port, protocol, plugin_id, plugin_name, severity.
-    pub(crate) new: Vec<Value>,
+    /// New findings.
+    pub(crate) new: Vec<DiffFinding>,
     /// Fixed findings.
-    pub(crate) fixed: Vec<Value>,
-    /// Findings whose severity changed (old_severity, new_severity).
-    pub(crate) severity_changed: Vec<Value>,
+    pub(crate) fixed: Vec<DiffFinding>,
+    /// Findings whose severity changed.
+    pub(crate) severity_changed: Vec<DiffChange>,
+}
+
+/// One finding of a diff (nessus_schema::DiffEntry on the wire).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct DiffFinding {
+    /// Host.
+    pub(crate) host: String,
+    /// Port.
+    pub(crate) port: Option<u32>,
+    /// Protocol (tcp, udp, icmp).
+    pub(crate) protocol: Option<String>,
+    /// Nessus plugin id.
+    pub(crate) plugin_id: Option<u32>,
+    /// Plugin name.
+    pub(crate) plugin_name: Option<String>,
+    /// Severity 0-4.
+    pub(crate) severity: Option<u8>,
+}
+
+/// A finding whose severity changed (nessus_schema::SeverityChange on the wire).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct DiffChange {
+    /// Host.
+    pub(crate) host: String,
+    /// Port.
+    pub(crate) port: Option<u32>,
+    /// Protocol.
+    pub(crate) protocol: Option<String>,
+    /// Nessus plugin id.
+    pub(crate) plugin_id: Option<u32>,
+    /// Plugin name (from the newer scan).
+    pub(crate) plugin_name: Option<String>,
+    /// Severity in the older scan.
+    pub(crate) old_severity: Option<u8>,
+    /// Severity in the newer scan.
+    pub(crate) new_severity: Option<u8>,
+}
+
+impl From<&nessus_schema::DiffEntry> for DiffFinding {
+    fn from(e: &nessus_schema::DiffEntry) -> Self {
+        let f = &e.fingerprint;
+        Self {
+            host: f.host.clone(),
+            port: f.port,
+            protocol: f.protocol.clone(),
+            plugin_id: f.plugin_id,
+            plugin_name: e.plugin_name.clone(),
+            severity: e.severity,
+        }
+    }
+}
+
+impl From<&nessus_schema::SeverityChange> for DiffChange {
+    fn from(c: &nessus_schema::SeverityChange) -> Self {
+        let f = &c.fingerprint;
+        Self {
+            host: f.host.clone(),
+            port: f.port,
+            protocol: f.protocol.clone(),
+            plugin_id: f.plugin_id,
+            plugin_name: c.plugin_name.clone(),
+            old_severity: c.old_severity,
+            new_severity: c.new_severity,
+        }
+    }
 }
 
 /// Arguments of `import_scan`: exactly one of `path` or `content`.
@@ -528,6 +640,7 @@ pub(crate) struct ImportResult {
     /// Hosts found in the file, as the task's targets.
     pub(crate) targets: String,
     /// Hosts, vulnerabilities and severity counts, as get_scan_status shows them.
+    #[schemars(with = "Option<ResultsSummary>")]
     pub(crate) results_summary: Option<Value>,
     /// What to do next.
     pub(crate) message: String,

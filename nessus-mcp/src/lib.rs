@@ -29,6 +29,7 @@
 
 mod app;
 mod auth;
+mod compat;
 mod dto;
 mod errors;
 mod guard;
@@ -36,6 +37,7 @@ mod http;
 mod import;
 mod mcp_tasks;
 mod ops;
+mod portable;
 mod prompts;
 mod resources;
 mod server;

@@ -3,27 +3,70 @@
 //! A task-augmented scan submission returns our queue task id as the MCP task
 //! id, so `tasks/get` and `tasks/cancel` read and write the durable queue task:
 //! they survive restarts and work on any server instance, which rmcp's
-//! in-memory `TaskManager` would not.
+//! in-memory `TaskManager` would not. The handle's timestamps are the queue
+//! task's, so the handle and every `tasks/get` agree.
+//!
+//! A finished task's result is what the original `tools/call` would have
+//! answered, so it validates against that tool's `outputSchema`: the
+//! submission fields (`scanner_url`, `queue_position`, …) with the status
+//! fields of `get_scan_status` as extra properties.
 
 use rmcp::{
     ErrorData,
-    model::{CallToolResult, DetailedTask, GetTaskResult, Task, TaskPayload, TaskStatus},
+    model::{
+        CallToolResult, ContentBlock, CreateTaskResult, DetailedTask, GetTaskResult, Task,
+        TaskPayload, TaskStatus,
+    },
 };
+use serde_json::{Map, Value, json};
 
-use crate::{app::App, auth::Principal, ops};
+use crate::{app::App, auth::Principal, dto::ScanSubmitted, ops};
 
 /// Suggested polling interval for `tasks/get`.
 pub(crate) const POLL_MS: u64 = 5_000;
 
+/// What a task-mode client does next (instead of the tools' "poll get_scan_status").
+const FOLLOW: &str = "tasks/get follows it, tasks/cancel stops it";
+
 fn not_found(task_id: &str) -> ErrorData {
     ErrorData::invalid_params(
         format!("unknown task {task_id}"),
-        Some(serde_json::json!({ "taskId": task_id })),
+        Some(json!({ "taskId": task_id })),
     )
 }
 
+fn internal(e: impl std::fmt::Display) -> ErrorData {
+    ErrorData::internal_error(e.to_string(), None)
+}
+
+fn queued_message(position: u64, wait_minutes: u64) -> String {
+    let wait = match wait_minutes {
+        0 => "a scanner should start it shortly".to_owned(),
+        m => format!("about {m} min until a scanner starts it"),
+    };
+    format!("queued at position {position}, {wait}; {FOLLOW}")
+}
+
+/// The handle a task-augmented submission answers with.
+pub(crate) fn handle(submitted: &ScanSubmitted) -> CreateTaskResult {
+    let message = if submitted.status == "queued" {
+        queued_message(submitted.queue_position, submitted.estimated_wait_minutes)
+    } else {
+        format!("{}; {FOLLOW}", submitted.status)
+    };
+    let task = Task::new(
+        submitted.task_id.clone(),
+        TaskStatus::Working,
+        submitted.created_at.to_string(),
+        submitted.updated_at.to_string(),
+    )
+    .with_poll_interval_ms(POLL_MS)
+    .with_status_message(message);
+    CreateTaskResult::new(task)
+}
+
 /// `tasks/get`: the queue task as an MCP task; a finished scan carries the
-/// `get_scan_status` answer as its result.
+/// submission's result (see the module docs).
 pub(crate) async fn get(
     app: &App,
     principal: &Principal,
@@ -35,19 +78,24 @@ pub(crate) async fn get(
     let created = view.task.created_at.to_string();
     let updated = view.task.updated_at.to_string();
     let state = view.task.status;
+    let scanner_url = pinned_url(app, &view.task);
     let status = ops::status_of(view);
     let message = match state {
-        nessus_queue::TaskStatus::Queued => format!(
-            "queued at position {}",
-            status
-                .queue_position
-                .map_or_else(|| "?".to_owned(), |p| p.to_string())
+        nessus_queue::TaskStatus::Queued => queued_message(
+            status.queue_position.unwrap_or(0),
+            status.estimated_wait_minutes.unwrap_or(0),
         ),
         nessus_queue::TaskStatus::Running => match status.progress {
-            Some(p) => format!("running, {p}% done"),
-            None => "running".to_owned(),
+            Some(p) => format!("running, {p}% done; {FOLLOW}"),
+            None => format!("running; {FOLLOW}"),
         },
-        other => other.to_string(),
+        nessus_queue::TaskStatus::Completed => {
+            "completed; read the findings with get_scan_results".to_owned()
+        }
+        other => match &status.error_message {
+            Some(e) => format!("{other}: {e}"),
+            None => other.to_string(),
+        },
     };
     let payload = match state {
         nessus_queue::TaskStatus::Queued | nessus_queue::TaskStatus::Running => {
@@ -55,17 +103,36 @@ pub(crate) async fn get(
         }
         nessus_queue::TaskStatus::Cancelled => TaskPayload::Cancelled,
         other => {
-            // A failed or timed-out scan is a completed tool call whose result
-            // is an error the model can read (SEP-2663 "completed" includes isError).
-            let value = serde_json::to_value(&status)
-                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-            let mut result = CallToolResult::structured(value);
-            if other != nessus_queue::TaskStatus::Completed {
-                result.is_error = Some(true);
-            }
-            let object = match serde_json::to_value(&result) {
-                Ok(serde_json::Value::Object(m)) => m,
-                _ => serde_json::Map::new(),
+            let mut value = match serde_json::to_value(&status).map_err(internal)? {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            // The submission's fields that get_scan_status lacks; a finished
+            // task no longer waits.
+            value.insert("scanner_url".to_owned(), json!(scanner_url));
+            value.insert("queue_position".to_owned(), json!(0));
+            value.insert("estimated_wait_minutes".to_owned(), json!(0));
+            value.insert("message".to_owned(), json!(message));
+            value.insert("idempotent".to_owned(), json!(false));
+            let result = if other == nessus_queue::TaskStatus::Completed {
+                CallToolResult::structured(Value::Object(value))
+            } else {
+                // A failed or timed-out scan is a completed tool call whose
+                // result is an error the model can read (SEP-2663 "completed"
+                // includes isError): the text says what happened and what to do.
+                let error = json!({
+                    "error": message,
+                    "error_code": status.error_code.clone().unwrap_or_else(|| format!("scan_{other}")),
+                    "hint": status.next_step,
+                });
+                let mut r = CallToolResult::structured(Value::Object(value));
+                r.content = vec![ContentBlock::text(error.to_string())];
+                r.is_error = Some(true);
+                r
+            };
+            let object = match serde_json::to_value(&result).map_err(internal)? {
+                Value::Object(m) => m,
+                _ => Map::new(),
             };
             TaskPayload::Completed { result: object }
         }
@@ -74,6 +141,28 @@ pub(crate) async fn get(
         .with_status_message(message)
         .with_poll_interval_ms(POLL_MS);
     Ok(GetTaskResult::new(DetailedTask::new(task, payload)))
+}
+
+/// The pinned instance's URL (as the submission answered), or null.
+fn pinned_url(app: &App, task: &nessus_queue::Task) -> Option<String> {
+    let id = task.pinned_instance.as_deref()?;
+    app.config()
+        .pool(&task.pool)?
+        .instance(id)
+        .map(|i| i.display_url())
+}
+
+/// `tasks/update`: our scans never request input, so there is nothing to
+/// deliver; a visible task is acknowledged, an unknown one refused.
+pub(crate) async fn update(
+    app: &App,
+    principal: &Principal,
+    task_id: &str,
+) -> Result<(), ErrorData> {
+    ops::visible_task(app, principal, task_id)
+        .await
+        .map(|_| ())
+        .map_err(|_| not_found(task_id))
 }
 
 /// `tasks/cancel`: cancels the scan (queued at once, running via its worker).

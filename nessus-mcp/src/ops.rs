@@ -87,6 +87,8 @@ fn submitted(s: Submission) -> ScanSubmitted {
     let Submission {
         submitted: s,
         scanner_url,
+        queue_position,
+        estimated_wait_minutes,
         ..
     } = s;
     let t = &s.task;
@@ -111,10 +113,12 @@ fn submitted(s: Submission) -> ScanSubmitted {
         scanner_pool: t.pool.clone(),
         scanner_instance: t.pinned_instance.clone(),
         scanner_url,
-        queue_position: s.queue_position,
-        estimated_wait_minutes: s.estimated_wait_minutes,
+        queue_position,
+        estimated_wait_minutes,
         message,
         idempotent: s.idempotent,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
     }
 }
 
@@ -546,15 +550,11 @@ pub(crate) async fn diff(
             unchanged,
         },
         truncated: d.truncated,
-        new: d.new.iter().map(json_of).collect(),
-        fixed: d.fixed.iter().map(json_of).collect(),
-        severity_changed: d.severity_changed.iter().map(json_of).collect(),
+        new: d.new.iter().map(Into::into).collect(),
+        fixed: d.fixed.iter().map(Into::into).collect(),
+        severity_changed: d.severity_changed.iter().map(Into::into).collect(),
         base_task_id: p.base_task_id,
         compare_task_id: p.compare_task_id,
         min_severity: opts.min_severity,
     })
-}
-
-fn json_of<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }

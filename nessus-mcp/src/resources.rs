@@ -4,6 +4,8 @@
 //! URIs:
 //! - `nessus://schema/fields`: every finding field with its JSON type, the
 //!   profiles and the filter operators.
+//! - `nessus://schema/tools`: every tool's typed input and output schema (the
+//!   contract behind `server.tool_output: compatible`, see [`crate::compat`]).
 //! - `nessus://tasks/{task_id}`: the task's status (same JSON as get_scan_status).
 //! - `nessus://tasks/{task_id}/findings/{page}`: one page (40 findings, brief
 //!   profile, default order) of a completed scan, as JSON-NL.
@@ -17,6 +19,7 @@ use serde_json::{Map, Value, json};
 use crate::{app::App, auth::Principal, dto::GetScanResults, errors::ToolError};
 
 const FIELDS_URI: &str = "nessus://schema/fields";
+const TOOLS_URI: &str = "nessus://schema/tools";
 const TASK_PREFIX: &str = "nessus://tasks/";
 
 /// Resources with a fixed URI.
@@ -28,6 +31,13 @@ pub(crate) fn list(_app: &App) -> Vec<Resource> {
                 "Every field a finding can carry, with its JSON type; profiles and filter operators.",
             )
             .with_mime_type("application/schema+json"),
+        Resource::new(TOOLS_URI, "tool-schemas")
+            .with_title("Tool schemas (typed)")
+            .with_description(
+                "Typed input and output JSON Schema of every tool, including the predecessor's nine \
+                 whose tools/list outputSchema is a plain object in compatible mode.",
+            )
+            .with_mime_type("application/json"),
     ]
 }
 
@@ -112,10 +122,15 @@ pub(crate) async fn read(
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         return Ok(text(uri, "application/schema+json", body));
     }
+    if uri == TOOLS_URI {
+        let body = serde_json::to_string_pretty(&crate::compat::typed_schemas())
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        return Ok(text(uri, "application/json", body));
+    }
     let Some(rest) = uri.strip_prefix(TASK_PREFIX) else {
         return Err(not_found(
             uri,
-            "this server serves nessus://schema/fields and nessus://tasks/...",
+            "this server serves nessus://schema/fields, nessus://schema/tools and nessus://tasks/...",
         ));
     };
     let parts: Vec<&str> = rest.split('/').collect();

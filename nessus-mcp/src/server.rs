@@ -11,7 +11,7 @@ use rmcp::{
         CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
         Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
         ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig,
+        ServerCapabilities, ServerConfig, UpdateTaskParams,
     },
     service::RequestContext,
 };
@@ -62,9 +62,24 @@ impl NessusMcp {
 
     /// The tool router, built once: building it generates every JSON Schema,
     /// which is too costly to repeat per request.
+    /// Every schema is made portable here, once (see [`crate::portable`]).
     pub(crate) fn router() -> &'static ToolRouter<Self> {
         static ROUTER: OnceLock<ToolRouter<NessusMcp>> = OnceLock::new();
-        ROUTER.get_or_init(crate::tools::router)
+        ROUTER.get_or_init(|| {
+            let mut router = crate::tools::router();
+            for route in router.map.values_mut() {
+                crate::portable::make_portable(Arc::make_mut(&mut route.attr.input_schema));
+                if let Some(o) = route.attr.output_schema.as_mut() {
+                    crate::portable::make_portable(Arc::make_mut(o));
+                }
+            }
+            router
+        })
+    }
+
+    /// How tool results are shaped now (`server.tool_output`; follows a reload).
+    pub(crate) fn tool_output(&self) -> nessus_core::ToolOutput {
+        self.app.config().server().tool_output()
     }
 
     /// The principal a request runs as: the one the HTTP auth layer attached,
@@ -122,7 +137,7 @@ impl ServerHandler for NessusMcp {
             .increment(1);
         metrics::histogram!(crate::telemetry::TOOL_DURATION, &labels)
             .record(started.elapsed().as_secs_f64());
-        result
+        result.map(|r| crate::compat::shape(self.tool_output(), &tool, r))
     }
 
     async fn list_tools(
@@ -130,11 +145,16 @@ impl ServerHandler for NessusMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(Self::router().list_all()))
+        Ok(ListToolsResult::with_all_items(
+            crate::compat::tools(self.tool_output()).to_vec(),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        Self::router().get(name).cloned()
+        crate::compat::tools(self.tool_output())
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
     }
 
     async fn list_prompts(
@@ -204,6 +224,18 @@ impl ServerHandler for NessusMcp {
     ) -> Result<GetTaskResult, ErrorData> {
         let principal = self.principal(&context);
         crate::mcp_tasks::get(&self.app, &principal, &request.task_id).await
+    }
+
+    /// `tasks/update` delivers answers to a task's input requests. Our scans
+    /// never ask for input, so a visible task's update is acknowledged (an
+    /// empty result, as the extension defines) and an unknown one refused.
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let principal = self.principal(&context);
+        crate::mcp_tasks::update(&self.app, &principal, &request.task_id).await
     }
 
     async fn cancel_task(

@@ -7,7 +7,7 @@
 use rmcp::{
     Json, RoleServer,
     handler::server::{router::tool::ToolRouter, tool::schema_for_output, wrapper::Parameters},
-    model::{CallToolResponse, CallToolResult, CreateTaskResult, Task, TaskStatus},
+    model::{CallToolResponse, CallToolResult},
     service::RequestContext,
     tool, tool_router,
 };
@@ -39,16 +39,7 @@ impl NessusMcp {
             .client_capabilities()
             .is_some_and(|c| c.supports_tasks());
         if wants_task {
-            let now = jiff::Timestamp::now().to_string();
-            let task = Task::new(
-                submitted.task_id.clone(),
-                TaskStatus::Working,
-                now.clone(),
-                now,
-            )
-            .with_poll_interval_ms(crate::mcp_tasks::POLL_MS)
-            .with_status_message(submitted.message);
-            return Ok(CreateTaskResult::new(task).into());
+            return Ok(crate::mcp_tasks::handle(&submitted).into());
         }
         let value = serde_json::to_value(&submitted).map_err(ToolError::internal)?;
         Ok(CallToolResult::structured(value).into())

@@ -26,6 +26,7 @@ pub(crate) fn render(config: &Config, w: &mut dyn fmt::Write) -> fmt::Result {
         s.default_scan_timeout().as_secs()
     )?;
     writeln!(w, "  mcp_tokens: {}", secrets(s.mcp_tokens()))?;
+    writeln!(w, "  tool_output: {}", s.tool_output().as_str())?;
     let q = config.queue();
     writeln!(w, "queue:")?;
     match q.backend() {

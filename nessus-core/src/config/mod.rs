@@ -19,7 +19,7 @@ use std::str::FromStr;
 
 pub use model::{
     AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
+    PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, ToolOutput,
 };
 
 use crate::error::{Error, Result};

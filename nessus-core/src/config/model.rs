@@ -258,6 +258,44 @@ pub struct ServerSettings {
     pub(crate) default_pool: String,
     pub(crate) default_scan_timeout: Duration,
     pub(crate) mcp_tokens: Vec<ConfigSecret>,
+    pub(crate) tool_output: ToolOutput,
+}
+
+/// How the MCP server shapes the results of the predecessor's nine tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ToolOutput {
+    /// As the predecessor: a property-less object `outputSchema` and business
+    /// errors as normal results with an `error` key, so clients that read
+    /// fastmcp's `result.data` as a dict keep working (the default).
+    #[default]
+    Compatible,
+    /// Typed `outputSchema`s on every tool and business errors as `isError` results.
+    Typed,
+}
+
+impl ToolOutput {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Compatible => "compatible",
+            Self::Typed => "typed",
+        }
+    }
+}
+
+impl std::str::FromStr for ToolOutput {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "compatible" => Ok(Self::Compatible),
+            "typed" => Ok(Self::Typed),
+            other => Err(format!(
+                "server.tool_output {other:?} is not compatible or typed"
+            )),
+        }
+    }
 }
 
 impl ServerSettings {
@@ -284,6 +322,11 @@ impl ServerSettings {
     /// Bearer tokens accepted on `/mcp` (empty: no token configured).
     pub fn mcp_tokens(&self) -> &[ConfigSecret] {
         &self.mcp_tokens
+    }
+
+    /// How tool results and schemas are shaped (default `compatible`).
+    pub fn tool_output(&self) -> ToolOutput {
+        self.tool_output
     }
 }
 

@@ -165,6 +165,7 @@ pub(crate) struct RawServer {
     pub(crate) default_scan_timeout_secs: Option<u64>,
     #[serde(default)]
     pub(crate) mcp_tokens: Vec<Spanned<RawSecret>>,
+    pub(crate) tool_output: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,7 +9,7 @@ use serde_saphyr::{Location, Spanned};
 use super::env::{EnvLookup, expand};
 use super::model::{
     AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings,
+    PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, ToolOutput,
 };
 use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
 use crate::client::TlsOptions;
@@ -401,12 +401,20 @@ impl<'a> Resolver<'a> {
             }
             mcp_tokens.push(secret);
         }
+        let tool_output = match &raw.tool_output {
+            Some(t) => self
+                .text(ctx, "tool_output", &t.value)
+                .parse::<ToolOutput>()
+                .map_err(|e| at(t, e))?,
+            None => ToolOutput::default(),
+        };
         Ok(ServerSettings {
             data_dir,
             results_dir,
             default_pool,
             default_scan_timeout: Duration::from_secs(raw.default_scan_timeout_secs.unwrap_or(DAY)),
             mcp_tokens,
+            tool_output,
         })
     }
 

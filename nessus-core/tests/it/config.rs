@@ -394,6 +394,31 @@ fn invalid_settings_point_at_the_culprit() {
         "`url` is required",
     );
     check_error("queue:\n  backend: postgres\n", &[], 2, 12, "postgres");
+    check_error(
+        "server:\n  tool_output: strict\n",
+        &[],
+        2,
+        16,
+        "is not compatible or typed",
+    );
+}
+
+#[test]
+fn tool_output_defaults_to_compatible() {
+    for (yaml, want) in [
+        ("", nessus_core::ToolOutput::Compatible),
+        (
+            "server:\n  tool_output: compatible\n",
+            nessus_core::ToolOutput::Compatible,
+        ),
+        (
+            "server:\n  tool_output: typed\n",
+            nessus_core::ToolOutput::Typed,
+        ),
+    ] {
+        let config = Config::from_yaml_with_env(yaml, &no_env).unwrap();
+        assert_eq!(config.server().tool_output(), want, "{yaml:?}");
+    }
 }
 
 #[test]

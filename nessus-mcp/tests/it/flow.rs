@@ -5,7 +5,9 @@ use std::time::Duration;
 use nessus_queue::testkit::RedisServer;
 use serde_json::json;
 
-use crate::support::{Harness, OTHER_TOKEN, TARGET, TOKEN, call, call_ok, text, wait_status};
+use crate::support::{
+    Harness, OTHER_TOKEN, TARGET, TOKEN, business_error, call, call_ok, text, wait_status,
+};
 
 #[tokio::test]
 async fn submit_complete_and_read_a_filtered_page() {
@@ -28,7 +30,13 @@ async fn full_flow(h: Harness) {
         json!({"targets": TARGET, "name": "it flow", "idempotency_key": "k1"}),
     )
     .await;
-    assert_eq!(sub["status"], "queued");
+    // The worker may claim it before the answer is built: then the answer
+    // says so (running, position 0) instead of queued with null position.
+    match sub["status"].as_str() {
+        Some("queued") => assert!(sub["queue_position"].as_u64() >= Some(1), "{sub}"),
+        Some("running") => assert_eq!(sub["queue_position"], 0, "{sub}"),
+        _ => panic!("{sub}"),
+    }
     assert_eq!(sub["scanner_pool"], "nessus");
     assert_eq!(sub["idempotent"], false);
     let task_id = sub["task_id"].as_str().expect("task_id").to_owned();
@@ -48,7 +56,10 @@ async fn full_flow(h: Harness) {
         json!({"targets": TARGET, "name": "other", "idempotency_key": "k1"}),
     )
     .await;
-    assert_eq!(conflict.is_error, Some(true));
+    assert_eq!(
+        business_error("run_untrusted_scan", &conflict)["error_code"],
+        "idempotency_conflict"
+    );
     assert!(
         text(&conflict).contains("idempotency_conflict"),
         "{}",
@@ -85,14 +96,15 @@ async fn full_flow(h: Harness) {
             .all(|v| v["severity"].as_u64().unwrap_or(0) >= 1)
     );
 
-    // Business errors are isError results that say what to do.
+    // Business errors say what to do; the predecessor's tools answer them as
+    // normal results with an "error" key (server.tool_output: compatible).
     let bad = call(
         &client,
         "get_scan_results",
         json!({"task_id": task_id, "filters": {"severty": ">=3"}}),
     )
     .await;
-    assert_eq!(bad.is_error, Some(true));
+    business_error("get_scan_results", &bad);
     assert!(
         text(&bad).contains("severity"),
         "names the closest field: {}",
@@ -104,7 +116,7 @@ async fn full_flow(h: Harness) {
         json!({"task_id": "ness_un_20250101_000000_000000000000000000000000deadbeef"}),
     )
     .await;
-    assert_eq!(missing.is_error, Some(true));
+    business_error("get_scan_status", &missing);
     assert!(text(&missing).contains("list_tasks"));
     let outside = call(
         &client,
@@ -112,7 +124,7 @@ async fn full_flow(h: Harness) {
         json!({"targets": "8.8.8.8", "name": "x"}),
     )
     .await;
-    assert_eq!(outside.is_error, Some(true));
+    business_error("run_untrusted_scan", &outside);
     assert!(
         text(&outside).contains("target_not_allowed"),
         "{}",
@@ -122,7 +134,7 @@ async fn full_flow(h: Harness) {
     // Another principal sees nothing of alice's task.
     let bob = h.client(OTHER_TOKEN).await;
     let hidden = call(&bob, "get_scan_status", json!({"task_id": task_id})).await;
-    assert_eq!(hidden.is_error, Some(true));
+    business_error("get_scan_status", &hidden);
     let listed = call_ok(&bob, "list_tasks", json!({})).await;
     assert_eq!(listed["total"], 0, "{listed}");
     let mine = call_ok(&client, "list_tasks", json!({"limit": 5})).await;
@@ -161,8 +173,7 @@ async fn full_flow(h: Harness) {
         json!({"targets": TARGET, "name": "bad profile", "schema_profile": "xyz"}),
     )
     .await;
-    assert_eq!(bad.is_error, Some(true));
-    let bad: serde_json::Value = serde_json::from_str(&text(&bad)).expect("error JSON");
+    let bad = business_error("run_untrusted_scan", &bad);
     assert_eq!(bad["error_code"], "invalid_profile", "{bad}");
     assert_eq!(
         bad["error"],
@@ -229,6 +240,33 @@ async fn cancel_a_running_scan() {
     );
     let st = wait_status(&client, &id, &["cancelled", "failed", "completed"]).await;
     assert_eq!(st["status"], "cancelled", "{st}");
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
+
+/// A submission always answers integer `queue_position` and
+/// `estimated_wait_minutes` with its real status: here an idempotent resubmit
+/// of a finished task (the path a worker claiming the task before the
+/// position read takes too) answers its status with 0, not `queued` with nulls.
+#[tokio::test]
+async fn submissions_answer_integer_positions_in_every_state() {
+    let h = Harness::start(1, Duration::from_millis(300)).await;
+    let client = h.client(TOKEN).await;
+    let args = json!({"targets": TARGET, "name": "positions", "idempotency_key": "pos"});
+    let sub = call_ok(&client, "run_untrusted_scan", args.clone()).await;
+    let id = sub["task_id"].as_str().expect("id").to_owned();
+    for key in ["queue_position", "estimated_wait_minutes"] {
+        assert!(sub[key].is_u64(), "{key}: {sub}");
+    }
+    if sub["status"] == "queued" {
+        assert!(sub["queue_position"].as_u64() >= Some(1), "{sub}");
+    }
+    wait_status(&client, &id, &["completed"]).await;
+    let again = call_ok(&client, "run_untrusted_scan", args).await;
+    assert_eq!(again["task_id"], id.as_str());
+    assert_eq!(again["status"], "completed", "{again}");
+    assert_eq!(again["queue_position"], 0, "{again}");
+    assert_eq!(again["estimated_wait_minutes"], 0, "{again}");
     client.cancel().await.expect("close");
     h.stop().await;
 }

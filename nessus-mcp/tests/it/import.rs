@@ -71,7 +71,7 @@ async fn import_by_path_and_inline_then_read_and_diff() {
     // Imports are the importer's: another principal does not see them.
     let bob = h.client(OTHER_TOKEN).await;
     let hidden = call(&bob, "get_scan_status", json!({"task_id": a})).await;
-    assert_eq!(hidden.is_error, Some(true));
+    crate::support::business_error("get_scan_status", &hidden);
 }
 
 #[tokio::test]

@@ -1,10 +1,12 @@
 //! Integration tests: a real server (HTTP on 127.0.0.1, SQLite file, embedded
 //! workers, in-process Nessus simulator) driven by the rmcp client.
 
+mod compat;
 mod contract;
 mod flow;
 mod import;
 mod logs;
+mod schema_check;
 mod security;
 mod stdio;
 mod support;

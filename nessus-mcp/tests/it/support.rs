@@ -44,6 +44,16 @@ pub(crate) fn write_config_with(
     url: &str,
     redis: Option<&str>,
 ) -> std::path::PathBuf {
+    write_config_opts(dir, url, redis, "")
+}
+
+/// `server_extra`: more `server:` lines, each indented by two spaces.
+pub(crate) fn write_config_opts(
+    dir: &std::path::Path,
+    url: &str,
+    redis: Option<&str>,
+    server_extra: &str,
+) -> std::path::PathBuf {
     let data = dir.display();
     let queue = redis
         .map(|r| format!("queue:\n  backend: redis\n  redis_url: \"{r}\"\n"))
@@ -52,7 +62,7 @@ pub(crate) fn write_config_with(
         r#"server:
   data_dir: "{data}"
   default_pool: nessus
-{queue}nessus:
+{server_extra}{queue}nessus:
   target_policy:
     allow: [192.0.2.0/24]
   instances:
@@ -76,13 +86,27 @@ impl Harness {
 
     /// As [`Harness::start`], with the queue on Redis at `redis` when given.
     pub(crate) async fn start_with(workers: usize, scan: Duration, redis: Option<&str>) -> Self {
+        Self::start_opts(workers, scan, redis, "").await
+    }
+
+    /// With `server.tool_output: typed`.
+    pub(crate) async fn start_typed(workers: usize, scan: Duration) -> Self {
+        Self::start_opts(workers, scan, None, "  tool_output: typed\n").await
+    }
+
+    pub(crate) async fn start_opts(
+        workers: usize,
+        scan: Duration,
+        redis: Option<&str>,
+        server_extra: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let sim = nessus_core::sim::Simulator::builder()
             .scan_duration(scan)
             .start("127.0.0.1:0")
             .await
             .expect("simulator");
-        let config_path = write_config_with(dir.path(), sim.base_url(), redis);
+        let config_path = write_config_opts(dir.path(), sim.base_url(), redis, server_extra);
         let config = Config::load(&config_path).expect("config");
         let app = Arc::new(App::open(config).await.expect("app"));
         let (stop, rx) = watch::channel(false);
@@ -185,6 +209,41 @@ pub(crate) async fn call_ok(
 }
 
 /// The text of the first content block.
+/// The error envelope (`error`, `error_code`, `hint`) of a business error in
+/// the default `server.tool_output: compatible`: the predecessor's tools
+/// answer it as a normal result (structured content, or fastmcp's
+/// `{"result": text}` wrap for get_scan_results), the new tools as `isError`.
+pub(crate) fn business_error(tool: &str, r: &CallToolResult) -> Value {
+    let body: Value = serde_json::from_str(&text(r)).expect("the text is the error envelope");
+    assert!(
+        body["error"].is_string() && body["error_code"].is_string(),
+        "{tool}: {body}"
+    );
+    const PREDECESSOR: [&str; 9] = [
+        "run_untrusted_scan",
+        "run_authenticated_scan",
+        "get_scan_status",
+        "get_scan_results",
+        "list_scanners",
+        "list_pools",
+        "get_pool_status",
+        "get_queue_status",
+        "list_tasks",
+    ];
+    if PREDECESSOR.contains(&tool) {
+        assert_ne!(r.is_error, Some(true), "{tool}: a normal result");
+        let structured = r.structured_content.clone().expect("structured content");
+        if tool == "get_scan_results" {
+            assert_eq!(structured, serde_json::json!({"result": text(r)}), "{tool}");
+        } else {
+            assert_eq!(structured, body, "{tool}");
+        }
+    } else {
+        assert_eq!(r.is_error, Some(true), "{tool}: {body}");
+    }
+    body
+}
+
 pub(crate) fn text(r: &CallToolResult) -> String {
     r.content
         .first()

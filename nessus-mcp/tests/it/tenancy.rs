@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rmcp::model::ReadResourceRequestParams;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::support::{Harness, OTHER_TOKEN, TARGET, TOKEN, call, call_ok, text};
+use crate::support::{Harness, OTHER_TOKEN, TARGET, TOKEN, business_error, call, call_ok};
 
 /// Every task id bob can reach through `list_tasks`, following cursors, with the size
 /// of each page.
@@ -98,8 +98,7 @@ async fn principal_b_sees_none_of_a_s_tasks_with_full_pages() {
         ),
     ] {
         let r = call(&bob, tool, args).await;
-        assert_eq!(r.is_error, Some(true), "{tool}: {}", text(&r));
-        let body: Value = serde_json::from_str(&text(&r)).expect("envelope");
+        let body = business_error(tool, &r);
         assert_eq!(body["error_code"], "task_not_found", "{tool}: {body}");
     }
     // Alice's task was not cancelled by bob's attempt.
@@ -133,8 +132,7 @@ async fn oversized_fields_are_refused_at_submit_naming_the_limit() {
         ),
     ] {
         let r = call(&alice, "run_untrusted_scan", args).await;
-        assert_eq!(r.is_error, Some(true), "{field}");
-        let body: Value = serde_json::from_str(&text(&r)).expect("envelope");
+        let body = business_error("run_untrusted_scan", &r);
         assert_eq!(body["error_code"], "field_too_long", "{field}: {body}");
         let msg = body["error"].as_str().unwrap_or_default();
         assert!(msg.contains(field) && msg.contains("limit"), "{msg}");
@@ -180,7 +178,7 @@ async fn agent_actions_land_on_the_audit_trail_without_credentials() {
         json!({"targets": "10.0.0.1", "name": "outside"}),
     )
     .await;
-    assert_eq!(refused.is_error, Some(true));
+    business_error("run_untrusted_scan", &refused);
     let _ = call(&alice, "get_scan_results", json!({"task_id": task_id})).await;
     call_ok(&alice, "cancel_scan", json!({"task_id": task_id})).await;
 

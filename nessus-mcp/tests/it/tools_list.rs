@@ -63,6 +63,19 @@ async fn every_tool_is_named_annotated_and_schematised() {
             "{name}: description"
         );
     }
+    // Portable on the wire (the unit test in compat.rs lints every schema in
+    // both modes; this is what a client receives).
+    let wire = serde_json::to_string(&tools).expect("JSON");
+    for bad in [
+        "\"format\":\"uint",
+        "\"format\":\"int",
+        "\"format\":\"double",
+        "\"format\":\"float",
+        "\"type\":[",
+        "\"items\":true",
+    ] {
+        assert!(!wire.contains(bad), "tools/list contains {bad}");
+    }
     let submit = tools
         .iter()
         .find(|t| t.name == "run_authenticated_scan")

@@ -143,6 +143,11 @@ pub struct Submission {
     pub submitted: Submitted,
     /// The pinned instance's URL (credentials masked), if one was pinned.
     pub scanner_url: Option<String>,
+    /// 1-based position in the pool's queue; 0 once a worker has claimed it
+    /// (the predecessor always answers an integer).
+    pub queue_position: u64,
+    /// Estimated minutes until a worker starts it; 0 once started.
+    pub estimated_wait_minutes: u64,
 }
 
 impl Service {
@@ -245,10 +250,35 @@ impl Service {
                 "scan_enqueued"
             );
         }
-        Ok(Submission {
+        Ok(self.settle(submitted, scanner_url).await)
+    }
+
+    /// The answer's position and ETA as integers. Without a position the task
+    /// is no longer queued (a worker claimed it between the insert and the
+    /// position read, or an idempotent hit found a started task); the stored
+    /// task then still says `queued`, so it is re-read to answer its real status
+    /// with position 0 instead of `queued` with nulls.
+    async fn settle(&self, mut submitted: Submitted, scanner_url: Option<String>) -> Submission {
+        let (queue_position, estimated_wait_minutes) = match submitted.queue_position {
+            Some(p) => (p, submitted.estimated_wait_minutes.unwrap_or(0)),
+            None => match self.queue.get(&submitted.task.task_id).await {
+                Ok(Some(view)) => {
+                    submitted.task = view.task;
+                    (
+                        view.queue_position.unwrap_or(0),
+                        view.estimated_wait_minutes.unwrap_or(0),
+                    )
+                }
+                // The submit itself succeeded: answer with what it returned.
+                Ok(None) | Err(_) => (0, 0),
+            },
+        };
+        Submission {
             submitted,
             scanner_url,
-        })
+            queue_position,
+            estimated_wait_minutes,
+        }
     }
 
     /// The credential rules: who may run authenticated scans, which profile, and
