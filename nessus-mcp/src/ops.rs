@@ -318,14 +318,10 @@ pub(crate) async fn list_tasks(
     principal: &Principal,
     p: ListTasks,
 ) -> Result<TaskList, ToolError> {
-    if p.limit <= 0 {
-        return Ok(TaskList {
-            tasks: Vec::new(),
-            total: 0,
-            next_cursor: None,
-        });
-    }
-    let limit = usize::try_from(p.limit.min(1000)).unwrap_or(1000);
+    // The predecessor answers an empty list for limit <= 0; the query still goes to the
+    // service (with the smallest page) so an unknown pool or a bad cursor is refused.
+    let empty = p.limit <= 0;
+    let limit = usize::try_from(p.limit.clamp(1, 1000)).unwrap_or(1000);
     let mut q = nessus_queue::ListTasks::new(limit);
     if let Some(s) = p.status_filter.as_deref().filter(|s| !s.is_empty()) {
         q = q.status(s.parse().map_err(service_error)?);
@@ -344,6 +340,13 @@ pub(crate) async fn list_tasks(
         .list(principal, q)
         .await
         .map_err(service_error)?;
+    if empty {
+        return Ok(TaskList {
+            tasks: Vec::new(),
+            total: 0,
+            next_cursor: None,
+        });
+    }
     let tasks: Vec<TaskItem> = page.tasks.into_iter().map(task_item).collect();
     Ok(TaskList {
         total: tasks.len(),

@@ -205,7 +205,13 @@ pub(crate) async fn call_ok(
 ) -> Value {
     let r = call(client, name, arguments).await;
     assert_ne!(r.is_error, Some(true), "{name} failed: {:?}", r.content);
-    r.structured_content.expect("structured content")
+    let structured = r.structured_content.expect("structured content");
+    // In `compatible` mode a business error is a normal result with an `error` key.
+    assert!(
+        structured.get("error").is_none(),
+        "{name} answered an error: {structured}"
+    );
+    structured
 }
 
 /// The text of the first content block.
