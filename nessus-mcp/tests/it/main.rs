@@ -1,7 +1,9 @@
 //! Integration tests: a real server (HTTP on 127.0.0.1, SQLite file, embedded
 //! workers, in-process Nessus simulator) driven by the rmcp client.
 
+mod edge;
 mod flow;
+mod fuzz_http;
 mod import;
 mod logs;
 mod security;

@@ -1,0 +1,178 @@
+//! The accept loop: our own instead of `axum::serve`, which has no header read
+//! timeout and no connection cap. 19,985 connections that each sent half a
+//! header used to hold every file descriptor; `/health` timed out and the log
+//! filled with `accept error: Too many open files`.
+//!
+//! Here every connection needs a permit from a semaphore sized by
+//! [`ConnLimits::max_connections`]; a connection above the cap is accepted and
+//! closed at once, so descriptors stay bounded and the listen backlog keeps
+//! draining. hyper's header read timeout closes a connection whose request head
+//! has not fully arrived in time, and since hyper restarts that timer whenever a
+//! keep-alive connection goes idle, it also bounds idle keep-alive connections.
+//! Accept errors (EMFILE above all) back off and are logged at most once per
+//! [`ACCEPT_LOG_EVERY`].
+
+use std::{
+    io,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::Router;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::telemetry;
+
+/// Default time a client has to send a complete request head (and the longest
+/// a keep-alive connection stays idle).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on concurrently open connections (the binary lowers it below
+/// the open-files limit).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 8192;
+/// At most one accept-error log line per this interval (the rest are counted).
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+/// Back-off after a resource accept error doubles from the first to the last.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
+
+/// Connection limits of one listener.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) max_connections: usize,
+}
+
+/// Serve `router` on `listener` until `shutdown` fires, then stop accepting and
+/// wait for the open connections to finish their in-flight requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let mut errors = AcceptErrors::default();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => {
+                errors.ok();
+                stream
+            }
+            Err(e) => {
+                let pause = errors.failed(&e);
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(pause) => continue,
+                }
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Over the cap: closing at once keeps descriptors bounded; the
+            // client sees a reset/EOF and may retry.
+            metrics::counter!(telemetry::CONNECTIONS_REFUSED).increment(1);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let open = metrics::gauge!(telemetry::HTTP_CONNECTIONS);
+            open.increment(1.0);
+            if let Err(e) = conn.await {
+                // Timeouts and resets are the client's business, not an operator's.
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+            open.decrement(1.0);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// Back-off and rate-limited logging of accept errors.
+#[derive(Default)]
+struct AcceptErrors {
+    consecutive: u32,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    fn ok(&mut self) {
+        self.consecutive = 0;
+    }
+
+    /// Records an accept error; returns how long to pause before the next accept.
+    fn failed(&mut self, e: &io::Error) -> Duration {
+        metrics::counter!(telemetry::ACCEPT_ERRORS).increment(1);
+        // A peer that gave up before we accepted it: nothing is wrong here.
+        if matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionRefused
+        ) {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= ACCEPT_LOG_EVERY)
+        {
+            tracing::warn!(
+                error = %e,
+                suppressed = self.suppressed,
+                "accept failed (out of file descriptors?); backing off; lower --max-connections \
+                 or raise the open-files limit"
+            );
+            self.last_log = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        let (first, last) = ACCEPT_BACKOFF;
+        let pause = first.saturating_mul(1 << self.consecutive.min(10));
+        self.consecutive = self.consecutive.saturating_add(1);
+        pause.min(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_errors_back_off_and_reset() {
+        let mut e = AcceptErrors::default();
+        let emfile = io::Error::from_raw_os_error(24);
+        let pauses: Vec<_> = (0..12).map(|_| e.failed(&emfile)).collect();
+        assert_eq!(pauses[0], ACCEPT_BACKOFF.0);
+        assert!(pauses.windows(2).all(|w| w[0] <= w[1]), "{pauses:?}");
+        assert_eq!(pauses[11], ACCEPT_BACKOFF.1);
+        assert_eq!(e.suppressed, 11, "one line logged, the rest counted");
+        e.ok();
+        assert_eq!(e.failed(&emfile), ACCEPT_BACKOFF.0);
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        assert_eq!(e.failed(&aborted), Duration::ZERO);
+    }
+}
