@@ -109,6 +109,8 @@ async fn bogus_tool_names_do_not_grow_metrics() {
     // One call first, so the `unknown` series exist before the measurement.
     let first = post(&client, &base, call(0)).await;
     assert_eq!(first.status().as_u16(), 200);
+    // A scrape records itself after rendering: scrape once so `before` has those series too.
+    metrics_body(&base).await;
     let before = metrics_body(&base).await;
     let started = Instant::now();
     let statuses: Vec<u16> = futures::stream::iter(1..=10_000)
@@ -660,4 +662,72 @@ async fn host_checks_cover_every_path_and_bearer_is_case_insensitive() {
         );
     }
     edge.server.shutdown().await.expect("shutdown");
+}
+
+/// The binary: `--demo` with configured tokens says a token is required (and
+/// prints none); `NESSUS_MCP_METRICS_BIND` / `NESSUS_MCP_METRICS_AUTH` move
+/// `/metrics` to its own token-guarded listener.
+#[tokio::test]
+async fn demo_banner_is_truthful_and_metrics_flags_work() {
+    use nessus_queue::testkit::{ChildGuard, free_port};
+    use std::io::BufRead as _;
+    const OPS_TOKEN: &str = "ops-token-canary-0123456789";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, mport) = (free_port().expect("port"), free_port().expect("port"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nessus-mcp"))
+        .args(["--demo", "--workers", "0", "--log-format", "text"])
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("NESSUS_MCP_TOKENS", format!("ops={OPS_TOKEN}"))
+        .env("NESSUS_MCP_METRICS_BIND", format!("127.0.0.1:{mport}"))
+        .env("NESSUS_MCP_METRICS_AUTH", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = ChildGuard::new(child);
+    let banner = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            let done = line.starts_with("demo targets: ");
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+        lines.join("\n")
+    })
+    .await
+    .expect("banner");
+    assert!(
+        banner.contains(&format!("MCP URL: http://127.0.0.1:{port}/mcp")),
+        "{banner}"
+    );
+    assert!(banner.contains("Authorization: required"), "{banner}");
+    assert!(!banner.contains("Authorization: none"), "{banner}");
+    assert!(!banner.contains("Bearer"), "{banner}");
+    assert!(!banner.contains(OPS_TOKEN), "{banner}");
+    let client = reqwest::Client::new();
+    let get = |url: String, auth: Option<String>| {
+        let mut r = client.get(url);
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        async move { r.send().await.expect("get").status().as_u16() }
+    };
+    let bearer = Some(format!("Bearer {OPS_TOKEN}"));
+    let metrics = format!("http://127.0.0.1:{mport}/metrics");
+    assert_eq!(get(metrics.clone(), None).await, 401);
+    assert_eq!(get(metrics, bearer.clone()).await, 200);
+    assert_eq!(
+        get(format!("http://127.0.0.1:{port}/metrics"), bearer).await,
+        404
+    );
+    assert_eq!(
+        get(format!("http://127.0.0.1:{port}/health"), None).await,
+        200
+    );
 }
