@@ -52,7 +52,8 @@ pub struct HttpOptions {
     pub metrics_bind: Option<SocketAddr>,
     /// Require a bearer token on `/metrics`.
     pub metrics_auth: bool,
-    /// Cap on concurrently open connections per listener; more are closed at once.
+    /// Cap on concurrently open connections per listener; at the cap the oldest idle
+    /// or still-sending connection makes room, else the new one is closed at once.
     pub max_connections: usize,
     /// Time a client has to send a complete request head; also the longest a
     /// keep-alive connection stays idle.

@@ -4,17 +4,24 @@
 //! filled with `accept error: Too many open files`.
 //!
 //! Here every connection needs a permit from a semaphore sized by
-//! [`ConnLimits::max_connections`]; a connection above the cap is accepted and
-//! closed at once, so descriptors stay bounded and the listen backlog keeps
-//! draining. hyper's header read timeout closes a connection whose request head
-//! has not fully arrived in time, and since hyper restarts that timer whenever a
+//! [`ConnLimits::max_connections`], so descriptors stay bounded. At the cap, a
+//! new connection evicts the oldest one that has no request in flight (still
+//! sending its head, or idle between requests): a slow-header flood then only
+//! ever holds connections younger than the real clients' requests, instead of
+//! locking everyone out for a header timeout. When every connection is busy
+//! the new one is closed at once. hyper's header read timeout closes a
+//! connection whose request head has not fully arrived in time, and since hyper restarts that timer whenever a
 //! keep-alive connection goes idle, it also bounds idle keep-alive connections.
 //! Accept errors (EMFILE above all) back off and are logged at most once per
 //! [`ACCEPT_LOG_EVERY`].
 
 use std::{
+    collections::BTreeMap,
     io,
-    sync::Arc,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -24,7 +31,10 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::TcpListener,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::telemetry;
@@ -62,6 +72,8 @@ pub(crate) async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
     let mut errors = AcceptErrors::default();
+    let registry: Registry = Arc::default();
+    let mut next_id = 0u64;
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -80,33 +92,93 @@ pub(crate) async fn serve(
                 }
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // Over the cap: closing at once keeps descriptors bounded; the
-            // client sees a reset/EOF and may retry.
+        let Some(permit) = admit(&permits, &registry).await else {
+            // Every connection is busy: closing at once keeps descriptors
+            // bounded; the client sees a reset/EOF and may retry.
             metrics::counter!(telemetry::CONNECTIONS_REFUSED).increment(1);
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
-        let conn = graceful.watch(conn);
+        next_id += 1;
+        let slot = Arc::new(Slot {
+            in_flight: AtomicUsize::new(0),
+            evict: CancellationToken::new(),
+        });
+        lock(&registry).insert(next_id, slot.clone());
+        let svc = {
+            let slot = slot.clone();
+            let router = router.clone();
+            hyper::service::service_fn(move |req| {
+                let slot = slot.clone();
+                let call = TowerToHyperService::new(router.clone());
+                async move {
+                    slot.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let resp = hyper::service::Service::call(&call, req).await;
+                    slot.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    resp
+                }
+            })
+        };
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+        let registry = registry.clone();
+        let id = next_id;
         tokio::spawn(async move {
             let _permit = permit;
             let open = metrics::gauge!(telemetry::HTTP_CONNECTIONS);
             open.increment(1.0);
-            if let Err(e) = conn.await {
-                // Timeouts and resets are the client's business, not an operator's.
-                tracing::debug!(error = %e, "connection closed with an error");
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    // Timeouts and resets are the client's business, not an operator's.
+                    tracing::debug!(error = %e, "connection closed with an error");
+                },
+                // Dropping the connection closes its socket.
+                () = slot.evict.cancelled() => {}
             }
+            lock(&registry).remove(&id);
             open.decrement(1.0);
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// One open connection, as the cap sees it.
+struct Slot {
+    /// Requests whose head has arrived and whose response is not yet written.
+    in_flight: AtomicUsize,
+    /// Fired to close the connection to make room for a new one.
+    evict: CancellationToken,
+}
+
+/// Open connections by age (ids increase).
+type Registry = Arc<Mutex<BTreeMap<u64, Arc<Slot>>>>;
+
+fn lock(r: &Registry) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Slot>>> {
+    // A panic elsewhere cannot leave the map inconsistent: every change is one call.
+    r.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long a new connection waits for the permit of the one it evicted.
+const EVICT_WAIT: Duration = Duration::from_millis(200);
+
+/// A permit for a new connection: a free one, else the permit of the oldest
+/// connection with no request in flight, which is closed for it.
+async fn admit(permits: &Arc<Semaphore>, registry: &Registry) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = permits.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    let victim = lock(registry)
+        .iter()
+        .find(|(_, s)| s.in_flight.load(Ordering::SeqCst) == 0 && !s.evict.is_cancelled())
+        .map(|(_, s)| s.clone())?;
+    victim.evict.cancel();
+    metrics::counter!(telemetry::CONNECTIONS_EVICTED).increment(1);
+    tokio::time::timeout(EVICT_WAIT, permits.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Back-off and rate-limited logging of accept errors.

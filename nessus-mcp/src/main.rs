@@ -70,7 +70,8 @@ struct Cli {
     /// Require the bearer token on /metrics.
     #[arg(long, env = "NESSUS_MCP_METRICS_AUTH")]
     metrics_auth: bool,
-    /// Cap on concurrently open connections per listener; more are closed at once.
+    /// Cap on concurrently open connections per listener; at the cap the oldest idle
+    /// or still-sending connection makes room, else the new one is closed at once.
     /// Default: 8192, lowered to fit the open-files limit.
     #[arg(long, env = "NESSUS_MCP_MAX_CONNECTIONS")]
     max_connections: Option<usize>,

@@ -22,7 +22,9 @@ pub(crate) const REJECTED_REQUESTS: &str = "nessus_mcp_rejected_requests_total";
 
 /// Gauge: open HTTP connections (bounded by `--max-connections`).
 pub(crate) const HTTP_CONNECTIONS: &str = "nessus_mcp_http_connections";
-/// Counter: connections closed at once because `--max-connections` were open.
+/// Counter: idle or still-sending connections closed at the cap to admit a new one.
+pub(crate) const CONNECTIONS_EVICTED: &str = "nessus_mcp_connections_evicted_total";
+/// Counter: connections closed at once because `--max-connections` were open and busy.
 pub(crate) const CONNECTIONS_REFUSED: &str = "nessus_mcp_connections_refused_total";
 /// Counter: failed `accept` calls (EMFILE and the like).
 pub(crate) const ACCEPT_ERRORS: &str = "nessus_mcp_accept_errors_total";

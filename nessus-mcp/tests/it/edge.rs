@@ -289,41 +289,84 @@ async fn slow_header_connections_do_not_starve_real_requests() {
     edge.server.shutdown().await.expect("shutdown");
 }
 
+/// Opens `n` connections whose request head is complete but whose body never
+/// arrives: each has a request in flight.
+async fn busy_connections(addr: std::net::SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: 100\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        conns.push(s);
+    }
+    conns
+}
+
 #[tokio::test]
-async fn connections_above_the_cap_are_closed_at_once() {
+async fn at_the_cap_slow_connections_make_room_and_busy_ones_do_not() {
     let edge = Edge::start(|o| {
         o.max_connections = 20;
         o.header_read_timeout = Duration::from_secs(30);
+        o.body_read_timeout = Duration::from_secs(30);
     })
     .await;
     let addr = edge.server.local_addr();
-    let held = slow_connections(addr, 20).await;
-    // Let the server take all 20 permits before the surplus arrives.
+    let base = edge.base();
+    let mut held = slow_connections(addr, 20).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut surplus = slow_connections(addr, 30).await;
+    // The cap is full of slow heads: a real request evicts the oldest and is served.
+    let t = Instant::now();
+    let r = reqwest::get(format!("{base}/health"))
+        .await
+        .expect("health");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    // 30 more slow connections: the open count stays at the cap, the oldest go.
+    let _newer = slow_connections(addr, 30).await;
+    for (i, s) in held.iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_millis(1000)).await,
+            "old slow connection #{i} was kept beyond the cap"
+        );
+    }
+    drop(_newer);
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Connections with a request in flight are never evicted: at the cap, a
+    // new connection is closed at once instead.
+    let mut busy = busy_connections(addr, 20).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut surplus = slow_connections(addr, 5).await;
     for (i, s) in surplus.iter_mut().enumerate() {
         assert!(
             closed_within(s, Duration::from_millis(1000)).await,
             "surplus connection #{i} was kept open"
         );
     }
-    drop(held);
-    drop(surplus);
-    // Once the held ones are gone, service resumes.
-    let base = edge.base();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match reqwest::get(format!("{base}/health")).await {
-            Ok(r) if r.status().as_u16() == 200 => break,
-            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            other => panic!("health never came back: {other:?}"),
-        }
+    let mut buf = [0u8; 16];
+    for s in &mut busy {
+        let still_open = tokio::time::timeout(Duration::from_millis(20), s.read(&mut buf)).await;
+        assert!(still_open.is_err(), "a busy connection was closed");
     }
-    let metrics = metrics_body(&base).await;
-    assert!(
-        metrics.contains("nessus_mcp_connections_refused_total"),
-        "{metrics}"
-    );
+    drop(busy);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        match reqwest::get(format!("{base}/metrics")).await {
+            Ok(r) if r.status().as_u16() == 200 => break r.text().await.expect("body"),
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("metrics never came back: {other:?}"),
+        }
+    };
+    for name in [
+        "nessus_mcp_connections_refused_total",
+        "nessus_mcp_connections_evicted_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing");
+    }
     edge.server.shutdown().await.expect("shutdown");
 }
 
