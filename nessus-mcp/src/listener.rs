@@ -50,6 +50,55 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 /// Back-off after a resource accept error doubles from the first to the last.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 
+/// Descriptors kept back from the connection cap for everything else the
+/// process opens (SQLite, Redis, scanner clients, the metrics listener, logs).
+pub const FD_RESERVE: u64 = 256;
+
+/// Raise the soft open-files limit to the hard one (the connection cap is only
+/// as good as the descriptors behind it); returns the soft limit then in force.
+#[cfg(unix)]
+fn raise_nofile_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut lim = getrlimit(Resource::Nofile);
+    // No hard limit: a million is beyond any sane connection count.
+    let target = lim.maximum.unwrap_or(1 << 20);
+    if lim.current.is_some_and(|c| c < target) {
+        lim.current = Some(target);
+        if let Err(e) = setrlimit(Resource::Nofile, lim) {
+            tracing::warn!(error = %e, "could not raise the open-files limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+fn raise_nofile_limit() -> Option<u64> {
+    None
+}
+
+/// The connection cap for a server process: raises the soft open-files limit to
+/// the hard one, then takes `requested`, else [`DEFAULT_MAX_CONNECTIONS`] lowered
+/// to leave [`FD_RESERVE`] descriptors free, so `accept` never hits EMFILE
+/// (which used to fill the log and starve `/health`).
+pub fn connection_cap(requested: Option<usize>) -> usize {
+    let soft = raise_nofile_limit();
+    let fit =
+        soft.map(|s| usize::try_from(s.saturating_sub(FD_RESERVE).max(16)).unwrap_or(usize::MAX));
+    match (requested, fit) {
+        (Some(n), Some(f)) if n > f => {
+            tracing::warn!(
+                max_connections = n,
+                open_files_limit = soft,
+                "--max-connections exceeds the open-files limit minus {FD_RESERVE}: accept may fail with EMFILE"
+            );
+            n
+        }
+        (Some(n), _) => n,
+        (None, Some(f)) => DEFAULT_MAX_CONNECTIONS.min(f),
+        (None, None) => DEFAULT_MAX_CONNECTIONS,
+    }
+}
+
 /// Connection limits of one listener.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConnLimits {
@@ -232,6 +281,20 @@ impl AcceptErrors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_cap_fits_the_open_files_limit() {
+        assert_eq!(connection_cap(Some(5)), 5, "the operator's value is kept");
+        let cap = connection_cap(None);
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+        assert!(cap <= DEFAULT_MAX_CONNECTIONS, "{cap}");
+        if let Some(soft) = soft {
+            assert!(
+                cap as u64 <= soft.saturating_sub(FD_RESERVE).max(16),
+                "{cap} vs {soft}"
+            );
+        }
+    }
 
     #[test]
     fn accept_errors_back_off_and_reset() {

@@ -249,7 +249,7 @@ async fn run() -> anyhow::Result<()> {
             max_body_bytes: cli.max_body_bytes,
             metrics_bind: cli.metrics_bind,
             metrics_auth: cli.metrics_auth,
-            max_connections: max_connections(cli.max_connections),
+            max_connections: nessus_mcp::connection_cap(cli.max_connections),
             header_read_timeout: Duration::from_secs(cli.header_read_timeout_secs.max(1)),
             body_read_timeout: Duration::from_secs(cli.body_read_timeout_secs.max(1)),
         };
@@ -312,54 +312,6 @@ fn print_banner(addr: SocketAddr, auth: &BannerAuth) {
             println!("demo targets: {DEMO_TARGETS}");
             println!("claude mcp add --transport http nessus {url}");
         }
-    }
-}
-
-/// Descriptors kept back from the connection cap for everything else the
-/// process opens (SQLite, Redis, scanner clients, the metrics listener, logs).
-const FD_RESERVE: u64 = 256;
-
-/// Raise the soft open-files limit to the hard one (the connection cap is only
-/// as good as the descriptors behind it); returns the soft limit then in force.
-#[cfg(unix)]
-fn raise_nofile_limit() -> Option<u64> {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut lim = getrlimit(Resource::Nofile);
-    // No hard limit: a million is beyond any sane connection count.
-    let target = lim.maximum.unwrap_or(1 << 20);
-    if lim.current.is_some_and(|c| c < target) {
-        lim.current = Some(target);
-        if let Err(e) = setrlimit(Resource::Nofile, lim) {
-            tracing::warn!(error = %e, "could not raise the open-files limit");
-        }
-    }
-    getrlimit(Resource::Nofile).current
-}
-
-#[cfg(not(unix))]
-fn raise_nofile_limit() -> Option<u64> {
-    None
-}
-
-/// The connection cap: the operator's, else the default lowered to leave
-/// [`FD_RESERVE`] descriptors free; beyond the cap connections are closed at
-/// once, so `accept` never hits EMFILE.
-fn max_connections(requested: Option<usize>) -> usize {
-    let soft = raise_nofile_limit();
-    let fit =
-        soft.map(|s| usize::try_from(s.saturating_sub(FD_RESERVE).max(16)).unwrap_or(usize::MAX));
-    match (requested, fit) {
-        (Some(n), Some(f)) if n > f => {
-            tracing::warn!(
-                max_connections = n,
-                open_files_limit = soft,
-                "--max-connections exceeds the open-files limit minus {FD_RESERVE}: accept may fail with EMFILE"
-            );
-            n
-        }
-        (Some(n), _) => n,
-        (None, Some(f)) => nessus_mcp::DEFAULT_MAX_CONNECTIONS.min(f),
-        (None, None) => nessus_mcp::DEFAULT_MAX_CONNECTIONS,
     }
 }
 
