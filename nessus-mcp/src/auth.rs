@@ -159,15 +159,12 @@ pub(crate) async fn require_bearer(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+        .and_then(bearer_credentials);
     let Some(presented) = presented else {
         metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "missing").increment(1);
         return unauthorized("missing bearer token: send 'Authorization: Bearer <token>'");
     };
-    match tokens.authenticate(presented.trim().as_bytes()) {
+    match tokens.authenticate(presented.as_bytes()) {
         Some(principal) => {
             req.extensions_mut().insert(principal);
             next.run(req).await
@@ -177,6 +174,18 @@ pub(crate) async fn require_bearer(
             unauthorized("invalid bearer token")
         }
     }
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive and followed by one or more spaces (RFC 7235 §2.1,
+/// RFC 6750 §2.1); surrounding whitespace is ignored.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = rest.trim();
+    (!token.is_empty()).then_some(token)
 }
 
 fn unauthorized(message: &'static str) -> Response {
@@ -204,6 +213,25 @@ mod tests {
         assert!(set.authenticate(b"bbbbbbbbbbbbbbbb").is_none());
         assert!(set.authenticate(b"").is_none());
         assert!(!format!("{set:?}").contains("aaaa"));
+    }
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let cases = [
+            ("Bearer tok", Some("tok")),
+            ("bearer tok", Some("tok")),
+            ("BEARER tok", Some("tok")),
+            ("BeArEr    tok  ", Some("tok")),
+            ("  Bearer\ttok", Some("tok")),
+            ("Bearer", None),
+            ("Bearer   ", None),
+            ("Bearertok", None),
+            ("Basic dXNlcjpwYXNz", None),
+            ("", None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(bearer_credentials(value), want, "{value:?}");
+        }
     }
 
     #[test]

@@ -29,12 +29,14 @@
 
 mod app;
 mod auth;
+mod body;
 mod compat;
 mod dto;
 mod errors;
 mod guard;
 mod http;
 mod import;
+mod listener;
 mod mcp_tasks;
 mod ops;
 mod portable;
@@ -50,7 +52,11 @@ use std::net::SocketAddr;
 pub use app::{App, Check, Readiness};
 pub use auth::{MIN_TOKEN_LEN, Principal, TokenSet, TokenSpecError};
 pub use guard::OriginPolicy;
-pub use http::{DEFAULT_MAX_BODY_BYTES, HttpOptions, HttpServer, router};
+pub use http::{
+    DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS, HttpOptions, HttpServer, router,
+};
+pub use listener::{FD_RESERVE, connection_cap};
 pub use server::NessusMcp;
 pub use stdio::serve_stdio;
 pub use telemetry::{LogFormat, init_logging, metrics_handle};

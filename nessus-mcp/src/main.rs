@@ -61,9 +61,26 @@ struct Cli {
         value_delimiter = ','
     )]
     allowed_origins: Vec<String>,
-    /// Maximum request body in bytes.
-    #[arg(long, default_value_t = nessus_mcp::DEFAULT_MAX_BODY_BYTES)]
+    /// Maximum request body in bytes (413 above it, chunked bodies included).
+    #[arg(long, env = "NESSUS_MCP_MAX_BODY_BYTES", default_value_t = nessus_mcp::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Serve /metrics on this address only, instead of on --bind.
+    #[arg(long, env = "NESSUS_MCP_METRICS_BIND")]
+    metrics_bind: Option<SocketAddr>,
+    /// Require the bearer token on /metrics.
+    #[arg(long, env = "NESSUS_MCP_METRICS_AUTH")]
+    metrics_auth: bool,
+    /// Cap on concurrently open connections per listener; at the cap the oldest idle
+    /// or still-sending connection makes room, else the new one is closed at once.
+    /// Default: 8192, lowered to fit the open-files limit.
+    #[arg(long, env = "NESSUS_MCP_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Seconds a client has to send a complete request head (also the idle keep-alive limit).
+    #[arg(long, env = "NESSUS_MCP_HEADER_READ_TIMEOUT_SECS", default_value_t = nessus_mcp::DEFAULT_HEADER_READ_TIMEOUT.as_secs())]
+    header_read_timeout_secs: u64,
+    /// Seconds a request body has to arrive once its head has (408 after).
+    #[arg(long, env = "NESSUS_MCP_BODY_READ_TIMEOUT_SECS", default_value_t = nessus_mcp::DEFAULT_BODY_READ_TIMEOUT.as_secs())]
+    body_read_timeout_secs: u64,
     /// Log format.
     #[arg(
         long,
@@ -230,10 +247,20 @@ async fn run() -> anyhow::Result<()> {
             tokens,
             origin_policy,
             max_body_bytes: cli.max_body_bytes,
+            metrics_bind: cli.metrics_bind,
+            metrics_auth: cli.metrics_auth,
+            max_connections: nessus_mcp::connection_cap(cli.max_connections),
+            header_read_timeout: Duration::from_secs(cli.header_read_timeout_secs.max(1)),
+            body_read_timeout: Duration::from_secs(cli.body_read_timeout_secs.max(1)),
+        };
+        let auth = match (&demo_token, opts.tokens.is_empty()) {
+            (Some(t), _) => BannerAuth::Demo(t.clone()),
+            (None, true) => BannerAuth::None,
+            (None, false) => BannerAuth::Configured,
         };
         let server = HttpServer::start(app.clone(), opts).await?;
         if demo.is_some() {
-            print_banner(server.local_addr(), demo_token.as_ref());
+            print_banner(server.local_addr(), &auth);
         }
         server.wait().await?;
     }
@@ -248,12 +275,24 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(addr: SocketAddr, token: Option<&SecretString>) {
+/// Which credentials the demo banner describes.
+enum BannerAuth {
+    /// A token generated for this run (printed: it exists only for the demo).
+    Demo(SecretString),
+    /// Tokens from NESSUS_MCP_TOKENS, --tokens-file or the config: required, never printed.
+    Configured,
+    /// `--no-auth`.
+    None,
+}
+
+/// `.ci/run` and `.ci/interop/run.sh` parse the `MCP URL: `, `demo targets: ` and
+/// `Authorization: Bearer <token>` lines: keep their formats.
+fn print_banner(addr: SocketAddr, auth: &BannerAuth) {
     let url = format!("http://{addr}/mcp");
     println!("nessus-mcp demo is running (Ctrl-C to stop)");
     println!("MCP URL: {url}");
-    match token {
-        Some(t) => {
+    match auth {
+        BannerAuth::Demo(t) => {
             let t = t.expose_secret();
             println!("Authorization: Bearer {t}");
             println!("demo targets: {DEMO_TARGETS}");
@@ -261,7 +300,14 @@ fn print_banner(addr: SocketAddr, token: Option<&SecretString>) {
                 "claude mcp add --transport http nessus {url} --header \"Authorization: Bearer {t}\""
             );
         }
-        None => {
+        BannerAuth::Configured => {
+            println!(
+                "Authorization: required: send one of the tokens configured in NESSUS_MCP_TOKENS, \
+                 --tokens-file or server.mcp_tokens (not shown)"
+            );
+            println!("demo targets: {DEMO_TARGETS}");
+        }
+        BannerAuth::None => {
             println!("Authorization: none (token-less loopback mode)");
             println!("demo targets: {DEMO_TARGETS}");
             println!("claude mcp add --transport http nessus {url}");

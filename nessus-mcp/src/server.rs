@@ -122,6 +122,11 @@ impl ServerHandler for NessusMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let tool = request.name.clone();
+        // Label with the router's own name, never the client's string.
+        let tool_label = Self::router().get(&tool).map_or(
+            std::borrow::Cow::Borrowed(crate::telemetry::UNKNOWN_TOOL),
+            |t| t.name.clone(),
+        );
         let started = std::time::Instant::now();
         let trace_id = uuid::Uuid::new_v4().to_string();
         let span = tracing::info_span!("tool_call", tool = %tool, trace_id = %trace_id);
@@ -132,8 +137,8 @@ impl ServerHandler for NessusMcp {
             Ok(CallToolResponse::Task(_)) => "ok",
             _ => "error",
         };
-        let labels = [("tool", tool.to_string())];
-        metrics::counter!(crate::telemetry::TOOL_CALLS, "tool" => tool.to_string(), "outcome" => outcome)
+        let labels = [("tool", tool_label.clone())];
+        metrics::counter!(crate::telemetry::TOOL_CALLS, "tool" => tool_label, "outcome" => outcome)
             .increment(1);
         metrics::histogram!(crate::telemetry::TOOL_DURATION, &labels)
             .record(started.elapsed().as_secs_f64());

@@ -20,6 +20,18 @@ pub(crate) const AUTH_FAILURES: &str = "nessus_mcp_auth_failures_total";
 /// Counter `{reason}`: requests refused by Host/Origin validation.
 pub(crate) const REJECTED_REQUESTS: &str = "nessus_mcp_rejected_requests_total";
 
+/// Gauge: open HTTP connections (bounded by `--max-connections`).
+pub(crate) const HTTP_CONNECTIONS: &str = "nessus_mcp_http_connections";
+/// Counter: idle or still-sending connections closed at the cap to admit a new one.
+pub(crate) const CONNECTIONS_EVICTED: &str = "nessus_mcp_connections_evicted_total";
+/// Counter: connections closed at once because `--max-connections` were open and busy.
+pub(crate) const CONNECTIONS_REFUSED: &str = "nessus_mcp_connections_refused_total";
+/// Counter: failed `accept` calls (EMFILE and the like).
+pub(crate) const ACCEPT_ERRORS: &str = "nessus_mcp_accept_errors_total";
+/// The `tool` label of a call naming no tool this server has: client-chosen
+/// names must not become label values (20,000 bogus names made `/metrics` 343 MB).
+pub(crate) const UNKNOWN_TOOL: &str = "unknown";
+
 /// Counter `{scan_type, status}`: scan submissions (predecessor's name kept).
 pub(crate) const SCANS: &str = "nessus_scans_total";
 /// Gauge `{pool}`: queued tasks, refreshed at each scrape.

@@ -3,7 +3,9 @@
 
 mod compat;
 mod contract;
+mod edge;
 mod flow;
+mod fuzz_http;
 mod import;
 mod logs;
 mod schema_check;
