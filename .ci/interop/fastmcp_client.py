@@ -244,7 +244,7 @@ class Suite:
         assert all(v["severity"] >= 3 for v in vulns), vulns[:1]
         lines = jsonnl(await self.c.get_results(
             task["task_id"], schema_profile="brief", custom_fields=None, page=0))
-        assert lines[-1]["type"] == "pagination", lines[-1]
+        assert lines[0]["type"] == "schema" and lines[-1]["type"] != "pagination", lines[-1]  # page=0: all, no pagination line
         custom = jsonnl(await self.c.call_tool("get_scan_results", {
             "task_id": task["task_id"], "custom_fields": ["host", "plugin_name", "severity"], "page": 1}))
         vulns = [v for v in custom if v.get("type") == "vulnerability"]

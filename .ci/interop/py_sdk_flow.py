@@ -5,8 +5,10 @@ get_scan_results filtered to severity >= 3 -> resources/list -> read nessus://sc
 The SDK itself validates every structured result against the tool's outputSchema.
 Exits non-zero on the first failure, with one `FAIL:` line saying what broke.
 
-    python py_sdk_flow.py --url URL --token TOKEN --targets "a, b"
+    python py_sdk_flow.py --url URL --token TOKEN --targets "a, b" [--mode legacy]
     python py_sdk_flow.py --stdio BIN --data-dir DIR --targets "a, b"
+`--stdio` runs `BIN --demo --stdio`: the demo's in-process simulator and generated config,
+served on stdin/stdout (no banner there; logs go to stderr).
 """
 
 import argparse
@@ -107,6 +109,7 @@ async def main() -> None:
     ap.add_argument("--stdio", metavar="BIN", help="nessus-mcp binary to run with --demo --stdio")
     ap.add_argument("--data-dir")
     ap.add_argument("--targets", required=True)
+    ap.add_argument("--mode", default="auto", help="auto (server/discover, 2026-07-28) or legacy (initialize)")
     args = ap.parse_args()
     target = args.targets.split(",")[0].strip()
     if args.stdio:
@@ -115,15 +118,15 @@ async def main() -> None:
             args=["--demo", "--stdio", "--data-dir", args.data_dir, "--demo-scan-secs", "2"],
             env={"RUST_LOG": "warn", "PATH": "/usr/bin:/bin"},
         )
-        async with Client(params, read_timeout_seconds=60) as client:
-            await flow(client, target, "python-sdk-stdio")
+        async with Client(params, read_timeout_seconds=60, mode=args.mode) as client:
+            await flow(client, target, f"python-sdk-stdio-{args.mode}")
     else:
         http = httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {args.token}"},
             timeout=httpx2.Timeout(30, read=300),
         )
-        async with http, Client(streamable_http_client(args.url, http_client=http)) as client:
-            await flow(client, target, "python-sdk-http")
+        async with http, Client(streamable_http_client(args.url, http_client=http), mode=args.mode) as client:
+            await flow(client, target, f"python-sdk-http-{args.mode}")
 
 
 if __name__ == "__main__":

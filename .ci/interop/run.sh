@@ -153,6 +153,8 @@ entry "conformance 2026-07-28" conformance 2026-07-28
 entry "conformance 2025-11-25" conformance 2025-11-25
 entry "python-sdk $MCP_PY_VERSION http" "$PY_NEW" "$HERE/py_sdk_flow.py" \
     --url "$demo_URL" --token "$demo_TOKEN" --targets "$demo_TARGETS"
+entry "python-sdk $MCP_PY_VERSION http legacy" "$PY_NEW" "$HERE/py_sdk_flow.py" \
+    --url "$demo_URL" --token "$demo_TOKEN" --targets "$demo_TARGETS" --mode legacy
 entry "python-sdk $MCP_PY_VERSION stdio" "$PY_NEW" "$HERE/py_sdk_flow.py" \
     --stdio "$BIN" --data-dir "$WORK/stdio" --targets "$demo_TARGETS"
 entry "typescript-sdk 1.32.2" ts_sdk
