@@ -15,6 +15,7 @@ const [url, token, targets, expect] = process.argv.slice(2);
 const target = targets.split(",")[0].trim();
 const PV = "2026-07-28";
 const TASKS = "io.modelcontextprotocol/tasks";
+const CANCEL_PROMPT_S = 5; // a cancel must show in tasks/get within this
 const clientInfo = { name: "nessus-interop-ts-tasks", version: "1.0.0" };
 const clientCapabilities = { extensions: { [TASKS]: {} } };
 const fail = (msg) => {
@@ -94,7 +95,8 @@ try {
     for (;;) {
       const st = await client.callTool({ name: "get_scan_status", arguments: { task_id: taskId } });
       const status = st.structuredContent?.status;
-      if (status === "running") break;
+      // Cancel a scan running on the scanner (launched), not a queued or just-claimed one.
+      if (status === "running" && st.structuredContent?.nessus_scan_id != null) break;
       if (["completed", "failed", "timeout", "cancelled"].includes(status) || Date.now() > deadline) {
         fail(`the scan never ran (status ${status})`);
       }
@@ -104,19 +106,23 @@ try {
     await execution.cancel();
     const { outcome } = await execution.settle();
     if (outcome.status !== "cancelled") fail(`cancelled task ended ${outcome.status}`);
-    // The server's own view: tasks/get must say cancelled too.
-    const got = await rawDispatch({
-      method: "tasks/get",
-      params: {
-        taskId,
-        _meta: {
-          "io.modelcontextprotocol/protocolVersion": PV,
-          "io.modelcontextprotocol/clientInfo": clientInfo,
-          "io.modelcontextprotocol/clientCapabilities": clientCapabilities,
-        },
-      },
-    });
-    if (got.kind !== "result" || got.result.status !== "cancelled") fail(`tasks/get after cancel: ${JSON.stringify(got)}`);
+    // The server's own view: tasks/get must say cancelled too, promptly (not at the
+    // worker's next heartbeat).
+    const meta = {
+      "io.modelcontextprotocol/protocolVersion": PV,
+      "io.modelcontextprotocol/clientInfo": clientInfo,
+      "io.modelcontextprotocol/clientCapabilities": clientCapabilities,
+    };
+    let got;
+    for (;;) {
+      got = await rawDispatch({ method: "tasks/get", params: { taskId, _meta: meta } });
+      if (got.kind !== "result") fail(`tasks/get after cancel: ${JSON.stringify(got)}`);
+      if (got.result.status === "cancelled" || Date.now() - t1 > 60_000) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    const secs = (Date.now() - t1) / 1000;
+    if (got.result.status !== "cancelled") fail(`tasks/get still says ${got.result.status} 60 s after the cancel`);
+    if (secs > CANCEL_PROMPT_S) fail(`tasks/get said cancelled only ${secs.toFixed(1)} s after the cancel (limit ${CANCEL_PROMPT_S} s)`);
     console.log(`cancelled ${((Date.now() - t1) / 1000).toFixed(1)} s after the cancel request`);
   }
 } catch (e) {
