@@ -102,6 +102,7 @@ const SERVED_METHODS: &[&str] = &[
     "logging/setLevel",
     "tasks/get",
     "tasks/cancel",
+    "tasks/update",
 ];
 
 /// Error answers are small; bigger bodies (results) are passed on unread.
@@ -109,6 +110,12 @@ const SMALL_ANSWER: u64 = 4096;
 
 /// Turns rmcp's `-32601` for a served method into `-32602`.
 async fn params_not_method(resp: Response) -> Response {
+    // A 404 is rmcp saying the method does not exist in the negotiated revision
+    // (2026-07-28 removed initialize, ping and logging/setLevel and wants 404 + -32601,
+    // conformance `sep-2575-http-server-method-not-found-404-*`): that answer stays.
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
     let small = resp
         .body()
         .size_hint()
@@ -126,19 +133,18 @@ async fn params_not_method(resp: Response) -> Response {
             .into_response();
     };
     let bytes = collected.to_bytes();
-    let rewritten = serde_json::from_slice::<serde_json::Value>(&bytes)
+    let refused = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .filter(|v| v["error"]["code"].as_i64() == Some(-32601))
         .and_then(|v| {
-            let method = v["error"]["message"].as_str()?;
-            SERVED_METHODS.contains(&method).then(|| {
-                let msg =
-                    format!("Invalid params: the params of '{method}' do not match its schema");
-                (v["id"].clone(), msg)
-            })
+            let method = v["error"]["message"].as_str()?.to_owned();
+            SERVED_METHODS
+                .contains(&method.as_str())
+                .then(|| (v["id"].clone(), method))
         });
-    match rewritten {
-        Some((id, msg)) => {
+    match refused {
+        Some((id, method)) => {
+            let msg = format!("Invalid params: the params of '{method}' do not match its schema");
             // In-band (200), as rmcp answers the -32602s of well-formed requests.
             let mut r = jsonrpc_error(id, -32602, &msg);
             *r.status_mut() = StatusCode::OK;

@@ -129,7 +129,8 @@ impl ServerHandler for NessusMcp {
         );
         let started = std::time::Instant::now();
         let trace_id = uuid::Uuid::new_v4().to_string();
-        let span = tracing::info_span!("tool_call", tool = %tool, trace_id = %trace_id);
+        // The span (and so every log line inside it) names the tool the same bounded way.
+        let span = tracing::info_span!("tool_call", tool = %tool_label, trace_id = %trace_id);
         let tcc = ToolCallContext::new(self, request, context);
         let result = tracing::Instrument::instrument(Self::router().call(tcc), span).await;
         let outcome = match &result {

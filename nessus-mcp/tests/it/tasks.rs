@@ -272,3 +272,42 @@ async fn a_failed_scan_completes_the_task_with_a_readable_error() {
     assert_eq!(result["structuredContent"]["status"], "failed", "{result}");
     h.stop().await;
 }
+
+/// `ping` answers an empty result on the legacy wire and 404 + -32601 on 2026-07-28,
+/// which removed it (conformance `sep-2575-http-server-method-not-found-404-ping`; the
+/// -32601 → -32602 rewrite for bad params must not touch it).
+#[tokio::test]
+async fn ping_is_legacy_only() {
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let http = reqwest::Client::new();
+    for version in ["2026-07-28", "2025-11-25"] {
+        let mut body = json!({"jsonrpc": "2.0", "id": 9, "method": "ping"});
+        if version == "2026-07-28" {
+            body["params"] = json!({"_meta": {
+                "io.modelcontextprotocol/protocolVersion": version,
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"},
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }});
+        }
+        let r = http
+            .post(h.url())
+            .bearer_auth(TOKEN)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", version)
+            .header("Mcp-Method", "ping")
+            .json(&body)
+            .send()
+            .await
+            .expect("POST");
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.expect("JSON-RPC answer");
+        if version == "2026-07-28" {
+            assert_eq!(status, 404, "{version}: {answer}");
+            assert_eq!(answer["error"]["code"], -32601, "{version}: {answer}");
+        } else {
+            assert_eq!(status, 200, "{version}: {answer}");
+            assert_eq!(answer["result"], json!({}), "{version}: {answer}");
+        }
+    }
+    h.stop().await;
+}
