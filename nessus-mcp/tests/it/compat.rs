@@ -7,19 +7,9 @@ use rmcp::model::{ReadResourceRequestParams, ResourceContents};
 use serde_json::{Value, json};
 
 use crate::schema_check::violations;
-use crate::support::{Harness, TARGET, TOKEN, business_error, call, call_ok, text, wait_status};
-
-const PREDECESSOR: [&str; 9] = [
-    "run_untrusted_scan",
-    "run_authenticated_scan",
-    "get_scan_status",
-    "get_scan_results",
-    "list_scanners",
-    "list_pools",
-    "get_pool_status",
-    "get_queue_status",
-    "list_tasks",
-];
+use crate::support::{
+    Harness, PREDECESSOR_TOOLS, TARGET, TOKEN, business_error, call, call_ok, text, wait_status,
+};
 
 fn output_schemas(tools: &[rmcp::model::Tool]) -> Vec<(String, Option<Value>)> {
     tools
@@ -46,7 +36,7 @@ async fn compatible_is_the_default_and_matches_the_predecessor() {
                 "required": ["result"],
                 "x-fastmcp-wrap-result": true
             })),
-            n if PREDECESSOR.contains(&n) => {
+            n if PREDECESSOR_TOOLS.contains(&n) => {
                 Some(json!({"type": "object", "additionalProperties": true}))
             }
             _ => {

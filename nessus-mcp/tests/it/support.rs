@@ -214,7 +214,20 @@ pub(crate) async fn call_ok(
     structured
 }
 
-/// The text of the first content block.
+/// The predecessor's nine tools (seed-spec §2.3), written out here rather than read from
+/// the server so the tests state the contract independently.
+pub(crate) const PREDECESSOR_TOOLS: [&str; 9] = [
+    "run_untrusted_scan",
+    "run_authenticated_scan",
+    "get_scan_status",
+    "get_scan_results",
+    "list_scanners",
+    "list_pools",
+    "get_pool_status",
+    "get_queue_status",
+    "list_tasks",
+];
+
 /// The error envelope (`error`, `error_code`, `hint`) of a business error in
 /// the default `server.tool_output: compatible`: the predecessor's tools
 /// answer it as a normal result (structured content, or fastmcp's
@@ -225,18 +238,7 @@ pub(crate) fn business_error(tool: &str, r: &CallToolResult) -> Value {
         body["error"].is_string() && body["error_code"].is_string(),
         "{tool}: {body}"
     );
-    const PREDECESSOR: [&str; 9] = [
-        "run_untrusted_scan",
-        "run_authenticated_scan",
-        "get_scan_status",
-        "get_scan_results",
-        "list_scanners",
-        "list_pools",
-        "get_pool_status",
-        "get_queue_status",
-        "list_tasks",
-    ];
-    if PREDECESSOR.contains(&tool) {
+    if PREDECESSOR_TOOLS.contains(&tool) {
         assert_ne!(r.is_error, Some(true), "{tool}: a normal result");
         let structured = r.structured_content.clone().expect("structured content");
         if tool == "get_scan_results" {
@@ -250,6 +252,7 @@ pub(crate) fn business_error(tool: &str, r: &CallToolResult) -> Value {
     body
 }
 
+/// The text of the first content block.
 pub(crate) fn text(r: &CallToolResult) -> String {
     r.content
         .first()
