@@ -40,24 +40,18 @@ fn is_predecessor(name: &str) -> bool {
 
 /// The `outputSchema` fastmcp 2.x published for a `dict` result.
 fn dict_schema() -> JsonObject {
-    match json!({"type": "object", "additionalProperties": true}) {
-        Value::Object(m) => m,
-        _ => JsonObject::new(),
-    }
+    rmcp::object!({"type": "object", "additionalProperties": true})
 }
 
 /// The `outputSchema` fastmcp 2.x published for a `str` result; its client
 /// unwraps `structuredContent.result` so `result.data` is the string.
 fn wrapped_text_schema() -> JsonObject {
-    match json!({
+    rmcp::object!({
         "type": "object",
         "properties": {"result": {"type": "string"}},
         "required": ["result"],
         "x-fastmcp-wrap-result": true
-    }) {
-        Value::Object(m) => m,
-        _ => JsonObject::new(),
-    }
+    })
 }
 
 /// The tools as `tools/list` shows them in `mode` (built once per mode).

@@ -15,10 +15,10 @@ use rmcp::{
     ErrorData,
     model::{
         CallToolResult, ContentBlock, CreateTaskResult, DetailedTask, GetTaskResult, Task,
-        TaskPayload, TaskStatus,
+        TaskPayload, TaskStatus, object,
     },
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::{app::App, auth::Principal, dto::ScanSubmitted, ops};
 
@@ -78,7 +78,7 @@ pub(crate) async fn get(
     let created = view.task.created_at.to_string();
     let updated = view.task.updated_at.to_string();
     let state = view.task.status;
-    let scanner_url = pinned_url(app, &view.task);
+    let scanner_url = app.service().pinned_url(&view.task);
     let status = ops::status_of(view);
     let message = match state {
         nessus_queue::TaskStatus::Queued => queued_message(
@@ -103,10 +103,7 @@ pub(crate) async fn get(
         }
         nessus_queue::TaskStatus::Cancelled => TaskPayload::Cancelled,
         other => {
-            let mut value = match serde_json::to_value(&status).map_err(internal)? {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
+            let mut value = object(serde_json::to_value(&status).map_err(internal)?);
             // The submission's fields that get_scan_status lacks; a finished
             // task no longer waits.
             value.insert("scanner_url".to_owned(), json!(scanner_url));
@@ -130,26 +127,15 @@ pub(crate) async fn get(
                 r.is_error = Some(true);
                 r
             };
-            let object = match serde_json::to_value(&result).map_err(internal)? {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            };
-            TaskPayload::Completed { result: object }
+            TaskPayload::Completed {
+                result: object(serde_json::to_value(&result).map_err(internal)?),
+            }
         }
     };
     let task = Task::new(task_id, TaskStatus::Working, created, updated)
         .with_status_message(message)
         .with_poll_interval_ms(POLL_MS);
     Ok(GetTaskResult::new(DetailedTask::new(task, payload)))
-}
-
-/// The pinned instance's URL (as the submission answered), or null.
-fn pinned_url(app: &App, task: &nessus_queue::Task) -> Option<String> {
-    let id = task.pinned_instance.as_deref()?;
-    app.config()
-        .pool(&task.pool)?
-        .instance(id)
-        .map(|i| i.display_url())
 }
 
 /// `tasks/update`: our scans never request input, so there is nothing to

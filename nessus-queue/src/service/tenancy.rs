@@ -20,6 +20,16 @@ pub struct Cancelled {
 }
 
 impl Service {
+    /// The URL of the instance `task` is pinned to, as its submission answered
+    /// (`None` when unpinned, or when the instance left the config since).
+    pub fn pinned_url(&self, task: &Task) -> Option<String> {
+        let id = task.pinned_instance.as_deref()?;
+        self.config()
+            .pool(&task.pool)?
+            .instance(id)
+            .map(|i| i.display_url())
+    }
+
     /// Whether `principal` has the admin role under the config in force.
     pub fn is_admin(&self, principal: &Principal) -> bool {
         principal.settings(&self.config()).is_admin()
