@@ -106,12 +106,17 @@ pub(crate) fn known_pool(config: &Config, pool: &str, also: &[&str]) -> crate::R
     if config.pool(pool).is_some() || also.contains(&pool) {
         return Ok(());
     }
+    Err(unknown_pool(config, pool, also))
+}
+
+/// The `UnknownPool` refusal for `pool`, naming the pools that exist (and `also`).
+pub(crate) fn unknown_pool(config: &Config, pool: &str, also: &[&str]) -> crate::Error {
     let mut known: Vec<String> = config.pool_names().into_iter().map(str::to_owned).collect();
     known.extend(also.iter().map(|p| (*p).to_owned()));
-    Err(crate::Error::UnknownPool {
+    crate::Error::UnknownPool {
         pool: pool.to_owned(),
         known,
-    })
+    }
 }
 
 /// Runs blocking file work (ingest, store pages) off the async runtime.

@@ -165,10 +165,7 @@ impl Service {
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| config.server().default_pool().to_owned());
         let Some(pool) = config.pool(&pool_name) else {
-            return Err(Error::UnknownPool {
-                pool: pool_name,
-                known: config.pool_names().into_iter().map(str::to_owned).collect(),
-            });
+            return Err(super::unknown_pool(&config, &pool_name, &[]));
         };
         if !rights.may_use_pool(&pool_name) {
             return Err(Error::Forbidden {
