@@ -212,7 +212,12 @@ impl<'q> Collected<'q> {
             self.summary.add(&record);
             match record {
                 Record::Finding(f) => {
-                    if !query.filter.matches(&f) {
+                    // Every host with findings is in the host table, as in the store: the
+                    // `host` rules look at all of them.
+                    self.tables.host(&f.host);
+                    // Per-host conditions of a finding whose host is not described yet
+                    // are left to `serve`, which knows every host.
+                    if !query.filter.matches_deferring_hosts(&f) {
                         continue;
                     }
                     if self.lines.len() == u64::from(u32::MAX) {
@@ -222,7 +227,9 @@ impl<'q> Collected<'q> {
                         Lines::Sorted { runs, shared } => {
                             // Rendered straight into the sort's buffer.
                             let render = |buf: &mut Vec<u8>| match query.projection.fields() {
-                                Some(fields) => shared[0].render(buf, &f, fields),
+                                Some(fields) => {
+                                    shared[0].render(buf, &f, &query.projection, fields)
+                                }
                                 None => {
                                     let start = buf.len();
                                     render_finding(buf, &f, &query.projection);
@@ -246,7 +253,11 @@ impl<'q> Collected<'q> {
                         }
                     }
                 }
-                Record::Host(h) if query.include_hosts => {
+                Record::Host(h) => {
+                    self.tables.describe_host(&h);
+                    if !query.include_hosts {
+                        continue;
+                    }
                     if let Some((hosts, _)) = self.extras.first_mut() {
                         serde_json::to_writer(&mut *hosts, &h).map_err(|e| spill_err(e.into()))?;
                         hosts.write_all(b"\n").map_err(spill_err)?;
@@ -278,10 +289,8 @@ impl<'q> Collected<'q> {
             return Err(Error::query("only the default order can be split"));
         };
         // Host ids in first-appearance order, as one pass would have numbered them.
-        let host_map: Vec<u32> = later
-            .tables
-            .host_names()
-            .map(|name| self.tables.host(name))
+        let host_map: Vec<u32> = (0..later.tables.host_names().count())
+            .map(|id| self.tables.adopt_host(&later.tables, id))
             .collect();
         runs.append(*later_runs, &host_map).map_err(spill_err)?;
         shared.extend(later_shared);
@@ -291,8 +300,22 @@ impl<'q> Collected<'q> {
     }
 
     /// Writes the response.
-    pub(crate) fn serve<W: Write>(self, writer: W) -> Result<PageInfo> {
+    pub(crate) fn serve<W: Write>(mut self, writer: W) -> Result<PageInfo> {
         let query = self.query;
+        // The `host` rules depend on every host of the scan: now that all are known, drop
+        // the lines of hosts the resolved per-host conditions exclude (during the parse a
+        // host was only compared with itself, which keeps a superset).
+        let host_mask = self.tables.host_mask(&query.filter);
+        let keep = |host: u32| {
+            host_mask
+                .as_ref()
+                .is_none_or(|m| m.get(host as usize).copied().unwrap_or(true))
+        };
+        if let Lines::Sorted { runs, .. } = &mut self.lines
+            && host_mask.is_some()
+        {
+            runs.retain_hosts(keep).map_err(spill_err)?;
+        }
         // The scan header does not depend on the file size.
         let scan = self.summary.finish(0).scan;
         let rank = self.tables.host_ranks();
@@ -305,9 +328,20 @@ impl<'q> Collected<'q> {
             hosts_files.push(h.finish().map_err(spill_err)?);
             comp_files.push(c.finish().map_err(spill_err)?);
         }
+        // A custom sort serves rows through `order`: the excluded hosts' rows leave it.
+        let custom_order: Option<Vec<u32>> = match &self.lines {
+            Lines::Custom { rows, .. } => {
+                Some((0..rows.len()).filter(|&i| keep(rows.get(i).host_id())).collect())
+            }
+            Lines::Sorted { .. } => None,
+        };
+        let total = match &custom_order {
+            Some(order) => order.len() as u64,
+            None => self.lines.len(),
+        };
         let frame = Frame {
             query,
-            total: self.lines.len(),
+            total,
             fp,
             scan: &scan,
         };
@@ -342,7 +376,7 @@ impl<'q> Collected<'q> {
             }
             Lines::Custom { spills, rows } => {
                 let t = self.tables.sort_tables(&rank);
-                let mut order: Vec<u32> = (0..rows.len()).collect();
+                let mut order = custom_order.unwrap_or_default();
                 // Ties fall back to the default order, like the store.
                 order.sort_by(|&a, &b| {
                     let (ra, rb) = (rows.get(a), rows.get(b));
