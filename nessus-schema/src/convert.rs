@@ -558,6 +558,73 @@ mod tests {
             .join(name)
     }
 
+    /// `"web"` names a host, so `web1`'s lines (met first, and kept while only `web1` was
+    /// known) are dropped at the end: from the buffer, from runs spilled to a file, and
+    /// from a custom order.
+    #[test]
+    fn lines_of_hosts_the_host_rules_exclude_are_dropped() {
+        let item = |port: u32, plugin: u32| {
+            format!(
+                r#"<ReportItem port="{port}" protocol="tcp" severity="2" pluginID="{plugin}" pluginName="p{plugin}" pluginFamily="f"><description>{}</description></ReportItem>"#,
+                "x".repeat(300)
+            )
+        };
+        let host = |name: &str, ip: &str, items: &[(u32, u32)]| {
+            let items: String = items.iter().map(|(p, id)| item(*p, *id)).collect();
+            format!(
+                r#"<ReportHost name="{name}"><HostProperties><tag name="host-ip">{ip}</tag></HostProperties>{items}</ReportHost>"#
+            )
+        };
+        let xml = format!(
+            r#"<NessusClientData_v2><Report name="t">{}{}{}</Report></NessusClientData_v2>"#,
+            host("web1", "10.0.0.11", &[(80, 1), (443, 2), (8080, 3)]),
+            host("web", "10.0.0.10", &[(80, 4), (22, 5)]),
+            host("web2", "10.0.0.12", &[(25, 6)]),
+        );
+        let tiny = RunLimits {
+            run_bytes: 700,
+            memory_bytes: 0,
+            read_bytes: 1,
+        };
+        for (filters, want) in [
+            (r#"{"host": "web"}"#, vec![4, 5]),
+            (r#"{"host": "10.0.0.10"}"#, vec![4, 5]),
+            (r#"{"host": "we"}"#, vec![1, 2, 3, 4, 5, 6]),
+            (r#"{"host": "10.0.0.1"}"#, vec![]),
+        ] {
+            for sort in [None, Some("port:desc".to_owned())] {
+                for limits in [tiny, RunLimits::default()] {
+                    let q = Query::from_params(&QueryParams {
+                        filters: Some(serde_json::from_str(filters).unwrap()),
+                        sort: sort.clone(),
+                        page: Some(0),
+                        ..QueryParams::default()
+                    })
+                    .unwrap();
+                    let mut out = Vec::new();
+                    let info = convert_limited(
+                        xml.as_bytes(),
+                        &mut out,
+                        &q,
+                        &IngestOptions::default(),
+                        limits,
+                    )
+                    .unwrap();
+                    let text = String::from_utf8(out).unwrap();
+                    let mut got: Vec<u64> = text
+                        .lines()
+                        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                        .filter(|l| l["type"] == "vulnerability")
+                        .map(|l| l["plugin_id"].as_u64().unwrap())
+                        .collect();
+                    got.sort_unstable();
+                    assert_eq!(got, want, "{filters} {sort:?} {limits:?}");
+                    assert_eq!(info.total, want.len() as u64, "{filters}");
+                }
+            }
+        }
+    }
+
     /// Tiny run, memory and read limits force many runs per host, multi-run merges, a
     /// file-backed spill and refills in the middle of lines; tiny runs in a memory spill
     /// force multi-run merges read in place: the output must not change.
