@@ -330,9 +330,11 @@ impl<'q> Collected<'q> {
         }
         // A custom sort serves rows through `order`: the excluded hosts' rows leave it.
         let custom_order: Option<Vec<u32>> = match &self.lines {
-            Lines::Custom { rows, .. } => {
-                Some((0..rows.len()).filter(|&i| keep(rows.get(i).host_id())).collect())
-            }
+            Lines::Custom { rows, .. } => Some(
+                (0..rows.len())
+                    .filter(|&i| keep(rows.get(i).host_id()))
+                    .collect(),
+            ),
             Lines::Sorted { .. } => None,
         };
         let total = match &custom_order {

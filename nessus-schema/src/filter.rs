@@ -215,7 +215,9 @@ impl Filter {
         }
     }
 
-    /// Whether a parsed finding matches.
+    /// Whether a parsed finding matches, its host taken as the only host there is (a
+    /// `host` shorthand naming another host would fall back to a substring here; a store
+    /// and the converter resolve it against every host of the scan).
     pub fn matches(&self, finding: &Finding) -> bool {
         self.matches_source(finding)
     }
@@ -839,7 +841,10 @@ mod tests {
             (r#"{"severity":["critical","crit"]}"#, scale),
             (r#"{"severity":"hihg"}"#, "severity name (4 critical"),
             (r#"{"port":"https"}"#, "port takes a number such as 7"),
-            (r#"{"cvss_score":{"ge":"high"}}"#, "expected a number, got \"high\""),
+            (
+                r#"{"cvss_score":{"ge":"high"}}"#,
+                "expected a number, got \"high\"",
+            ),
             (r#"{"severity":"=>3"}"#, "did you mean \">=3\"?"),
             (r#"{"severity":"=<3"}"#, "did you mean \"<=3\"?"),
             (r#"{"severity":"<>3"}"#, "did you mean \"!=3\"?"),

@@ -440,7 +440,9 @@ impl<'a> HostLine<'a> {
     /// repeats the host name; `custom_fields` write every known value.
     pub(crate) fn value(&self, name: &str, projection: &Projection) -> Option<ValueRef<'a>> {
         let fields = self.fields?;
-        if name == "host_ip" && projection.profile_name() != "custom" && fields.ip_repeats_name(self.name)
+        if name == "host_ip"
+            && projection.profile_name() != "custom"
+            && fields.ip_repeats_name(self.name)
         {
             return None;
         }
@@ -456,7 +458,12 @@ impl<'a> HostLine<'a> {
     }
 
     /// `full`: every known host field the record does not already hold (`in_record`).
-    fn write_known(&self, l: &mut Vec<u8>, projection: &Projection, in_record: impl Fn(&str) -> bool) {
+    fn write_known(
+        &self,
+        l: &mut Vec<u8>,
+        projection: &Projection,
+        in_record: impl Fn(&str) -> bool,
+    ) {
         for name in HOST_FIELDS {
             if !in_record(name) {
                 self.write(l, name, projection);

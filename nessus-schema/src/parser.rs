@@ -22,9 +22,7 @@ use quick_xml::events::{BytesStart, Event};
 use crate::catalogue::{FieldKind, field_kind};
 use crate::encoding::{self, Decoding, Detected, read_retrying};
 use crate::error::{Error, Result};
-use crate::record::{
-    ComplianceResult, FieldName, Finding, Host, HostFields, Record, ScanMetadata,
-};
+use crate::record::{ComplianceResult, FieldName, Finding, Host, HostFields, Record, ScanMetadata};
 use crate::value::Value;
 
 /// Resource limits applied while parsing hostile or broken input.

@@ -395,7 +395,13 @@ impl Store {
     /// table (after resolving the `host` shorthand against it), the other indexed ones on
     /// rows, the rest on records.
     fn select(&self, filter: &Filter, sort: &[SortKey]) -> Result<Vec<u32>> {
-        let filter = &self.resolve_hosts(filter);
+        let resolved;
+        let filter = if filter.has_host_conditions() {
+            resolved = self.resolve_hosts(filter);
+            &resolved
+        } else {
+            filter
+        };
         let host_mask = filter.has_host_conditions().then(|| {
             self.meta
                 .hosts

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use super::page::{SortTables, cvss_of};
 use super::{FLAG_IRREGULAR, HostEntry, NONE_U8, NONE_U32, ROW_BYTES, Store, io_at, read_at};
-use crate::error::Result;
 use crate::catalogue::is_host_field;
+use crate::error::Result;
 use crate::filter::FieldSource;
 use crate::record::{Finding, Host, HostFields};
 use crate::value::ValueRef;

@@ -135,7 +135,11 @@ fn the_naive_scan_agrees_with_the_manifest() {
     let named = naive(NAMED);
     assert_eq!(named.len(), 7);
     assert_eq!(count(&named, |_| true), 296);
-    assert!(named.iter().all(|h| h.name.starts_with("qa3app") && h.ip.is_some()));
+    assert!(
+        named
+            .iter()
+            .all(|h| h.name.starts_with("qa3app") && h.ip.is_some())
+    );
 }
 
 /// `host` rules and host fields on an IP-named and on a hostname-named scan, through the
@@ -319,7 +323,10 @@ fn host_fields_are_projected() {
         assert_eq!(keys, ["type", "host", "host_ip", "host_end", "plugin_id"]);
     }
     // MANIFEST #16: the host ends.
-    let mut ends: Vec<&str> = got.iter().map(|v| v["host_end"].as_str().unwrap()).collect();
+    let mut ends: Vec<&str> = got
+        .iter()
+        .map(|v| v["host_end"].as_str().unwrap())
+        .collect();
     ends.sort_unstable();
     ends.dedup();
     assert_eq!(
@@ -415,7 +422,9 @@ fn stores_without_host_fields_still_open() {
     let store = Store::open(&dir.path().join(NAMED)).unwrap();
     let answer = |filter: Value| {
         let (text, _) = store
-            .page_string(&query(json!({"filters": filter, "schema_profile": "minimal"})))
+            .page_string(&query(
+                json!({"filters": filter, "schema_profile": "minimal"}),
+            ))
             .unwrap();
         vulns(&text)
     };
@@ -480,12 +489,24 @@ fn a_host_named_exactly_wins_over_substrings_in_store_and_converter() {
                 .collect();
             got.sort_unstable();
             assert_eq!(got, *want, "store: {filter} sort {sort:?}");
-            assert_eq!(lines(&text)[0]["total_vulnerabilities"], want.len(), "{filter}");
+            assert_eq!(
+                lines(&text)[0]["total_vulnerabilities"],
+                want.len(),
+                "{filter}"
+            );
             let mut out = Vec::new();
             nessus_schema::convert(TRICKY.as_bytes(), &mut out, &q).unwrap();
             let converted = String::from_utf8(out).unwrap();
-            assert_eq!(lines(&converted)[0], lines(&text)[0], "{filter} sort {sort:?}");
-            assert_eq!(vulns(&converted), vulns(&text), "convert: {filter} sort {sort:?}");
+            assert_eq!(
+                lines(&converted)[0],
+                lines(&text)[0],
+                "{filter} sort {sort:?}"
+            );
+            assert_eq!(
+                vulns(&converted),
+                vulns(&text),
+                "convert: {filter} sort {sort:?}"
+            );
         }
     }
 }
