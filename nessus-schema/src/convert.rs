@@ -12,6 +12,13 @@
 //!   64-byte sort row per matching finding is kept in memory and sorted at the end.
 //!
 //! Scratch bytes stay in memory up to 1 MiB before moving to a temporary file.
+//!
+//! The `host` shorthand's meaning depends on every host of the scan (a value that names
+//! some host is exact, see [`Filter`](crate::Filter)), which is only known at the end.
+//! While parsing, a finding's host is compared with itself alone, which keeps a superset
+//! of the answer; at the end the per-host conditions are resolved against every host and
+//! the lines of the hosts they exclude are dropped (whole runs, or rows of the custom
+//! order) before the total is written.
 
 use std::fs::File;
 use std::io::{BufRead, BufWriter, Write};

@@ -15,9 +15,11 @@
 //! | `compliance.jsonl` | one JSON [`ComplianceResult`] per line |
 //!
 //! Serving a page streams `index.bin` (64 bytes per finding; an open store does not hold
-//! it, so keeping many stores open costs little memory), evaluates filter conditions on
-//! indexed fields against the rows, decodes records only for conditions on other fields
-//! (reading candidates in file order), sorts the matching rows by index columns when the
+//! it, so keeping many stores open costs little memory), evaluates conditions on `host`
+//! and the host fields once per host of the host table (the `host` shorthand resolved
+//! against every host first) and the other conditions on indexed fields against the rows,
+//! decodes records only for conditions on other fields (reading candidates in file
+//! order), sorts the matching rows by index columns when the
 //! order is not the default, and decodes just the records of the page. The XML is never
 //! read again.
 
