@@ -68,11 +68,76 @@ const BOOL_FIELDS: &[&str] = &[
     "unsupported_by_vendor",
 ];
 
+/// The severity scale, highest first: the one table filter errors, tool descriptions, the
+/// field catalogue resource and aggregation labels read.
+pub const SEVERITY_NAMES: [(&str, u8); 5] = [
+    ("critical", 4),
+    ("high", 3),
+    ("medium", 2),
+    ("low", 1),
+    ("info", 0),
+];
+
+/// The severity a name stands for (case-insensitive, surrounding space ignored); also
+/// accepts `informational` and `none` for 0, the words Nessus itself uses for risk factor.
+pub fn severity_from_name(name: &str) -> Option<u8> {
+    let name = name.trim();
+    SEVERITY_NAMES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, s)| *s)
+        .or_else(|| {
+            ["informational", "none"]
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name))
+                .then_some(0)
+        })
+}
+
+/// The name of a severity (`"unknown"` outside 0-4).
+pub fn severity_name(severity: u8) -> &'static str {
+    SEVERITY_NAMES
+        .iter()
+        .find(|(_, s)| *s == severity)
+        .map_or("unknown", |(n, _)| n)
+}
+
+/// The scale as written in error messages and descriptions:
+/// `4 critical, 3 high, 2 medium, 1 low, 0 info`.
+pub fn severity_scale() -> String {
+    SEVERITY_NAMES
+        .iter()
+        .map(|(n, s)| format!("{s} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The typed properties of the host a finding belongs to. Their values come from the
+/// host table (a host's `HostProperties`), never from the finding's own record; they are
+/// filterable, projectable and (`host_ip`) usable with `cidr`. `credentialed_scan` is a
+/// boolean, the others are text (see [`field_kind`]).
+pub const HOST_FIELDS: [&str; 8] = [
+    "host_ip",
+    "host_fqdn",
+    "netbios_name",
+    "mac_address",
+    "operating_system",
+    "host_start",
+    "host_end",
+    "credentialed_scan",
+];
+
+/// Whether `name` is one of [`HOST_FIELDS`].
+pub fn is_host_field(name: &str) -> bool {
+    HOST_FIELDS.contains(&name)
+}
+
 /// How a child element named `name` is typed.
 pub fn field_kind(name: &str) -> FieldKind {
     match name {
         "plugin_id" | "severity" | "port" => return FieldKind::Int,
         "vpr_score" | "epss_score" | "cvss_score" => return FieldKind::Float,
+        "credentialed_scan" => return FieldKind::Bool,
         _ => {}
     }
     if LIST_FIELDS.binary_search(&name).is_ok() {
@@ -106,6 +171,14 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "svc_name",
     "protocol",
     "cvss_score",
+    "host_ip",
+    "host_fqdn",
+    "netbios_name",
+    "mac_address",
+    "operating_system",
+    "host_start",
+    "host_end",
+    "credentialed_scan",
     "agent",
     "age_of_vuln",
     "always_run",
@@ -171,17 +244,21 @@ pub const KNOWN_FIELDS: &[&str] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Profile {
-    /// `host, plugin_id, severity, cve, cvss_score, exploit_available`.
+    /// `host, plugin_id, severity, cve, cvss_score, exploit_available, plugin_name, port,
+    /// host_ip`.
     Minimal,
-    /// minimal + `plugin_name, cvss3_base_score, synopsis`.
+    /// minimal + `protocol, cvss3_base_score, synopsis`.
     Summary,
     /// summary + `description, solution` (the default).
     #[default]
     Brief,
-    /// Every field.
+    /// Every field of the record, plus the host fields that are known.
     Full,
 }
 
+// The predecessor's lists are kept as prefixes (clients that read the first fields by
+// position keep working); `plugin_name` moved up to minimal so that minimal says what a
+// finding is, `port` and `host_ip` so that it says where.
 const MINIMAL: &[&str] = &[
     "host",
     "plugin_id",
@@ -189,8 +266,11 @@ const MINIMAL: &[&str] = &[
     "cve",
     "cvss_score",
     "exploit_available",
+    "plugin_name",
+    "port",
+    "host_ip",
 ];
-const SUMMARY: &[&str] = &["plugin_name", "cvss3_base_score", "synopsis"];
+const SUMMARY: &[&str] = &["protocol", "cvss3_base_score", "synopsis"];
 const BRIEF: &[&str] = &["description", "solution"];
 
 impl Profile {
@@ -358,6 +438,86 @@ mod tests {
         assert_eq!(field_kind("cve"), FieldKind::List);
         assert_eq!(field_kind("exploit_framework_core"), FieldKind::Bool);
         assert_eq!(field_kind("plugin_output"), FieldKind::Text);
+    }
+
+    #[test]
+    fn severity_names() {
+        let cases: &[(&str, Option<u8>)] = &[
+            ("critical", Some(4)),
+            ("CRITICAL", Some(4)),
+            (" High ", Some(3)),
+            ("medium", Some(2)),
+            ("Low", Some(1)),
+            ("info", Some(0)),
+            ("informational", Some(0)),
+            ("None", Some(0)),
+            ("crit", None),
+            ("hihg", None),
+            ("", None),
+            ("4", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(severity_from_name(name), *want, "{name:?}");
+        }
+        for (name, s) in SEVERITY_NAMES {
+            assert_eq!(severity_name(s), name);
+        }
+        assert_eq!(severity_name(9), "unknown");
+        assert_eq!(
+            severity_scale(),
+            "4 critical, 3 high, 2 medium, 1 low, 0 info"
+        );
+    }
+
+    #[test]
+    fn host_fields_are_known_and_typed() {
+        for f in HOST_FIELDS {
+            assert!(KNOWN_FIELDS.contains(&f), "{f}");
+        }
+        assert_eq!(field_kind("credentialed_scan"), FieldKind::Bool);
+        assert_eq!(field_kind("host_ip"), FieldKind::Text);
+    }
+
+    #[test]
+    fn profile_fields() {
+        // The contract's lists, typed out again here on purpose.
+        let minimal = [
+            "host",
+            "plugin_id",
+            "severity",
+            "cve",
+            "cvss_score",
+            "exploit_available",
+            "plugin_name",
+            "port",
+            "host_ip",
+        ];
+        let summary: Vec<&str> = minimal
+            .iter()
+            .copied()
+            .chain(["protocol", "cvss3_base_score", "synopsis"])
+            .collect();
+        let brief: Vec<&str> = summary
+            .iter()
+            .copied()
+            .chain(["description", "solution"])
+            .collect();
+        assert_eq!(Profile::Minimal.fields().unwrap(), minimal);
+        assert_eq!(Profile::Summary.fields().unwrap(), summary);
+        assert_eq!(Profile::Brief.fields().unwrap(), brief);
+        assert_eq!(Profile::Full.fields(), None);
+        // The predecessor's minimal list is a prefix of every list.
+        let old = [
+            "host",
+            "plugin_id",
+            "severity",
+            "cve",
+            "cvss_score",
+            "exploit_available",
+        ];
+        for p in [Profile::Minimal, Profile::Summary, Profile::Brief] {
+            assert_eq!(&p.fields().unwrap()[..6], old);
+        }
     }
 
     #[test]

@@ -12,6 +12,13 @@
 //!   64-byte sort row per matching finding is kept in memory and sorted at the end.
 //!
 //! Scratch bytes stay in memory up to 1 MiB before moving to a temporary file.
+//!
+//! The `host` shorthand's meaning depends on every host of the scan (a value that names
+//! some host is exact, see [`Filter`](crate::Filter)), which is only known at the end.
+//! While parsing, a finding's host is compared with itself alone, which keeps a superset
+//! of the answer; at the end the per-host conditions are resolved against every host and
+//! the lines of the hosts they exclude are dropped (whole runs, or rows of the custom
+//! order) before the total is written.
 
 use std::fs::File;
 use std::io::{BufRead, BufWriter, Write};
@@ -212,7 +219,12 @@ impl<'q> Collected<'q> {
             self.summary.add(&record);
             match record {
                 Record::Finding(f) => {
-                    if !query.filter.matches(&f) {
+                    // Every host with findings is in the host table, as in the store: the
+                    // `host` rules look at all of them.
+                    self.tables.host(&f.host);
+                    // Per-host conditions of a finding whose host is not described yet
+                    // are left to `serve`, which knows every host.
+                    if !query.filter.matches_deferring_hosts(&f) {
                         continue;
                     }
                     if self.lines.len() == u64::from(u32::MAX) {
@@ -222,7 +234,9 @@ impl<'q> Collected<'q> {
                         Lines::Sorted { runs, shared } => {
                             // Rendered straight into the sort's buffer.
                             let render = |buf: &mut Vec<u8>| match query.projection.fields() {
-                                Some(fields) => shared[0].render(buf, &f, fields),
+                                Some(fields) => {
+                                    shared[0].render(buf, &f, &query.projection, fields)
+                                }
                                 None => {
                                     let start = buf.len();
                                     render_finding(buf, &f, &query.projection);
@@ -246,7 +260,11 @@ impl<'q> Collected<'q> {
                         }
                     }
                 }
-                Record::Host(h) if query.include_hosts => {
+                Record::Host(h) => {
+                    self.tables.describe_host(&h);
+                    if !query.include_hosts {
+                        continue;
+                    }
                     if let Some((hosts, _)) = self.extras.first_mut() {
                         serde_json::to_writer(&mut *hosts, &h).map_err(|e| spill_err(e.into()))?;
                         hosts.write_all(b"\n").map_err(spill_err)?;
@@ -278,10 +296,8 @@ impl<'q> Collected<'q> {
             return Err(Error::query("only the default order can be split"));
         };
         // Host ids in first-appearance order, as one pass would have numbered them.
-        let host_map: Vec<u32> = later
-            .tables
-            .host_names()
-            .map(|name| self.tables.host(name))
+        let host_map: Vec<u32> = (0..later.tables.host_names().count())
+            .map(|id| self.tables.adopt_host(&later.tables, id))
             .collect();
         runs.append(*later_runs, &host_map).map_err(spill_err)?;
         shared.extend(later_shared);
@@ -291,8 +307,22 @@ impl<'q> Collected<'q> {
     }
 
     /// Writes the response.
-    pub(crate) fn serve<W: Write>(self, writer: W) -> Result<PageInfo> {
+    pub(crate) fn serve<W: Write>(mut self, writer: W) -> Result<PageInfo> {
         let query = self.query;
+        // The `host` rules depend on every host of the scan: now that all are known, drop
+        // the lines of hosts the resolved per-host conditions exclude (during the parse a
+        // host was only compared with itself, which keeps a superset).
+        let host_mask = self.tables.host_mask(&query.filter);
+        let keep = |host: u32| {
+            host_mask
+                .as_ref()
+                .is_none_or(|m| m.get(host as usize).copied().unwrap_or(true))
+        };
+        if let Lines::Sorted { runs, .. } = &mut self.lines
+            && host_mask.is_some()
+        {
+            runs.retain_hosts(keep).map_err(spill_err)?;
+        }
         // The scan header does not depend on the file size.
         let scan = self.summary.finish(0).scan;
         let rank = self.tables.host_ranks();
@@ -305,9 +335,22 @@ impl<'q> Collected<'q> {
             hosts_files.push(h.finish().map_err(spill_err)?);
             comp_files.push(c.finish().map_err(spill_err)?);
         }
+        // A custom sort serves rows through `order`: the excluded hosts' rows leave it.
+        let custom_order: Option<Vec<u32>> = match &self.lines {
+            Lines::Custom { rows, .. } => Some(
+                (0..rows.len())
+                    .filter(|&i| keep(rows.get(i).host_id()))
+                    .collect(),
+            ),
+            Lines::Sorted { .. } => None,
+        };
+        let total = match &custom_order {
+            Some(order) => order.len() as u64,
+            None => self.lines.len(),
+        };
         let frame = Frame {
             query,
-            total: self.lines.len(),
+            total,
             fp,
             scan: &scan,
         };
@@ -342,7 +385,7 @@ impl<'q> Collected<'q> {
             }
             Lines::Custom { spills, rows } => {
                 let t = self.tables.sort_tables(&rank);
-                let mut order: Vec<u32> = (0..rows.len()).collect();
+                let mut order = custom_order.unwrap_or_default();
                 // Ties fall back to the default order, like the store.
                 order.sort_by(|&a, &b| {
                     let (ra, rb) = (rows.get(a), rows.get(b));
@@ -522,6 +565,73 @@ mod tests {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../corpus/nessus")
             .join(name)
+    }
+
+    /// `"web"` names a host, so `web1`'s lines (met first, and kept while only `web1` was
+    /// known) are dropped at the end: from the buffer, from runs spilled to a file, and
+    /// from a custom order.
+    #[test]
+    fn lines_of_hosts_the_host_rules_exclude_are_dropped() {
+        let item = |port: u32, plugin: u32| {
+            format!(
+                r#"<ReportItem port="{port}" protocol="tcp" severity="2" pluginID="{plugin}" pluginName="p{plugin}" pluginFamily="f"><description>{}</description></ReportItem>"#,
+                "x".repeat(300)
+            )
+        };
+        let host = |name: &str, ip: &str, items: &[(u32, u32)]| {
+            let items: String = items.iter().map(|(p, id)| item(*p, *id)).collect();
+            format!(
+                r#"<ReportHost name="{name}"><HostProperties><tag name="host-ip">{ip}</tag></HostProperties>{items}</ReportHost>"#
+            )
+        };
+        let xml = format!(
+            r#"<NessusClientData_v2><Report name="t">{}{}{}</Report></NessusClientData_v2>"#,
+            host("web1", "10.0.0.11", &[(80, 1), (443, 2), (8080, 3)]),
+            host("web", "10.0.0.10", &[(80, 4), (22, 5)]),
+            host("web2", "10.0.0.12", &[(25, 6)]),
+        );
+        let tiny = RunLimits {
+            run_bytes: 700,
+            memory_bytes: 0,
+            read_bytes: 1,
+        };
+        for (filters, want) in [
+            (r#"{"host": "web"}"#, vec![4, 5]),
+            (r#"{"host": "10.0.0.10"}"#, vec![4, 5]),
+            (r#"{"host": "we"}"#, vec![1, 2, 3, 4, 5, 6]),
+            (r#"{"host": "10.0.0.1"}"#, vec![]),
+        ] {
+            for sort in [None, Some("port:desc".to_owned())] {
+                for limits in [tiny, RunLimits::default()] {
+                    let q = Query::from_params(&QueryParams {
+                        filters: Some(serde_json::from_str(filters).unwrap()),
+                        sort: sort.clone(),
+                        page: Some(0),
+                        ..QueryParams::default()
+                    })
+                    .unwrap();
+                    let mut out = Vec::new();
+                    let info = convert_limited(
+                        xml.as_bytes(),
+                        &mut out,
+                        &q,
+                        &IngestOptions::default(),
+                        limits,
+                    )
+                    .unwrap();
+                    let text = String::from_utf8(out).unwrap();
+                    let mut got: Vec<u64> = text
+                        .lines()
+                        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                        .filter(|l| l["type"] == "vulnerability")
+                        .map(|l| l["plugin_id"].as_u64().unwrap())
+                        .collect();
+                    got.sort_unstable();
+                    assert_eq!(got, want, "{filters} {sort:?} {limits:?}");
+                    assert_eq!(info.total, want.len() as u64, "{filters}");
+                }
+            }
+        }
     }
 
     /// Tiny run, memory and read limits force many runs per host, multi-run merges, a

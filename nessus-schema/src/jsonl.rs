@@ -11,10 +11,10 @@ use std::io::Write;
 
 use serde_json::{Map, Value as Json};
 
-use crate::catalogue::Projection;
+use crate::catalogue::{HOST_FIELDS, Projection, is_host_field};
 use crate::codec::{Dictionary, RawRecord};
 use crate::error::{Error, Result};
-use crate::record::{ATTRIBUTE_FIELDS, ComplianceResult, Finding, Host, ScanMetadata};
+use crate::record::{ATTRIBUTE_FIELDS, ComplianceResult, Finding, Host, HostFields, ScanMetadata};
 use crate::swar::{HI, LO, first_match};
 use crate::value::{ListRef, ValueRef};
 
@@ -177,6 +177,7 @@ impl<W: Write> JsonlWriter<W> {
         raw: RawRecord<'_>,
         dict: &Dictionary,
         projection: &Projection,
+        host: HostLine<'_>,
         budget: Option<u64>,
     ) -> Result<bool> {
         let entries: Vec<(u16, ValueRef<'_>)> = raw.entries().collect();
@@ -193,6 +194,10 @@ impl<W: Write> JsonlWriter<W> {
         match projection.fields() {
             Some(fields) => {
                 for name in fields {
+                    if is_host_field(name) {
+                        host.write(l, name, projection);
+                        continue;
+                    }
                     let v = match find(dict.id(name)) {
                         Some(v) => Some(v),
                         None if name == "cvss_score" => cvss().map(ValueRef::Float),
@@ -216,6 +221,7 @@ impl<W: Write> JsonlWriter<W> {
                     key(l, "cvss_score");
                     float(l, s);
                 }
+                host.write_known(l, projection, |n| find(dict.id(n)).is_some());
             }
         }
         l.push(b'}');
@@ -375,11 +381,14 @@ impl<W: Write> JsonlWriter<W> {
 
 /// Renders a `vulnerability` line (without separator) into `l`.
 pub(crate) fn render_finding(l: &mut Vec<u8>, f: &Finding, projection: &Projection) {
+    let host = HostLine::of(f);
     l.extend_from_slice(b"{\"type\": \"vulnerability\"");
     match projection.fields() {
         Some(fields) => {
             for name in fields {
-                if let Some(v) = f.get(name) {
+                if is_host_field(name) {
+                    host.write(l, name, projection);
+                } else if let Some(v) = f.get(name) {
                     key(l, name);
                     value(l, v);
                 }
@@ -402,9 +411,65 @@ pub(crate) fn render_finding(l: &mut Vec<u8>, f: &Finding, projection: &Projecti
                 key(l, "cvss_score");
                 float(l, s);
             }
+            host.write_known(l, projection, |n| f.child(n).is_some());
         }
     }
     l.push(b'}');
+}
+
+/// The host of a `vulnerability` line: its host fields come from the host table (or the
+/// parsed host), never from the record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HostLine<'a> {
+    /// The host name (`host`).
+    pub(crate) name: &'a str,
+    /// Its host fields, when known.
+    pub(crate) fields: Option<&'a HostFields>,
+}
+
+impl<'a> HostLine<'a> {
+    /// The host of a parsed finding.
+    pub(crate) fn of(f: &'a Finding) -> HostLine<'a> {
+        HostLine {
+            name: &f.host,
+            fields: f.host_fields.as_deref(),
+        }
+    }
+
+    /// The value written for host field `name`: a profile leaves out a `host_ip` that only
+    /// repeats the host name; `custom_fields` write every known value.
+    pub(crate) fn value(&self, name: &str, projection: &Projection) -> Option<ValueRef<'a>> {
+        let fields = self.fields?;
+        if name == "host_ip"
+            && projection.profile_name() != "custom"
+            && fields.ip_repeats_name(self.name)
+        {
+            return None;
+        }
+        fields.get(name)
+    }
+
+    /// Writes host field `name` if it has a value.
+    pub(crate) fn write(&self, l: &mut Vec<u8>, name: &str, projection: &Projection) {
+        if let Some(v) = self.value(name, projection) {
+            key(l, name);
+            value(l, v);
+        }
+    }
+
+    /// `full`: every known host field the record does not already hold (`in_record`).
+    fn write_known(
+        &self,
+        l: &mut Vec<u8>,
+        projection: &Projection,
+        in_record: impl Fn(&str) -> bool,
+    ) {
+        for name in HOST_FIELDS {
+            if !in_record(name) {
+                self.write(l, name, projection);
+            }
+        }
+    }
 }
 
 pub(crate) fn key(l: &mut Vec<u8>, k: &str) {

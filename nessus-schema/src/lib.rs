@@ -62,7 +62,10 @@ mod summary;
 mod swar;
 mod value;
 
-pub use catalogue::{FieldKind, KNOWN_FIELDS, Profile, Projection, field_kind};
+pub use catalogue::{
+    FieldKind, HOST_FIELDS, KNOWN_FIELDS, Profile, Projection, SEVERITY_NAMES, field_kind,
+    is_host_field, severity_from_name, severity_name, severity_scale,
+};
 pub use convert::{convert, convert_with};
 pub use diff::{DiffEntry, ScanDiff, SeverityChange, diff};
 pub use error::{Error, Result};
@@ -73,7 +76,9 @@ pub use query::{
     DEFAULT_BYTE_BUDGET, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PageRequest, Query,
     QueryParams, SORT_FIELDS, SortKey, clamp_page_size,
 };
-pub use record::{ComplianceResult, FieldName, Finding, Fingerprint, Host, Record, ScanMetadata};
+pub use record::{
+    ComplianceResult, FieldName, Finding, Fingerprint, Host, HostFields, Record, ScanMetadata,
+};
 pub use split::{DEFAULT_PARALLEL_MIN_BYTES, convert_file, convert_file_with};
 pub use store::{INDEXED_FIELDS, IngestOptions, PageInfo, Store};
 pub use summary::{

@@ -22,7 +22,7 @@ use quick_xml::events::{BytesStart, Event};
 use crate::catalogue::{FieldKind, field_kind};
 use crate::encoding::{self, Decoding, Detected, read_retrying};
 use crate::error::{Error, Result};
-use crate::record::{ComplianceResult, FieldName, Finding, Host, Record, ScanMetadata};
+use crate::record::{ComplianceResult, FieldName, Finding, Host, HostFields, Record, ScanMetadata};
 use crate::value::Value;
 
 /// Resource limits applied while parsing hostile or broken input.
@@ -340,6 +340,8 @@ pub struct NessusReader<R: BufRead> {
     policy_name: Option<String>,
     host: Option<Host>,
     host_emitted: bool,
+    /// The emitted host's fields, shared by its findings.
+    host_fields: Option<Arc<HostFields>>,
     tag_name: String,
     /// The `ReportItem` child being captured.
     child: Option<(FieldName, FieldKind)>,
@@ -398,6 +400,7 @@ impl<R: BufRead> NessusReader<R> {
             policy_name: None,
             host: None,
             host_emitted: false,
+            host_fields: None,
             tag_name: String::new(),
             child: None,
             item: None,
@@ -851,6 +854,7 @@ impl<R: BufRead> NessusReader<R> {
             ..Host::default()
         });
         self.host_emitted = false;
+        self.host_fields = None;
         Ok(Elem::ReportHost)
     }
 
@@ -859,6 +863,7 @@ impl<R: BufRead> NessusReader<R> {
             && let Some(h) = &self.host
         {
             self.host_emitted = true;
+            self.host_fields = Some(Arc::new(HostFields::of(h)));
             self.pending.push_back(Record::Host(h.clone()));
         }
     }
@@ -872,6 +877,7 @@ impl<R: BufRead> NessusReader<R> {
         }
         let mut f = Finding {
             host_ip: self.host.as_ref().and_then(|h| h.ip),
+            host_fields: self.host_fields.clone(),
             host: self
                 .host
                 .as_ref()
@@ -974,6 +980,7 @@ impl<R: BufRead> NessusReader<R> {
             Elem::ReportHost => {
                 self.emit_host();
                 self.host = None;
+                self.host_fields = None;
             }
             Elem::ItemChild => {
                 self.capturing = false;

@@ -77,6 +77,91 @@ impl Host {
     }
 }
 
+/// The values of a host's [`HOST_FIELDS`](crate::HOST_FIELDS), as the store's host table
+/// keeps them and as a [`Finding`] sees its host's.
+///
+/// Serialized into the store's `meta.json` (every field defaults, so stores written before
+/// these fields existed still open). `ip` is not serialized: the host table keeps the
+/// address itself, and the text is derived from it on open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct HostFields {
+    /// `host_ip`: the valid `host-ip` as text.
+    #[serde(skip)]
+    pub ip: Option<String>,
+    /// `host_fqdn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    /// `netbios_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netbios: Option<String>,
+    /// `mac_address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// `operating_system`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// `host_start`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// `host_end`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    /// `credentialed_scan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentialed: Option<bool>,
+}
+
+impl HostFields {
+    /// The host fields of a parsed host.
+    pub fn of(h: &Host) -> HostFields {
+        HostFields {
+            ip: h.ip.map(|ip| ip.to_string()),
+            fqdn: h.fqdn.clone(),
+            netbios: h.netbios.clone(),
+            mac: h.mac.clone(),
+            os: h.os.clone(),
+            start: h.start.clone(),
+            end: h.end.clone(),
+            credentialed: h.credentialed,
+        }
+    }
+
+    /// A host field by name (one of [`HOST_FIELDS`](crate::HOST_FIELDS)); `None` when the
+    /// host does not have it or `name` is not a host field.
+    pub fn get(&self, name: &str) -> Option<ValueRef<'_>> {
+        fn text(s: &Option<String>) -> Option<ValueRef<'_>> {
+            s.as_deref().map(ValueRef::Text)
+        }
+        match name {
+            "host_ip" => text(&self.ip),
+            "host_fqdn" => text(&self.fqdn),
+            "netbios_name" => text(&self.netbios),
+            "mac_address" => text(&self.mac),
+            "operating_system" => text(&self.os),
+            "host_start" => text(&self.start),
+            "host_end" => text(&self.end),
+            "credentialed_scan" => self.credentialed.map(ValueRef::Bool),
+            _ => None,
+        }
+    }
+
+    /// Whether `host_ip` only repeats the host name (an IP-named host): profiles then do
+    /// not write it.
+    pub fn ip_repeats_name(&self, name: &str) -> bool {
+        match &self.ip {
+            None => true,
+            Some(ip) => {
+                let name = name.trim();
+                name.eq_ignore_ascii_case(ip)
+                    || name
+                        .parse::<IpAddr>()
+                        .is_ok_and(|n| ip.parse::<IpAddr>().is_ok_and(|i| i == n))
+            }
+        }
+    }
+}
+
 /// One `ReportItem`: every attribute and every child element, typed.
 ///
 /// The seven standard attributes are typed fields; every child element (and any other
@@ -106,6 +191,10 @@ pub struct Finding {
     /// The enclosing host's `host-ip` (not written as a field; lets `cidr` filters on
     /// `host` work when the host name is not an address).
     pub host_ip: Option<IpAddr>,
+    /// The enclosing host's [`HostFields`] (not part of the record; shared by every
+    /// finding of the host). `None` when the finding was read before its host's
+    /// properties, or without a host.
+    pub host_fields: Option<Arc<HostFields>>,
 }
 
 /// A field name. Names are interned by the parser, so the thousands of findings of a
@@ -129,6 +218,10 @@ impl Finding {
     /// `cvss_score`. `None` means the field is absent; a standard attribute that is
     /// missing from the file is present as [`ValueRef::Null`].
     pub fn get(&self, name: &str) -> Option<ValueRef<'_>> {
+        if crate::catalogue::is_host_field(name) {
+            // Host data, never the record's: a child of the same name is not consulted.
+            return self.host_fields.as_deref().and_then(|h| h.get(name));
+        }
         fn text(s: &Option<String>) -> ValueRef<'_> {
             s.as_deref().map_or(ValueRef::Null, ValueRef::Text)
         }

@@ -231,6 +231,21 @@ impl RunSorter {
         Ok(())
     }
 
+    /// Drops every line of the hosts `keep` refuses (runs hold one host each, so whole
+    /// runs go). No line can be pushed afterwards.
+    pub(crate) fn retain_hosts(&mut self, keep: impl Fn(u32) -> bool) -> io::Result<()> {
+        if self.runs.is_empty() && self.more.is_empty() {
+            // Still all in the buffer (read in place by `finish`).
+            self.pending.retain(|p| keep(p.host));
+            self.count = self.pending.len() as u64;
+            return Ok(());
+        }
+        self.flush()?;
+        self.runs.retain(|r| keep(r.host));
+        self.count = self.runs.iter().map(|r| r.count).sum();
+        Ok(())
+    }
+
     /// Ends the input; `rank` gives each host's position in the default order.
     pub(crate) fn finish(mut self, rank: &[u32]) -> io::Result<SortedLines> {
         let rank_of = |h: u32| rank.get(h as usize).copied().unwrap_or(u32::MAX);

@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use crate::jsonl::{is_str_lit_of, key, value};
+use crate::catalogue::{Projection, is_host_field};
+use crate::jsonl::{HostLine, is_str_lit_of, key, value};
 use crate::parser::FnvBuild;
 use crate::record::Finding;
 use crate::swar::{HI, LO, first_match};
@@ -177,7 +178,14 @@ impl SharedValues {
 
     /// Renders a `vulnerability` line for a projection (`fields`) into `l`, with shared
     /// values as references; returns the length of the expanded line.
-    pub(crate) fn render(&mut self, l: &mut Vec<u8>, f: &Finding, fields: &[String]) -> u64 {
+    pub(crate) fn render(
+        &mut self,
+        l: &mut Vec<u8>,
+        f: &Finding,
+        projection: &Projection,
+        fields: &[String],
+    ) -> u64 {
+        let host = HostLine::of(f);
         let start = l.len();
         let mut expanded_extra = 0u64;
         let mut refs = 0u64;
@@ -193,7 +201,12 @@ impl SharedValues {
         }
         l.extend_from_slice(b"{\"type\": \"vulnerability\"");
         for (slot, name) in fields.iter().enumerate() {
-            let Some(v) = f.get(name) else {
+            let v = if is_host_field(name) {
+                host.value(name, projection)
+            } else {
+                f.get(name)
+            };
+            let Some(v) = v else {
                 continue;
             };
             l.extend_from_slice(&self.keys[slot]);
@@ -308,7 +321,12 @@ mod tests {
                 &crate::catalogue::Projection::custom(fields.clone()),
             );
             let mut stored = Vec::new();
-            let len = cache.render(&mut stored, &f, &fields);
+            let len = cache.render(
+                &mut stored,
+                &f,
+                &crate::catalogue::Projection::custom(fields.clone()),
+                &fields,
+            );
             let mut out = Vec::new();
             cache.expand(&stored, &mut out).unwrap();
             assert_eq!(

@@ -8,16 +8,18 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `meta.json` | format version, store id, scan metadata, [`Summary`], the field-name dictionary, the host table (name, ip), the plugin table (name, family), the protocol table |
+//! | `meta.json` | format version, store id, scan metadata, [`Summary`], the field-name dictionary, the host table (name, ip, and the host fields' values: fqdn, netbios, mac, os, start, end, credentialed; absent in stores written before them, which then open with those unknown), the plugin table (name, family), the protocol table |
 //! | `findings.bin` | 8-byte magic `NSFB\x01\0\0\0`, then per finding a `u32 LE` length and the record encoded as described in the `codec` module (field-id, type tag, payload entries) |
 //! | `index.bin` | one fixed 64-byte little-endian row per finding, **already in the default order** (severity desc, host, port, plugin_id): record offset and length, host, plugin-table and protocol-table indexes, plugin_id, port, severity, exploit_available, flags, and cvss3/cvss2/VPR/EPSS scores as `f64` (NaN = absent) |
 //! | `hosts.jsonl` | one JSON [`Host`] per line, in document order |
 //! | `compliance.jsonl` | one JSON [`ComplianceResult`] per line |
 //!
 //! Serving a page streams `index.bin` (64 bytes per finding; an open store does not hold
-//! it, so keeping many stores open costs little memory), evaluates filter conditions on
-//! indexed fields against the rows, decodes records only for conditions on other fields
-//! (reading candidates in file order), sorts the matching rows by index columns when the
+//! it, so keeping many stores open costs little memory), evaluates conditions on `host`
+//! and the host fields once per host of the host table (the `host` shorthand resolved
+//! against every host first) and the other conditions on indexed fields against the rows,
+//! decodes records only for conditions on other fields (reading candidates in file
+//! order), sorts the matching rows by index columns when the
 //! order is not the default, and decodes just the records of the page. The XML is never
 //! read again.
 
@@ -31,10 +33,10 @@ use serde::{Deserialize, Serialize};
 use crate::catalogue::{KNOWN_FIELDS, closest};
 use crate::codec::{self, Dictionary, RawRecord};
 use crate::error::{Error, Result};
-use crate::filter::Filter;
+use crate::filter::{FieldSource, Filter, is_host_level};
 use crate::parser::Limits;
 use crate::query::{Query, SortKey};
-use crate::record::{ComplianceResult, Finding, Host, ScanMetadata};
+use crate::record::{ComplianceResult, Finding, Host, HostFields, ScanMetadata};
 use crate::summary::Summary;
 
 mod page;
@@ -43,7 +45,7 @@ mod writer;
 
 pub(crate) use page::{Frame, SortTables, read_at, serve};
 use page::{RawView, RecordReader, SequentialReader};
-pub(crate) use row::{ChunkedRows, Row, Tables, default_cmp, fnv, row_for};
+pub(crate) use row::{ChunkedRows, HostView, Row, Tables, default_cmp, fnv, row_for};
 use row::{RowReader, RowView, ranks};
 use writer::write_store;
 
@@ -111,10 +113,18 @@ pub struct PageInfo {
     pub bytes_written: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One host of the host table: its name, address and [`HostFields`] (the values of the
+/// host fields; `default` so that stores written before they existed still open, with the
+/// fields unknown).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct HostEntry {
     name: String,
     ip: Option<IpAddr>,
+    #[serde(default)]
+    fields: HostFields,
+    /// Whether a `HostProperties` block described it (while building the tables only).
+    #[serde(skip)]
+    described: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -140,6 +150,8 @@ pub struct Store {
     len: u32,
     findings_len: u64,
     host_rank: Vec<u32>,
+    /// `meta.hosts[i].fields`, shared by the findings [`Store::findings`] decodes.
+    host_fields: Vec<std::sync::Arc<HostFields>>,
 }
 
 /// The error for a failed I/O on `path`; the message is formatted only on failure (this
@@ -196,8 +208,17 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         let meta_path = dir.join("meta.json");
         let meta_bytes = fs::read(&meta_path).map_err(io_at(&meta_path, "reading"))?;
-        let meta: Meta = serde_json::from_slice(&meta_bytes)
+        let mut meta: Meta = serde_json::from_slice(&meta_bytes)
             .map_err(|e| Error::store(dir, format!("meta.json is not valid: {e}")))?;
+        // `host_ip` is the address the table keeps, as text.
+        for h in &mut meta.hosts {
+            h.fields.ip = h.ip.map(|ip| ip.to_string());
+        }
+        let host_fields = meta
+            .hosts
+            .iter()
+            .map(|h| std::sync::Arc::new(h.fields.clone()))
+            .collect();
         if meta.format != FORMAT {
             return Err(Error::store(
                 dir,
@@ -228,6 +249,7 @@ impl Store {
             len,
             findings_len,
             host_rank,
+            host_fields,
         };
         // Validate every row once (streamed): a corrupt index is refused at open rather
         // than at the first query. Reads check rows again, so serving never indexes out of
@@ -338,6 +360,7 @@ impl Store {
             reader.read(&row, &mut buf)?;
             let mut f = codec::decode(RawRecord { bytes: &buf }, &self.dict);
             f.host_ip = self.meta.hosts[row.host as usize].ip;
+            f.host_fields = Some(self.host_fields[row.host as usize].clone());
             Ok(f)
         }))
     }
@@ -369,10 +392,29 @@ impl Store {
     }
 
     /// Row numbers of the findings matching `filter`, in `sort` order (empty = default).
+    ///
+    /// Conditions on `host` and the host fields are evaluated once per host of the host
+    /// table (after resolving the `host` shorthand against it), the other indexed ones on
+    /// rows, the rest on records.
     fn select(&self, filter: &Filter, sort: &[SortKey]) -> Result<Vec<u32>> {
+        let resolved;
+        let filter = if filter.has_host_conditions() {
+            resolved = self.resolve_hosts(filter);
+            &resolved
+        } else {
+            filter
+        };
+        let host_mask = filter.has_host_conditions().then(|| {
+            self.meta
+                .hosts
+                .iter()
+                .map(|h| filter.host_conditions_match(&HostView { entry: h }))
+                .collect::<Vec<bool>>()
+        });
         let (indexed, other): (Vec<_>, Vec<_>) = filter
             .conditions()
             .iter()
+            .filter(|c| !is_host_level(&c.field))
             .partition(|c| INDEXED_FIELDS.contains(&c.field.as_str()));
         let custom = !sort.is_empty() && sort != SortKey::default_order().as_slice();
         // (row number, row); the rows are kept only when a custom sort needs them.
@@ -381,6 +423,11 @@ impl Store {
         self.for_each_row(|i, row| {
             if row.flags & FLAG_IRREGULAR != 0 {
                 to_check.push((i, row));
+                return Ok(());
+            }
+            if let Some(mask) = &host_mask
+                && !mask[row.host as usize]
+            {
                 return Ok(());
             }
             let view = RowView {
@@ -428,6 +475,22 @@ impl Store {
             });
         }
         Ok(matched.into_iter().map(|(i, _)| i).collect())
+    }
+
+    /// `filter` with its `host` shorthands resolved against this store's hosts (see
+    /// [`Filter`]'s host rules).
+    pub(crate) fn resolve_hosts(&self, filter: &Filter) -> Filter {
+        if !filter.has_host_conditions() {
+            return filter.clone();
+        }
+        let views: Vec<HostView<'_>> = self
+            .meta
+            .hosts
+            .iter()
+            .map(|entry| HostView { entry })
+            .collect();
+        let sources: Vec<&dyn FieldSource> = views.iter().map(|v| v as &dyn FieldSource).collect();
+        filter.resolve_hosts(&sources)
     }
 
     fn protocol(&self, r: &Row) -> Option<&str> {
@@ -482,10 +545,15 @@ impl Store {
                 };
                 let row = &rows.get(self, matched[pos as usize])?;
                 reader.read(row, &mut buf)?;
+                let host = &self.meta.hosts[row.host as usize];
                 w.raw_finding(
                     RawRecord { bytes: &buf },
                     &self.dict,
                     &query.projection,
+                    crate::jsonl::HostLine {
+                        name: &host.name,
+                        fields: Some(&host.fields),
+                    },
                     budget,
                 )
             },

@@ -324,6 +324,12 @@ pub(super) struct RawView<'a> {
 
 impl FieldSource for RawView<'_> {
     fn field(&self, name: &str) -> Option<ValueRef<'_>> {
+        if crate::catalogue::is_host_field(name) {
+            // Host data comes from the host table, never from the record.
+            return self.store.meta.hosts[self.row.host as usize]
+                .fields
+                .get(name);
+        }
         if let Some(id) = self.store.dict.id(name)
             && let Some(v) = self.raw.get(id)
         {

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 
 use super::page::{SortTables, cvss_of};
 use super::{FLAG_IRREGULAR, HostEntry, NONE_U8, NONE_U32, ROW_BYTES, Store, io_at, read_at};
+use crate::catalogue::is_host_field;
 use crate::error::Result;
 use crate::filter::FieldSource;
-use crate::record::Finding;
+use crate::record::{Finding, Host, HostFields};
 use crate::value::ValueRef;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,6 +35,11 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// The row's host id (its index in the host table).
+    pub(crate) fn host_id(&self) -> u32 {
+        self.host
+    }
+
     pub(super) fn to_bytes(self) -> [u8; ROW_BYTES] {
         let mut b = [0u8; ROW_BYTES];
         b[0..8].copy_from_slice(&self.offset.to_le_bytes());
@@ -142,11 +148,53 @@ impl Tables {
         let id = self.hosts.len() as u32;
         self.hosts.push(HostEntry {
             name: name.to_owned(),
-            ip: None,
+            ..HostEntry::default()
         });
         self.host_ids.insert(name.to_owned(), id);
         self.last_host = Some(id);
         id
+    }
+
+    /// Records a host's properties (a later block for the same name wins, as it would in
+    /// one pass); returns its id.
+    pub(crate) fn describe_host(&mut self, h: &Host) -> u32 {
+        let id = self.host(&h.name);
+        let entry = &mut self.hosts[id as usize];
+        entry.ip = h.ip;
+        entry.fields = HostFields::of(h);
+        entry.described = true;
+        id
+    }
+
+    /// Takes over host `id` of `later` (tables of a later part of the same document):
+    /// returns its id here, with its properties if `later` saw them.
+    pub(crate) fn adopt_host(&mut self, later: &Tables, id: usize) -> u32 {
+        let theirs = &later.hosts[id];
+        let mine = self.host(&theirs.name);
+        if theirs.described {
+            let entry = &mut self.hosts[mine as usize];
+            entry.ip = theirs.ip;
+            entry.fields = theirs.fields.clone();
+            entry.described = true;
+        }
+        mine
+    }
+
+    /// Which hosts pass the per-host conditions of `filter` (its `host` shorthands
+    /// resolved against every host of these tables); `None` when it has none.
+    pub(crate) fn host_mask(&self, filter: &crate::filter::Filter) -> Option<Vec<bool>> {
+        if !filter.has_host_conditions() {
+            return None;
+        }
+        let views: Vec<HostView<'_>> = self.hosts.iter().map(|entry| HostView { entry }).collect();
+        let sources: Vec<&dyn FieldSource> = views.iter().map(|v| v as &dyn FieldSource).collect();
+        let resolved = filter.resolve_hosts(&sources);
+        Some(
+            views
+                .iter()
+                .map(|v| resolved.host_conditions_match(v))
+                .collect(),
+        )
     }
 
     pub(super) fn plugin(&mut self, name: &Option<String>, family: &Option<String>) -> u32 {
@@ -372,12 +420,32 @@ impl FieldSource for RowView<'_> {
             "vpr_score" => float_ref(r.vpr),
             "epss_score" => float_ref(r.epss),
             "cvss_score" => float_ref(cvss_of(r)),
+            n if is_host_field(n) => self.store.meta.hosts[r.host as usize].fields.get(n),
             _ => None,
         }
     }
 
     fn host_ip(&self) -> Option<IpAddr> {
         self.store.meta.hosts[self.row.host as usize].ip
+    }
+}
+
+/// A host of the host table as a field source: `host` and the host fields, nothing else
+/// (for the conditions evaluated once per host).
+pub(crate) struct HostView<'a> {
+    pub(super) entry: &'a HostEntry,
+}
+
+impl FieldSource for HostView<'_> {
+    fn field(&self, name: &str) -> Option<ValueRef<'_>> {
+        match name {
+            "host" => Some(ValueRef::Text(&self.entry.name)),
+            n => self.entry.fields.get(n),
+        }
+    }
+
+    fn host_ip(&self) -> Option<IpAddr> {
+        self.entry.ip
     }
 }
 

@@ -53,8 +53,7 @@ pub(super) fn write_store<R: BufRead>(
         match record {
             Record::Scan(_) => {}
             Record::Host(h) => {
-                let id = tables.host(&h.name);
-                tables.hosts[id as usize].ip = h.ip;
+                tables.describe_host(&h);
                 serde_json::to_writer(&mut hosts, &h)
                     .map_err(|e| Error::io("writing hosts.jsonl", e.into()))?;
                 hosts.write_all(b"\n").map_err(werr(&hosts_path))?;

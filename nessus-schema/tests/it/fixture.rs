@@ -92,7 +92,7 @@ fn golden_framing_of_the_spec_example() {
     assert_eq!(lines.len(), 13, "schema + metadata + 10 + pagination");
     assert_eq!(
         lines[0],
-        r#"{"type": "schema", "profile": "brief", "fields": ["host", "plugin_id", "severity", "cve", "cvss_score", "exploit_available", "plugin_name", "cvss3_base_score", "synopsis", "description", "solution"], "filters_applied": {"severity": "4"}, "total_vulnerabilities": 11, "total_pages": 2}"#
+        r#"{"type": "schema", "profile": "brief", "fields": ["host", "plugin_id", "severity", "cve", "cvss_score", "exploit_available", "plugin_name", "port", "host_ip", "protocol", "cvss3_base_score", "synopsis", "description", "solution"], "filters_applied": {"severity": "4"}, "total_vulnerabilities": 11, "total_pages": 2}"#
     );
     assert!(
         lines[1].starts_with(
@@ -124,5 +124,8 @@ fn golden_framing_of_the_spec_example() {
         ),
         "{apache}"
     );
-    assert!(apache.contains(r#""plugin_name": "Apache 2.4.x < 2.4.47 Multiple Vulnerabilities", "cvss3_base_score": 9.8"#));
+    // Issue 14: brief now carries port and protocol (and host_ip, omitted here: the host
+    // is named by its address).
+    assert!(apache.contains(r#""plugin_name": "Apache 2.4.x < 2.4.47 Multiple Vulnerabilities", "port": 80, "protocol": "tcp", "cvss3_base_score": 9.8"#));
+    assert!(!apache.contains("host_ip"), "{apache}");
 }

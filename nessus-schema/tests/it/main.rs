@@ -5,6 +5,7 @@ mod corpus;
 mod encodings;
 mod fixture;
 mod hostile;
+mod hosts;
 mod props;
 mod split;
 mod store;

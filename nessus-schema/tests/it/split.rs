@@ -59,6 +59,20 @@ pub(crate) fn queries() -> Vec<QueryParams> {
             filters: Some(serde_json::json!({"plugin_outptu": "x"})),
             ..QueryParams::default()
         }),
+        // Issue 14's host rules and host fields: resolved against every host, also those
+        // of the other half.
+        all(QueryParams {
+            filters: Some(serde_json::json!({"host": "10.31.112.21"})),
+            schema_profile: Some("minimal".into()),
+            ..QueryParams::default()
+        }),
+        all(QueryParams {
+            filters: Some(
+                serde_json::json!({"host_ip": {"cidr": "10.0.0.0/8"}, "severity": ">=low"}),
+            ),
+            custom_fields: Some(vec!["host".into(), "host_ip".into(), "netbios_name".into()]),
+            ..QueryParams::default()
+        }),
         all(QueryParams {
             custom_fields: Some(vec!["no_such_field".into()]),
             ..QueryParams::default()

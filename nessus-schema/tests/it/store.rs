@@ -185,6 +185,8 @@ fn everything_is_capped_by_the_byte_budget_and_says_so() {
     .unwrap();
     let lines = page(&store, &all);
     assert_eq!(lines.len(), 42);
+    // Issue 14: minimal gained plugin_name, port and host_ip (after the predecessor's
+    // fields, in this order); host_ip is left out on this IP-named host.
     let order = [
         "type",
         "host",
@@ -193,6 +195,9 @@ fn everything_is_capped_by_the_byte_budget_and_says_so() {
         "cve",
         "cvss_score",
         "exploit_available",
+        "plugin_name",
+        "port",
+        "host_ip",
     ];
     for v in vulns(&lines) {
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
