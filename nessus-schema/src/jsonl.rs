@@ -1,8 +1,9 @@
 //! JSON-NL output with the predecessor's framing (seed-spec §9.5).
 //!
 //! Lines are `schema`, `scan_metadata`, optional `host` lines, `vulnerability` lines,
-//! optional `compliance` lines, then `pagination` (paged requests) or `truncated` (a
-//! `page=0` request cut by its byte budget). Lines are separated by `\n` with no trailing
+//! optional `compliance` lines, then exactly one closing line: `pagination` (paged and
+//! cursor requests), `truncated` (a `page=0` request cut by its byte budget) or `end` (a
+//! `page=0` request not cut). Lines are separated by `\n` with no trailing
 //! newline, and written with Python's default separators (`", "`, `": "`) and key order so
 //! that output is byte-compatible with what existing agents parse. Non-ASCII text is
 //! written as UTF-8 rather than `\uXXXX` escapes.

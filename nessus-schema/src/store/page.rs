@@ -193,8 +193,8 @@ impl Closer {
             };
         }
         let whole = if p.truncated {
-            "; values were cut to fit (see notices): ask with a larger byte_budget or with \
-             custom_fields to see them whole"
+            "; some values or lines were cut to fit (see notices): ask with a larger \
+             byte_budget or fewer fields to see them whole"
         } else {
             ""
         };
