@@ -34,8 +34,8 @@ use crate::runs::{RunLimits, RunSorter};
 use crate::shared_values::SharedValues;
 use crate::spill::{Spill, SpillReader};
 use crate::store::{
-    ChunkedRows, Frame, IngestOptions, PageInfo, Row, Tables, default_cmp, fnv, read_at, row_for,
-    serve,
+    Census, ChunkedRows, Frame, IngestOptions, PageInfo, Row, Tables, default_cmp, fnv, read_at,
+    row_for, serve,
 };
 use crate::summary::SummaryBuilder;
 
@@ -161,6 +161,9 @@ pub(crate) struct Collected<'q> {
     /// Host and compliance lines (on request): one pair per part, in document order.
     extras: Vec<(Spill, Spill)>,
     line: Vec<u8>,
+    /// What explains an empty answer, counted while parsing (only for a filter: without
+    /// one, an empty answer means an empty scan).
+    census: Option<Census>,
 }
 
 impl<'q> Collected<'q> {
@@ -191,6 +194,12 @@ impl<'q> Collected<'q> {
             lines,
             extras,
             line: Vec::with_capacity(64 * 1024),
+            census: if query.filter.as_json().is_empty() {
+                None
+            } else {
+                // The filter parsed once already, so its conditions parse alone.
+                Census::for_filter(&query.filter).ok()
+            },
         }
     }
 
@@ -217,6 +226,13 @@ impl<'q> Collected<'q> {
                 }
             }
             self.summary.add(&record);
+            if let Some(census) = &mut self.census {
+                match &record {
+                    Record::Finding(f) => census.finding(f),
+                    Record::Host(h) => census.host(&h.name, h.ip),
+                    _ => {}
+                }
+            }
             match record {
                 Record::Finding(f) => {
                     // Every host with findings is in the host table, as in the store: the
@@ -303,6 +319,9 @@ impl<'q> Collected<'q> {
         shared.extend(later_shared);
         self.summary.append(later.summary);
         self.extras.extend(later.extras);
+        if let (Some(mine), Some(theirs)) = (&mut self.census, later.census) {
+            mine.append(theirs);
+        }
         Ok(())
     }
 
@@ -348,23 +367,37 @@ impl<'q> Collected<'q> {
             Some(order) => order.len() as u64,
             None => self.lines.len(),
         };
+        let census = self.census;
+        let explain = || Ok(census.as_ref().map(|c| c.text(total)).unwrap_or_default());
         let frame = Frame {
             query,
             total,
             fp,
             scan: &scan,
+            explain: Some(&explain),
         };
-        let hosts = |w: &mut _| {
+        let hosts = |w: &mut _, until| {
+            let (mut written, mut of) = (0, 0);
             for h in read_back::<Host>(hosts_files)? {
-                crate::jsonl::JsonlWriter::host(w, &h?)?;
+                let h = h?;
+                of += 1;
+                if written + 1 == of && crate::jsonl::JsonlWriter::host_within(w, &h, until)? {
+                    written += 1;
+                }
             }
-            Ok(())
+            Ok((written, of))
         };
-        let compliance = |w: &mut _| {
+        let compliance = |w: &mut _, until| {
+            let (mut written, mut of) = (0, 0);
             for c in read_back::<ComplianceResult>(comp_files)? {
-                crate::jsonl::JsonlWriter::compliance(w, &c?)?;
+                let c = c?;
+                of += 1;
+                if written + 1 == of && crate::jsonl::JsonlWriter::compliance_within(w, &c, until)?
+                {
+                    written += 1;
+                }
             }
-            Ok(())
+            Ok((written, of))
         };
         match self.lines {
             Lines::Sorted { runs, shared } => {
@@ -378,7 +411,17 @@ impl<'q> Collected<'q> {
                         let values = shared
                             .get(line.part)
                             .ok_or_else(|| read_err(std::io::Error::other("unknown part")))?;
-                        w.raw_with(line.expanded, budget, |out| values.expand(line.bytes, out))
+                        if w.raw_with(line.expanded, budget, |out| values.expand(line.bytes, out))?
+                        {
+                            return Ok(true);
+                        }
+                        if !w.cutting() {
+                            return Ok(false);
+                        }
+                        // To be cut, the line is needed whole.
+                        let mut whole = Vec::new();
+                        values.expand(line.bytes, &mut whole).map_err(read_err)?;
+                        w.raw_line(&whole, budget)
                     },
                     compliance,
                 )

@@ -1,8 +1,9 @@
 //! JSON-NL output with the predecessor's framing (seed-spec §9.5).
 //!
 //! Lines are `schema`, `scan_metadata`, optional `host` lines, `vulnerability` lines,
-//! optional `compliance` lines, then `pagination` (paged requests) or `truncated` (a
-//! `page=0` request cut by its byte budget). Lines are separated by `\n` with no trailing
+//! optional `compliance` lines, then exactly one closing line: `pagination` (paged and
+//! cursor requests), `truncated` (a `page=0` request cut by its byte budget) or `end` (a
+//! `page=0` request not cut). Lines are separated by `\n` with no trailing
 //! newline, and written with Python's default separators (`", "`, `": "`) and key order so
 //! that output is byte-compatible with what existing agents parse. Non-ASCII text is
 //! written as UTF-8 rather than `\uXXXX` escapes.
@@ -13,6 +14,7 @@ use serde_json::{Map, Value as Json};
 
 use crate::catalogue::{HOST_FIELDS, Projection, is_host_field};
 use crate::codec::{Dictionary, RawRecord};
+use crate::cut::cut_to_fit;
 use crate::error::{Error, Result};
 use crate::record::{ATTRIBUTE_FIELDS, ComplianceResult, Finding, Host, HostFields, ScanMetadata};
 use crate::swar::{HI, LO, first_match};
@@ -25,9 +27,14 @@ pub struct JsonlWriter<W: Write> {
     line: Vec<u8>,
     first: bool,
     bytes: u64,
+    /// While set, a record line that does not fit is cut to fit (see [`cut_to_fit`]):
+    /// the first record of an answer, which must be written for paging to progress.
+    cut: bool,
+    /// Fields cut so far (names, in line order).
+    cut_fields: Vec<String>,
 }
 
-/// Values of the `pagination` line.
+/// Values of the `pagination` line (paged and cursor answers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pagination {
     /// 1-based page.
@@ -36,8 +43,16 @@ pub struct Pagination {
     pub page_size: u64,
     /// Total pages (at least 1).
     pub total_pages: u64,
-    /// Cursor for the next page, if there is one.
+    /// Cursor that resumes right after the last returned record, if anything follows it.
     pub next_cursor: Option<String>,
+    /// Vulnerability lines in this answer.
+    pub returned: u64,
+    /// Whether the byte budget cut this answer.
+    pub truncated: bool,
+    /// One sentence: how to get the rest, or that this is the end.
+    pub next: String,
+    /// Notices (omitted from the line when empty).
+    pub notices: Vec<String>,
 }
 
 /// Values of the `truncated` line written when `page=0` hits its byte budget.
@@ -47,10 +62,112 @@ pub struct Truncation {
     pub returned: u64,
     /// Total matching findings.
     pub total: u64,
-    /// The byte budget that was applied.
+    /// The byte budget that was applied (bytes of the whole answer).
     pub byte_budget: u64,
     /// Cursor to continue after the last written record.
     pub next_cursor: Option<String>,
+    /// One sentence: how to get the rest.
+    pub next: String,
+    /// Notices (omitted from the line when empty).
+    pub notices: Vec<String>,
+}
+
+/// Values of the `end` line that closes a `page=0` answer the budget did not cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct End {
+    /// Vulnerability lines written.
+    pub returned: u64,
+    /// Total matching findings.
+    pub total: u64,
+    /// One sentence: that this is everything.
+    pub next: String,
+    /// Notices (omitted from the line when empty).
+    pub notices: Vec<String>,
+}
+
+/// The one line that closes every results answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Closing {
+    Pagination(Pagination),
+    Truncated(Truncation),
+    End(End),
+}
+
+impl Closing {
+    /// Renders the line (without separator) into `l`.
+    pub(crate) fn render(&self, l: &mut Vec<u8>) {
+        match self {
+            Closing::Pagination(p) => {
+                let has_next = p.page < p.total_pages;
+                l.extend_from_slice(b"{\"type\": \"pagination\", \"page\": ");
+                int(l, p.page as i64);
+                key(l, "page_size");
+                int(l, p.page_size as i64);
+                key(l, "total_pages");
+                int(l, p.total_pages as i64);
+                key(l, "has_next");
+                l.extend_from_slice(if has_next { b"true" } else { b"false" });
+                key(l, "next_page");
+                if has_next {
+                    int(l, p.page as i64 + 1);
+                } else {
+                    l.extend_from_slice(b"null");
+                }
+                key(l, "next_cursor");
+                opt_str(l, p.next_cursor.as_deref());
+                key(l, "returned");
+                int(l, p.returned as i64);
+                tail(l, p.truncated, &p.next, &p.notices);
+            }
+            Closing::Truncated(t) => {
+                l.extend_from_slice(
+                    b"{\"type\": \"truncated\", \"reason\": \"byte_budget\", \"byte_budget\": ",
+                );
+                int(l, t.byte_budget as i64);
+                key(l, "returned");
+                int(l, t.returned as i64);
+                key(l, "total_vulnerabilities");
+                int(l, t.total as i64);
+                key(l, "next_cursor");
+                opt_str(l, t.next_cursor.as_deref());
+                tail(l, true, &t.next, &t.notices);
+            }
+            Closing::End(e) => {
+                l.extend_from_slice(b"{\"type\": \"end\", \"returned\": ");
+                int(l, e.returned as i64);
+                key(l, "total_vulnerabilities");
+                int(l, e.total as i64);
+                tail(l, false, &e.next, &e.notices);
+            }
+        }
+    }
+
+    /// Bytes of the rendered line.
+    pub(crate) fn len(&self) -> u64 {
+        let mut l = Vec::new();
+        self.render(&mut l);
+        l.len() as u64
+    }
+}
+
+/// `truncated`, `next`, `notices` (omitted when empty) and the closing brace.
+fn tail(l: &mut Vec<u8>, truncated: bool, next: &str, notices: &[String]) {
+    key(l, "truncated");
+    l.extend_from_slice(if truncated { b"true" } else { b"false" });
+    key(l, "next");
+    str_lit(l, next);
+    if !notices.is_empty() {
+        key(l, "notices");
+        l.push(b'[');
+        for (i, n) in notices.iter().enumerate() {
+            if i > 0 {
+                l.extend_from_slice(b", ");
+            }
+            str_lit(l, n);
+        }
+        l.push(b']');
+    }
+    l.push(b'}');
 }
 
 impl<W: Write> JsonlWriter<W> {
@@ -61,7 +178,34 @@ impl<W: Write> JsonlWriter<W> {
             line: Vec::with_capacity(64 * 1024),
             first: true,
             bytes: 0,
+            cut: false,
+            cut_fields: Vec::new(),
         }
+    }
+
+    /// Whether a record that does not fit its budget is cut to fit instead of refused.
+    pub(crate) fn set_cut(&mut self, cut: bool) {
+        self.cut = cut;
+    }
+
+    /// Whether records are cut to fit (see [`JsonlWriter::set_cut`]).
+    pub(crate) fn cutting(&self) -> bool {
+        self.cut
+    }
+
+    /// Names of the fields cut so far, emptied.
+    pub(crate) fn take_cut_fields(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.cut_fields)
+    }
+
+    /// Writes `line`, which is over `budget`, cut to fit it (or as far as cutting goes).
+    fn write_cut(&mut self, line: &[u8], budget: u64) -> Result<bool> {
+        let room = budget.saturating_sub(u64::from(!self.first));
+        let (cut, fields) = cut_to_fit(line, usize::try_from(room).unwrap_or(usize::MAX))
+            .unwrap_or_else(|| (line.to_vec(), Vec::new()));
+        self.cut_fields.extend(fields);
+        self.write_line(&cut)?;
+        Ok(true)
     }
 
     /// Bytes written so far.
@@ -228,8 +372,15 @@ impl<W: Write> JsonlWriter<W> {
         if let Some(budget) = budget {
             let need = self.line.len() as u64 + u64::from(!self.first);
             if need > budget {
+                let line = std::mem::take(&mut self.line);
+                let written = if self.cut {
+                    self.write_cut(&line, budget)
+                } else {
+                    Ok(false)
+                };
+                self.line = line;
                 self.line.clear();
-                return Ok(false);
+                return written;
             }
         }
         self.emit()?;
@@ -242,6 +393,9 @@ impl<W: Write> JsonlWriter<W> {
         if let Some(budget) = budget
             && line.len() as u64 + u64::from(!self.first) > budget
         {
+            if self.cut {
+                return self.write_cut(line, budget);
+            }
             return Ok(false);
         }
         self.write_line(line)?;
@@ -249,7 +403,8 @@ impl<W: Write> JsonlWriter<W> {
     }
 
     /// Writes a line of `len` bytes produced by `write` if it fits in `budget`; returns
-    /// whether it was written.
+    /// whether it was written (never cuts: a caller in cut mode renders the line and
+    /// passes it to [`JsonlWriter::raw_line`]).
     pub(crate) fn raw_with(
         &mut self,
         len: u64,
@@ -273,6 +428,47 @@ impl<W: Write> JsonlWriter<W> {
 
     /// A `host` line.
     pub fn host(&mut self, h: &Host) -> Result<()> {
+        self.render_host(h);
+        self.emit()
+    }
+
+    /// Renders the pending line; writes it if the output then stays within `limit` bytes
+    /// in all (`None` = no limit). Returns whether it was written.
+    fn emit_within(&mut self, limit: Option<u64>) -> Result<bool> {
+        if let Some(limit) = limit
+            && self.bytes + u64::from(!self.first) + self.line.len() as u64 > limit
+        {
+            self.line.clear();
+            return Ok(false);
+        }
+        self.emit()?;
+        Ok(true)
+    }
+
+    /// A `host` line if the output stays within `limit` bytes; returns whether written.
+    pub(crate) fn host_within(&mut self, h: &Host, limit: Option<u64>) -> Result<bool> {
+        self.render_host(h);
+        self.emit_within(limit)
+    }
+
+    /// A `compliance` line if the output stays within `limit` bytes; returns whether
+    /// written.
+    pub(crate) fn compliance_within(
+        &mut self,
+        c: &ComplianceResult,
+        limit: Option<u64>,
+    ) -> Result<bool> {
+        self.render_compliance(c);
+        self.emit_within(limit)
+    }
+
+    /// The closing line.
+    pub(crate) fn closing(&mut self, c: &Closing) -> Result<()> {
+        c.render(&mut self.line);
+        self.emit()
+    }
+
+    fn render_host(&mut self, h: &Host) {
         let l = &mut self.line;
         l.extend_from_slice(b"{\"type\": \"host\", \"host\": ");
         str_lit(l, &h.name);
@@ -307,11 +503,15 @@ impl<W: Write> JsonlWriter<W> {
             str_lit(l, v);
         }
         l.extend_from_slice(b"}}");
-        self.emit()
     }
 
     /// A `compliance` line.
     pub fn compliance(&mut self, c: &ComplianceResult) -> Result<()> {
+        self.render_compliance(c);
+        self.emit()
+    }
+
+    fn render_compliance(&mut self, c: &ComplianceResult) {
         let l = &mut self.line;
         l.extend_from_slice(b"{\"type\": \"compliance\", \"host\": ");
         str_lit(l, &c.host);
@@ -334,48 +534,22 @@ impl<W: Write> JsonlWriter<W> {
             str_lit(l, v);
         }
         l.push(b'}');
-        self.emit()
     }
 
-    /// The `pagination` line: the predecessor's keys, then `next_cursor`.
+    /// The `pagination` line: the predecessor's keys, then `next_cursor`, `returned`,
+    /// `truncated`, `next` and `notices`.
     pub fn pagination(&mut self, p: &Pagination) -> Result<()> {
-        let has_next = p.page < p.total_pages;
-        let l = &mut self.line;
-        l.extend_from_slice(b"{\"type\": \"pagination\", \"page\": ");
-        int(l, p.page as i64);
-        key(l, "page_size");
-        int(l, p.page_size as i64);
-        key(l, "total_pages");
-        int(l, p.total_pages as i64);
-        key(l, "has_next");
-        l.extend_from_slice(if has_next { b"true" } else { b"false" });
-        key(l, "next_page");
-        if has_next {
-            int(l, p.page as i64 + 1);
-        } else {
-            l.extend_from_slice(b"null");
-        }
-        key(l, "next_cursor");
-        opt_str(l, p.next_cursor.as_deref().filter(|_| has_next));
-        l.push(b'}');
-        self.emit()
+        self.closing(&Closing::Pagination(p.clone()))
     }
 
     /// The `truncated` line.
     pub fn truncated(&mut self, t: &Truncation) -> Result<()> {
-        let l = &mut self.line;
-        l.extend_from_slice(
-            b"{\"type\": \"truncated\", \"reason\": \"byte_budget\", \"byte_budget\": ",
-        );
-        int(l, t.byte_budget as i64);
-        key(l, "returned");
-        int(l, t.returned as i64);
-        key(l, "total_vulnerabilities");
-        int(l, t.total as i64);
-        key(l, "next_cursor");
-        opt_str(l, t.next_cursor.as_deref());
-        l.push(b'}');
-        self.emit()
+        self.closing(&Closing::Truncated(t.clone()))
+    }
+
+    /// The `end` line.
+    pub fn end(&mut self, e: &End) -> Result<()> {
+        self.closing(&Closing::End(e.clone()))
     }
 }
 
@@ -673,7 +847,7 @@ fn json_obj(l: &mut Vec<u8>, m: &Map<String, Json>) {
     l.push(b'}');
 }
 
-fn json(l: &mut Vec<u8>, v: &Json) {
+pub(crate) fn json(l: &mut Vec<u8>, v: &Json) {
     match v {
         Json::Null => l.extend_from_slice(b"null"),
         Json::Bool(b) => l.extend_from_slice(if *b { b"true" } else { b"false" }),

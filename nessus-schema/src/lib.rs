@@ -45,6 +45,7 @@
 mod catalogue;
 mod codec;
 mod convert;
+mod cut;
 mod diff;
 mod encoding;
 mod error;
@@ -70,17 +71,20 @@ pub use convert::{convert, convert_with};
 pub use diff::{DiffEntry, ScanDiff, SeverityChange, diff};
 pub use error::{Error, Result};
 pub use filter::Filter;
-pub use jsonl::{JsonlWriter, Pagination, Truncation};
+pub use jsonl::{End, JsonlWriter, Pagination, Truncation};
 pub use parser::{Limits, NessusReader};
 pub use query::{
-    DEFAULT_BYTE_BUDGET, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PageRequest, Query,
-    QueryParams, SORT_FIELDS, SortKey, clamp_page_size,
+    DEFAULT_ANSWER_BUDGET, DEFAULT_PAGE_SIZE, MAX_ANSWER_BUDGET, MAX_PAGE_SIZE, MIN_ANSWER_BUDGET,
+    MIN_PAGE_SIZE, PageRequest, Query, QueryParams, SORT_FIELDS, SortKey, clamp_page_size,
 };
 pub use record::{
     ComplianceResult, FieldName, Finding, Fingerprint, Host, HostFields, Record, ScanMetadata,
 };
 pub use split::{DEFAULT_PARALLEL_MIN_BYTES, convert_file, convert_file_with};
-pub use store::{INDEXED_FIELDS, IngestOptions, PageInfo, Store};
+pub use store::{
+    Aggregate, Aggregation, DEFAULT_TOP, Group, GroupBy, GroupIdentity, INDEXED_FIELDS,
+    IngestOptions, MAX_TOP, Other, PageInfo, Rank, Store,
+};
 pub use summary::{
     AUTH_PLUGINS, AuthenticationStatus, Credentialed, HostStatus, MIN_AUTH_PLUGINS,
     PLUGIN_CREDENTIAL_FAILURE, PLUGIN_INSUFFICIENT_PRIVILEGE, PLUGIN_SCAN_INFO,

@@ -12,8 +12,15 @@ pub const DEFAULT_PAGE_SIZE: u32 = 40;
 pub const MIN_PAGE_SIZE: u32 = 10;
 /// Largest accepted `page_size`; larger values are clamped down.
 pub const MAX_PAGE_SIZE: u32 = 100;
-/// Default byte budget of a `page=0` ("everything") response: 4 MiB of record lines.
-pub const DEFAULT_BYTE_BUDGET: usize = 4 * 1024 * 1024;
+/// Default size of one results answer from [`Query::from_params`] (the agent path), in
+/// bytes of the whole text: tens of kilobytes stay readable by a model (≈ 4 bytes per
+/// token, so about 8k tokens).
+pub const DEFAULT_ANSWER_BUDGET: usize = 32 * 1024;
+/// Smallest answer budget [`Query::from_params`] accepts (smaller values are raised): room
+/// for the framing lines and one record cut to fit.
+pub const MIN_ANSWER_BUDGET: usize = 4 * 1024;
+/// Largest answer budget [`Query::from_params`] accepts (larger values are lowered).
+pub const MAX_ANSWER_BUDGET: usize = 1024 * 1024;
 
 /// Fields a result set can be sorted by (all of them are in the store's column index).
 pub const SORT_FIELDS: &[&str] = &[
@@ -112,10 +119,11 @@ pub enum PageRequest {
         /// Requested page size (clamped when used).
         size: u32,
     },
-    /// Everything (the predecessor's `page=0`), cut at `byte_budget` bytes of record lines;
-    /// `None` = no cut (command-line conversion).
+    /// Everything (the predecessor's `page=0`). `byte_budget` is kept for callers that
+    /// build queries by hand: it bounds the whole answer like [`Query::byte_budget`], and
+    /// when both are set the smaller applies; `None` = no cut of its own.
     All {
-        /// Byte budget for record lines.
+        /// Bytes of the whole answer.
         byte_budget: Option<usize>,
     },
     /// Continue from an opaque cursor returned by a previous page.
@@ -146,6 +154,12 @@ pub struct Query {
     pub include_hosts: bool,
     /// Also write `compliance` lines (after the vulnerability lines of the page).
     pub include_compliance: bool,
+    /// Bytes of the whole answer (every line and separator, the closing line included);
+    /// `None` = no bound (the command line; [`Query::from_params`] always sets one).
+    pub byte_budget: Option<usize>,
+    /// Sentences for the closing line's `notices`, filled by the caller (e.g. "ignored
+    /// unknown argument"); the page writer appends its own.
+    pub notices: Vec<String>,
 }
 
 impl Default for Query {
@@ -157,6 +171,8 @@ impl Default for Query {
             page: PageRequest::default(),
             include_hosts: false,
             include_compliance: false,
+            byte_budget: None,
+            notices: Vec::new(),
         }
     }
 }
@@ -185,8 +201,12 @@ pub struct QueryParams {
     /// Include `compliance` lines.
     #[serde(default)]
     pub include_compliance: bool,
-    /// Byte budget for `page=0`; default [`DEFAULT_BYTE_BUDGET`].
+    /// Bytes of the whole answer (page, cursor or `page=0`); default
+    /// [`DEFAULT_ANSWER_BUDGET`], clamped to [`MIN_ANSWER_BUDGET`]..=[`MAX_ANSWER_BUDGET`].
     pub byte_budget: Option<usize>,
+    /// Notices for the closing line, filled by the frontend (e.g. ignored arguments).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 impl Query {
@@ -202,10 +222,24 @@ impl Query {
             Some(s) => SortKey::parse_list(s)?,
             None => Vec::new(),
         };
+        let mut notices = p.notices.clone();
+        let budget = p.byte_budget.unwrap_or(DEFAULT_ANSWER_BUDGET);
+        let byte_budget = budget.clamp(MIN_ANSWER_BUDGET, MAX_ANSWER_BUDGET);
+        if byte_budget != budget {
+            let how = if byte_budget > budget {
+                "raised"
+            } else {
+                "lowered"
+            };
+            notices.push(format!(
+                "byte_budget {budget} was {how} to {byte_budget}; allowed \
+                 {MIN_ANSWER_BUDGET}-{MAX_ANSWER_BUDGET}"
+            ));
+        }
         let page = match (&p.cursor, p.page) {
             (Some(c), _) => PageRequest::Cursor(c.clone()),
             (None, Some(0)) => PageRequest::All {
-                byte_budget: Some(p.byte_budget.unwrap_or(DEFAULT_BYTE_BUDGET)),
+                byte_budget: Some(byte_budget),
             },
             (None, page) => PageRequest::Page {
                 page: page.unwrap_or(1),
@@ -219,7 +253,22 @@ impl Query {
             page,
             include_hosts: p.include_hosts,
             include_compliance: p.include_compliance,
+            byte_budget: Some(byte_budget),
+            notices,
         })
+    }
+
+    /// The budget that applies to the whole answer: the smaller of [`Query::byte_budget`]
+    /// and a `page=0` request's own.
+    pub fn effective_budget(&self) -> Option<usize> {
+        let own = match self.page {
+            PageRequest::All { byte_budget } => byte_budget,
+            _ => None,
+        };
+        match (self.byte_budget, own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The effective sort order.

@@ -58,8 +58,8 @@ pub(crate) fn run(_global: &GlobalArgs, args: &ConvertArgs) -> anyhow::Result<()
 }
 
 /// Validates the flags into a query. Without `--page` and `--cursor` (or with `--page 0`)
-/// every finding is written: a command-line user asked for the whole file, so the byte
-/// budget that protects agents does not apply.
+/// every finding is written: a command-line user asked for the whole file (or page), so
+/// the answer budget that protects agents does not apply to any command-line output.
 fn build_query(args: &ConvertArgs) -> anyhow::Result<Query> {
     let filters = args
         .filter
@@ -78,8 +78,10 @@ fn build_query(args: &ConvertArgs) -> anyhow::Result<Query> {
         include_hosts: args.include.contains(&Include::Hosts),
         include_compliance: args.include.contains(&Include::Compliance),
         byte_budget: None,
+        notices: Vec::new(),
     };
     let mut query = Query::from_params(&params)?;
+    query.byte_budget = None;
     let everything = args.cursor.is_none()
         && (args.page == Some(0) || (args.page.is_none() && args.page_size.is_none()));
     if everything {

@@ -48,6 +48,13 @@ fn whole_file_without_page_and_framing_order() {
     );
     assert_eq!(vulnerabilities(&lines), 40);
     assert!(lines.iter().all(|l| l["type"] != "pagination"));
+    // One closing line, last: everything, uncut (the command line has no budget).
+    let end = lines.last().unwrap();
+    assert_eq!(end["type"], "end");
+    assert_eq!(end["returned"], 40);
+    assert_eq!(end["total_vulnerabilities"], 40);
+    assert_eq!(end["truncated"], false);
+    assert_eq!(lines.iter().filter(|l| l["type"] == "end").count(), 1);
 }
 
 fn ingest_fixture(dir: &std::path::Path) -> PathBuf {

@@ -95,6 +95,11 @@ async fn full_flow(h: Harness) {
             .iter()
             .all(|v| v["severity"].as_u64().unwrap_or(0) >= 1)
     );
+    // The closing line counts what this answer returned and says whether it was cut.
+    let closing = lines.last().expect("last");
+    assert_eq!(closing["returned"], vulns.len());
+    assert_eq!(closing["truncated"], false);
+    assert!(closing["next"].is_string(), "{closing}");
 
     // Business errors say what to do; the predecessor's tools answer them as
     // normal results with an "error" key (server.tool_output: compatible).

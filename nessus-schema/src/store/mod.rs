@@ -39,10 +39,16 @@ use crate::query::{Query, SortKey};
 use crate::record::{ComplianceResult, Finding, Host, HostFields, ScanMetadata};
 use crate::summary::Summary;
 
+mod aggregate;
+mod explain;
 mod page;
 mod row;
 mod writer;
 
+pub use aggregate::{
+    Aggregate, Aggregation, DEFAULT_TOP, Group, GroupBy, GroupIdentity, MAX_TOP, Other, Rank,
+};
+pub(crate) use explain::Census;
 pub(crate) use page::{Frame, SortTables, read_at, serve};
 use page::{RawView, RecordReader, SequentialReader};
 pub(crate) use row::{ChunkedRows, HostView, Row, Tables, default_cmp, fnv, row_for};
@@ -105,12 +111,15 @@ pub struct PageInfo {
     pub page_size: u64,
     /// Vulnerability lines written.
     pub returned: u64,
-    /// Whether a `page=0` response was cut by its byte budget.
+    /// Whether the byte budget cut the answer (records, lines or values left out).
     pub truncated: bool,
     /// Cursor for the next page, if any.
     pub next_cursor: Option<String>,
     /// Bytes written.
     pub bytes_written: u64,
+    /// The closing line's notices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 /// One host of the host table: its name, address and [`HostFields`] (the values of the
@@ -520,19 +529,26 @@ impl Store {
         let mut reader = None;
         let mut rows = None;
         let mut buf = Vec::new();
+        let explain = || self.explain(&query.filter);
         serve(
             Frame {
                 query,
                 total: matched.len() as u64,
                 fp,
                 scan: self.scan_metadata(),
+                explain: Some(&explain),
             },
             out,
-            |w| {
-                for h in self.hosts()? {
-                    w.host(&h)?;
+            |w, until| {
+                let hosts = self.hosts()?;
+                let mut written = 0;
+                for h in &hosts {
+                    if !w.host_within(h, until)? {
+                        break;
+                    }
+                    written += 1;
                 }
-                Ok(())
+                Ok((written, hosts.len() as u64))
             },
             |w, pos, budget| {
                 let reader = match &mut reader {
@@ -557,11 +573,16 @@ impl Store {
                     budget,
                 )
             },
-            |w| {
-                for c in self.compliance()? {
-                    w.compliance(&c)?;
+            |w, until| {
+                let all = self.compliance()?;
+                let mut written = 0;
+                for c in &all {
+                    if !w.compliance_within(c, until)? {
+                        break;
+                    }
+                    written += 1;
                 }
-                Ok(())
+                Ok((written, all.len() as u64))
             },
         )
     }

@@ -110,7 +110,7 @@ fn golden_framing_of_the_spec_example() {
     assert_eq!(
         lines[12],
         format!(
-            r#"{{"type": "pagination", "page": 1, "page_size": 10, "total_pages": 2, "has_next": true, "next_page": 2, "next_cursor": "{cursor}"}}"#
+            r#"{{"type": "pagination", "page": 1, "page_size": 10, "total_pages": 2, "has_next": true, "next_page": 2, "next_cursor": "{cursor}", "returned": 10, "truncated": false, "next": "1 more finding: ask for page 2 or pass next_cursor"}}"#
         )
     );
     // The spec's example record, typed: numbers are numbers.

@@ -87,6 +87,7 @@ fn query(params: Value) -> Query {
     let params: QueryParams = serde_json::from_value(params).unwrap();
     let mut q = Query::from_params(&params).unwrap();
     q.page = PageRequest::All { byte_budget: None };
+    q.byte_budget = None;
     q
 }
 

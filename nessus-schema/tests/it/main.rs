@@ -1,11 +1,14 @@
 //! Integration tests for nessus-schema: the real corpus, the predecessor's fixture ground
 //! truth, hostile inputs, the findings store and the filter language.
 
+mod aggregate;
+mod answers;
 mod corpus;
 mod encodings;
 mod fixture;
 mod hostile;
 mod hosts;
+mod naive;
 mod props;
 mod split;
 mod store;

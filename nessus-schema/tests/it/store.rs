@@ -166,17 +166,17 @@ fn everything_is_capped_by_the_byte_budget_and_says_so() {
     let (text, info) = store.page_string(&q).unwrap();
     assert!(info.truncated);
     assert!(info.returned > 0 && info.returned < 40);
-    let record_bytes: usize = text
-        .split('\n')
-        .filter(|l| l.starts_with(r#"{"type": "vulnerability""#))
-        .map(|l| l.len() + 1)
-        .sum();
-    assert!(record_bytes <= 50_000, "{record_bytes}");
+    // The budget bounds the whole answer now, not only its record lines.
+    assert!(text.len() <= 50_000, "{}", text.len());
     let last: serde_json::Value = serde_json::from_str(text.rsplit('\n').next().unwrap()).unwrap();
     assert_eq!(last["type"], "truncated");
     assert_eq!(last["byte_budget"], 50_000);
     assert_eq!(last["total_vulnerabilities"], 40);
-    // Without truncation there is no trailer at all (the predecessor's page=0 framing).
+    assert_eq!(last["returned"], info.returned);
+    assert_eq!(last["truncated"], true);
+    assert!(last["next"].as_str().unwrap().contains("next_cursor"));
+    // Uncut, page=0 ends with an `end` line (never `pagination`: the predecessor's
+    // clients check that page=0 has none).
     let all = Query::from_params(&QueryParams {
         page: Some(0),
         schema_profile: Some("minimal".into()),
@@ -184,7 +184,13 @@ fn everything_is_capped_by_the_byte_budget_and_says_so() {
     })
     .unwrap();
     let lines = page(&store, &all);
-    assert_eq!(lines.len(), 42);
+    assert_eq!(lines.len(), 43);
+    let end = lines.last().unwrap();
+    assert_eq!(end["type"], "end");
+    assert_eq!(end["returned"], 40);
+    assert_eq!(end["total_vulnerabilities"], 40);
+    assert_eq!(end["truncated"], false);
+    assert!(lines.iter().all(|l| l["type"] != "pagination"));
     // Issue 14: minimal gained plugin_name, port and host_ip (after the predecessor's
     // fields, in this order); host_ip is left out on this IP-named host.
     let order = [

@@ -569,7 +569,7 @@ mod child {
 /// The operations measured, on the nessus-schema API.
 mod ours {
     use super::*;
-    use nessus_schema::{Filter, IngestOptions, PageRequest, Query, Store};
+    use nessus_schema::{Filter, IngestOptions, PageRequest, Query, QueryParams, Store};
 
     fn options(file: &Path) -> anyhow::Result<IngestOptions> {
         Ok(IngestOptions {
@@ -615,17 +615,43 @@ mod ours {
             },
             ..Query::default()
         };
+        // What an agent's get_scan_results sends: Query::from_params, so the default
+        // answer budget (32 KiB of the whole text) applies.
+        let agent_for = |page| {
+            Query::from_params(&QueryParams {
+                filters: Some(serde_json::from_str(PAGE_FILTER)?),
+                page: Some(page),
+                page_size: Some(PAGE_SIZE),
+                ..QueryParams::default()
+            })
+            .map_err(anyhow::Error::from)
+        };
         let store = Store::open(dir)?;
         let first = store.write_page(&query_for(1), std::io::sink())?;
         let last = u32::try_from(first.total_pages).unwrap_or(u32::MAX);
         let mut cases = Vec::new();
-        for (name, page, reopen) in [
-            ("page 1, open + page".to_owned(), 1, true),
-            (format!("page {last} (last), open + page"), last, true),
-            ("page 1, store already open".to_owned(), 1, false),
-            (format!("page {last} (last), store open"), last, false),
+        for (name, page, reopen, agent) in [
+            ("page 1, open + page".to_owned(), 1, true, false),
+            (
+                format!("page {last} (last), open + page"),
+                last,
+                true,
+                false,
+            ),
+            ("page 1, store already open".to_owned(), 1, false, false),
+            (
+                format!("page {last} (last), store open"),
+                last,
+                false,
+                false,
+            ),
+            ("page 1, agent query, open".to_owned(), 1, false, true),
         ] {
-            let query = query_for(page);
+            let query = if agent {
+                agent_for(page)?
+            } else {
+                query_for(page)
+            };
             let mut samples = Vec::with_capacity(PAGE_SAMPLES);
             for i in 0..PAGE_SAMPLES + 3 {
                 let started = Instant::now();
