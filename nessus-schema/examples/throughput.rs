@@ -106,6 +106,9 @@ fn main() {
                 r#"{"severity":">=3"}"#,
                 r#"{"port":"22"}"#,
                 r#"{"plugin_output":"apache"}"#,
+                // Resolved against the host table, evaluated per host, not per record.
+                r#"{"host":"10.31.112.21"}"#,
+                r#"{"host_fqdn":"qa3app0"}"#,
             ] {
                 let mut times = Vec::new();
                 for page in 1..=21u32 {
