@@ -431,8 +431,19 @@ impl Corpus {
         Arc::new(Corpus { paths })
     }
 
-    /// The file for the `n`-th scan: round-robin over the usable files, falling back to
-    /// the embedded sample when none is usable.
+    /// The file for a scan of `targets`: chosen by a stable hash of the targets (see
+    /// [`targets_key`]), so the same targets get the same file on every scan and across
+    /// restarts (demos and walkthroughs are repeatable). Unusable files are skipped in
+    /// order; the embedded sample is the fallback when none is usable.
+    pub(crate) fn pick_for(&self, targets: &str) -> Arc<CorpusFile> {
+        let len = self.paths.len().max(1) as u64;
+        // `len` is at most the number of files in a directory: the remainder fits a usize.
+        let n = usize::try_from(fnv1a64(targets_key(targets).as_bytes()) % len).unwrap_or(0);
+        self.pick(n)
+    }
+
+    /// The `n`-th usable file (wrapping), falling back to the embedded sample when none is
+    /// usable.
     pub(crate) fn pick(&self, n: usize) -> Arc<CorpusFile> {
         let len = self.paths.len();
         for k in 0..len {
@@ -469,6 +480,31 @@ impl Corpus {
     }
 }
 
+/// The normalised form of a scan's target list: split on the separators Nessus accepts,
+/// trimmed, lower-cased, de-duplicated and sorted, joined with `,`. `"B, a"` and `"a,b"`
+/// are the same scan target for the simulator.
+pub(crate) fn targets_key(text_targets: &str) -> String {
+    let mut targets: Vec<String> = text_targets
+        .split([',', '\n', ' ', '\t', '\r'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets.join(",")
+}
+
+/// 64-bit FNV-1a: fixed constants, so the value is the same on every run and platform
+/// (std's `RandomState` is seeded per process and would not be).
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,8 +539,24 @@ mod tests {
     }
 
     #[test]
+    fn target_key_is_order_case_and_separator_blind() {
+        // FNV-1a's published test vectors: the hash is fixed, not seeded per process.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        for (a, b) in [
+            ("192.0.2.10", " 192.0.2.10 "),
+            ("b.example, 192.0.2.1", "192.0.2.1\nB.EXAMPLE"),
+            ("a,a,b", "b a"),
+        ] {
+            assert_eq!(targets_key(a), targets_key(b), "{a:?} vs {b:?}");
+        }
+        assert_ne!(targets_key("192.0.2.1"), targets_key("192.0.2.10"));
+    }
+
+    #[test]
     fn cidr_targets_expand() {
         let t = expand_targets(&["10.0.0.0/30, host.example".to_owned()]);
         assert_eq!(t, ["10.0.0.1", "10.0.0.2", "host.example"]);
     }
 }
+
