@@ -559,4 +559,3 @@ mod tests {
         assert_eq!(t, ["10.0.0.1", "10.0.0.2", "host.example"]);
     }
 }
-
