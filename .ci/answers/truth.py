@@ -73,12 +73,17 @@ class Scan:
         names = {f.host for f in fs}
         return Scan(self.path, [h for h in self.hosts if h.name in names], fs)
 
-    def riskiest_host(self) -> str | None:
-        """Most critical, then high, medium, low, info, then most findings, then name."""
+    def ranked_hosts(self) -> list[str]:
+        """Hosts by risk: most critical, then high, medium, low, info, then most findings,
+        then name."""
         def rank(h: Host):
-            c = self.severity_counts(self.on(h.name))
-            return tuple(-c[s] for s in (4, 3, 2, 1, 0)) + (-len(self.on(h.name)), h.name)
-        return min(self.hosts, key=rank).name if self.hosts else None
+            mine = self.on(h.name)
+            c = self.severity_counts(mine)
+            return tuple(-c[s] for s in (4, 3, 2, 1, 0)) + (-len(mine), h.name)
+        return [h.name for h in sorted(self.hosts, key=rank)]
+
+    def riskiest_host(self) -> str | None:
+        return next(iter(self.ranked_hosts()), None)
 
     def plugin_hosts(self) -> dict[int, set[str]]:
         out: dict[int, set[str]] = defaultdict(set)

@@ -152,8 +152,9 @@ fn replicated(name: &str, copies: usize) -> String {
 
 /// `import_scan` with `_meta.progressToken` sends `notifications/progress` (bytes read of
 /// the file size, a message) at most every 250 ms while it ingests. (rmcp's client
-/// puts a token on every call, so the token-less case is checked by the Python harness in
-/// `.ci/answers`, whose SDK sends one only with a progress callback.) The summary's counts are checked against a naive count of the file:
+/// puts a token on every call; without one there is nothing to address a notification to,
+/// and the tool takes the plain path.) `.ci/answers` imports through the Python SDK with a
+/// progress callback too. The summary's counts are checked against a naive count of the file:
 /// `total_findings` every `<ReportItem>`, `total_vulnerabilities` those above info.
 #[tokio::test]
 async fn import_reports_progress_when_asked_and_counts_every_finding() {
@@ -180,10 +181,10 @@ async fn import_reports_progress_when_asked_and_counts_every_finding() {
     let token = ProgressToken(NumberOrString::String("import-1".into()));
     let mut params = CallToolRequestParams::new("import_scan")
         .with_arguments(crate::support::args(json!({"path": "big.nessus"})));
-    params.set_progress_token(token.clone());
+    params.set_progress_token(token);
     let r = client.call_tool(params).await.expect("tools/call answered");
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
-    let done = r.structured_content.clone().expect("structured result");
+    let done = r.structured_content.expect("structured result");
     assert_eq!(done["status"], "completed", "{done}");
     let summary = &done["results_summary"];
     assert_eq!(summary["total_findings"], json!(items), "{summary}");
