@@ -446,24 +446,24 @@ mod tests {
     fn progress_counts_every_byte_and_knows_the_size_when_there_is_one() {
         let size = std::fs::metadata(SAMPLE).expect("corpus file").len();
         let bytes = std::fs::read(SAMPLE).expect("corpus file");
-        let sources: [(&str, Box<dyn Fn() -> ImportSource>, Option<u64>); 3] = [
-            ("file", Box::new(|| ImportSource::File(SAMPLE.into())), Some(size)),
-            ("inline", Box::new(|| ImportSource::Inline(bytes.clone())), Some(size)),
-            (
-                "reader",
-                Box::new(|| ImportSource::Reader {
-                    reader: Box::new(std::io::Cursor::new(bytes.clone())),
-                    file_name: "r.nessus".to_owned(),
-                }),
-                None,
-            ),
-        ];
-        for (what, source, total) in sources {
+        let source = |what: &str| match what {
+            "file" => ImportSource::File(SAMPLE.into()),
+            "inline" => ImportSource::Inline(bytes.clone()),
+            _ => ImportSource::Reader {
+                reader: Box::new(std::io::Cursor::new(bytes.clone())),
+                file_name: "r.nessus".to_owned(),
+            },
+        };
+        for (what, total) in [
+            ("file", Some(size)),
+            ("inline", Some(size)),
+            ("reader", None),
+        ] {
             let staging = tempfile::tempdir().expect("tempdir");
             let progress = ImportProgress::new();
             assert_eq!((progress.bytes_read(), progress.total()), (0, None));
             let (summary, _) =
-                ingest(source(), staging.path(), Some(progress.clone())).expect(what);
+                ingest(source(what), staging.path(), Some(progress.clone())).expect(what);
             assert_eq!(summary.hosts_scanned, 3, "{what}");
             assert_eq!(progress.bytes_read(), size, "{what}: bytes read");
             assert_eq!(progress.total(), total, "{what}: total");
