@@ -72,6 +72,13 @@ impl CorpusFile {
         })
     }
 
+    /// Whether any recorded finding is low, medium, high or critical.
+    pub(crate) fn has_findings_above_info(&self) -> bool {
+        self.hosts
+            .iter()
+            .any(|h| h.items.iter().any(|i| i.severity > 0))
+    }
+
     /// The `.nessus` export for a scan named `scan_name` of `targets`: every target gets
     /// a recorded host (replicated round-robin when there are more targets than hosts).
     pub(crate) fn render_nessus(
@@ -433,25 +440,27 @@ impl Corpus {
 
     /// The file for a scan of `targets`: chosen by a stable hash of the targets (see
     /// [`targets_key`]), so the same targets get the same file on every scan and across
-    /// restarts (demos and walkthroughs are repeatable). Unusable files are skipped in
-    /// order; the embedded sample is the fallback when none is usable.
+    /// restarts (demos and walkthroughs are repeatable). From the hashed position the
+    /// files are tried in order: the first usable one with a finding above info wins (a
+    /// demo target should have something to triage); if none has one, the first usable
+    /// one; the embedded sample when none is usable.
     pub(crate) fn pick_for(&self, targets: &str) -> Arc<CorpusFile> {
-        let len = self.paths.len().max(1) as u64;
-        // `len` is at most the number of files in a directory: the remainder fits a usize.
-        let n = usize::try_from(fnv1a64(targets_key(targets).as_bytes()) % len).unwrap_or(0);
-        self.pick(n)
-    }
-
-    /// The `n`-th usable file (wrapping), falling back to the embedded sample when none is
-    /// usable.
-    pub(crate) fn pick(&self, n: usize) -> Arc<CorpusFile> {
         let len = self.paths.len();
-        for k in 0..len {
-            if let Some(f) = Self::parsed(&self.paths[(n + k) % len]) {
+        if len == 0 {
+            return EMBEDDED_FILE.clone();
+        }
+        // The remainder is below `len`, a usize.
+        let start =
+            usize::try_from(fnv1a64(targets_key(targets).as_bytes()) % len as u64).unwrap_or(0);
+        let usable = (0..len).filter_map(|k| Self::parsed(&self.paths[(start + k) % len]));
+        let mut first = None;
+        for f in usable {
+            if f.has_findings_above_info() {
                 return f;
             }
+            first.get_or_insert(f);
         }
-        EMBEDDED_FILE.clone()
+        first.unwrap_or_else(|| EMBEDDED_FILE.clone())
     }
 
     fn parsed(path: &Path) -> Option<Arc<CorpusFile>> {
