@@ -238,9 +238,17 @@ pub(crate) struct ResultsSummary {
     /// Hosts in the export.
     #[serde(skip_serializing_if = "Option::is_none")]
     hosts_scanned: Option<u64>,
-    /// Findings with severity above info.
+    /// Findings with severity low to critical (1-4), info excluded: the predecessor's
+    /// count. Not the same as `total_vulnerabilities` in `get_scan_results`, which counts
+    /// the findings matching the filter at every severity; compare that with
+    /// `total_findings`.
     #[serde(skip_serializing_if = "Option::is_none")]
     total_vulnerabilities: Option<u64>,
+    /// Every finding at every severity, info (0) included: the sum of
+    /// `severity_breakdown`, and what an unfiltered `get_scan_results` reports as its
+    /// `total_vulnerabilities`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_findings: Option<u64>,
     /// Findings per severity.
     #[serde(skip_serializing_if = "Option::is_none")]
     severity_breakdown: Option<SeverityBreakdown>,

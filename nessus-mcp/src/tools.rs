@@ -277,7 +277,7 @@ impl NessusMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ImportResult>, ToolError> {
         let principal = self.principal(&ctx);
-        crate::import::import_scan(&self.app, &principal, p)
+        crate::import::import_scan(&self.app, &principal, p, &ctx)
             .await
             .map(Json)
     }

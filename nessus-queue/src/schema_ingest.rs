@@ -47,7 +47,10 @@ impl SchemaIngest {
             authentication_status: Some(auth.to_owned()),
             results_summary: Some(serde_json::json!({
                 "hosts_scanned": summary.hosts_scanned,
+                // The predecessor's count (low..critical), kept; `total_findings` counts
+                // every finding incl. info, as the results' `total_vulnerabilities` does.
                 "total_vulnerabilities": summary.total_vulnerabilities,
+                "total_findings": c.critical + c.high + c.medium + c.low + c.info,
                 "severity_breakdown": {
                     "critical": c.critical, "high": c.high, "medium": c.medium,
                     "low": c.low, "info": c.info,

@@ -72,6 +72,13 @@ impl CorpusFile {
         })
     }
 
+    /// Whether any recorded finding is low, medium, high or critical.
+    pub(crate) fn has_findings_above_info(&self) -> bool {
+        self.hosts
+            .iter()
+            .any(|h| h.items.iter().any(|i| i.severity > 0))
+    }
+
     /// The `.nessus` export for a scan named `scan_name` of `targets`: every target gets
     /// a recorded host (replicated round-robin when there are more targets than hosts).
     pub(crate) fn render_nessus(
@@ -431,16 +438,29 @@ impl Corpus {
         Arc::new(Corpus { paths })
     }
 
-    /// The file for the `n`-th scan: round-robin over the usable files, falling back to
-    /// the embedded sample when none is usable.
-    pub(crate) fn pick(&self, n: usize) -> Arc<CorpusFile> {
+    /// The file for a scan of `targets`: chosen by a stable hash of the targets (see
+    /// [`targets_key`]), so the same targets get the same file on every scan and across
+    /// restarts (demos and walkthroughs are repeatable). From the hashed position the
+    /// files are tried in order: the first usable one with a finding above info wins (a
+    /// demo target should have something to triage); if none has one, the first usable
+    /// one; the embedded sample when none is usable.
+    pub(crate) fn pick_for(&self, targets: &str) -> Arc<CorpusFile> {
         let len = self.paths.len();
-        for k in 0..len {
-            if let Some(f) = Self::parsed(&self.paths[(n + k) % len]) {
+        if len == 0 {
+            return EMBEDDED_FILE.clone();
+        }
+        // The remainder is below `len`, a usize.
+        let start =
+            usize::try_from(fnv1a64(targets_key(targets).as_bytes()) % len as u64).unwrap_or(0);
+        let usable = (0..len).filter_map(|k| Self::parsed(&self.paths[(start + k) % len]));
+        let mut first = None;
+        for f in usable {
+            if f.has_findings_above_info() {
                 return f;
             }
+            first.get_or_insert(f);
         }
-        EMBEDDED_FILE.clone()
+        first.unwrap_or_else(|| EMBEDDED_FILE.clone())
     }
 
     fn parsed(path: &Path) -> Option<Arc<CorpusFile>> {
@@ -467,6 +487,31 @@ impl Corpus {
     fn embedded() -> Arc<CorpusFile> {
         EMBEDDED_FILE.clone()
     }
+}
+
+/// The normalised form of a scan's target list: split on the separators Nessus accepts,
+/// trimmed, lower-cased, de-duplicated and sorted, joined with `,`. `"B, a"` and `"a,b"`
+/// are the same scan target for the simulator.
+pub(crate) fn targets_key(text_targets: &str) -> String {
+    let mut targets: Vec<String> = text_targets
+        .split([',', '\n', ' ', '\t', '\r'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    targets.sort();
+    targets.dedup();
+    targets.join(",")
+}
+
+/// 64-bit FNV-1a: fixed constants, so the value is the same on every run and platform
+/// (std's `RandomState` is seeded per process and would not be).
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
 #[cfg(test)]
@@ -500,6 +545,21 @@ mod tests {
         );
         let broken = b"<NessusClientData_v2><Report><ReportHost name=\"a\"></Report>";
         assert!(CorpusFile::parse("broken", broken).is_none());
+    }
+
+    #[test]
+    fn target_key_is_order_case_and_separator_blind() {
+        // FNV-1a's published test vectors: the hash is fixed, not seeded per process.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        for (a, b) in [
+            ("192.0.2.10", " 192.0.2.10 "),
+            ("b.example, 192.0.2.1", "192.0.2.1\nB.EXAMPLE"),
+            ("a,a,b", "b a"),
+        ] {
+            assert_eq!(targets_key(a), targets_key(b), "{a:?} vs {b:?}");
+        }
+        assert_ne!(targets_key("192.0.2.1"), targets_key("192.0.2.10"));
     }
 
     #[test]

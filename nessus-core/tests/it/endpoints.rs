@@ -250,3 +250,121 @@ async fn server_properties_public_view_without_credentials_full_body_with_them()
     let c = crate::support::client_with(&sim, nessus_core::Credentials::api_keys("ak", "sk"));
     assert_eq!(c.server_properties().await.unwrap().scan_api(), Some(true));
 }
+
+/// The findings of one simulated scan of `targets` over real HTTP: `(host, plugin id,
+/// port, severity)` of every `<ReportItem>` of the `.nessus` export, read with a naive
+/// scan of the XML (not the simulator's own parser), in file order.
+async fn findings_of(c: &nessus_core::NessusClient, targets: &[&str]) -> Vec<String> {
+    let id = ScanId(
+        c.create_scan(&ScanSpec::new("stable", targets.iter().copied()))
+            .await
+            .unwrap()
+            .id,
+    );
+    c.launch_scan(id).await.unwrap();
+    while !c
+        .scan_details(id, None)
+        .await
+        .unwrap()
+        .info
+        .status
+        .is_terminal()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e = c
+        .export_request(id, &ExportOptions::new(ExportFormat::Nessus))
+        .await
+        .unwrap();
+    c.wait_for_export(id, &e.file).await.unwrap();
+    let mut buf = Vec::new();
+    c.export_download(id, &e.file, &mut buf, u64::MAX)
+        .await
+        .unwrap();
+    let xml = String::from_utf8(buf).unwrap();
+    let attr = |tag: &str, name: &str| -> String {
+        let key = format!(" {name}=\"");
+        tag.find(&key)
+            .map(|i| {
+                let rest = &tag[i + key.len()..];
+                rest[..rest.find('"').unwrap_or(rest.len())].to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for host_block in xml.split("<ReportHost ").skip(1) {
+        let host = attr(&format!(" {host_block}"), "name");
+        for item in host_block.split("<ReportItem ").skip(1) {
+            let tag = format!(" {}", &item[..item.find('>').unwrap_or(item.len())]);
+            out.push(format!(
+                "{host} {} {} {}",
+                attr(&tag, "pluginID"),
+                attr(&tag, "port"),
+                attr(&tag, "severity")
+            ));
+        }
+    }
+    out
+}
+
+/// The simulator picks a scan's results from a stable hash of its targets, not from the
+/// scan id: the same target shows the same findings on every scan (with other scans in
+/// between) and after a restart, in any order or case of the target list; different targets
+/// still see different corpus files. Runs over the whole corpus directory.
+#[tokio::test]
+async fn same_targets_same_findings_on_every_scan_and_restart() {
+    let start = || async {
+        nessus_core::sim::Simulator::builder()
+            .scan_duration(Duration::from_millis(50))
+            .export_delay(Duration::from_millis(5))
+            .corpus(concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/nessus"))
+            .start("127.0.0.1:0")
+            .await
+            .unwrap()
+    };
+    let sim = start().await;
+    let c = client(&sim);
+    let first = findings_of(&c, &["192.0.2.10"]).await;
+    // A demo target always has something to triage: files with info findings only are
+    // passed over while the corpus has others.
+    assert!(
+        first.iter().any(|f| !f.ends_with(" 0")),
+        "a corpus file with findings above info was chosen: {first:?}"
+    );
+    let pair = findings_of(&c, &["192.0.2.20", "web.example"]).await;
+    // Other targets: under the old round-robin consecutive scans drew consecutive files.
+    let mut distinct = std::collections::BTreeSet::new();
+    for last in 1..=8 {
+        let t = format!("192.0.2.{last}");
+        distinct.insert(findings_of(&c, &[t.as_str()]).await.join("\n"));
+    }
+    assert!(
+        distinct.len() >= 2,
+        "8 different targets all drew the same findings: the hash does not spread"
+    );
+    assert_eq!(findings_of(&c, &["192.0.2.10"]).await, first);
+    // Reordered or re-cased targets: the same corpus file (the host names follow the
+    // targets as given, so compare without them).
+    let without_host = |v: Vec<String>| {
+        let mut v: Vec<String> = v
+            .into_iter()
+            .map(|f| f.split_once(' ').map(|x| x.1.to_owned()).unwrap_or(f))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        without_host(findings_of(&c, &["WEB.example", "192.0.2.20"]).await),
+        without_host(pair),
+        "order and case of the targets do not choose another file"
+    );
+    drop(c);
+    sim.shutdown().await;
+    let sim = start().await;
+    let c = client(&sim);
+    assert_eq!(
+        findings_of(&c, &["192.0.2.10"]).await,
+        first,
+        "the same after a restart"
+    );
+}

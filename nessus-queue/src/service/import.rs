@@ -9,6 +9,8 @@
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use nessus_schema::{Store, Summary};
 
@@ -73,6 +75,55 @@ pub struct ImportRequest {
     /// The pool the caller expects; anything but [`IMPORT_POOL`] is refused, so a
     /// script that asks for another pool does not look for the task where it is not.
     pub pool: Option<String>,
+    /// Filled while the file is ingested, for a frontend that reports progress.
+    pub progress: Option<ImportProgress>,
+}
+
+/// The shortest gap between two progress reports of one import (MCP clients render each
+/// notification; more often than this is noise).
+pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How far an import has read its file: a cheap handle the service fills while it ingests
+/// (off the async runtime) and a frontend reads on its own clock (e.g. MCP
+/// `notifications/progress`). Clones share the counters.
+#[derive(Debug, Clone, Default)]
+pub struct ImportProgress {
+    read: Arc<AtomicU64>,
+    /// The file size, 0 until it is known (never known for [`ImportSource::Reader`]).
+    total: Arc<AtomicU64>,
+}
+
+impl ImportProgress {
+    /// A new handle at 0 bytes of an unknown total.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes of the file read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The file size once the file is open (`None` before, and for readers of unknown
+    /// length).
+    pub fn total(&self) -> Option<u64> {
+        Some(self.total.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+}
+
+/// A reader that adds what it reads to an [`ImportProgress`]: one atomic add per read of
+/// the 64 KiB buffer above it, so it costs nothing measurable.
+struct Counted<R> {
+    inner: R,
+    progress: ImportProgress,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 impl ImportRequest {
@@ -83,7 +134,15 @@ impl ImportRequest {
             name: None,
             authenticated: false,
             pool: None,
+            progress: None,
         }
+    }
+
+    /// Reports the bytes read (and the file size) into `progress` while ingesting.
+    #[must_use]
+    pub fn progress(mut self, progress: Option<ImportProgress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// Names the task (a blank name means the default).
@@ -177,8 +236,19 @@ fn targets_of(summary: &Summary) -> String {
 
 /// Ingests the source into `staging/store`; returns the summary and the file name
 /// (empty for inline content).
-fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
-    let (reader, file_name) = open(source)?;
+fn ingest(
+    source: ImportSource,
+    staging: &Path,
+    progress: Option<ImportProgress>,
+) -> Result<(Summary, String)> {
+    let (mut reader, file_name, size) = open(source)?;
+    if let Some(progress) = progress {
+        progress.total.store(size.unwrap_or(0), Ordering::Relaxed);
+        reader = Box::new(Counted {
+            inner: reader,
+            progress,
+        });
+    }
     let store = Store::ingest(
         BufReader::with_capacity(1 << 16, reader),
         &ResultsDir::store_in(staging),
@@ -187,21 +257,37 @@ fn ingest(source: ImportSource, staging: &Path) -> Result<(Summary, String)> {
     Ok((store.summary().clone(), file_name))
 }
 
-/// The source's bytes and its file name (empty for inline content).
-fn open(source: ImportSource) -> Result<(Box<dyn Read + Send>, String)> {
-    let file = |path: &Path| std::fs::File::open(path).map(|f| Box::new(f) as Box<dyn Read + Send>);
+type Opened = (Box<dyn Read + Send>, String, Option<u64>);
+
+/// The source's bytes, its file name (empty for inline content) and its size when known.
+fn open(source: ImportSource) -> Result<Opened> {
+    let file = |path: &Path| {
+        std::fs::File::open(path).map(|f| {
+            let size = f.metadata().ok().map(|m| m.len());
+            (Box::new(f) as Box<dyn Read + Send>, size)
+        })
+    };
     Ok(match source {
-        ImportSource::File(path) => (
-            file(&path).map_err(|e| bad_file(format!("cannot open {}: {e}", path.display())))?,
-            file_name(&path),
-        ),
+        ImportSource::File(path) => {
+            let (f, size) = file(&path)
+                .map_err(|e| bad_file(format!("cannot open {}: {e}", path.display())))?;
+            (f, file_name(&path), size)
+        }
         // The error names no server path: the caller only gave a name.
         ImportSource::Confined { dir, requested } => {
             let path = confine(&dir, &requested)?;
-            (file(&path).map_err(bad_file)?, file_name(&path))
+            let (f, size) = file(&path).map_err(bad_file)?;
+            (f, file_name(&path), size)
         }
-        ImportSource::Inline(bytes) => (Box::new(std::io::Cursor::new(bytes)), String::new()),
-        ImportSource::Reader { reader, file_name } => (reader, file_name),
+        ImportSource::Inline(bytes) => {
+            let size = bytes.len() as u64;
+            (
+                Box::new(std::io::Cursor::new(bytes)),
+                String::new(),
+                Some(size),
+            )
+        }
+        ImportSource::Reader { reader, file_name } => (reader, file_name, None),
     })
 }
 
@@ -235,7 +321,8 @@ impl Service {
         let staging = results.new_staging()?;
         let st = staging.clone();
         let source = req.source;
-        let ingested = blocking(move || ingest(source, &st)).await;
+        let progress = req.progress;
+        let ingested = blocking(move || ingest(source, &st, progress)).await;
         let outcome = match ingested {
             Ok((summary, default_name)) => {
                 self.record_import(
@@ -342,4 +429,44 @@ fn cut(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../corpus/nessus/libnessus__nessus_report_local_3.nessus"
+    );
+
+    /// The progress handle ends at exactly the file's size (counted from another route:
+    /// the file system), and knows the total only when the source has a length.
+    #[test]
+    fn progress_counts_every_byte_and_knows_the_size_when_there_is_one() {
+        let size = std::fs::metadata(SAMPLE).expect("corpus file").len();
+        let bytes = std::fs::read(SAMPLE).expect("corpus file");
+        let source = |what: &str| match what {
+            "file" => ImportSource::File(SAMPLE.into()),
+            "inline" => ImportSource::Inline(bytes.clone()),
+            _ => ImportSource::Reader {
+                reader: Box::new(std::io::Cursor::new(bytes.clone())),
+                file_name: "r.nessus".to_owned(),
+            },
+        };
+        for (what, total) in [
+            ("file", Some(size)),
+            ("inline", Some(size)),
+            ("reader", None),
+        ] {
+            let staging = tempfile::tempdir().expect("tempdir");
+            let progress = ImportProgress::new();
+            assert_eq!((progress.bytes_read(), progress.total()), (0, None));
+            let (summary, _) =
+                ingest(source(what), staging.path(), Some(progress.clone())).expect(what);
+            assert_eq!(summary.hosts_scanned, 3, "{what}");
+            assert_eq!(progress.bytes_read(), size, "{what}: bytes read");
+            assert_eq!(progress.total(), total, "{what}: total");
+        }
+    }
 }

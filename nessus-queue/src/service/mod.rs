@@ -34,7 +34,7 @@ use nessus_core::Config;
 use crate::queue::Queue;
 use crate::results_dir::ResultsDir;
 
-pub use import::{ImportRequest, ImportSource, Imported};
+pub use import::{ImportProgress, ImportRequest, ImportSource, Imported, PROGRESS_INTERVAL};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::QueryParams;
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};

@@ -127,8 +127,9 @@ pub(super) async fn create_scan(State(shared): S, body: Bytes) -> Response {
         st.next_scan_id += 1;
         (id, st.corpus())
     };
-    // The first scan drawing on a corpus file parses it: outside the lock.
-    let results = corpus.pick(id as usize);
+    // The first scan drawing on a corpus file parses it: outside the lock. The file depends
+    // on the targets only, never on the scan id: the same target shows the same findings.
+    let results = corpus.pick_for(&text_targets);
     tracing::debug!(scan_id = id, results = %results.name, "simulated scan results chosen");
     let mut st = shared.lock();
     let folder_id = match settings
