@@ -14,7 +14,7 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, DiffCounts, DiffResult, DiffScans, GetScanResults, ListTasks, PoolList,
+        CancelResult, DiffCounts, DiffResult, DiffScans, FiltersArg, GetScanResults, ListTasks, PoolList,
         PoolScanner, PoolStatus, QueueStatus, QueuedTask, RunAuthenticatedScan, RunUntrustedScan,
         ScanStatus, ScanSubmitted, ScannerInfo, ScannerList, TaskItem, TaskList, Troubleshooting,
     },
@@ -59,10 +59,14 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
             "the results were deleted by housekeeping or never ingested; resubmit the scan"
                 .to_owned()
         }
-        E::Query(_) => {
-            "see the nessus://schema/fields resource for field names, operators and profiles"
-                .to_owned()
-        }
+        E::Query(_) => format!(
+            "severity is {}; profiles: {}; sort fields: {}; operators: {}; the \
+             nessus://schema/fields resource lists every field",
+            crate::catalogue_text::severity_scale(),
+            nessus_schema::Profile::names().collect::<Vec<_>>().join(", "),
+            nessus_schema::SORT_FIELDS.join(", "),
+            crate::catalogue_text::OPERATORS.join(", "),
+        ),
         E::InvalidImport { .. } => "give a .nessus (XML v2) export from Nessus".to_owned(),
         E::ImportPathRefused { .. } => "ask the operator to put the .nessus file in the import \
              directory and pass its name, or send small files inline with content"
@@ -257,7 +261,9 @@ pub(crate) fn status_of(view: nessus_queue::TaskView) -> ScanStatus {
             .to_vec(),
         });
     let next = next_step(&t);
+    let imported = t.is_imported();
     ScanStatus {
+        imported,
         task_id: t.task_id,
         trace_id: t.trace_id,
         status: t.status.to_string(),
@@ -297,6 +303,7 @@ pub(crate) async fn scan_status(
 
 fn task_item(t: Task) -> TaskItem {
     TaskItem {
+        imported: t.is_imported(),
         task_id: t.task_id,
         trace_id: t.trace_id,
         status: t.status.to_string(),
@@ -513,10 +520,16 @@ pub(crate) async fn scan_results(
     let params = QueryParams {
         schema_profile: Some(p.schema_profile),
         custom_fields: p.custom_fields,
-        filters: p.filters.map(serde_json::Value::Object),
+        filters: p.filters.map(filters_object).transpose()?,
+        sort: p.sort.filter(|s| !s.trim().is_empty()),
         page: Some(u32::try_from(p.page).unwrap_or(u32::MAX)),
         page_size: Some(u32::try_from(p.page_size.max(0)).unwrap_or(u32::MAX)),
         cursor: p.cursor.filter(|c| !c.is_empty()),
+        // The library owns the default and the clamp of the budget.
+        byte_budget: p
+            .byte_budget
+            .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+        notices: p.notices,
         ..Default::default()
     };
     let (text, _) = app
@@ -525,6 +538,33 @@ pub(crate) async fn scan_results(
         .await
         .map_err(service_error)?;
     Ok(text)
+}
+
+/// `filters` as the object the query language takes: an object as sent, or a
+/// JSON string holding one.
+pub(crate) fn filters_object(f: FiltersArg) -> Result<serde_json::Value, ToolError> {
+    const TAKES: &str = "filters takes an object (or a JSON string holding one) mapping field \
+                         names to conditions, e.g. {\"severity\": \">=high\"}; see the \
+                         nessus://schema/fields resource";
+    match f {
+        FiltersArg::Object(m) => Ok(serde_json::Value::Object(m)),
+        FiltersArg::Text(t) if t.trim().is_empty() => Ok(serde_json::Value::Object(
+            serde_json::Map::new(),
+        )),
+        FiltersArg::Text(t) => match serde_json::from_str::<serde_json::Value>(&t) {
+            Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+            Ok(_) => Err(ToolError::invalid(
+                "filters",
+                "the string holds JSON that is not an object",
+            )
+            .hint(TAKES)),
+            Err(e) => Err(ToolError::invalid(
+                "filters",
+                format!("the string is not JSON ({e})"),
+            )
+            .hint(TAKES)),
+        },
+    }
 }
 
 pub(crate) async fn diff(

@@ -6,13 +6,14 @@
 
 use rmcp::{
     Json, RoleServer,
-    handler::server::{router::tool::ToolRouter, tool::schema_for_output, wrapper::Parameters},
+    handler::server::{router::tool::ToolRouter, tool::schema_for_output},
     model::{CallToolResponse, CallToolResult},
     service::RequestContext,
     tool, tool_router,
 };
 
 use crate::{
+    args::Parameters,
     dto::{
         CancelResult, DiffResult, DiffScans, GetScanResults, ImportResult, ImportScan, ListTasks,
         NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan,
@@ -116,11 +117,19 @@ impl NessusMcp {
             .map(Json)
     }
 
-    /// Findings of a completed scan as JSON-NL: a schema line, a scan_metadata
-    /// line, one line per finding, then a pagination line (with next_cursor).
-    /// Profiles: minimal, summary, brief (default), full; or custom_fields.
-    /// Filters run before projection, e.g. {"severity": ">=3"} or
-    /// {"cvss_score": ">7.0"}. page=0 returns everything up to a size budget.
+    /// Findings of a completed scan as JSON-NL: a schema line (its
+    /// total_vulnerabilities counts the findings matching the filter, every
+    /// severity including info), a scan_metadata line, one line per finding,
+    /// then one closing line: pagination (next_page, next_cursor, returned,
+    /// truncated, next, notices) for pages and cursors, or for page=0 an end
+    /// or truncated line. Severity: {severity_scale}. Profiles: {profiles}; or
+    /// an exact custom_fields list. Filters run before projection, e.g.
+    /// {"severity": ">=3"} (or ">=high"), {"cvss_score": ">7.0"},
+    /// {"exploit_available": true}, {"host": {"cidr": "10.0.0.0/24"}};
+    /// operators: {operators}. sort: comma-separated fields from {sort_fields}.
+    /// Every answer stays within byte_budget (default {default_budget}, about 4
+    /// bytes per token). For counts and top-N by host, plugin, severity, CVE or
+    /// port use summarize_results instead of paging.
     #[tool(annotations(
         title = "Get scan results",
         read_only_hint = true,

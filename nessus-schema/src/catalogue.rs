@@ -307,7 +307,7 @@ impl Projection {
 
 /// The known field closest to `name` (by edit distance), if it is close enough to be a
 /// plausible typo.
-pub(crate) fn closest<'a>(
+pub fn closest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {

@@ -62,7 +62,7 @@ mod summary;
 mod swar;
 mod value;
 
-pub use catalogue::{FieldKind, KNOWN_FIELDS, Profile, Projection, field_kind};
+pub use catalogue::{FieldKind, KNOWN_FIELDS, Profile, Projection, closest, field_kind};
 pub use convert::{convert, convert_with};
 pub use diff::{DiffEntry, ScanDiff, SeverityChange, diff};
 pub use error::{Error, Result};

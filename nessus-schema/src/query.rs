@@ -146,6 +146,9 @@ pub struct Query {
     pub include_hosts: bool,
     /// Also write `compliance` lines (after the vulnerability lines of the page).
     pub include_compliance: bool,
+    /// Notices for the closing line that the caller adds (e.g. arguments the frontend
+    /// ignored).
+    pub notices: Vec<String>,
 }
 
 impl Default for Query {
@@ -157,6 +160,7 @@ impl Default for Query {
             page: PageRequest::default(),
             include_hosts: false,
             include_compliance: false,
+            notices: Vec::new(),
         }
     }
 }
@@ -187,6 +191,10 @@ pub struct QueryParams {
     pub include_compliance: bool,
     /// Byte budget for `page=0`; default [`DEFAULT_BYTE_BUDGET`].
     pub byte_budget: Option<usize>,
+    /// Notices for the closing line (e.g. arguments the frontend ignored); copied into
+    /// [`Query::notices`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 impl Query {
@@ -219,6 +227,7 @@ impl Query {
             page,
             include_hosts: p.include_hosts,
             include_compliance: p.include_compliance,
+            notices: p.notices.clone(),
         })
     }
 

@@ -78,6 +78,7 @@ fn build_query(args: &ConvertArgs) -> anyhow::Result<Query> {
         include_hosts: args.include.contains(&Include::Hosts),
         include_compliance: args.include.contains(&Include::Compliance),
         byte_budget: None,
+        notices: Vec::new(),
     };
     let mut query = Query::from_params(&params)?;
     let everything = args.cursor.is_none()

@@ -1,0 +1,126 @@
+//! Facts the agent reads in tool descriptions, input-schema descriptions, the
+//! `nessus://schema/fields` resource and error hints, written from the
+//! catalogue constants so each fact has one owner.
+//!
+//! Doc comments of tools and DTOs carry placeholders (`{severity_scale}`,
+//! `{profiles}`, `{sort_fields}`, `{operators}`, `{default_budget}`,
+//! `{min_budget}`, `{max_budget}`); [`NessusMcp::router`](crate::server::NessusMcp)
+//! substitutes them once, when the router is built.
+
+use nessus_schema::{Profile, SORT_FIELDS};
+use serde_json::Value;
+
+/// The severity scale, highest first.
+/// LEAD: replace with `nessus_schema::SEVERITY_NAMES` once i14-hosts lands (same order
+/// and names), and delete this copy.
+pub(crate) const SEVERITY_SCALE: [(&str, u8); 5] = [
+    ("critical", 4),
+    ("high", 3),
+    ("medium", 2),
+    ("low", 1),
+    ("info", 0),
+];
+
+/// Default, smallest and largest answer budget in bytes.
+/// LEAD: replace with `nessus_schema::{DEFAULT_ANSWER_BUDGET, MIN_ANSWER_BUDGET,
+/// MAX_ANSWER_BUDGET}` once i14-answers lands, and delete this copy.
+pub(crate) const ANSWER_BUDGET: [usize; 3] = [32 * 1024, 4 * 1024, 1024 * 1024];
+
+/// Filter operators of the query language.
+/// LEAD: nessus_schema keeps this list private in filter.rs (`ops` in the operator
+/// parser); export it there and read it here.
+pub(crate) const OPERATORS: [&str; 11] = [
+    "eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "regex", "cidr", "exists",
+];
+
+/// "4 critical, 3 high, 2 medium, 1 low, 0 info".
+pub(crate) fn severity_scale() -> String {
+    SEVERITY_SCALE
+        .iter()
+        .map(|(n, v)| format!("{v} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One profile's fields, or "every field of the finding" for `full`.
+pub(crate) fn profile_fields(p: Profile) -> String {
+    p.fields().map_or_else(
+        || "every field of the finding".to_owned(),
+        |f| f.join(", "),
+    )
+}
+
+/// "minimal (host, plugin_id, ...); summary (...); brief, the default (...); full (every field ...)".
+pub(crate) fn profiles() -> String {
+    Profile::ALL
+        .iter()
+        .map(|p| {
+            let name = if *p == Profile::default() {
+                format!("{}, the default", p.name())
+            } else {
+                p.name().to_owned()
+            };
+            format!("{name} ({})", profile_fields(*p))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn kib(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
+/// `text` with every placeholder replaced.
+pub(crate) fn substitute(text: &str) -> String {
+    if !text.contains('{') {
+        return text.to_owned();
+    }
+    let [default, min, max] = ANSWER_BUDGET;
+    text.replace("{severity_scale}", &severity_scale())
+        .replace("{profiles}", &profiles())
+        .replace("{sort_fields}", &SORT_FIELDS.join(", "))
+        .replace("{operators}", &OPERATORS.join(", "))
+        .replace("{default_budget}", &format!("{default} ({})", kib(default)))
+        .replace("{min_budget}", &min.to_string())
+        .replace("{max_budget}", &max.to_string())
+}
+
+/// Substitutes every `description` string inside a JSON Schema.
+pub(crate) fn substitute_schema(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                match child {
+                    Value::String(s) if k == "description" => *s = substitute(s),
+                    _ => substitute_schema(child),
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(substitute_schema),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_replaced_from_the_catalogue() {
+        let s = substitute("scale {severity_scale}; {profiles}; sort {sort_fields}");
+        assert!(
+            s.contains("4 critical, 3 high, 2 medium, 1 low, 0 info"),
+            "{s}"
+        );
+        assert!(s.contains("brief, the default ("), "{s}");
+        assert!(s.contains("full (every field"), "{s}");
+        for f in SORT_FIELDS {
+            assert!(s.contains(f), "{f}: {s}");
+        }
+        assert!(!s.contains('{'), "{s}");
+    }
+}
