@@ -87,6 +87,14 @@ pub(crate) fn substitute(text: &str) -> String {
         .replace("{default_budget}", &format!("{default} ({})", kib(default)))
         .replace("{min_budget}", &min.to_string())
         .replace("{max_budget}", &max.to_string())
+        .replace(
+            "{export_part_findings}",
+            &nessus_schema::EXPORT_PART_MAX_FINDINGS.to_string(),
+        )
+        .replace(
+            "{export_part_bytes}",
+            &kib(nessus_schema::EXPORT_PART_MAX_BYTES),
+        )
 }
 
 /// Substitutes every `description` string inside a JSON Schema.

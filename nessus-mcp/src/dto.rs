@@ -692,3 +692,49 @@ impl crate::args::ToolArgs for GetScanResults {
         self.notices = notices;
     }
 }
+
+/// Arguments of `export_results`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct ExportResults {
+    /// Task id of a completed scan.
+    pub(crate) task_id: String,
+    /// "jsonl" (one JSON vulnerability line per finding, no framing lines) or
+    /// "csv" (a header row at the top of every part).
+    pub(crate) format: String,
+    /// Fields per finding: {profiles}.
+    #[serde(default = "default_profile")]
+    pub(crate) schema_profile: String,
+    /// Exact list of fields instead of a profile (see the nessus://schema/fields resource).
+    #[serde(default)]
+    pub(crate) custom_fields: Option<Vec<String>>,
+    /// Filters, as for get_scan_results: an object, or a JSON string holding one.
+    #[serde(default)]
+    pub(crate) filters: Option<FiltersArg>,
+    /// Sort order, as for get_scan_results (e.g. "severity:desc,host").
+    #[serde(default)]
+    pub(crate) sort: Option<String>,
+}
+
+impl crate::args::ToolArgs for ExportResults {}
+
+/// What `export_results` returns: where to read the parts, not the findings.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ExportResult {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// jsonl or csv.
+    pub(crate) format: String,
+    /// Findings matching the filters.
+    pub(crate) findings: u64,
+    /// Number of parts (0 when nothing matches).
+    pub(crate) parts: u32,
+    /// Findings per part (the last may hold fewer); smaller than the maximum
+    /// when parts of that many findings would exceed the byte cap.
+    pub(crate) part_size: u32,
+    /// MIME type of every part.
+    pub(crate) mime_type: String,
+    /// One nessus:// resource URI per part, in order: read each with resources/read.
+    pub(crate) uris: Vec<String>,
+    /// What to do next.
+    pub(crate) message: String,
+}

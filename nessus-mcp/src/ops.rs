@@ -14,7 +14,8 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, DiffCounts, DiffResult, DiffScans, FiltersArg, GetScanResults, ListTasks, PoolList,
+        CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
+        GetScanResults, ListTasks, PoolList,
         PoolScanner, PoolStatus, QueueStatus, QueuedTask, RunAuthenticatedScan, RunUntrustedScan,
         ScanStatus, ScanSubmitted, ScannerInfo, ScannerList, TaskItem, TaskList, Troubleshooting,
     },
@@ -599,5 +600,137 @@ pub(crate) async fn diff(
         base_task_id: p.base_task_id,
         compare_task_id: p.compare_task_id,
         min_severity: opts.min_severity,
+    })
+}
+
+/// The one place a results query becomes URI query pairs and back (export parts).
+pub(crate) mod export_uri {
+    use nessus_queue::service::{ExportFormat, QueryParams};
+
+    use crate::errors::ToolError;
+
+    /// `nessus://tasks/{task_id}/export/{format}/{part}?profile=…&fields=…&filters=…&sort=…&size=…`.
+    pub(crate) fn build(
+        task_id: &str,
+        format: ExportFormat,
+        part: u32,
+        params: &QueryParams,
+        size: u32,
+    ) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        match &params.custom_fields {
+            Some(f) => {
+                q.append_pair("fields", &f.join(","));
+            }
+            None => {
+                q.append_pair(
+                    "profile",
+                    params.schema_profile.as_deref().unwrap_or("brief"),
+                );
+            }
+        }
+        if let Some(f) = &params.filters {
+            q.append_pair("filters", &f.to_string());
+        }
+        if let Some(s) = &params.sort {
+            q.append_pair("sort", s);
+        }
+        q.append_pair("size", &size.to_string());
+        format!(
+            "nessus://tasks/{task_id}/export/{}/{part}?{}",
+            format.name(),
+            q.finish()
+        )
+    }
+
+    /// The query and part size of an export URI's query string.
+    pub(crate) fn parse(query: &str) -> Result<(QueryParams, u32), ToolError> {
+        let mut p = QueryParams::default();
+        let mut size = nessus_schema::EXPORT_PART_MAX_FINDINGS;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "profile" => p.schema_profile = Some(v.into_owned()),
+                "fields" => {
+                    p.custom_fields = Some(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|f| !f.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    );
+                }
+                "filters" => {
+                    p.filters = Some(super::filters_object(crate::dto::FiltersArg::Text(
+                        v.into_owned(),
+                    ))?);
+                }
+                "sort" => p.sort = Some(v.into_owned()).filter(|s| !s.trim().is_empty()),
+                "size" => {
+                    size = v.parse().map_err(|_| {
+                        ToolError::invalid("size", "must be a number of findings per part")
+                    })?;
+                }
+                other => {
+                    return Err(ToolError::invalid(
+                        "uri",
+                        format!("unknown query parameter {other:?}"),
+                    )
+                    .hint("use the URIs export_results returned, unchanged"));
+                }
+            }
+        }
+        Ok((p, size))
+    }
+}
+
+pub(crate) async fn export_results(
+    app: &App,
+    principal: &Principal,
+    p: ExportResults,
+) -> Result<ExportResult, ToolError> {
+    use nessus_queue::service::ExportFormat;
+    let format = ExportFormat::parse(&p.format).map_err(|_| {
+        ToolError::invalid("format", format!("{:?} is not an export format", p.format))
+            .hint(format!("format takes {}", ExportFormat::NAMES.join(" or ")))
+    })?;
+    if p.schema_profile != "brief" && p.custom_fields.is_some() {
+        return Err(ToolError::new(
+            "invalid_query",
+            "Cannot specify both schema_profile and custom_fields",
+        ));
+    }
+    let params = QueryParams {
+        schema_profile: Some(p.schema_profile),
+        custom_fields: p.custom_fields,
+        filters: p.filters.map(filters_object).transpose()?,
+        sort: p.sort.filter(|s| !s.trim().is_empty()),
+        ..Default::default()
+    };
+    let plan = app
+        .service()
+        .export_plan(principal, &p.task_id, &params, format)
+        .await
+        .map_err(service_error)?;
+    let uris: Vec<String> = (1..=plan.parts)
+        .map(|k| export_uri::build(&p.task_id, format, k, &params, plan.part_size))
+        .collect();
+    let message = if plan.parts == 0 {
+        "No findings match these filters; nothing to export.".to_owned()
+    } else {
+        format!(
+            "{} findings in {} part(s) of up to {} findings; read each URI with resources/read \
+             (the parts stay valid while the task's results exist).",
+            plan.findings, plan.parts, plan.part_size
+        )
+    };
+    Ok(ExportResult {
+        task_id: p.task_id,
+        format: format.name().to_owned(),
+        findings: plan.findings,
+        parts: plan.parts,
+        part_size: plan.part_size,
+        mime_type: format.mime_type().to_owned(),
+        uris,
+        message,
     })
 }

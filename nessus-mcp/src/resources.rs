@@ -68,6 +68,16 @@ pub(crate) fn templates() -> Vec<ResourceTemplate> {
                 "One page (40 findings, brief profile, severity first) of a completed scan, as JSON-NL.",
             )
             .with_mime_type("application/x-ndjson"),
+        ResourceTemplate::new(
+            "nessus://tasks/{task_id}/export/{format}/{part}",
+            "export-part",
+        )
+        .with_title("Export part")
+        .with_description(
+            "One part of an export_results export (format jsonl or csv, part from 1), with the \
+             query in the URI (?profile=…&fields=…&filters=<url-encoded JSON>&sort=…&size=…): \
+             use the URIs export_results returns.",
+        ),
     ]
 }
 
@@ -180,8 +190,29 @@ pub(crate) async fn read(
             "this server serves nessus://schema/fields, nessus://schema/tools and nessus://tasks/...",
         ));
     };
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let parts: Vec<&str> = rest.split('/').collect();
     match parts.as_slice() {
+        [task_id, "export", format, part] => {
+            let format = nessus_queue::service::ExportFormat::parse(format)
+                .map_err(|e| not_found(uri, &e.to_string()))?;
+            let part: u32 = part
+                .parse()
+                .ok()
+                .filter(|p| *p >= 1)
+                .ok_or_else(|| not_found(uri, "the part must be a number from 1"))?;
+            let (params, size) =
+                crate::ops::export_uri::parse(query).map_err(|e| tool_error(uri, e))?;
+            let body = app
+                .service()
+                .export_part(principal, task_id, &params, format, size, part)
+                .await
+                .map_err(|e| tool_error(uri, crate::ops::service_error(e)))?;
+            // The writers emit UTF-8 only.
+            let body = String::from_utf8(body)
+                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+            Ok(text(uri, format.mime_type(), body))
+        }
         [task_id] if !task_id.is_empty() => {
             let status = crate::ops::scan_status(app, principal, task_id)
                 .await

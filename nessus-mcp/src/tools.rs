@@ -7,7 +7,7 @@
 use rmcp::{
     Json, RoleServer,
     handler::server::{router::tool::ToolRouter, tool::schema_for_output},
-    model::{CallToolResponse, CallToolResult},
+    model::{CallToolResponse, CallToolResult, ContentBlock, Resource},
     service::RequestContext,
     tool, tool_router,
 };
@@ -15,7 +15,7 @@ use rmcp::{
 use crate::{
     args::Parameters,
     dto::{
-        CancelResult, DiffResult, DiffScans, GetScanResults, ImportResult, ImportScan, ListTasks,
+        CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults, ImportResult, ImportScan, ListTasks,
         NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan,
         ScanStatus, ScanSubmitted, ScannerList, TaskList, TaskRef,
     },
@@ -267,6 +267,50 @@ impl NessusMcp {
     ) -> Result<Json<DiffResult>, ToolError> {
         let principal = self.principal(&ctx);
         ops::diff(&self.app, &principal, p).await.map(Json)
+    }
+
+    /// Export every finding of a completed scan that matches the filters
+    /// (projected and sorted as in get_scan_results) as JSON-NL or CSV, by
+    /// reference: the answer lists one nessus:// resource URI per part (also as
+    /// resource_link content) to read with resources/read; nothing large is
+    /// inlined. A part holds at most {export_part_findings} findings and
+    /// {export_part_bytes}. JSON-NL parts hold only vulnerability lines; every CSV
+    /// part starts with the header row, lists are joined with "; ", and cells a
+    /// spreadsheet would run as a formula are prefixed with '. Severity:
+    /// {severity_scale}.
+    #[tool(
+        output_schema = schema_for_output::<ExportResult>(),
+        annotations(
+            title = "Export results",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn export_results(
+        &self,
+        Parameters(p): Parameters<ExportResults>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ToolError> {
+        let principal = self.principal(&ctx);
+        let e = ops::export_results(&self.app, &principal, p).await?;
+        let links: Vec<ContentBlock> = e
+            .uris
+            .iter()
+            .enumerate()
+            .map(|(i, uri)| {
+                ContentBlock::resource_link(
+                    Resource::new(uri.clone(), format!("export-part-{}", i + 1))
+                        .with_title(format!("{} export, part {} of {}", e.format, i + 1, e.parts))
+                        .with_mime_type(e.mime_type.clone()),
+                )
+            })
+            .collect();
+        let value = serde_json::to_value(&e).map_err(ToolError::internal)?;
+        let mut r = CallToolResult::structured(value);
+        r.content.extend(links);
+        Ok(r)
     }
 
     /// Import an existing .nessus file as a completed task, so its findings

@@ -45,6 +45,7 @@
 mod catalogue;
 mod codec;
 mod convert;
+mod csv;
 mod diff;
 mod encoding;
 mod error;
@@ -75,7 +76,11 @@ pub use query::{
 };
 pub use record::{ComplianceResult, FieldName, Finding, Fingerprint, Host, Record, ScanMetadata};
 pub use split::{DEFAULT_PARALLEL_MIN_BYTES, convert_file, convert_file_with};
-pub use store::{INDEXED_FIELDS, IngestOptions, PageInfo, Store};
+pub use csv::LIST_SEPARATOR;
+pub use store::{
+    EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS, ExportFormat, ExportPlan, INDEXED_FIELDS,
+    IngestOptions, PageInfo, Store,
+};
 pub use summary::{
     AUTH_PLUGINS, AuthenticationStatus, Credentialed, HostStatus, MIN_AUTH_PLUGINS,
     PLUGIN_CREDENTIAL_FAILURE, PLUGIN_INSUFFICIENT_PRIVILEGE, PLUGIN_SCAN_INFO,

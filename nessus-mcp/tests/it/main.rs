@@ -5,6 +5,7 @@ mod arguments;
 mod compat;
 mod contract;
 mod edge;
+mod export;
 mod flow;
 mod fuzz_http;
 mod import;

@@ -37,9 +37,12 @@ use crate::query::{Query, SortKey};
 use crate::record::{ComplianceResult, Finding, Host, ScanMetadata};
 use crate::summary::Summary;
 
+mod export;
 mod page;
 mod row;
 mod writer;
+
+pub use export::{EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS, ExportFormat, ExportPlan};
 
 pub(crate) use page::{Frame, SortTables, read_at, serve};
 use page::{RawView, RecordReader, SequentialReader};
