@@ -126,7 +126,11 @@ fn describe(
             "invalid_argument",
             format!("missing required argument \"{path}\""),
         )
-        .hint(format!("\"{}\" is required: it {}", top(&path), takes(&path, schema)));
+        .hint(format!(
+            "\"{}\" is required: it {}",
+            top(&path),
+            takes(&path, schema)
+        ));
     }
     let path = e.path().to_string();
     let sent = pointer(args, &path).map_or_else(|| "a value".to_owned(), kind_of);
@@ -168,7 +172,7 @@ fn kind_of(v: &Value) -> String {
         Value::String(s) => {
             let short: String = s.chars().take(40).collect();
             let more = if short.len() < s.len() { "…" } else { "" };
-            format!("{:?}{more} (a string)", short)
+            format!("{short:?}{more} (a string)")
         }
         Value::Array(_) => "a list".to_owned(),
         Value::Object(_) => "an object".to_owned(),
@@ -304,6 +308,19 @@ mod tests {
             };
             assert_eq!(phrase(&s, &root, 0), want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn unknown_arguments_become_notices_with_suggestions() {
+        let schema = rmcp::object!({"properties": {"page_size": {}, "task_id": {}}});
+        let args = rmcp::object!({"task_id": "t", "page_sise": 10, "zzzzzz": 1});
+        assert_eq!(
+            unknown(&args, &schema),
+            [
+                "ignored unknown argument \"page_sise\" (did you mean \"page_size\"?)",
+                "ignored unknown argument \"zzzzzz\" (arguments: page_size, task_id)",
+            ]
+        );
     }
 
     #[test]

@@ -44,10 +44,8 @@ pub(crate) fn severity_scale() -> String {
 
 /// One profile's fields, or "every field of the finding" for `full`.
 pub(crate) fn profile_fields(p: Profile) -> String {
-    p.fields().map_or_else(
-        || "every field of the finding".to_owned(),
-        |f| f.join(", "),
-    )
+    p.fields()
+        .map_or_else(|| "every field of the finding".to_owned(), |f| f.join(", "))
 }
 
 /// "minimal (host, plugin_id, ...); summary (...); brief, the default (...); full (every field ...)".
@@ -67,7 +65,7 @@ pub(crate) fn profiles() -> String {
 }
 
 fn kib(bytes: usize) -> String {
-    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
         format!("{} KiB", bytes / 1024)
@@ -130,5 +128,44 @@ mod tests {
             assert!(s.contains(f), "{f}: {s}");
         }
         assert!(!s.contains('{'), "{s}");
+    }
+
+    /// No published description (tools, input schemas, both modes) keeps a placeholder.
+    #[test]
+    fn every_published_text_is_substituted() {
+        const PLACEHOLDERS: [&str; 9] = [
+            "{severity_scale}",
+            "{profiles}",
+            "{sort_fields}",
+            "{operators}",
+            "{default_budget}",
+            "{min_budget}",
+            "{max_budget}",
+            "{export_part_findings}",
+            "{export_part_bytes}",
+        ];
+        for mode in [
+            nessus_core::ToolOutput::Compatible,
+            nessus_core::ToolOutput::Typed,
+        ] {
+            for t in crate::compat::tools(mode) {
+                let all = format!(
+                    "{} {}",
+                    t.description.as_deref().unwrap_or_default(),
+                    Value::Object((*t.input_schema).clone())
+                );
+                for p in PLACEHOLDERS {
+                    assert!(!all.contains(p), "{}: {p} left in {all}", t.name);
+                }
+            }
+        }
+        let results = crate::server::NessusMcp::router()
+            .get("get_scan_results")
+            .and_then(|t| t.description.clone())
+            .unwrap_or_default();
+        assert!(results.contains(&severity_scale()), "{results}");
+        for p in Profile::ALL {
+            assert!(results.contains(&profile_fields(p)), "{results}");
+        }
     }
 }

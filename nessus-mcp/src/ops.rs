@@ -15,9 +15,9 @@ use crate::{
     auth::Principal,
     dto::{
         CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
-        GetScanResults, ListTasks, PoolList,
-        PoolScanner, PoolStatus, QueueStatus, QueuedTask, RunAuthenticatedScan, RunUntrustedScan,
-        ScanStatus, ScanSubmitted, ScannerInfo, ScannerList, TaskItem, TaskList, Troubleshooting,
+        GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
+        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
+        ScannerList, TaskItem, TaskList, Troubleshooting,
     },
     errors::ToolError,
 };
@@ -64,7 +64,9 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
             "severity is {}; profiles: {}; sort fields: {}; operators: {}; the \
              nessus://schema/fields resource lists every field",
             crate::catalogue_text::severity_scale(),
-            nessus_schema::Profile::names().collect::<Vec<_>>().join(", "),
+            nessus_schema::Profile::names()
+                .collect::<Vec<_>>()
+                .join(", "),
             nessus_schema::SORT_FIELDS.join(", "),
             crate::catalogue_text::OPERATORS.join(", "),
         ),
@@ -549,9 +551,9 @@ pub(crate) fn filters_object(f: FiltersArg) -> Result<serde_json::Value, ToolErr
                          nessus://schema/fields resource";
     match f {
         FiltersArg::Object(m) => Ok(serde_json::Value::Object(m)),
-        FiltersArg::Text(t) if t.trim().is_empty() => Ok(serde_json::Value::Object(
-            serde_json::Map::new(),
-        )),
+        FiltersArg::Text(t) if t.trim().is_empty() => {
+            Ok(serde_json::Value::Object(serde_json::Map::new()))
+        }
         FiltersArg::Text(t) => match serde_json::from_str::<serde_json::Value>(&t) {
             Ok(v @ serde_json::Value::Object(_)) => Ok(v),
             Ok(_) => Err(ToolError::invalid(
@@ -559,11 +561,9 @@ pub(crate) fn filters_object(f: FiltersArg) -> Result<serde_json::Value, ToolErr
                 "the string holds JSON that is not an object",
             )
             .hint(TAKES)),
-            Err(e) => Err(ToolError::invalid(
-                "filters",
-                format!("the string is not JSON ({e})"),
-            )
-            .hint(TAKES)),
+            Err(e) => Err(
+                ToolError::invalid("filters", format!("the string is not JSON ({e})")).hint(TAKES),
+            ),
         },
     }
 }

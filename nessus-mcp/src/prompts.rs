@@ -1,10 +1,10 @@
 //! Prompts: ready-made workflows an agent (or its user) can pick from a menu.
 
+use nessus_schema::Profile;
 use rmcp::{
     ErrorData,
     model::{GetPromptResult, Prompt, PromptArgument, PromptMessage, Role},
 };
-use nessus_schema::Profile;
 use serde_json::{Map, Value};
 
 const SCAN_AND_TRIAGE: &str = "scan_and_triage";
@@ -127,7 +127,11 @@ pub(crate) fn get(
             let steps = triage_steps(&format!("task_id \"{task_id}\""));
             let mut steps = steps.chars();
             let first = steps.next().map(|c| c.to_ascii_uppercase());
-            format!("{}{}", first.map(String::from).unwrap_or_default(), steps.as_str())
+            format!(
+                "{}{}",
+                first.map(String::from).unwrap_or_default(),
+                steps.as_str()
+            )
         }
         other => {
             return Err(ErrorData::invalid_params(
@@ -178,7 +182,8 @@ mod tests {
             assert!(summarize < results, "{name}: {t}");
             assert!(t.contains(&format!("schema_profile=\"{}\"", TRIAGE_PROFILE.name())));
             for (field, label) in TRIAGE_WANTS {
-                let asked = t.contains(&format!(" {label},")) || t.contains(&format!(" {label}, and"));
+                let asked =
+                    t.contains(&format!(" {label},")) || t.contains(&format!(" {label}, and"));
                 assert_eq!(
                     asked,
                     profile_fields.contains(&field),

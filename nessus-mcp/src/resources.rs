@@ -117,9 +117,10 @@ pub(crate) fn field_catalogue() -> Value {
     let profile_fields: Map<String, Value> = nessus_schema::Profile::ALL
         .iter()
         .map(|p| {
-            let fields = p
-                .fields()
-                .map_or_else(|| json!("every field of the finding, plus the known host fields"), |f| json!(f));
+            let fields = p.fields().map_or_else(
+                || json!("every field of the finding, plus the known host fields"),
+                |f| json!(f),
+            );
             (p.name().to_owned(), fields)
         })
         .collect();

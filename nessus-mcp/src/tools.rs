@@ -15,9 +15,10 @@ use rmcp::{
 use crate::{
     args::Parameters,
     dto::{
-        CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults, ImportResult, ImportScan, ListTasks,
-        NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan,
-        ScanStatus, ScanSubmitted, ScannerList, TaskList, TaskRef,
+        CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults,
+        ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus,
+        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList, TaskList,
+        TaskRef,
     },
     errors::ToolError,
     ops,
@@ -302,7 +303,12 @@ impl NessusMcp {
             .map(|(i, uri)| {
                 ContentBlock::resource_link(
                     Resource::new(uri.clone(), format!("export-part-{}", i + 1))
-                        .with_title(format!("{} export, part {} of {}", e.format, i + 1, e.parts))
+                        .with_title(format!(
+                            "{} export, part {} of {}",
+                            e.format,
+                            i + 1,
+                            e.parts
+                        ))
                         .with_mime_type(e.mime_type.clone()),
                 )
             })

@@ -90,7 +90,10 @@ mod tests {
             (ValueRef::Text("plain"), "plain"),
             (ValueRef::Text("a,b"), "\"a,b\""),
             (ValueRef::Text("say \"hi\""), "\"say \"\"hi\"\"\""),
-            (ValueRef::Text("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\""),
+            (
+                ValueRef::Text("=HYPERLINK(\"x\")"),
+                "\"'=HYPERLINK(\"\"x\"\")\"",
+            ),
             (ValueRef::Text("+1"), "'+1"),
             (ValueRef::Text("-2+3"), "'-2+3"),
             (ValueRef::Text("@SUM(A1)"), "'@SUM(A1)"),
@@ -102,7 +105,11 @@ mod tests {
         for (v, want) in cases {
             let mut out = Vec::new();
             row(&mut out, [Cell::Value(v)]);
-            assert_eq!(String::from_utf8(out).unwrap_or_default(), format!("{want}\r\n"), "{v:?}");
+            assert_eq!(
+                String::from_utf8(out).unwrap_or_default(),
+                format!("{want}\r\n"),
+                "{v:?}"
+            );
         }
     }
 }

@@ -65,6 +65,7 @@ mod value;
 
 pub use catalogue::{FieldKind, KNOWN_FIELDS, Profile, Projection, closest, field_kind};
 pub use convert::{convert, convert_with};
+pub use csv::LIST_SEPARATOR;
 pub use diff::{DiffEntry, ScanDiff, SeverityChange, diff};
 pub use error::{Error, Result};
 pub use filter::Filter;
@@ -76,7 +77,6 @@ pub use query::{
 };
 pub use record::{ComplianceResult, FieldName, Finding, Fingerprint, Host, Record, ScanMetadata};
 pub use split::{DEFAULT_PARALLEL_MIN_BYTES, convert_file, convert_file_with};
-pub use csv::LIST_SEPARATOR;
 pub use store::{
     EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS, ExportFormat, ExportPlan, INDEXED_FIELDS,
     IngestOptions, PageInfo, Store,

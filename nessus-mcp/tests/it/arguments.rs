@@ -16,8 +16,16 @@ const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/nessus");
 fn cases() -> Vec<(&'static str, Value, &'static str)> {
     let id = "ness_un_20250101_000000_deadbeef";
     vec![
-        ("run_untrusted_scan", json!({"targets": 5, "name": "x"}), "targets"),
-        ("run_untrusted_scan", json!({"targets": "192.0.2.1"}), "name"),
+        (
+            "run_untrusted_scan",
+            json!({"targets": 5, "name": "x"}),
+            "targets",
+        ),
+        (
+            "run_untrusted_scan",
+            json!({"targets": "192.0.2.1"}),
+            "name",
+        ),
         (
             "run_authenticated_scan",
             json!({"targets": "192.0.2.1", "name": "x", "scan_type": ["authenticated"]}),
@@ -30,19 +38,39 @@ fn cases() -> Vec<(&'static str, Value, &'static str)> {
         ),
         ("get_scan_status", json!({"task_id": 5}), "task_id"),
         ("get_scan_status", json!({"task": id}), "task_id"),
-        ("get_scan_results", json!({"task_id": id, "page": "two"}), "page"),
+        (
+            "get_scan_results",
+            json!({"task_id": id, "page": "two"}),
+            "page",
+        ),
         ("get_scan_results", json!({"page": 1}), "task_id"),
-        ("get_scan_results", json!({"task_id": id, "filters": 3}), "filters"),
+        (
+            "get_scan_results",
+            json!({"task_id": id, "filters": 3}),
+            "filters",
+        ),
         (
             "get_scan_results",
             json!({"task_id": id, "custom_fields": ["host", 7]}),
             "custom_fields",
         ),
         ("list_scanners", json!({"scanner_pool": 5}), "scanner_pool"),
-        ("get_pool_status", json!({"scanner_pool": true}), "scanner_pool"),
-        ("get_queue_status", json!({"scanner_pool": [1]}), "scanner_pool"),
+        (
+            "get_pool_status",
+            json!({"scanner_pool": true}),
+            "scanner_pool",
+        ),
+        (
+            "get_queue_status",
+            json!({"scanner_pool": [1]}),
+            "scanner_pool",
+        ),
         ("list_tasks", json!({"limit": "ten"}), "limit"),
-        ("list_tasks", json!({"status_filter": {"eq": "queued"}}), "status_filter"),
+        (
+            "list_tasks",
+            json!({"status_filter": {"eq": "queued"}}),
+            "status_filter",
+        ),
     ]
 }
 
@@ -54,7 +82,10 @@ async fn argument_errors_are_answered_in_the_envelope() {
         let r = call(&client, tool, args.clone()).await;
         // Compatible mode: the predecessor's tools answer a normal result with the envelope.
         let body = business_error(tool, &r);
-        assert_eq!(body["error_code"], "invalid_argument", "{tool} {args}: {body}");
+        assert_eq!(
+            body["error_code"], "invalid_argument",
+            "{tool} {args}: {body}"
+        );
         let hint = body["hint"].as_str().unwrap_or_default();
         assert!(
             hint.contains(&format!("\"{arg}\"")) && hint.contains("takes"),
@@ -82,7 +113,12 @@ async fn argument_errors_are_is_error_in_typed_mode() {
     assert_eq!(r.is_error, Some(true));
     let body: Value = serde_json::from_str(&text(&r)).expect("envelope");
     assert_eq!(body["error_code"], "invalid_argument", "{body}");
-    assert!(body["hint"].as_str().is_some_and(|h| h.contains("a string")), "{body}");
+    assert!(
+        body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("a string")),
+        "{body}"
+    );
     client.cancel().await.expect("close");
     h.stop().await;
 }
@@ -133,10 +169,18 @@ async fn results_take_sort_budget_text_filters_and_report_unknown_arguments() {
     assert_eq!(text(&as_object), text(&as_text));
     // A string that holds no object is an argument error in the envelope.
     for bad in ["[1,2]", "{severity"] {
-        let r = call(&client, "get_scan_results", json!({"task_id": id, "filters": bad})).await;
+        let r = call(
+            &client,
+            "get_scan_results",
+            json!({"task_id": id, "filters": bad}),
+        )
+        .await;
         let body = business_error("get_scan_results", &r);
         assert_eq!(body["error_code"], "invalid_argument", "{bad}: {body}");
-        assert!(body["hint"].as_str().is_some_and(|h| h.contains("filters")), "{body}");
+        assert!(
+            body["hint"].as_str().is_some_and(|h| h.contains("filters")),
+            "{body}"
+        );
     }
 
     // sort is honoured (it was advertised and ignored): port ascending.
@@ -155,10 +199,17 @@ async fn results_take_sort_budget_text_filters_and_report_unknown_arguments() {
     assert_eq!(ports, want, "{}", text(&sorted));
     assert!(ports.len() > 10, "{ports:?}");
     // An unknown sort field is a query error whose hint lists the sort fields.
-    let bad_sort = call(&client, "get_scan_results", json!({"task_id": id, "sort": "sevrity"})).await;
+    let bad_sort = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": id, "sort": "sevrity"}),
+    )
+    .await;
     let body = business_error("get_scan_results", &bad_sort);
     assert!(
-        body["hint"].as_str().is_some_and(|h| h.contains("4 critical") && h.contains("plugin_family")),
+        body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("4 critical") && h.contains("plugin_family")),
         "{body}"
     );
 
@@ -169,7 +220,11 @@ async fn results_take_sort_budget_text_filters_and_report_unknown_arguments() {
         json!({"task_id": id, "page": 0, "byte_budget": 8192}),
     )
     .await;
-    assert!(!text(&budget).contains("\"error_code\""), "{}", text(&budget));
+    assert!(
+        !text(&budget).contains("\"error_code\""),
+        "{}",
+        text(&budget)
+    );
 
     // Unknown arguments reach the query as notices (the library writes them into the
     // closing line); the call itself succeeds.
@@ -179,7 +234,11 @@ async fn results_take_sort_budget_text_filters_and_report_unknown_arguments() {
         json!({"task_id": id, "page_sise": 10, "zzz": 1}),
     )
     .await;
-    assert!(!text(&unknown).contains("\"error_code\""), "{}", text(&unknown));
+    assert!(
+        !text(&unknown).contains("\"error_code\""),
+        "{}",
+        text(&unknown)
+    );
     client.cancel().await.expect("close");
     h.stop().await;
 }

@@ -21,9 +21,11 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A .nessus file with one host and the given items: (plugin id, plugin name,
-/// severity, description, solution, cves).
-fn nessus(items: &[(u32, String, u8, String, String, Vec<String>)]) -> String {
+/// One crafted finding: (plugin id, plugin name, severity, description, solution, cves).
+type Item = (u32, String, u8, String, String, Vec<String>);
+
+/// A .nessus file with one host and the given items.
+fn nessus(items: &[Item]) -> String {
     let mut x = String::from(
         "<?xml version=\"1.0\" ?>\n<NessusClientData_v2>\n<Report name=\"crafted\">\n\
          <ReportHost name=\"192.0.2.50\"><HostProperties>\
@@ -76,15 +78,18 @@ fn parse_csv(body: &str) -> Vec<Vec<String>> {
     rows
 }
 
-async fn read(client: &RunningService<RoleClient, ()>, uri: &str) -> Result<(String, String), String> {
+async fn read(
+    client: &RunningService<RoleClient, ()>,
+    uri: &str,
+) -> Result<(String, String), String> {
     let r = client
         .read_resource(ReadResourceRequestParams::new(uri))
         .await
         .map_err(|e| e.to_string())?;
     match &r.contents[0] {
-        ResourceContents::TextResourceContents { text, mime_type, .. } => {
-            Ok((text.clone(), mime_type.clone().unwrap_or_default()))
-        }
+        ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        } => Ok((text.clone(), mime_type.clone().unwrap_or_default())),
         other => Err(format!("not text: {other:?}")),
     }
 }
@@ -112,11 +117,26 @@ async fn csv_export_neutralises_hostile_cells_and_is_private() {
             "@SUM(A1:A2)".to_owned(),
             vec!["CVE-2021-0001".to_owned(), "CVE-2021-0002".to_owned()],
         ),
-        (10_001, "Plain".to_owned(), 0, "ok".to_owned(), "none".to_owned(), vec![]),
+        (
+            10_001,
+            "Plain".to_owned(),
+            0,
+            "ok".to_owned(),
+            "none".to_owned(),
+            vec![],
+        ),
     ]);
     let imported = call_ok(&client, "import_scan", json!({"content": file})).await;
     let id = imported["task_id"].as_str().expect("id").to_owned();
-    let fields = ["host", "plugin_id", "plugin_name", "description", "solution", "cve", "port"];
+    let fields = [
+        "host",
+        "plugin_id",
+        "plugin_name",
+        "description",
+        "solution",
+        "cve",
+        "port",
+    ];
     let r = call(
         &client,
         "export_results",
@@ -126,7 +146,11 @@ async fn csv_export_neutralises_hostile_cells_and_is_private() {
     assert_ne!(r.is_error, Some(true), "{}", text(&r));
     let e = r.structured_content.clone().expect("structured");
     assert_eq!(
-        (e["findings"].as_u64(), e["parts"].as_u64(), e["mime_type"].as_str()),
+        (
+            e["findings"].as_u64(),
+            e["parts"].as_u64(),
+            e["mime_type"].as_str()
+        ),
         (Some(2), Some(1), Some("text/csv")),
         "{e}"
     );
@@ -161,14 +185,32 @@ async fn csv_export_neutralises_hostile_cells_and_is_private() {
 
     // Another principal: the tool says not found, the resource too.
     let bob = h.client(OTHER_TOKEN).await;
-    let denied = call(&bob, "export_results", json!({"task_id": id, "format": "csv"})).await;
+    let denied = call(
+        &bob,
+        "export_results",
+        json!({"task_id": id, "format": "csv"}),
+    )
+    .await;
     assert_eq!(denied.is_error, Some(true));
-    assert!(text(&denied).contains("task_not_found"), "{}", text(&denied));
+    assert!(
+        text(&denied).contains("task_not_found"),
+        "{}",
+        text(&denied)
+    );
     let err = read(&bob, &uris(&e)[0]).await.expect_err("hidden");
     assert!(err.contains("not found"), "{err}");
     // A bad format is an argument error in the envelope.
-    let bad_format = call(&client, "export_results", json!({"task_id": id, "format": "xlsx"})).await;
-    assert!(text(&bad_format).contains("invalid_argument"), "{}", text(&bad_format));
+    let bad_format = call(
+        &client,
+        "export_results",
+        json!({"task_id": id, "format": "xlsx"}),
+    )
+    .await;
+    assert!(
+        text(&bad_format).contains("invalid_argument"),
+        "{}",
+        text(&bad_format)
+    );
     client.cancel().await.expect("close");
     h.stop().await;
 }
@@ -185,8 +227,19 @@ async fn large_exports_are_cut_by_count_and_by_bytes() {
     const BIG: u32 = 250;
     let items: Vec<_> = (1..=N)
         .map(|i| {
-            let desc = if i <= BIG { "d".repeat(20_000) } else { format!("item {i}") };
-            (i, format!("Plugin {i}"), (i % 5) as u8, desc, "fix".to_owned(), vec![])
+            let desc = if i <= BIG {
+                "d".repeat(20_000)
+            } else {
+                format!("item {i}")
+            };
+            (
+                i,
+                format!("Plugin {i}"),
+                (i % 5) as u8,
+                desc,
+                "fix".to_owned(),
+                vec![],
+            )
         })
         .collect();
     std::fs::write(import_dir.join("big.nessus"), nessus(&items)).expect("write");
@@ -204,12 +257,19 @@ async fn large_exports_are_cut_by_count_and_by_bytes() {
         let size = e["part_size"].as_u64().expect("part_size");
         let parts = e["parts"].as_u64().expect("parts");
         assert_eq!(e["findings"], N, "{e}");
-        assert!(size < 500 && size >= 1, "{format}: the byte cap shrank the parts: {e}");
+        assert!(
+            (1..500).contains(&size),
+            "{format}: the byte cap shrank the parts: {e}"
+        );
         assert_eq!(parts, u64::from(N).div_ceil(size), "{e}");
         let mut ids = Vec::new();
         for (k, uri) in uris(&e).iter().enumerate() {
             let (body, _) = read(&client, uri).await.expect("part");
-            assert!(body.len() <= 4 * 1024 * 1024, "{format} part {k}: {} bytes", body.len());
+            assert!(
+                body.len() <= 4 * 1024 * 1024,
+                "{format} part {k}: {} bytes",
+                body.len()
+            );
             let before = ids.len();
             if format == "jsonl" {
                 for line in body.lines() {
@@ -220,19 +280,39 @@ async fn large_exports_are_cut_by_count_and_by_bytes() {
             } else {
                 let rows = parse_csv(&body);
                 assert_eq!(rows[0][0], "host", "every part starts with the header");
-                let col = rows[0].iter().position(|c| c == "plugin_id").expect("plugin_id column");
+                let col = rows[0]
+                    .iter()
+                    .position(|c| c == "plugin_id")
+                    .expect("plugin_id column");
                 ids.extend(rows[1..].iter().map(|r| r[col].parse::<u64>().expect("id")));
             }
             let got = (ids.len() - before) as u64;
-            let want = if k as u64 + 1 == parts { u64::from(N) - size * (parts - 1) } else { size };
+            let want = if k as u64 + 1 == parts {
+                u64::from(N) - size * (parts - 1)
+            } else {
+                size
+            };
             assert_eq!(got, want, "{format} part {}", k + 1);
         }
-        assert_eq!(ids, (1..=u64::from(N)).collect::<Vec<_>>(), "{format}: every finding once, in order");
+        assert_eq!(
+            ids,
+            (1..=u64::from(N)).collect::<Vec<_>>(),
+            "{format}: every finding once, in order"
+        );
     }
     // A part past the end is refused with the range.
-    let e = call_ok(&client, "export_results", json!({"task_id": id, "format": "jsonl"})).await;
+    let e = call_ok(
+        &client,
+        "export_results",
+        json!({"task_id": id, "format": "jsonl"}),
+    )
+    .await;
     let last = uris(&e).pop().expect("a uri");
-    let past = last.replacen(&format!("/{}?", e["parts"]), &format!("/{}?", e["parts"].as_u64().unwrap_or(0) + 1), 1);
+    let past = last.replacen(
+        &format!("/{}?", e["parts"]),
+        &format!("/{}?", e["parts"].as_u64().unwrap_or(0) + 1),
+        1,
+    );
     let err = read(&client, &past).await.expect_err("past the end");
     assert!(err.contains("does not exist"), "{err}");
     client.cancel().await.expect("close");
