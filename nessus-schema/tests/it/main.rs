@@ -3,6 +3,7 @@
 
 mod corpus;
 mod encodings;
+mod export;
 mod fixture;
 mod hostile;
 mod props;
