@@ -174,6 +174,11 @@ impl App {
                 .map(str::to_owned)
                 .collect(),
             "credential_profile" => self.config().credentials().keys().cloned().collect(),
+            // The export-part template's {format}.
+            "format" => nessus_schema::ExportFormat::NAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
             _ => Vec::new(),
         };
         let values: Vec<String> = candidates

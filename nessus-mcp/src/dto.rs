@@ -228,6 +228,8 @@ pub(crate) struct ScanStatus {
     pub(crate) troubleshooting: Option<Troubleshooting>,
     /// What to do next.
     pub(crate) next_step: String,
+    /// True for a task imported from a .nessus file (import_scan), false for a scan.
+    pub(crate) imported: bool,
 }
 
 /// The shape of `results_summary` (the queue's ingest writes it as JSON;
@@ -299,10 +301,36 @@ pub(crate) struct GetScanResults {
     /// {"exploit_available": true}, {"cve": "CVE-2021-44228"} (list contains),
     /// or explicit operators {"host": {"cidr": "10.0.0.0/24"}}.
     #[serde(default)]
-    pub(crate) filters: Option<Map<String, Value>>,
+    pub(crate) filters: Option<FiltersArg>,
     /// Opaque cursor from the previous page's pagination line (alternative to page).
     #[serde(default)]
     pub(crate) cursor: Option<String>,
+    /// Sort order: comma-separated fields, each optionally :asc or :desc,
+    /// e.g. "severity:desc,host". Fields: {sort_fields}. Default: severity
+    /// (worst first), host, port, plugin_id.
+    #[serde(default)]
+    pub(crate) sort: Option<String>,
+    /// Size budget of the whole answer in bytes (about 4 bytes per token);
+    /// default {default_budget}, allowed {min_budget}-{max_budget}. The closing line
+    /// says when the answer was cut and how to get the rest.
+    #[serde(default)]
+    pub(crate) byte_budget: Option<u64>,
+    /// Arguments the schema does not name, as notices for the closing line
+    /// (filled by `crate::args`, never sent by a client).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub(crate) notices: Vec<String>,
+}
+
+/// `filters`: an object, or a JSON string holding one (some clients send
+/// nested arguments as text).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum FiltersArg {
+    /// The filter object.
+    Object(Map<String, Value>),
+    /// The filter object as JSON text.
+    Text(String),
 }
 
 /// Arguments with an optional pool.
@@ -481,6 +509,8 @@ pub(crate) struct TaskItem {
     pub(crate) completed_at: Option<String>,
     /// Nessus scan id.
     pub(crate) nessus_scan_id: Option<i64>,
+    /// True for a task imported from a .nessus file (import_scan), false for a scan.
+    pub(crate) imported: bool,
 }
 
 /// What `list_tasks` returns.
@@ -650,6 +680,69 @@ pub(crate) struct ImportResult {
     /// Hosts, vulnerabilities and severity counts, as get_scan_status shows them.
     #[schemars(with = "Option<ResultsSummary>")]
     pub(crate) results_summary: Option<Value>,
+    /// What to do next.
+    pub(crate) message: String,
+    /// Always true: the task was imported from a .nessus file, not scanned.
+    pub(crate) imported: bool,
+}
+
+// What each tool does with arguments its schema does not name (see `crate::args`).
+impl crate::args::ToolArgs for RunUntrustedScan {}
+impl crate::args::ToolArgs for RunAuthenticatedScan {}
+impl crate::args::ToolArgs for TaskRef {}
+impl crate::args::ToolArgs for PoolRef {}
+impl crate::args::ToolArgs for NoArgs {}
+impl crate::args::ToolArgs for ListTasks {}
+impl crate::args::ToolArgs for DiffScans {}
+impl crate::args::ToolArgs for ImportScan {}
+impl crate::args::ToolArgs for GetScanResults {
+    fn unknown_arguments(&mut self, notices: Vec<String>) {
+        self.notices = notices;
+    }
+}
+
+/// Arguments of `export_results`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct ExportResults {
+    /// Task id of a completed scan.
+    pub(crate) task_id: String,
+    /// "jsonl" (one JSON vulnerability line per finding, no framing lines) or
+    /// "csv" (a header row at the top of every part).
+    pub(crate) format: String,
+    /// Fields per finding: {profiles}.
+    #[serde(default = "default_profile")]
+    pub(crate) schema_profile: String,
+    /// Exact list of fields instead of a profile (see the nessus://schema/fields resource).
+    #[serde(default)]
+    pub(crate) custom_fields: Option<Vec<String>>,
+    /// Filters, as for get_scan_results: an object, or a JSON string holding one.
+    #[serde(default)]
+    pub(crate) filters: Option<FiltersArg>,
+    /// Sort order, as for get_scan_results (e.g. "severity:desc,host").
+    #[serde(default)]
+    pub(crate) sort: Option<String>,
+}
+
+impl crate::args::ToolArgs for ExportResults {}
+
+/// What `export_results` returns: where to read the parts, not the findings.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ExportResult {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// jsonl or csv.
+    pub(crate) format: String,
+    /// Findings matching the filters.
+    pub(crate) findings: u64,
+    /// Number of parts (0 when nothing matches).
+    pub(crate) parts: u32,
+    /// Findings per part (the last may hold fewer); smaller than the maximum
+    /// when parts of that many findings would exceed the byte cap.
+    pub(crate) part_size: u32,
+    /// MIME type of every part.
+    pub(crate) mime_type: String,
+    /// One nessus:// resource URI per part, in order: read each with resources/read.
+    pub(crate) uris: Vec<String>,
     /// What to do next.
     pub(crate) message: String,
 }

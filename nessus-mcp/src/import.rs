@@ -51,6 +51,7 @@ pub(crate) async fn import_scan(
     };
     let done = imported.map_err(service_error)?.task;
     Ok(ImportResult {
+        imported: done.is_imported(),
         message: format!(
             "Imported; call get_scan_results with task_id \"{}\", or diff_scans against another scan.",
             done.task_id

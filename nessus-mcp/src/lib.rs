@@ -28,8 +28,10 @@
 //! ```
 
 mod app;
+mod args;
 mod auth;
 mod body;
+mod catalogue_text;
 mod compat;
 mod dto;
 mod errors;

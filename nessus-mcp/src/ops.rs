@@ -14,9 +14,10 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, DiffCounts, DiffResult, DiffScans, GetScanResults, ListTasks, PoolList,
-        PoolScanner, PoolStatus, QueueStatus, QueuedTask, RunAuthenticatedScan, RunUntrustedScan,
-        ScanStatus, ScanSubmitted, ScannerInfo, ScannerList, TaskItem, TaskList, Troubleshooting,
+        CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
+        GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
+        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
+        ScannerList, TaskItem, TaskList, Troubleshooting,
     },
     errors::ToolError,
 };
@@ -59,10 +60,16 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
             "the results were deleted by housekeeping or never ingested; resubmit the scan"
                 .to_owned()
         }
-        E::Query(_) => {
-            "see the nessus://schema/fields resource for field names, operators and profiles"
-                .to_owned()
-        }
+        E::Query(_) => format!(
+            "severity is {}; profiles: {}; sort fields: {}; operators: {}; the \
+             nessus://schema/fields resource lists every field",
+            nessus_schema::severity_scale(),
+            nessus_schema::Profile::names()
+                .collect::<Vec<_>>()
+                .join(", "),
+            nessus_schema::SORT_FIELDS.join(", "),
+            nessus_schema::OPERATORS.join(", "),
+        ),
         E::InvalidImport { .. } => "give a .nessus (XML v2) export from Nessus".to_owned(),
         E::ImportPathRefused { .. } => "ask the operator to put the .nessus file in the import \
              directory and pass its name, or send small files inline with content"
@@ -257,7 +264,9 @@ pub(crate) fn status_of(view: nessus_queue::TaskView) -> ScanStatus {
             .to_vec(),
         });
     let next = next_step(&t);
+    let imported = t.is_imported();
     ScanStatus {
+        imported,
         task_id: t.task_id,
         trace_id: t.trace_id,
         status: t.status.to_string(),
@@ -297,6 +306,7 @@ pub(crate) async fn scan_status(
 
 fn task_item(t: Task) -> TaskItem {
     TaskItem {
+        imported: t.is_imported(),
         task_id: t.task_id,
         trace_id: t.trace_id,
         status: t.status.to_string(),
@@ -513,10 +523,16 @@ pub(crate) async fn scan_results(
     let params = QueryParams {
         schema_profile: Some(p.schema_profile),
         custom_fields: p.custom_fields,
-        filters: p.filters.map(serde_json::Value::Object),
+        filters: p.filters.map(filters_object).transpose()?,
+        sort: p.sort.filter(|s| !s.trim().is_empty()),
         page: Some(u32::try_from(p.page).unwrap_or(u32::MAX)),
         page_size: Some(u32::try_from(p.page_size.max(0)).unwrap_or(u32::MAX)),
         cursor: p.cursor.filter(|c| !c.is_empty()),
+        // The library owns the default and the clamp of the budget.
+        byte_budget: p
+            .byte_budget
+            .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+        notices: p.notices,
         ..Default::default()
     };
     let (text, _) = app
@@ -525,6 +541,31 @@ pub(crate) async fn scan_results(
         .await
         .map_err(service_error)?;
     Ok(text)
+}
+
+/// `filters` as the object the query language takes: an object as sent, or a
+/// JSON string holding one.
+pub(crate) fn filters_object(f: FiltersArg) -> Result<serde_json::Value, ToolError> {
+    const TAKES: &str = "filters takes an object (or a JSON string holding one) mapping field \
+                         names to conditions, e.g. {\"severity\": \">=high\"}; see the \
+                         nessus://schema/fields resource";
+    match f {
+        FiltersArg::Object(m) => Ok(serde_json::Value::Object(m)),
+        FiltersArg::Text(t) if t.trim().is_empty() => {
+            Ok(serde_json::Value::Object(serde_json::Map::new()))
+        }
+        FiltersArg::Text(t) => match serde_json::from_str::<serde_json::Value>(&t) {
+            Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+            Ok(_) => Err(ToolError::invalid(
+                "filters",
+                "the string holds JSON that is not an object",
+            )
+            .hint(TAKES)),
+            Err(e) => Err(
+                ToolError::invalid("filters", format!("the string is not JSON ({e})")).hint(TAKES),
+            ),
+        },
+    }
 }
 
 pub(crate) async fn diff(
@@ -559,5 +600,137 @@ pub(crate) async fn diff(
         base_task_id: p.base_task_id,
         compare_task_id: p.compare_task_id,
         min_severity: opts.min_severity,
+    })
+}
+
+/// The one place a results query becomes URI query pairs and back (export parts).
+pub(crate) mod export_uri {
+    use nessus_queue::service::{ExportFormat, QueryParams};
+
+    use crate::errors::ToolError;
+
+    /// `nessus://tasks/{task_id}/export/{format}/{part}?profile=…&fields=…&filters=…&sort=…&size=…`.
+    pub(crate) fn build(
+        task_id: &str,
+        format: ExportFormat,
+        part: u32,
+        params: &QueryParams,
+        size: u32,
+    ) -> String {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        match &params.custom_fields {
+            Some(f) => {
+                q.append_pair("fields", &f.join(","));
+            }
+            None => {
+                q.append_pair(
+                    "profile",
+                    params.schema_profile.as_deref().unwrap_or("brief"),
+                );
+            }
+        }
+        if let Some(f) = &params.filters {
+            q.append_pair("filters", &f.to_string());
+        }
+        if let Some(s) = &params.sort {
+            q.append_pair("sort", s);
+        }
+        q.append_pair("size", &size.to_string());
+        format!(
+            "nessus://tasks/{task_id}/export/{}/{part}?{}",
+            format.name(),
+            q.finish()
+        )
+    }
+
+    /// The query and part size of an export URI's query string.
+    pub(crate) fn parse(query: &str) -> Result<(QueryParams, u32), ToolError> {
+        let mut p = QueryParams::default();
+        let mut size = nessus_schema::EXPORT_PART_MAX_FINDINGS;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match &*k {
+                "profile" => p.schema_profile = Some(v.into_owned()),
+                "fields" => {
+                    p.custom_fields = Some(
+                        v.split(',')
+                            .map(str::trim)
+                            .filter(|f| !f.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    );
+                }
+                "filters" => {
+                    p.filters = Some(super::filters_object(crate::dto::FiltersArg::Text(
+                        v.into_owned(),
+                    ))?);
+                }
+                "sort" => p.sort = Some(v.into_owned()).filter(|s| !s.trim().is_empty()),
+                "size" => {
+                    size = v.parse().map_err(|_| {
+                        ToolError::invalid("size", "must be a number of findings per part")
+                    })?;
+                }
+                other => {
+                    return Err(ToolError::invalid(
+                        "uri",
+                        format!("unknown query parameter {other:?}"),
+                    )
+                    .hint("use the URIs export_results returned, unchanged"));
+                }
+            }
+        }
+        Ok((p, size))
+    }
+}
+
+pub(crate) async fn export_results(
+    app: &App,
+    principal: &Principal,
+    p: ExportResults,
+) -> Result<ExportResult, ToolError> {
+    use nessus_queue::service::ExportFormat;
+    let format = ExportFormat::parse(&p.format).map_err(|_| {
+        ToolError::invalid("format", format!("{:?} is not an export format", p.format))
+            .hint(format!("format takes {}", ExportFormat::NAMES.join(" or ")))
+    })?;
+    if p.schema_profile != "brief" && p.custom_fields.is_some() {
+        return Err(ToolError::new(
+            "invalid_query",
+            "Cannot specify both schema_profile and custom_fields",
+        ));
+    }
+    let params = QueryParams {
+        schema_profile: Some(p.schema_profile),
+        custom_fields: p.custom_fields,
+        filters: p.filters.map(filters_object).transpose()?,
+        sort: p.sort.filter(|s| !s.trim().is_empty()),
+        ..Default::default()
+    };
+    let plan = app
+        .service()
+        .export_plan(principal, &p.task_id, &params, format)
+        .await
+        .map_err(service_error)?;
+    let uris: Vec<String> = (1..=plan.parts)
+        .map(|k| export_uri::build(&p.task_id, format, k, &params, plan.part_size))
+        .collect();
+    let message = if plan.parts == 0 {
+        "No findings match these filters; nothing to export.".to_owned()
+    } else {
+        format!(
+            "{} findings in {} part(s) of up to {} findings; read each URI with resources/read \
+             (the parts stay valid while the task's results exist).",
+            plan.findings, plan.parts, plan.part_size
+        )
+    };
+    Ok(ExportResult {
+        task_id: p.task_id,
+        format: format.name().to_owned(),
+        findings: plan.findings,
+        parts: plan.parts,
+        part_size: plan.part_size,
+        mime_type: format.mime_type().to_owned(),
+        uris,
+        message,
     })
 }

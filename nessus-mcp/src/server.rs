@@ -7,11 +7,12 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::ToolCallContext},
     model::{
-        CallToolRequestParams, CallToolResponse, CancelTaskParams, CompleteRequestParams,
-        CompleteResult, GetPromptRequestParams, GetPromptResponse, GetTaskParams, GetTaskResult,
-        Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-        ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-        ServerCapabilities, ServerConfig, UpdateTaskParams,
+        CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+        CompleteRequestParams, CompleteResult, GetPromptRequestParams, GetPromptResponse,
+        GetTaskParams, GetTaskResult, Implementation, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+        ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig,
+        UpdateTaskParams,
     },
     service::RequestContext,
 };
@@ -21,6 +22,8 @@ use rmcp::{
     reason = "logging/setLevel is deprecated by SEP-2577; 2025-11-25 clients still send it"
 )]
 use rmcp::model::SetLevelRequestParams;
+
+use rmcp::model::IntoContents;
 
 use crate::{app::App, auth::Principal};
 
@@ -68,6 +71,15 @@ impl NessusMcp {
         ROUTER.get_or_init(|| {
             let mut router = crate::tools::router();
             for route in router.map.values_mut() {
+                // Facts from the catalogue, one owner (crate::catalogue_text).
+                if let Some(d) = route.attr.description.as_mut() {
+                    *d = crate::catalogue_text::substitute(d).into();
+                }
+                let mut input = serde_json::Value::Object((*route.attr.input_schema).clone());
+                crate::catalogue_text::substitute_schema(&mut input);
+                if let serde_json::Value::Object(m) = input {
+                    route.attr.input_schema = Arc::new(m);
+                }
                 crate::portable::make_portable(Arc::make_mut(&mut route.attr.input_schema));
                 if let Some(o) = route.attr.output_schema.as_mut() {
                     crate::portable::make_portable(Arc::make_mut(o));
@@ -133,6 +145,11 @@ impl ServerHandler for NessusMcp {
         let span = tracing::info_span!("tool_call", tool = %tool_label, trace_id = %trace_id);
         let tcc = ToolCallContext::new(self, request, context);
         let result = tracing::Instrument::instrument(Self::router().call(tcc), span).await;
+        // Argument errors are answered in the envelope, like business errors (crate::args).
+        let result = result.or_else(|e| match crate::args::from_rpc_error(&e) {
+            Some(te) => Ok(CallToolResult::error(te.into_contents()).into()),
+            None => Err(e),
+        });
         let outcome = match &result {
             Ok(CallToolResponse::Complete(r)) if r.is_error != Some(true) => "ok",
             Ok(CallToolResponse::Task(_)) => "ok",

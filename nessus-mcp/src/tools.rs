@@ -6,17 +6,19 @@
 
 use rmcp::{
     Json, RoleServer,
-    handler::server::{router::tool::ToolRouter, tool::schema_for_output, wrapper::Parameters},
-    model::{CallToolResponse, CallToolResult},
+    handler::server::{router::tool::ToolRouter, tool::schema_for_output},
+    model::{CallToolResponse, CallToolResult, ContentBlock, Resource},
     service::RequestContext,
     tool, tool_router,
 };
 
 use crate::{
+    args::Parameters,
     dto::{
-        CancelResult, DiffResult, DiffScans, GetScanResults, ImportResult, ImportScan, ListTasks,
-        NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan,
-        ScanStatus, ScanSubmitted, ScannerList, TaskList, TaskRef,
+        CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults,
+        ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus,
+        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList, TaskList,
+        TaskRef,
     },
     errors::ToolError,
     ops,
@@ -116,11 +118,19 @@ impl NessusMcp {
             .map(Json)
     }
 
-    /// Findings of a completed scan as JSON-NL: a schema line, a scan_metadata
-    /// line, one line per finding, then a pagination line (with next_cursor).
-    /// Profiles: minimal, summary, brief (default), full; or custom_fields.
-    /// Filters run before projection, e.g. {"severity": ">=3"} or
-    /// {"cvss_score": ">7.0"}. page=0 returns everything up to a size budget.
+    /// Findings of a completed scan as JSON-NL: a schema line (its
+    /// total_vulnerabilities counts the findings matching the filter, every
+    /// severity including info), a scan_metadata line, one line per finding,
+    /// then one closing line: pagination (next_page, next_cursor, returned,
+    /// truncated, next, notices) for pages and cursors, or for page=0 an end
+    /// or truncated line. Severity: {severity_scale}. Profiles: {profiles}; or
+    /// an exact custom_fields list. Filters run before projection, e.g.
+    /// {"severity": ">=3"} (or ">=high"), {"cvss_score": ">7.0"},
+    /// {"exploit_available": true}, {"host": {"cidr": "10.0.0.0/24"}};
+    /// operators: {operators}. sort: comma-separated fields from {sort_fields}.
+    /// Every answer stays within byte_budget (default {default_budget}, about 4
+    /// bytes per token). For counts and top-N by host, plugin, severity, CVE or
+    /// port use summarize_results instead of paging.
     #[tool(annotations(
         title = "Get scan results",
         read_only_hint = true,
@@ -258,6 +268,55 @@ impl NessusMcp {
     ) -> Result<Json<DiffResult>, ToolError> {
         let principal = self.principal(&ctx);
         ops::diff(&self.app, &principal, p).await.map(Json)
+    }
+
+    /// Export every finding of a completed scan that matches the filters
+    /// (projected and sorted as in get_scan_results) as JSON-NL or CSV, by
+    /// reference: the answer lists one nessus:// resource URI per part (also as
+    /// resource_link content) to read with resources/read; nothing large is
+    /// inlined. A part holds at most {export_part_findings} findings and
+    /// {export_part_bytes}. JSON-NL parts hold only vulnerability lines; every CSV
+    /// part starts with the header row, lists are joined with "; ", and cells a
+    /// spreadsheet would run as a formula are prefixed with '. Severity:
+    /// {severity_scale}.
+    #[tool(
+        output_schema = schema_for_output::<ExportResult>(),
+        annotations(
+            title = "Export results",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn export_results(
+        &self,
+        Parameters(p): Parameters<ExportResults>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ToolError> {
+        let principal = self.principal(&ctx);
+        let e = ops::export_results(&self.app, &principal, p).await?;
+        let links: Vec<ContentBlock> = e
+            .uris
+            .iter()
+            .enumerate()
+            .map(|(i, uri)| {
+                ContentBlock::resource_link(
+                    Resource::new(uri.clone(), format!("export-part-{}", i + 1))
+                        .with_title(format!(
+                            "{} export, part {} of {}",
+                            e.format,
+                            i + 1,
+                            e.parts
+                        ))
+                        .with_mime_type(e.mime_type.clone()),
+                )
+            })
+            .collect();
+        let value = serde_json::to_value(&e).map_err(ToolError::internal)?;
+        let mut r = CallToolResult::structured(value);
+        r.content.extend(links);
+        Ok(r)
     }
 
     /// Import an existing .nessus file as a completed task, so its findings

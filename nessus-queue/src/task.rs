@@ -448,6 +448,13 @@ impl Task {
         format!("mcp-{}", self.task_id)
     }
 
+    /// Whether the task was imported from a `.nessus` file (`import_scan`,
+    /// `nessus-cli import`) rather than scanned: frontends show this instead of
+    /// comparing pool names.
+    pub fn is_imported(&self) -> bool {
+        self.pool == crate::import::IMPORT_POOL
+    }
+
     /// Whether the task is in the dead-letter queue.
     pub fn is_dead_lettered(&self) -> bool {
         self.dead_lettered_at.is_some()

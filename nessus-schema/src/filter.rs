@@ -543,8 +543,9 @@ fn parse_op(field: &str, kind: FieldKind, op: &str, arg: &Json) -> Result<Test> 
     })
 }
 
-/// The explicit operators.
-const OPERATORS: [&str; 11] = [
+/// The explicit operators, as documented (the field catalogue and tool descriptions read
+/// this list).
+pub const OPERATORS: [&str; 11] = [
     "eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "regex", "cidr", "exists",
 ];
 

@@ -46,6 +46,7 @@ mod catalogue;
 mod codec;
 mod convert;
 mod cut;
+mod csv;
 mod diff;
 mod encoding;
 mod error;
@@ -64,13 +65,14 @@ mod swar;
 mod value;
 
 pub use catalogue::{
-    FieldKind, HOST_FIELDS, KNOWN_FIELDS, Profile, Projection, SEVERITY_NAMES, field_kind,
+    FieldKind, HOST_FIELDS, KNOWN_FIELDS, Profile, Projection, SEVERITY_NAMES, closest, field_kind,
     is_host_field, severity_from_name, severity_name, severity_scale,
 };
 pub use convert::{convert, convert_with};
+pub use csv::LIST_SEPARATOR;
 pub use diff::{DiffEntry, ScanDiff, SeverityChange, diff};
 pub use error::{Error, Result};
-pub use filter::Filter;
+pub use filter::{Filter, OPERATORS};
 pub use jsonl::{End, JsonlWriter, Pagination, Truncation};
 pub use parser::{Limits, NessusReader};
 pub use query::{
@@ -82,8 +84,9 @@ pub use record::{
 };
 pub use split::{DEFAULT_PARALLEL_MIN_BYTES, convert_file, convert_file_with};
 pub use store::{
-    Aggregate, Aggregation, DEFAULT_TOP, Group, GroupBy, GroupIdentity, INDEXED_FIELDS,
-    IngestOptions, MAX_TOP, Other, PageInfo, Rank, Store,
+    Aggregate, Aggregation, DEFAULT_TOP, EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS,
+    ExportFormat, ExportPlan, Group, GroupBy, GroupIdentity, INDEXED_FIELDS, IngestOptions,
+    MAX_TOP, Other, PageInfo, Rank, Store,
 };
 pub use summary::{
     AUTH_PLUGINS, AuthenticationStatus, Credentialed, HostStatus, MIN_AUTH_PLUGINS,

@@ -68,9 +68,12 @@ async fn compatible_is_the_default_and_matches_the_predecessor() {
     )
     .await;
     business_error("cancel_scan", &cancel);
-    // Argument errors stay isError, as pydantic validation errors were.
+    // Argument errors are in the same envelope as business errors (issue 14).
     let bad_args = call(&client, "get_scan_status", json!({"task": 1})).await;
-    assert_eq!(bad_args.is_error, Some(true), "{}", text(&bad_args));
+    assert_eq!(
+        business_error("get_scan_status", &bad_args)["error_code"],
+        "invalid_argument"
+    );
 
     // get_scan_results carries its JSON-NL as fastmcp's {"result": text}.
     let sub = call_ok(

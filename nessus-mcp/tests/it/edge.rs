@@ -631,7 +631,8 @@ async fn each_error_has_the_right_status_and_code() {
         }
     }
     // Arguments that do not fit the tool's input schema are a tool error the
-    // model can correct (isError, as MCP 2025-11-25 asks), not a protocol error.
+    // model can correct, not a protocol error: in the tool envelope, a normal
+    // result for the predecessor's tools in compatible mode (issue 14).
     let bad_args = rpc(
         3,
         "tools/call",
@@ -642,7 +643,10 @@ async fn each_error_has_the_right_status_and_code() {
         .json()
         .await
         .expect("json");
-    assert_eq!(v["result"]["isError"], true, "{v}");
+    assert_eq!(
+        v["result"]["structuredContent"]["error_code"], "invalid_argument",
+        "{v}"
+    );
     edge.server.shutdown().await.expect("shutdown");
 }
 

@@ -1,9 +1,11 @@
 //! Integration tests: a real server (HTTP on 127.0.0.1, SQLite file, embedded
 //! workers, in-process Nessus simulator) driven by the rmcp client.
 
+mod arguments;
 mod compat;
 mod contract;
 mod edge;
+mod export;
 mod flow;
 mod fuzz_http;
 mod import;

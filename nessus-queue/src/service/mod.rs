@@ -36,7 +36,7 @@ use crate::results_dir::ResultsDir;
 
 pub use import::{ImportProgress, ImportRequest, ImportSource, Imported, PROGRESS_INTERVAL};
 pub use load::{InstanceLoad, utilization_pct};
-pub use nessus_schema::QueryParams;
+pub use nessus_schema::{ExportFormat, ExportPlan, QueryParams};
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
 pub use results::{DiffOptions, DiffOutcome};

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use nessus_schema::{DiffEntry, PageInfo, Query, QueryParams, SeverityChange, Store};
+use nessus_schema::{
+    DiffEntry, ExportFormat, ExportPlan, PageInfo, Query, QueryParams, SeverityChange, Store,
+};
 
 use crate::audit::AuditAction;
 use crate::error::{Error, Result};
@@ -177,6 +179,58 @@ impl Service {
             "results page"
         );
         Ok((text, info))
+    }
+
+    /// How the export of a completed task's findings (`params`' profile, fields,
+    /// filters and sort; the page is ignored) in `format` is cut into parts
+    /// (see [`Store::export_plan`]). Same tenancy, limits and audit as a results page.
+    pub async fn export_plan(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        params: &QueryParams,
+        format: ExportFormat,
+    ) -> Result<ExportPlan> {
+        check_params(params)?;
+        let query = Query::from_params(params).map_err(Error::Query)?;
+        let store = self
+            .completed_store(
+                principal,
+                task_id,
+                AuditAction::ResultsRead,
+                Some(format!("export plan ({})", format.name())),
+            )
+            .await?;
+        blocking(move || store.export_plan(&query, format).map_err(Error::Query)).await
+    }
+
+    /// Part `part` (1-based) of that export, `part_size` findings per part (the
+    /// plan's), as the bytes of the part (UTF-8).
+    pub async fn export_part(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        params: &QueryParams,
+        format: ExportFormat,
+        part_size: u32,
+        part: u32,
+    ) -> Result<Vec<u8>> {
+        check_params(params)?;
+        let query = Query::from_params(params).map_err(Error::Query)?;
+        let store = self
+            .completed_store(
+                principal,
+                task_id,
+                AuditAction::ResultsRead,
+                Some(format!("export part {part} ({})", format.name())),
+            )
+            .await?;
+        blocking(move || {
+            store
+                .export_part(&query, format, part_size, part)
+                .map_err(Error::Query)
+        })
+        .await
     }
 
     /// Compares two completed scans `principal` may see (`base` older, `compare` newer).

@@ -41,6 +41,7 @@ use crate::summary::Summary;
 
 mod aggregate;
 mod explain;
+mod export;
 mod page;
 mod row;
 mod writer;
@@ -49,6 +50,7 @@ pub use aggregate::{
     Aggregate, Aggregation, DEFAULT_TOP, Group, GroupBy, GroupIdentity, MAX_TOP, Other, Rank,
 };
 pub(crate) use explain::Census;
+pub use export::{EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS, ExportFormat, ExportPlan};
 pub(crate) use page::{Frame, SortTables, read_at, serve};
 use page::{RawView, RecordReader, SequentialReader};
 pub(crate) use row::{ChunkedRows, HostView, Row, Tables, default_cmp, fnv, row_for};

@@ -5,6 +5,7 @@ mod aggregate;
 mod answers;
 mod corpus;
 mod encodings;
+mod export;
 mod fixture;
 mod hostile;
 mod hosts;

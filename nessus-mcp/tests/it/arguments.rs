@@ -1,0 +1,244 @@
+//! Issue 14: every argument error is answered in the tool envelope (`error`,
+//! `error_code: "invalid_argument"`, a `hint` naming the argument), and
+//! get_scan_results takes sort, byte_budget, filters as text and reports
+//! unknown arguments.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{Harness, TOKEN, business_error, call, call_ok, text};
+
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../corpus/nessus");
+
+/// The predecessor's tools with a wrong-typed and a missing argument each:
+/// (tool, arguments, the argument the hint must name).
+fn cases() -> Vec<(&'static str, Value, &'static str)> {
+    let id = "ness_un_20250101_000000_deadbeef";
+    vec![
+        (
+            "run_untrusted_scan",
+            json!({"targets": 5, "name": "x"}),
+            "targets",
+        ),
+        (
+            "run_untrusted_scan",
+            json!({"targets": "192.0.2.1"}),
+            "name",
+        ),
+        (
+            "run_authenticated_scan",
+            json!({"targets": "192.0.2.1", "name": "x", "scan_type": ["authenticated"]}),
+            "scan_type",
+        ),
+        (
+            "run_authenticated_scan",
+            json!({"targets": "192.0.2.1", "name": "x"}),
+            "scan_type",
+        ),
+        ("get_scan_status", json!({"task_id": 5}), "task_id"),
+        ("get_scan_status", json!({"task": id}), "task_id"),
+        (
+            "get_scan_results",
+            json!({"task_id": id, "page": "two"}),
+            "page",
+        ),
+        ("get_scan_results", json!({"page": 1}), "task_id"),
+        (
+            "get_scan_results",
+            json!({"task_id": id, "filters": 3}),
+            "filters",
+        ),
+        (
+            "get_scan_results",
+            json!({"task_id": id, "custom_fields": ["host", 7]}),
+            "custom_fields",
+        ),
+        ("list_scanners", json!({"scanner_pool": 5}), "scanner_pool"),
+        (
+            "get_pool_status",
+            json!({"scanner_pool": true}),
+            "scanner_pool",
+        ),
+        (
+            "get_queue_status",
+            json!({"scanner_pool": [1]}),
+            "scanner_pool",
+        ),
+        ("list_tasks", json!({"limit": "ten"}), "limit"),
+        (
+            "list_tasks",
+            json!({"status_filter": {"eq": "queued"}}),
+            "status_filter",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn argument_errors_are_answered_in_the_envelope() {
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let client = h.client(TOKEN).await;
+    for (tool, args, arg) in cases() {
+        let r = call(&client, tool, args.clone()).await;
+        // Compatible mode: the predecessor's tools answer a normal result with the envelope.
+        let body = business_error(tool, &r);
+        assert_eq!(
+            body["error_code"], "invalid_argument",
+            "{tool} {args}: {body}"
+        );
+        let hint = body["hint"].as_str().unwrap_or_default();
+        assert!(
+            hint.contains(&format!("\"{arg}\"")) && hint.contains("takes"),
+            "{tool} {args}: the hint names {arg} and what it takes: {body}"
+        );
+        assert!(
+            !text(&r).contains("failed to deserialize"),
+            "{tool} {args}: no serde text: {body}"
+        );
+    }
+    // A new tool (typed errors in every mode): isError with the same envelope.
+    let r = call(&client, "import_scan", json!({"content": 5})).await;
+    let body = business_error("import_scan", &r);
+    assert_eq!(body["error_code"], "invalid_argument", "{body}");
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
+
+/// Typed mode answers the same envelope as isError.
+#[tokio::test]
+async fn argument_errors_are_is_error_in_typed_mode() {
+    let h = Harness::start_typed(0, Duration::from_secs(1)).await;
+    let client = h.client(TOKEN).await;
+    let r = call(&client, "get_scan_status", json!({"task_id": 5})).await;
+    assert_eq!(r.is_error, Some(true));
+    let body: Value = serde_json::from_str(&text(&r)).expect("envelope");
+    assert_eq!(body["error_code"], "invalid_argument", "{body}");
+    assert!(
+        body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("a string")),
+        "{body}"
+    );
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
+
+/// Lines of a JSON-NL answer.
+fn lines(t: &str) -> Vec<Value> {
+    t.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn vulns(t: &str) -> Vec<Value> {
+    lines(t)
+        .into_iter()
+        .filter(|l| l["type"] == "vulnerability")
+        .collect()
+}
+
+#[tokio::test]
+async fn results_take_sort_budget_text_filters_and_report_unknown_arguments() {
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let client = h.client(TOKEN).await;
+    let xml = std::fs::read_to_string(format!("{CORPUS}/libnessus__nessus_report_local_3.nessus"))
+        .expect("corpus");
+    let imported = call_ok(&client, "import_scan", json!({"content": xml})).await;
+    assert_eq!(imported["imported"], true, "{imported}");
+    let id = imported["task_id"].as_str().expect("id").to_owned();
+    let st = call_ok(&client, "get_scan_status", json!({"task_id": id})).await;
+    assert_eq!(st["imported"], true, "{st}");
+    let list = call_ok(&client, "list_tasks", json!({})).await;
+    assert_eq!(list["tasks"][0]["imported"], true, "{list}");
+
+    // filters as an object and as a JSON string give the same answer.
+    let as_object = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": id, "filters": {"severity": ">=3"}, "page_size": 100}),
+    )
+    .await;
+    let as_text = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": id, "filters": "{\"severity\": \">=3\"}", "page_size": 100}),
+    )
+    .await;
+    // MANIFEST: sev {3:3, 4:2} -> 5 findings of severity 3 or more.
+    assert_eq!(vulns(&text(&as_object)).len(), 5, "{}", text(&as_object));
+    assert_eq!(text(&as_object), text(&as_text));
+    // A string that holds no object is an argument error in the envelope.
+    for bad in ["[1,2]", "{severity"] {
+        let r = call(
+            &client,
+            "get_scan_results",
+            json!({"task_id": id, "filters": bad}),
+        )
+        .await;
+        let body = business_error("get_scan_results", &r);
+        assert_eq!(body["error_code"], "invalid_argument", "{bad}: {body}");
+        assert!(
+            body["hint"].as_str().is_some_and(|h| h.contains("filters")),
+            "{body}"
+        );
+    }
+
+    // sort is honoured (it was advertised and ignored): port ascending.
+    let sorted = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": id, "sort": "port:asc", "page_size": 100, "custom_fields": ["host", "port"]}),
+    )
+    .await;
+    let ports: Vec<i64> = vulns(&text(&sorted))
+        .iter()
+        .map(|v| v["port"].as_i64().unwrap_or(-1))
+        .collect();
+    let mut want = ports.clone();
+    want.sort_unstable();
+    assert_eq!(ports, want, "{}", text(&sorted));
+    assert!(ports.len() > 10, "{ports:?}");
+    // An unknown sort field is a query error whose hint lists the sort fields.
+    let bad_sort = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": id, "sort": "sevrity"}),
+    )
+    .await;
+    let body = business_error("get_scan_results", &bad_sort);
+    assert!(
+        body["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("4 critical") && h.contains("plugin_family")),
+        "{body}"
+    );
+
+    // byte_budget is accepted (defaults and clamps belong to the library).
+    let budget = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": id, "page": 0, "byte_budget": 8192}),
+    )
+    .await;
+    assert!(
+        !text(&budget).contains("\"error_code\""),
+        "{}",
+        text(&budget)
+    );
+
+    // Unknown arguments reach the query as notices (the library writes them into the
+    // closing line); the call itself succeeds.
+    let unknown = call(
+        &client,
+        "get_scan_results",
+        json!({"task_id": id, "page_sise": 10, "zzz": 1}),
+    )
+    .await;
+    assert!(
+        !text(&unknown).contains("\"error_code\""),
+        "{}",
+        text(&unknown)
+    );
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
