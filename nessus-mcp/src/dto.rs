@@ -746,3 +746,144 @@ pub(crate) struct ExportResult {
     /// What to do next.
     pub(crate) message: String,
 }
+
+/// Arguments of `summarize_results`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct SummarizeResults {
+    /// Task id of a completed scan.
+    pub(crate) task_id: String,
+    /// What to group findings by: host, plugin, severity, cve, port or plugin_family.
+    pub(crate) group_by: String,
+    /// Filters applied first, as for get_scan_results (an object, or a JSON string
+    /// holding one), e.g. {"severity": ">=high", "exploit_available": true}.
+    /// Severity: {severity_scale}.
+    #[serde(default)]
+    pub(crate) filters: Option<FiltersArg>,
+    /// Groups to return (1-100, default 10); the rest are summed in `other`.
+    #[serde(default)]
+    pub(crate) top: Option<u32>,
+    /// "severity" (default: most critical findings first, then high, medium, low, info,
+    /// then most findings) or "count" (most findings first).
+    #[serde(default)]
+    pub(crate) rank_by: Option<String>,
+    /// Arguments the schema does not name, reported in the answer's notices.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub(crate) notices: Vec<String>,
+}
+
+impl crate::args::ToolArgs for SummarizeResults {
+    fn unknown_arguments(&mut self, notices: Vec<String>) {
+        self.notices = notices;
+    }
+}
+
+/// Findings per severity of one group.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct SeverityCounts {
+    /// Severity 4.
+    pub(crate) critical: u64,
+    /// Severity 3.
+    pub(crate) high: u64,
+    /// Severity 2.
+    pub(crate) medium: u64,
+    /// Severity 1.
+    pub(crate) low: u64,
+    /// Severity 0.
+    pub(crate) info: u64,
+}
+
+/// One group of `summarize_results`. Which identity fields are present depends on
+/// group_by (host: host, host_ip; plugin: plugin_id, plugin_name, plugin_family,
+/// severity; cve: cve; port: port, protocol; severity: severity, severity_name;
+/// plugin_family: plugin_family).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct SummaryGroup {
+    /// Host name, plugin id, CVE id, "443/tcp", severity digit or family name: pass it
+    /// back as a filter (e.g. {"host": key}) to list the group's findings.
+    pub(crate) key: String,
+    /// A human name for the key (plugin name, severity name), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) label: Option<String>,
+    /// Findings in the group (all severities, after the filters).
+    pub(crate) findings: u64,
+    /// Distinct hosts among them.
+    pub(crate) hosts: u64,
+    /// Highest severity among them (4 critical ... 0 info).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) max_severity: Option<u8>,
+    /// Findings per severity.
+    pub(crate) severity_counts: SeverityCounts,
+    /// Findings with exploit_available true.
+    pub(crate) exploitable: u64,
+    /// Host name (group_by host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
+    /// The host's address when it differs from its name (group_by host).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host_ip: Option<String>,
+    /// Plugin id (group_by plugin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) plugin_id: Option<u32>,
+    /// Plugin name (group_by plugin).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) plugin_name: Option<String>,
+    /// Plugin family (group_by plugin or plugin_family).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) plugin_family: Option<String>,
+    /// Severity (group_by severity; for group_by plugin the highest it reported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) severity: Option<u8>,
+    /// critical, high, medium, low or info (group_by severity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) severity_name: Option<String>,
+    /// CVE id (group_by cve).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cve: Option<String>,
+    /// Port number (group_by port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) port: Option<u32>,
+    /// Protocol (group_by port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) protocol: Option<String>,
+}
+
+/// The groups left out of the top N.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct SummaryOther {
+    /// Groups left out.
+    pub(crate) groups: u64,
+    /// Their findings (for cve, a finding with several CVEs counts in each).
+    pub(crate) findings: u64,
+}
+
+/// What `summarize_results` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct SummaryResult {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// The grouping applied.
+    pub(crate) group_by: String,
+    /// The ranking applied (severity or count).
+    pub(crate) rank_by: String,
+    /// The filters as given ({} for none).
+    pub(crate) filters_applied: Map<String, Value>,
+    /// Findings matching the filters (all severities, info included).
+    pub(crate) matched_findings: u64,
+    /// Distinct groups among them.
+    pub(crate) groups_total: u64,
+    /// The first groups, ranked.
+    pub(crate) groups: Vec<SummaryGroup>,
+    /// The groups beyond `top`, summed; absent when every group is listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) other: Option<SummaryOther>,
+    /// Why nothing matched, and what the scan holds near the filters; present only
+    /// when the filters matched nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) explanation: Option<String>,
+    /// What was adjusted (e.g. a clamped top).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notices: Vec<String>,
+    /// What to call next.
+    pub(crate) next: String,
+}

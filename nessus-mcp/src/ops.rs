@@ -15,6 +15,7 @@ use crate::{
     auth::Principal,
     dto::{
         CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
+        SeverityCounts, SummarizeResults, SummaryGroup, SummaryOther, SummaryResult,
         GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
         RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
         ScannerList, TaskItem, TaskList, Troubleshooting,
@@ -732,5 +733,132 @@ pub(crate) async fn export_results(
         mime_type: format.mime_type().to_owned(),
         uris,
         message,
+    })
+}
+
+fn summary_group(g: nessus_queue::service::Group) -> SummaryGroup {
+    use nessus_queue::service::GroupIdentity as I;
+    let c = &g.severity_counts;
+    let mut out = SummaryGroup {
+        key: g.key,
+        label: g.label,
+        findings: g.findings,
+        hosts: g.hosts,
+        max_severity: g.max_severity,
+        severity_counts: SeverityCounts {
+            critical: c.critical,
+            high: c.high,
+            medium: c.medium,
+            low: c.low,
+            info: c.info,
+        },
+        exploitable: g.exploitable,
+        host: None,
+        host_ip: None,
+        plugin_id: None,
+        plugin_name: None,
+        plugin_family: None,
+        severity: None,
+        severity_name: None,
+        cve: None,
+        port: None,
+        protocol: None,
+    };
+    match g.identity {
+        I::Host { host, host_ip } => {
+            out.host = Some(host);
+            out.host_ip = host_ip;
+        }
+        I::Plugin {
+            plugin_id,
+            plugin_name,
+            plugin_family,
+            severity,
+        } => {
+            out.plugin_id = plugin_id;
+            out.plugin_name = plugin_name;
+            out.plugin_family = plugin_family;
+            out.severity = severity;
+        }
+        I::Cve { cve } => out.cve = Some(cve),
+        I::Port { port, protocol } => {
+            out.port = port;
+            out.protocol = protocol;
+        }
+        I::Severity {
+            severity,
+            severity_name,
+        } => {
+            out.severity = Some(severity);
+            out.severity_name = Some(severity_name.to_owned());
+        }
+        I::PluginFamily { plugin_family } => out.plugin_family = plugin_family,
+        _ => {}
+    }
+    out
+}
+
+/// The filter that lists one group's findings with get_scan_results.
+fn group_filter(group_by: nessus_queue::service::GroupBy) -> &'static str {
+    use nessus_queue::service::GroupBy as G;
+    match group_by {
+        G::Host => "{\"host\": key}",
+        G::Plugin => "{\"plugin_id\": key}",
+        G::Severity => "{\"severity\": key}",
+        G::Cve => "{\"cve\": key}",
+        G::Port => "{\"port\": the port number}",
+        _ => "{\"plugin_family\": key}",
+    }
+}
+
+pub(crate) async fn summarize(
+    app: &App,
+    principal: &Principal,
+    p: SummarizeResults,
+) -> Result<SummaryResult, ToolError> {
+    let filters = p.filters.map(filters_object).transpose()?;
+    let req = nessus_queue::service::SummaryRequest::new(p.group_by)
+        .filters(filters.clone())
+        .top(p.top.map(|t| usize::try_from(t).unwrap_or(usize::MAX)))
+        .rank_by(p.rank_by);
+    let s = app
+        .service()
+        .summarize(principal, &p.task_id, &req)
+        .await
+        .map_err(service_error)?;
+    let a = s.aggregation;
+    let mut notices = p.notices;
+    notices.extend(s.notices);
+    let next = if a.matched == 0 {
+        "Nothing matched: read explanation, then loosen the filters.".to_owned()
+    } else {
+        format!(
+            "To list one group's findings call get_scan_results with these filters plus {} \
+             (schema_profile \"minimal\" keeps it short).",
+            group_filter(s.group_by)
+        )
+    };
+    Ok(SummaryResult {
+        task_id: p.task_id,
+        group_by: s.group_by.as_str().to_owned(),
+        rank_by: match s.rank {
+            nessus_queue::service::Rank::Count => "count",
+            _ => "severity",
+        }
+        .to_owned(),
+        filters_applied: match filters {
+            Some(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        },
+        matched_findings: a.matched,
+        groups_total: a.groups_total,
+        groups: a.groups.into_iter().map(summary_group).collect(),
+        other: a.other.map(|o| SummaryOther {
+            groups: o.groups,
+            findings: o.findings,
+        }),
+        explanation: a.explanation,
+        notices,
+        next,
     })
 }

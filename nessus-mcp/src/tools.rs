@@ -17,8 +17,8 @@ use crate::{
     dto::{
         CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults,
         ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus,
-        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList, TaskList,
-        TaskRef,
+        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList,
+        SummarizeResults, SummaryResult, TaskList, TaskRef,
     },
     errors::ToolError,
     ops,
@@ -250,6 +250,32 @@ impl NessusMcp {
         ops::cancel(&self.app, &principal, &p.task_id)
             .await
             .map(Json)
+    }
+
+    /// Counts and top-N of a completed scan's findings in one call, grouped by host,
+    /// plugin, severity, cve, port or plugin_family, with filters applied first (the
+    /// same filters as get_scan_results). Start here, then list one group's findings
+    /// with get_scan_results. Examples: hosts ranked by critical and high findings
+    /// with an exploit: group_by "host", filters {"severity": ">=high",
+    /// "exploit_available": true}; most widespread plugins: group_by "plugin",
+    /// rank_by "count"; severity counts: group_by "severity"; is a CVE present and
+    /// where: group_by "host", filters {"cve": "CVE-2021-44228"}. Severity:
+    /// {severity_scale}. Counts include info findings unless filtered out. An empty
+    /// answer carries an explanation of what the scan holds.
+    #[tool(annotations(
+        title = "Summarize scan results",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn summarize_results(
+        &self,
+        Parameters(p): Parameters<SummarizeResults>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<SummaryResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::summarize(&self.app, &principal, p).await.map(Json)
     }
 
     /// Compare two completed scans: findings that are new, fixed, or changed

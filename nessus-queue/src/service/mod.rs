@@ -39,7 +39,8 @@ pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{ExportFormat, ExportPlan, QueryParams};
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
-pub use results::{DiffOptions, DiffOutcome};
+pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
+pub use results::{DiffOptions, DiffOutcome, Summarized, SummaryRequest};
 pub use submit::{ScanCredentials, ScanRequest, Submission};
 pub use tenancy::Cancelled;
 

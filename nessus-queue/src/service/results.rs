@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use nessus_schema::{
+    Aggregate, Aggregation, DEFAULT_TOP, Filter, GroupBy, MAX_TOP, Rank,
     DiffEntry, ExportFormat, ExportPlan, PageInfo, Query, QueryParams, SeverityChange, Store,
 };
 
@@ -109,6 +110,68 @@ pub struct DiffOutcome {
     pub truncated: bool,
 }
 
+/// What [`Service::summarize`] groups by, which findings count, and how many groups come
+/// back.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SummaryRequest {
+    /// `host`, `plugin`, `severity`, `cve`, `port` or `plugin_family`.
+    pub group_by: String,
+    /// The same filter object as results pages take.
+    pub filters: Option<serde_json::Value>,
+    /// Groups to return (1..=100, default 10; outside that, clamped with a notice).
+    pub top: Option<usize>,
+    /// `severity` (default) or `count`.
+    pub rank_by: Option<String>,
+}
+
+impl SummaryRequest {
+    /// Every finding grouped by `group_by`, the default top and rank.
+    pub fn new(group_by: impl Into<String>) -> Self {
+        Self {
+            group_by: group_by.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Only findings matching `filters`.
+    #[must_use]
+    pub fn filters(mut self, filters: Option<serde_json::Value>) -> Self {
+        self.filters = filters;
+        self
+    }
+
+    /// How many groups to return.
+    #[must_use]
+    pub fn top(mut self, top: Option<usize>) -> Self {
+        self.top = top;
+        self
+    }
+
+    /// How groups are ranked.
+    #[must_use]
+    pub fn rank_by(mut self, rank_by: Option<String>) -> Self {
+        self.rank_by = rank_by;
+        self
+    }
+}
+
+/// The answer of [`Service::summarize`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Summarized {
+    /// The grouping applied.
+    pub group_by: GroupBy,
+    /// The ranking applied.
+    pub rank: Rank,
+    /// The number of groups asked for, after the clamp.
+    pub top: usize,
+    /// Counts and groups.
+    pub aggregation: Aggregation,
+    /// What was adjusted (a clamped `top`).
+    pub notices: Vec<String>,
+}
+
 /// Refuses queries too large to be honest requests, before any store is opened.
 fn check_params(p: &QueryParams) -> Result<()> {
     if let Some(fields) = &p.custom_fields {
@@ -179,6 +242,55 @@ impl Service {
             "results page"
         );
         Ok((text, info))
+    }
+
+    /// Counts and the top groups of a completed task's findings, grouped by `req.group_by`
+    /// with `req.filters` applied first (see [`Store::aggregate`]): the one-call answer to
+    /// "which hosts have the most critical findings". Same tenancy, limits and audit as a
+    /// results page.
+    pub async fn summarize(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        req: &SummaryRequest,
+    ) -> Result<Summarized> {
+        if let Some(f) = &req.filters {
+            check_len("filters", &f.to_string(), FILTERS_MAX)?;
+        }
+        check_len("group_by", &req.group_by, FIELD_NAME_MAX)?;
+        let group_by: GroupBy = req.group_by.parse().map_err(Error::Query)?;
+        let rank: Rank = match req.rank_by.as_deref().map(str::trim) {
+            None | Some("") => Rank::default(),
+            Some(r) => r.parse().map_err(Error::Query)?,
+        };
+        let filter = match &req.filters {
+            Some(f) => Filter::from_json(f).map_err(Error::Query)?,
+            None => Filter::none(),
+        };
+        let asked = req.top.unwrap_or(DEFAULT_TOP);
+        let top = asked.clamp(1, MAX_TOP);
+        let mut notices = Vec::new();
+        if top != asked {
+            notices.push(format!("top {asked} was set to {top}; allowed 1-{MAX_TOP}"));
+        }
+        let request = Aggregate::new(group_by).filter(filter).top(top).rank(rank);
+        let store = self
+            .completed_store(
+                principal,
+                task_id,
+                AuditAction::ResultsRead,
+                Some(format!("summary by {}", group_by.as_str())),
+            )
+            .await?;
+        let aggregation =
+            blocking(move || store.aggregate(&request).map_err(Error::Query)).await?;
+        Ok(Summarized {
+            group_by,
+            rank,
+            top,
+            aggregation,
+            notices,
+        })
     }
 
     /// How the export of a completed task's findings (`params`' profile, fields,
