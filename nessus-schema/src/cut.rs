@@ -192,6 +192,7 @@ mod tests {
         // Uncut output renders to the same bytes (the cut re-renders the parsed line).
         let m: Map<String, Json> = serde_json::from_slice(&full).unwrap();
         assert_eq!(render_capped(&m, usize::MAX).0, full);
+        let mut lists_cut = 0;
         for room in [600, 1000, 3000, 10_000, 20_000] {
             let (cut, fields) = cut_to_fit(&full, room).unwrap();
             assert!(cut.len() <= room, "{room}: {}", cut.len());
@@ -209,8 +210,27 @@ mod tests {
                 .unwrap();
             assert!(long.starts_with(kept));
             assert_eq!(kept.chars().count() + n, long.chars().count());
+            let cve = back["cve"].as_array().unwrap();
+            if let Some(last) = cve
+                .last()
+                .and_then(|c| c.as_str())
+                .filter(|c| c.starts_with('…'))
+            {
+                let n: usize = last
+                    .strip_prefix("…[cut: ")
+                    .and_then(|m| m.strip_suffix(" more items]"))
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(cve.len() - 1 + n, 300, "{room}");
+                assert!(fields.contains(&"cve".to_owned()));
+                lists_cut += 1;
+            } else {
+                assert_eq!(cve.len(), 300, "{room}");
+            }
             // Nearly all of the room is used: the cut is no larger than needed.
             assert!(cut.len() + 40 >= room, "{room}: {}", cut.len());
         }
+        assert!(lists_cut > 0, "the smallest rooms cut the list too");
     }
 }

@@ -71,10 +71,18 @@ impl Census {
 
     /// A host seen (a host record, or a finding's host).
     pub(crate) fn host(&mut self, name: &str, ip: Option<IpAddr>) {
-        if self.host_names.insert(name.to_owned()) {
+        // Findings arrive grouped by host: the common case allocates nothing.
+        if let Some(last) = self.hosts.last_mut()
+            && last.0 == name
+        {
+            last.1 = ip.or(last.1);
+            return;
+        }
+        if !self.host_names.contains(name) {
+            self.host_names.insert(name.to_owned());
             self.hosts.push((name.to_owned(), ip));
         } else if ip.is_some()
-            && let Some(h) = self.hosts.iter_mut().rev().find(|h| h.0 == name)
+            && let Some(h) = self.hosts.iter_mut().find(|h| h.0 == name)
         {
             h.1 = ip;
         }

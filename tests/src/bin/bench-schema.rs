@@ -645,7 +645,7 @@ mod ours {
                 false,
                 false,
             ),
-            ("page 1, agent query, open".to_owned(), 1, false, true),
+            ("page 1, agent, store open".to_owned(), 1, false, true),
         ] {
             let query = if agent {
                 agent_for(page)?
