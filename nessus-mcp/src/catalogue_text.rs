@@ -137,7 +137,10 @@ mod tests {
             .get("get_scan_results")
             .and_then(|t| t.description.clone())
             .unwrap_or_default();
-        assert!(results.contains(&nessus_schema::severity_scale()), "{results}");
+        assert!(
+            results.contains(&nessus_schema::severity_scale()),
+            "{results}"
+        );
         for p in Profile::ALL {
             assert!(results.contains(&profile_fields(p)), "{results}");
         }

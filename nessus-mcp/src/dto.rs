@@ -262,20 +262,19 @@ pub(crate) struct ResultsSummary {
     auth_plugins_found: Option<u64>,
 }
 
-/// Findings per severity in a `results_summary`.
-#[derive(Debug, Clone, JsonSchema)]
-#[allow(dead_code, reason = "schema only: the value is the queue's JSON")]
+/// Findings per severity (a `results_summary`'s breakdown, a `summarize_results` group).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub(crate) struct SeverityBreakdown {
     /// Severity 4.
-    critical: u64,
+    pub(crate) critical: u64,
     /// Severity 3.
-    high: u64,
+    pub(crate) high: u64,
     /// Severity 2.
-    medium: u64,
+    pub(crate) medium: u64,
     /// Severity 1.
-    low: u64,
+    pub(crate) low: u64,
     /// Severity 0.
-    info: u64,
+    pub(crate) info: u64,
 }
 
 /// Arguments of `get_scan_results`.
@@ -763,7 +762,8 @@ pub(crate) struct SummarizeResults {
     #[serde(default)]
     pub(crate) top: Option<u32>,
     /// "severity" (default: most critical findings first, then high, medium, low, info,
-    /// then most findings) or "count" (most findings first).
+    /// then most findings), "count" (most findings first) or "hosts" (most distinct
+    /// hosts first: the most widespread plugins, CVEs or ports).
     #[serde(default)]
     pub(crate) rank_by: Option<String>,
     /// Arguments the schema does not name, reported in the answer's notices.
@@ -776,21 +776,6 @@ impl crate::args::ToolArgs for SummarizeResults {
     fn unknown_arguments(&mut self, notices: Vec<String>) {
         self.notices = notices;
     }
-}
-
-/// Findings per severity of one group.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub(crate) struct SeverityCounts {
-    /// Severity 4.
-    pub(crate) critical: u64,
-    /// Severity 3.
-    pub(crate) high: u64,
-    /// Severity 2.
-    pub(crate) medium: u64,
-    /// Severity 1.
-    pub(crate) low: u64,
-    /// Severity 0.
-    pub(crate) info: u64,
 }
 
 /// One group of `summarize_results`. Which identity fields are present depends on
@@ -813,7 +798,7 @@ pub(crate) struct SummaryGroup {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) max_severity: Option<u8>,
     /// Findings per severity.
-    pub(crate) severity_counts: SeverityCounts,
+    pub(crate) severity_counts: SeverityBreakdown,
     /// Findings with exploit_available true.
     pub(crate) exploitable: u64,
     /// Host name (group_by host).
@@ -864,7 +849,7 @@ pub(crate) struct SummaryResult {
     pub(crate) task_id: String,
     /// The grouping applied.
     pub(crate) group_by: String,
-    /// The ranking applied (severity or count).
+    /// The ranking applied (severity, count or hosts).
     pub(crate) rank_by: String,
     /// The filters as given ({} for none).
     pub(crate) filters_applied: Map<String, Value>,

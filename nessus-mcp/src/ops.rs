@@ -15,10 +15,10 @@ use crate::{
     auth::Principal,
     dto::{
         CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
-        SeverityCounts, SummarizeResults, SummaryGroup, SummaryOther, SummaryResult,
         GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
         RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
-        ScannerList, TaskItem, TaskList, Troubleshooting,
+        ScannerList, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
+        SummaryResult, TaskItem, TaskList, Troubleshooting,
     },
     errors::ToolError,
 };
@@ -745,7 +745,7 @@ fn summary_group(g: nessus_queue::service::Group) -> SummaryGroup {
         findings: g.findings,
         hosts: g.hosts,
         max_severity: g.max_severity,
-        severity_counts: SeverityCounts {
+        severity_counts: SeverityBreakdown {
             critical: c.critical,
             high: c.high,
             medium: c.medium,
@@ -843,6 +843,7 @@ pub(crate) async fn summarize(
         group_by: s.group_by.as_str().to_owned(),
         rank_by: match s.rank {
             nessus_queue::service::Rank::Count => "count",
+            nessus_queue::service::Rank::Hosts => "hosts",
             _ => "severity",
         }
         .to_owned(),

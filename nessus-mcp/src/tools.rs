@@ -258,7 +258,7 @@ impl NessusMcp {
     /// with get_scan_results. Examples: hosts ranked by critical and high findings
     /// with an exploit: group_by "host", filters {"severity": ">=high",
     /// "exploit_available": true}; most widespread plugins: group_by "plugin",
-    /// rank_by "count"; severity counts: group_by "severity"; is a CVE present and
+    /// rank_by "hosts"; severity counts: group_by "severity"; is a CVE present and
     /// where: group_by "host", filters {"cve": "CVE-2021-44228"}. Severity:
     /// {severity_scale}. Counts include info findings unless filtered out. An empty
     /// answer carries an explanation of what the scan holds.

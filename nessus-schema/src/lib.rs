@@ -45,8 +45,8 @@
 mod catalogue;
 mod codec;
 mod convert;
-mod cut;
 mod csv;
+mod cut;
 mod diff;
 mod encoding;
 mod error;

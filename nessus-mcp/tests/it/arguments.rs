@@ -213,18 +213,20 @@ async fn results_take_sort_budget_text_filters_and_report_unknown_arguments() {
         "{body}"
     );
 
-    // byte_budget is accepted (defaults and clamps belong to the library).
+    // byte_budget bounds the whole answer, and the closing line says it was cut and how to
+    // go on.
     let budget = call(
         &client,
         "get_scan_results",
-        json!({"task_id": id, "page": 0, "byte_budget": 8192}),
+        json!({"task_id": id, "page": 0, "byte_budget": 8192, "schema_profile": "full"}),
     )
     .await;
-    assert!(
-        !text(&budget).contains("\"error_code\""),
-        "{}",
-        text(&budget)
-    );
+    let t = text(&budget);
+    assert!(t.len() <= 8192, "{} bytes", t.len());
+    let last = lines(&t).pop().expect("closing line");
+    assert_eq!(last["type"], "truncated", "{last}");
+    assert_eq!(last["truncated"], true, "{last}");
+    assert!(last["next_cursor"].is_string(), "{last}");
 
     // Unknown arguments reach the query as notices (the library writes them into the
     // closing line); the call itself succeeds.
@@ -234,11 +236,138 @@ async fn results_take_sort_budget_text_filters_and_report_unknown_arguments() {
         json!({"task_id": id, "page_sise": 10, "zzz": 1}),
     )
     .await;
+    let last = lines(&text(&unknown)).pop().expect("closing line");
+    assert_eq!(last["type"], "pagination", "{last}");
+    let notices = last["notices"].to_string();
     assert!(
-        !text(&unknown).contains("\"error_code\""),
-        "{}",
-        text(&unknown)
+        notices.contains("ignored unknown argument \\\"page_sise\\\"")
+            && notices.contains("page_size")
+            && notices.contains("\\\"zzz\\\""),
+        "{notices}"
     );
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
+
+/// summarize_results answers the common questions in one call; its counts equal the
+/// MANIFEST's (libnessus__nessus_report_local_3.nessus: 3 hosts with 2, 31 and 73
+/// items; severities {0:71, 1:10, 2:20, 3:3, 4:2}).
+#[tokio::test]
+async fn summarize_results_counts_as_the_manifest_says() {
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let client = h.client(TOKEN).await;
+    let xml = std::fs::read_to_string(format!("{CORPUS}/libnessus__nessus_report_local_3.nessus"))
+        .expect("corpus");
+    let imported = call_ok(&client, "import_scan", json!({"content": xml})).await;
+    let id = imported["task_id"].as_str().expect("id").to_owned();
+
+    let by_host = call_ok(
+        &client,
+        "summarize_results",
+        json!({"task_id": id, "group_by": "host", "rank_by": "count"}),
+    )
+    .await;
+    let counts: Vec<u64> = by_host["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["findings"].as_u64().expect("findings"))
+        .collect();
+    assert_eq!(counts, [73, 31, 2], "{by_host}");
+    assert_eq!(by_host["matched_findings"], 106, "{by_host}");
+    assert_eq!(by_host["groups_total"], 3, "{by_host}");
+
+    let by_severity = call_ok(
+        &client,
+        "summarize_results",
+        json!({"task_id": id, "group_by": "severity"}),
+    )
+    .await;
+    let got: Vec<(String, u64)> = by_severity["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                g["severity_name"].as_str().expect("name").to_owned(),
+                g["findings"].as_u64().expect("findings"),
+            )
+        })
+        .collect();
+    let want: Vec<(String, u64)> = [
+        ("critical", 2),
+        ("high", 3),
+        ("medium", 20),
+        ("low", 10),
+        ("info", 71),
+    ]
+    .iter()
+    .map(|(n, c)| ((*n).to_owned(), *c))
+    .collect();
+    assert_eq!(got, want, "{by_severity}");
+
+    // Filters first, by severity name and as a JSON string; top is clamped with a notice.
+    let high = call_ok(
+        &client,
+        "summarize_results",
+        json!({"task_id": id, "group_by": "host", "filters": "{\"severity\": \">=high\"}", "top": 1000}),
+    )
+    .await;
+    assert_eq!(high["matched_findings"], 5, "{high}");
+    assert!(high["notices"].to_string().contains("top 1000"), "{high}");
+
+    // An empty answer explains itself.
+    let none = call_ok(
+        &client,
+        "summarize_results",
+        json!({"task_id": id, "group_by": "host", "filters": {"cve": "CVE-1999-0000000"}}),
+    )
+    .await;
+    assert_eq!(none["matched_findings"], 0, "{none}");
+    let why = none["explanation"].as_str().expect("explanation");
+    assert!(
+        why.contains("106 findings") && why.contains("critical"),
+        "{why}"
+    );
+
+    // Argument errors in the envelope: an unknown grouping names the choices.
+    let r = call(
+        &client,
+        "summarize_results",
+        json!({"task_id": id, "group_by": "hostname"}),
+    )
+    .await;
+    let body = business_error("summarize_results", &r);
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plugin_family")),
+        "{body}"
+    );
+    let r = call(
+        &client,
+        "summarize_results",
+        json!({"task_id": id, "group_by": "host", "top": "five"}),
+    )
+    .await;
+    assert_eq!(
+        business_error("summarize_results", &r)["error_code"],
+        "invalid_argument"
+    );
+
+    // Another principal sees nothing.
+    let other = h.client(crate::support::OTHER_TOKEN).await;
+    let r = call(
+        &other,
+        "summarize_results",
+        json!({"task_id": id, "group_by": "host"}),
+    )
+    .await;
+    assert_eq!(
+        business_error("summarize_results", &r)["error_code"],
+        "task_not_found"
+    );
+    other.cancel().await.expect("close");
     client.cancel().await.expect("close");
     h.stop().await;
 }

@@ -36,10 +36,10 @@ use crate::results_dir::ResultsDir;
 
 pub use import::{ImportProgress, ImportRequest, ImportSource, Imported, PROGRESS_INTERVAL};
 pub use load::{InstanceLoad, utilization_pct};
+pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
 pub use nessus_schema::{ExportFormat, ExportPlan, QueryParams};
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
-pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
 pub use results::{DiffOptions, DiffOutcome, Summarized, SummaryRequest};
 pub use submit::{ScanCredentials, ScanRequest, Submission};
 pub use tenancy::Cancelled;

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use nessus_schema::{
-    Aggregate, Aggregation, DEFAULT_TOP, Filter, GroupBy, MAX_TOP, Rank,
-    DiffEntry, ExportFormat, ExportPlan, PageInfo, Query, QueryParams, SeverityChange, Store,
+    Aggregate, Aggregation, DEFAULT_TOP, DiffEntry, ExportFormat, ExportPlan, Filter, GroupBy,
+    MAX_TOP, PageInfo, Query, QueryParams, Rank, SeverityChange, Store,
 };
 
 use crate::audit::AuditAction;
@@ -121,7 +121,7 @@ pub struct SummaryRequest {
     pub filters: Option<serde_json::Value>,
     /// Groups to return (1..=100, default 10; outside that, clamped with a notice).
     pub top: Option<usize>,
-    /// `severity` (default) or `count`.
+    /// `severity` (default), `count` or `hosts`.
     pub rank_by: Option<String>,
 }
 
@@ -221,6 +221,23 @@ impl Service {
         blocking(move || stores.get(&results, &id)).await
     }
 
+    /// The validated query and the findings store behind a results read (a page or an
+    /// export part): the limits first, then tenancy and the audit record.
+    async fn query_store(
+        &self,
+        principal: &Principal,
+        task_id: &str,
+        params: &QueryParams,
+        detail: Option<String>,
+    ) -> Result<(Query, Arc<Store>)> {
+        check_params(params)?;
+        let query = Query::from_params(params).map_err(Error::Query)?;
+        let store = self
+            .completed_store(principal, task_id, AuditAction::ResultsRead, detail)
+            .await?;
+        Ok((query, store))
+    }
+
     /// One page of a completed task's findings, as JSON-NL.
     pub async fn results_page(
         &self,
@@ -228,11 +245,7 @@ impl Service {
         task_id: &str,
         params: &QueryParams,
     ) -> Result<(String, PageInfo)> {
-        check_params(params)?;
-        let query = Query::from_params(params).map_err(Error::Query)?;
-        let store = self
-            .completed_store(principal, task_id, AuditAction::ResultsRead, None)
-            .await?;
+        let (query, store) = self.query_store(principal, task_id, params, None).await?;
         let (text, info) =
             blocking(move || store.page_string(&query).map_err(Error::Query)).await?;
         tracing::debug!(
@@ -282,8 +295,7 @@ impl Service {
                 Some(format!("summary by {}", group_by.as_str())),
             )
             .await?;
-        let aggregation =
-            blocking(move || store.aggregate(&request).map_err(Error::Query)).await?;
+        let aggregation = blocking(move || store.aggregate(&request).map_err(Error::Query)).await?;
         Ok(Summarized {
             group_by,
             rank,
@@ -303,15 +315,9 @@ impl Service {
         params: &QueryParams,
         format: ExportFormat,
     ) -> Result<ExportPlan> {
-        check_params(params)?;
-        let query = Query::from_params(params).map_err(Error::Query)?;
-        let store = self
-            .completed_store(
-                principal,
-                task_id,
-                AuditAction::ResultsRead,
-                Some(format!("export plan ({})", format.name())),
-            )
+        let detail = format!("export plan ({})", format.name());
+        let (query, store) = self
+            .query_store(principal, task_id, params, Some(detail))
             .await?;
         blocking(move || store.export_plan(&query, format).map_err(Error::Query)).await
     }
@@ -327,15 +333,9 @@ impl Service {
         part_size: u32,
         part: u32,
     ) -> Result<Vec<u8>> {
-        check_params(params)?;
-        let query = Query::from_params(params).map_err(Error::Query)?;
-        let store = self
-            .completed_store(
-                principal,
-                task_id,
-                AuditAction::ResultsRead,
-                Some(format!("export part {part} ({})", format.name())),
-            )
+        let detail = format!("export part {part} ({})", format.name());
+        let (query, store) = self
+            .query_store(principal, task_id, params, Some(detail))
             .await?;
         blocking(move || {
             store

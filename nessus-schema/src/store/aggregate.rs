@@ -96,6 +96,8 @@ pub enum Rank {
     Severity,
     /// Findings desc, then the severity rank.
     Count,
+    /// Distinct hosts desc ("most widespread"), then the severity rank.
+    Hosts,
 }
 
 impl FromStr for Rank {
@@ -105,8 +107,9 @@ impl FromStr for Rank {
         match s.trim().to_ascii_lowercase().as_str() {
             "severity" => Ok(Rank::Severity),
             "count" => Ok(Rank::Count),
+            "hosts" => Ok(Rank::Hosts),
             _ => Err(Error::query(format!(
-                "unknown rank_by {s:?}: use severity or count"
+                "unknown rank_by {s:?}: use severity, count or hosts"
             ))),
         }
     }
@@ -253,7 +256,6 @@ pub struct Aggregation {
     pub explanation: Option<String>,
 }
 
-
 /// A group while rows are counted.
 struct Acc {
     first: Row,
@@ -389,6 +391,12 @@ impl Store {
             (_, Rank::Count) => out.sort_by(|a, b| {
                 b.findings
                     .cmp(&a.findings)
+                    .then_with(|| severity_rank(a, b))
+                    .then_with(|| a.key.cmp(&b.key))
+            }),
+            (_, Rank::Hosts) => out.sort_by(|a, b| {
+                b.hosts
+                    .cmp(&a.hosts)
                     .then_with(|| severity_rank(a, b))
                     .then_with(|| a.key.cmp(&b.key))
             }),

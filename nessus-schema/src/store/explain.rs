@@ -23,7 +23,6 @@ const HOST_KEYS: &[&str] = &["host", "host_ip", "host_fqdn", "netbios_name"];
 /// Hosts named in an explanation before "and N more".
 const HOSTS_LISTED: usize = 10;
 
-
 /// The filter's conditions one by one, as given (field, condition, filter of just it).
 fn conditions(filter: &Filter) -> Result<Vec<(String, Json, Filter)>> {
     filter

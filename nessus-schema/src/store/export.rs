@@ -134,8 +134,9 @@ impl Store {
             let row = index.get(self, i)?;
             reader.read(&row, &mut buf)?;
             let mut finding = codec::decode(RawRecord { bytes: &buf }, &self.dict);
-            // As `findings()` does: the host's address comes from the host table.
+            // As `findings()` does: the host's address and fields come from the host table.
             finding.host_ip = self.meta.hosts.get(row.host as usize).and_then(|h| h.ip);
+            finding.host_fields = self.host_fields.get(row.host as usize).cloned();
             f(&finding)?;
         }
         Ok(())

@@ -71,6 +71,14 @@ fn expected_order(groups: &BTreeMap<String, Naive>, by: GroupBy, rank: Rank) -> 
                 .then_with(|| sev_key(a).cmp(&sev_key(b)))
                 .then_with(|| a.cmp(b))
         }),
+        (_, Rank::Hosts) => keys.sort_by(|a, b| {
+            groups[*b]
+                .hosts
+                .len()
+                .cmp(&groups[*a].hosts.len())
+                .then_with(|| sev_key(a).cmp(&sev_key(b)))
+                .then_with(|| a.cmp(b))
+        }),
         _ => keys.sort_by(|a, b| sev_key(a).cmp(&sev_key(b)).then_with(|| a.cmp(b))),
     }
     keys.into_iter().cloned().collect()
@@ -85,7 +93,7 @@ fn check(file: &str, store: &nessus_schema::Store, items: &[Item], filter: &str)
         GroupBy::Port,
     ] {
         let want = naive_groups(items, by);
-        for rank in [Rank::Severity, Rank::Count] {
+        for rank in [Rank::Severity, Rank::Count, Rank::Hosts] {
             let request = Aggregate::new(by)
                 .filter(Filter::from_json_str(filter).unwrap())
                 .top(100)
@@ -163,7 +171,7 @@ fn severity_groups_match_the_manifest() {
         ),
     ] {
         let store = ingest(file, dir.path());
-        for rank in [Rank::Severity, Rank::Count] {
+        for rank in [Rank::Severity, Rank::Count, Rank::Hosts] {
             let got = store
                 .aggregate(&Aggregate::new(GroupBy::Severity).rank(rank))
                 .unwrap();
@@ -270,6 +278,7 @@ fn group_by_names_and_empty_aggregations() {
     );
     assert!("counts".parse::<Rank>().is_err());
     assert_eq!("count".parse::<Rank>().unwrap(), Rank::Count);
+    assert_eq!("hosts".parse::<Rank>().unwrap(), Rank::Hosts);
 
     let dir = tempfile::tempdir().unwrap();
     let store = ingest(FIXTURE, dir.path());

@@ -20,8 +20,10 @@ fn query(profile: &str, filters: Option<serde_json::Value>, sort: Option<&str>) 
 
 /// The page engine's vulnerability lines for `q`, everything at once, no budget.
 fn page_lines(store: &Store, q: &Query) -> Vec<String> {
+    // Every line: the page engine without the answer budget an agent's query carries.
     let q = Query {
         page: PageRequest::All { byte_budget: None },
+        byte_budget: None,
         ..q.clone()
     };
     let (text, _) = store.page_string(&q).expect("page");
@@ -60,7 +62,16 @@ fn jsonl_parts_are_the_pages_vulnerability_lines() {
             0,
         ),
     ];
-    for (q, want) in cases {
+    // MANIFEST: 7 hosts named by host name (qa3appNN), 296 items: profiles write their
+    // host_ip, full adds the host fields; the export must too.
+    let named_dir = tempfile::tempdir().expect("tempdir");
+    let named = ingest("defectdojo__nessus_v_unknown.xml", named_dir.path());
+    let cases = cases.map(|(q, want)| (&store, q, want));
+    let named_cases = [
+        (&named, query("minimal", None, None), 296),
+        (&named, query("full", None, None), 296),
+    ];
+    for (store, q, want) in cases.into_iter().chain(named_cases) {
         let plan = store
             .export_plan(&q, ExportFormat::JsonLines)
             .expect("plan");
@@ -82,7 +93,7 @@ fn jsonl_parts_are_the_pages_vulnerability_lines() {
                     .map(str::to_owned),
             );
         }
-        assert_eq!(lines, page_lines(&store, &q));
+        assert_eq!(lines, page_lines(store, &q));
         assert!(
             store
                 .export_part(&q, ExportFormat::JsonLines, plan.part_size, plan.parts + 1)
