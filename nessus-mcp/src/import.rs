@@ -3,14 +3,8 @@
 //! carries `_meta.progressToken`, the bytes read are reported as `notifications/progress`
 //! (the service counts them and sets the pace; this frontend only sends them).
 
-use nessus_queue::service::{
-    ImportProgress, ImportRequest, ImportSource, Imported, PROGRESS_INTERVAL,
-};
-use rmcp::{
-    Peer, RoleServer,
-    model::{ProgressNotificationParam, ProgressToken},
-    service::RequestContext,
-};
+use nessus_queue::service::{ImportRequest, ImportSource, Progress};
+use rmcp::{RoleServer, service::RequestContext};
 
 use crate::{
     app::App,
@@ -40,13 +34,15 @@ pub(crate) async fn import_scan(
         }
     };
     let token = ctx.meta.get_progress_token();
-    let progress = token.as_ref().map(|_| ImportProgress::new());
+    let progress = token.as_ref().map(|_| Progress::new());
     let request = ImportRequest::new(source)
         .name(p.name)
         .progress(progress.clone());
     let import = app.service().import(principal, request);
     let imported = match (token, progress) {
-        (Some(token), Some(progress)) => reporting(import, &ctx.peer, token, &progress).await,
+        (Some(token), Some(progress)) => {
+            crate::progress::reporting(import, &ctx.peer, token, &progress, "bytes ingested").await
+        }
         _ => import.await,
     };
     let done = imported.map_err(service_error)?.task;
@@ -63,47 +59,4 @@ pub(crate) async fn import_scan(
         targets: done.targets,
         results_summary: done.results_summary,
     })
-}
-
-/// Awaits `import`, sending a progress notification every [`PROGRESS_INTERVAL`] in
-/// which the byte count moved. A notification that cannot be sent (the client went
-/// away) does not fail the import: the task is recorded either way.
-async fn reporting(
-    import: impl Future<Output = nessus_queue::Result<Imported>>,
-    peer: &Peer<RoleServer>,
-    token: ProgressToken,
-    progress: &ImportProgress,
-) -> nessus_queue::Result<Imported> {
-    let mut import = std::pin::pin!(import);
-    let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick is immediate: nothing has been read yet.
-    tick.tick().await;
-    let mut last = 0;
-    loop {
-        tokio::select! {
-            done = &mut import => return done,
-            _ = tick.tick() => {
-                let read = progress.bytes_read();
-                if read == last {
-                    continue;
-                }
-                last = read;
-                let total = progress.total();
-                let message = match total {
-                    Some(t) => format!("ingested {read} of {t} bytes"),
-                    None => format!("ingested {read} bytes"),
-                };
-                // u64 -> f64 is exact below 2^53 bytes (8 PiB).
-                let mut param = ProgressNotificationParam::new(token.clone(), read as f64)
-                    .with_message(message);
-                if let Some(t) = total {
-                    param = param.with_total(t as f64);
-                }
-                if let Err(e) = peer.notify_progress(param).await {
-                    tracing::debug!(error = %e, "import progress not delivered");
-                }
-            }
-        }
-    }
 }

@@ -42,6 +42,7 @@ mod listener;
 mod mcp_tasks;
 mod ops;
 mod portable;
+mod progress;
 mod prompts;
 mod resources;
 mod server;

@@ -688,6 +688,7 @@ pub(crate) async fn export_results(
     app: &App,
     principal: &Principal,
     p: ExportResults,
+    ctx: &rmcp::service::RequestContext<rmcp::RoleServer>,
 ) -> Result<ExportResult, ToolError> {
     use nessus_queue::service::ExportFormat;
     let format = ExportFormat::parse(&p.format).map_err(|_| {
@@ -707,11 +708,22 @@ pub(crate) async fn export_results(
         sort: p.sort.filter(|s| !s.trim().is_empty()),
         ..Default::default()
     };
-    let plan = app
-        .service()
-        .export_plan(principal, &p.task_id, &params, format)
-        .await
-        .map_err(service_error)?;
+    // The plan measures every matching finding once: report it when the client asks.
+    let token = ctx.meta.get_progress_token();
+    let progress = token
+        .as_ref()
+        .map(|_| nessus_queue::service::Progress::new());
+    let planning =
+        app.service()
+            .export_plan(principal, &p.task_id, &params, format, progress.clone());
+    let plan = match (token, progress) {
+        (Some(token), Some(progress)) => {
+            crate::progress::reporting(planning, &ctx.peer, token, &progress, "findings measured")
+                .await
+        }
+        _ => planning.await,
+    }
+    .map_err(service_error)?;
     let uris: Vec<String> = (1..=plan.parts)
         .map(|k| export_uri::build(&p.task_id, format, k, &params, plan.part_size))
         .collect();

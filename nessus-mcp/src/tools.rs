@@ -321,7 +321,7 @@ impl NessusMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ToolError> {
         let principal = self.principal(&ctx);
-        let e = ops::export_results(&self.app, &principal, p).await?;
+        let e = ops::export_results(&self.app, &principal, p, &ctx).await?;
         let links: Vec<ContentBlock> = e
             .uris
             .iter()

@@ -216,4 +216,38 @@ async fn import_reports_progress_when_asked_and_counts_every_finding() {
             );
         }
     }
+
+    // The export plan of the same scan measures every finding: it reports too, in
+    // findings, ending at the number the plan answers.
+    log.0.lock().expect("log lock").clear();
+    let task_id = done["task_id"].as_str().expect("task id");
+    let mut params =
+        CallToolRequestParams::new("export_results").with_arguments(crate::support::args(
+            json!({"task_id": task_id, "format": "csv", "schema_profile": "full"}),
+        ));
+    params.set_progress_token(ProgressToken(NumberOrString::String("export-1".into())));
+    let r = client.call_tool(params).await.expect("tools/call answered");
+    assert_ne!(r.is_error, Some(true), "{}", text(&r));
+    let plan = r.structured_content.expect("structured result");
+    assert_eq!(plan["findings"], json!(items), "{plan}");
+    let seen = log.0.lock().expect("log lock").clone();
+    assert!(
+        !seen.is_empty(),
+        "no progress notification for a {items}-finding export plan"
+    );
+    let mut last = -1.0;
+    for (_, p) in &seen {
+        assert_eq!(
+            p.total,
+            Some(items as f64),
+            "total is the findings to measure"
+        );
+        assert!(
+            p.progress > last && p.progress <= items as f64,
+            "{:?}",
+            p.progress
+        );
+        assert!(p.message.as_deref().is_some_and(|m| m.contains("findings")));
+        last = p.progress;
+    }
 }

@@ -9,8 +9,6 @@
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use nessus_schema::{Store, Summary};
 
@@ -21,6 +19,7 @@ use crate::results_dir::ResultsDir;
 use crate::schema_ingest::SchemaIngest;
 use crate::task::{NewTask, ScanType, Task};
 
+use super::Progress;
 use super::{Principal, Service, blocking};
 
 /// Where the `.nessus` comes from.
@@ -76,52 +75,20 @@ pub struct ImportRequest {
     /// script that asks for another pool does not look for the task where it is not.
     pub pool: Option<String>,
     /// Filled while the file is ingested, for a frontend that reports progress.
-    pub progress: Option<ImportProgress>,
+    pub progress: Option<Progress>,
 }
 
-/// The shortest gap between two progress reports of one import (MCP clients render each
-/// notification; more often than this is noise).
-pub const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// How far an import has read its file: a cheap handle the service fills while it ingests
-/// (off the async runtime) and a frontend reads on its own clock (e.g. MCP
-/// `notifications/progress`). Clones share the counters.
-#[derive(Debug, Clone, Default)]
-pub struct ImportProgress {
-    read: Arc<AtomicU64>,
-    /// The file size, 0 until it is known (never known for [`ImportSource::Reader`]).
-    total: Arc<AtomicU64>,
-}
-
-impl ImportProgress {
-    /// A new handle at 0 bytes of an unknown total.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Bytes of the file read so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
-    }
-
-    /// The file size once the file is open (`None` before, and for readers of unknown
-    /// length).
-    pub fn total(&self) -> Option<u64> {
-        Some(self.total.load(Ordering::Relaxed)).filter(|&n| n > 0)
-    }
-}
-
-/// A reader that adds what it reads to an [`ImportProgress`]: one atomic add per read of
+/// A reader that adds what it reads to an [`Progress`]: one atomic add per read of
 /// the 64 KiB buffer above it, so it costs nothing measurable.
 struct Counted<R> {
     inner: R,
-    progress: ImportProgress,
+    progress: Progress,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.progress.read.fetch_add(n as u64, Ordering::Relaxed);
+        self.progress.add(n as u64);
         Ok(n)
     }
 }
@@ -140,7 +107,7 @@ impl ImportRequest {
 
     /// Reports the bytes read (and the file size) into `progress` while ingesting.
     #[must_use]
-    pub fn progress(mut self, progress: Option<ImportProgress>) -> Self {
+    pub fn progress(mut self, progress: Option<Progress>) -> Self {
         self.progress = progress;
         self
     }
@@ -239,11 +206,11 @@ fn targets_of(summary: &Summary) -> String {
 fn ingest(
     source: ImportSource,
     staging: &Path,
-    progress: Option<ImportProgress>,
+    progress: Option<Progress>,
 ) -> Result<(Summary, String)> {
     let (mut reader, file_name, size) = open(source)?;
     if let Some(progress) = progress {
-        progress.total.store(size.unwrap_or(0), Ordering::Relaxed);
+        progress.set_total(size.unwrap_or(0));
         reader = Box::new(Counted {
             inner: reader,
             progress,
@@ -460,12 +427,12 @@ mod tests {
             ("reader", None),
         ] {
             let staging = tempfile::tempdir().expect("tempdir");
-            let progress = ImportProgress::new();
-            assert_eq!((progress.bytes_read(), progress.total()), (0, None));
+            let progress = Progress::new();
+            assert_eq!((progress.done(), progress.total()), (0, None));
             let (summary, _) =
                 ingest(source(what), staging.path(), Some(progress.clone())).expect(what);
             assert_eq!(summary.hosts_scanned, 3, "{what}");
-            assert_eq!(progress.bytes_read(), size, "{what}: bytes read");
+            assert_eq!(progress.done(), size, "{what}: bytes read");
             assert_eq!(progress.total(), total, "{what}: total");
         }
     }

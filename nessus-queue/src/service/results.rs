@@ -308,18 +308,30 @@ impl Service {
     /// How the export of a completed task's findings (`params`' profile, fields,
     /// filters and sort; the page is ignored) in `format` is cut into parts
     /// (see [`Store::export_plan`]). Same tenancy, limits and audit as a results page.
+    /// `progress`, if given, follows the findings measured.
     pub async fn export_plan(
         &self,
         principal: &Principal,
         task_id: &str,
         params: &QueryParams,
         format: ExportFormat,
+        progress: Option<super::Progress>,
     ) -> Result<ExportPlan> {
         let detail = format!("export plan ({})", format.name());
         let (query, store) = self
             .query_store(principal, task_id, params, Some(detail))
             .await?;
-        blocking(move || store.export_plan(&query, format).map_err(Error::Query)).await
+        blocking(move || {
+            let mut report = |done, total| {
+                if let Some(p) = &progress {
+                    p.set(done, total);
+                }
+            };
+            store
+                .export_plan_with(&query, format, &mut report)
+                .map_err(Error::Query)
+        })
+        .await
     }
 
     /// Part `part` (1-based) of that export, `part_size` findings per part (the

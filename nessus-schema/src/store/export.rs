@@ -103,6 +103,9 @@ pub(crate) fn part_size_for(sizes: &[u64], header: u64, cap: u64, max: u32) -> (
     }
 }
 
+/// How many findings [`Store::export_plan_with`] measures between two progress calls.
+const PROGRESS_EVERY: usize = 256;
+
 impl Store {
     /// The columns of a CSV export: the projection's fields, or for `full` the
     /// standard attributes, every other field this store holds, and `cvss_score`.
@@ -174,18 +177,36 @@ impl Store {
     /// How the export of `query` (its projection, filter and sort; the page is
     /// ignored) in `format` is cut into parts (see the module documentation).
     pub fn export_plan(&self, query: &Query, format: ExportFormat) -> Result<ExportPlan> {
+        self.export_plan_with(query, format, &mut |_, _| {})
+    }
+
+    /// [`Store::export_plan`], calling `progress(measured, total)` as findings are
+    /// measured (at the start, every 256 findings, and at the end), so a caller can
+    /// report a long plan.
+    pub fn export_plan_with(
+        &self,
+        query: &Query,
+        format: ExportFormat,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<ExportPlan> {
         self.check_fields(query)?;
         let matched = self.select(&query.filter, &query.sort)?;
         let columns = self.export_columns(&query.projection);
         let header = self.header(format, &columns).len() as u64;
+        let total = matched.len() as u64;
         let mut sizes = Vec::with_capacity(matched.len());
         let mut scratch = Vec::new();
+        progress(0, total);
         self.each_finding(&matched, |f| {
             scratch.clear();
             Self::render(format, &query.projection, &columns, f, &mut scratch);
             sizes.push(scratch.len() as u64);
+            if sizes.len() % PROGRESS_EVERY == 0 {
+                progress(sizes.len() as u64, total);
+            }
             Ok(())
         })?;
+        progress(total, total);
         let (part_size, largest) = part_size_for(
             &sizes,
             header,
