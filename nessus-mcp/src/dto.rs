@@ -740,8 +740,11 @@ pub(crate) struct ExportResult {
     pub(crate) part_size: u32,
     /// MIME type of every part.
     pub(crate) mime_type: String,
-    /// One nessus:// resource URI per part, in order: read each with resources/read.
+    /// One nessus:// resource URI per part, in order (the first 20 parts at most):
+    /// read each with resources/read.
     pub(crate) uris: Vec<String>,
+    /// The URI of every part: replace {part} with 1..parts.
+    pub(crate) uri_template: String,
     /// What to do next.
     pub(crate) message: String,
 }

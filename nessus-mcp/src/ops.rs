@@ -618,6 +618,26 @@ pub(crate) mod export_uri {
         params: &QueryParams,
         size: u32,
     ) -> String {
+        build_part(task_id, format, &part.to_string(), params, size)
+    }
+
+    /// The same URI with the literal `{part}` in place of the part number.
+    pub(crate) fn template(
+        task_id: &str,
+        format: ExportFormat,
+        params: &QueryParams,
+        size: u32,
+    ) -> String {
+        build_part(task_id, format, "{part}", params, size)
+    }
+
+    fn build_part(
+        task_id: &str,
+        format: ExportFormat,
+        part: &str,
+        params: &QueryParams,
+        size: u32,
+    ) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         match &params.custom_fields {
             Some(f) => {
@@ -684,6 +704,9 @@ pub(crate) mod export_uri {
     }
 }
 
+/// Parts an `export_results` answer lists by URI (and as resource links).
+const EXPORT_URIS_LISTED: u32 = 20;
+
 pub(crate) async fn export_results(
     app: &App,
     principal: &Principal,
@@ -724,15 +747,27 @@ pub(crate) async fn export_results(
         _ => planning.await,
     }
     .map_err(service_error)?;
-    let uris: Vec<String> = (1..=plan.parts)
+    // An answer lists at most EXPORT_URIS_LISTED parts (it must stay small however large
+    // the export); the template names every part.
+    let uris: Vec<String> = (1..=plan.parts.min(EXPORT_URIS_LISTED))
         .map(|k| export_uri::build(&p.task_id, format, k, &params, plan.part_size))
         .collect();
+    let uri_template = export_uri::template(&p.task_id, format, &params, plan.part_size);
     let message = if plan.parts == 0 {
         "No findings match these filters; nothing to export.".to_owned()
     } else {
+        let listed = if plan.parts > EXPORT_URIS_LISTED {
+            format!(
+                "; uris lists the first {EXPORT_URIS_LISTED}, uri_template with {{part}} = \
+                 1..{} names every part",
+                plan.parts
+            )
+        } else {
+            String::new()
+        };
         format!(
             "{} findings in {} part(s) of up to {} findings; read each URI with resources/read \
-             (the parts stay valid while the task's results exist).",
+             (the parts stay valid while the task's results exist){listed}.",
             plan.findings, plan.parts, plan.part_size
         )
     };
@@ -744,6 +779,7 @@ pub(crate) async fn export_results(
         part_size: plan.part_size,
         mime_type: format.mime_type().to_owned(),
         uris,
+        uri_template,
         message,
     })
 }

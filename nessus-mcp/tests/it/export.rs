@@ -161,6 +161,11 @@ async fn csv_export_neutralises_hostile_cells_and_is_private() {
         .filter_map(|c| c.as_resource_link().map(|l| l.uri.clone()))
         .collect();
     assert_eq!(links, uris(&e));
+    // The template names every part: part k is the template with {part} = k.
+    let template = e["uri_template"].as_str().expect("uri_template");
+    for (k, uri) in uris(&e).iter().enumerate() {
+        assert_eq!(&template.replace("{part}", &(k + 1).to_string()), uri);
+    }
     let (body, mime) = read(&client, &uris(&e)[0]).await.expect("part 1");
     assert_eq!(mime, "text/csv");
     let rows = parse_csv(&body);
