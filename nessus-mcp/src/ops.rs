@@ -509,23 +509,14 @@ pub(crate) async fn scan_results(
     principal: &Principal,
     p: GetScanResults,
 ) -> Result<String, ToolError> {
-    if p.schema_profile != "brief" && p.custom_fields.is_some() {
-        return Err(ToolError::new(
-            "invalid_query",
-            "Cannot specify both schema_profile and custom_fields",
-        ));
-    }
     if p.page < 0 {
         return Err(ToolError::invalid(
             "page",
             "must be 0 (everything) or a page number from 1",
         ));
     }
+    // The profile / custom_fields rule (either, not both) is the library's.
     let params = QueryParams {
-        schema_profile: Some(p.schema_profile),
-        custom_fields: p.custom_fields,
-        filters: p.filters.map(filters_object).transpose()?,
-        sort: p.sort.filter(|s| !s.trim().is_empty()),
         page: Some(u32::try_from(p.page).unwrap_or(u32::MAX)),
         page_size: Some(u32::try_from(p.page_size.max(0)).unwrap_or(u32::MAX)),
         cursor: p.cursor.filter(|c| !c.is_empty()),
@@ -534,7 +525,7 @@ pub(crate) async fn scan_results(
             .byte_budget
             .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
         notices: p.notices,
-        ..Default::default()
+        ..selection(p.schema_profile, p.custom_fields, p.filters, p.sort)?
     };
     let (text, _) = app
         .service()
@@ -542,6 +533,23 @@ pub(crate) async fn scan_results(
         .await
         .map_err(service_error)?;
     Ok(text)
+}
+
+/// Which findings and fields a results read selects (profile, custom fields, filters,
+/// sort), as the query parameters results pages and exports share.
+fn selection(
+    schema_profile: String,
+    custom_fields: Option<Vec<String>>,
+    filters: Option<FiltersArg>,
+    sort: Option<String>,
+) -> Result<QueryParams, ToolError> {
+    Ok(QueryParams {
+        schema_profile: Some(schema_profile),
+        custom_fields,
+        filters: filters.map(filters_object).transpose()?,
+        sort: sort.filter(|s| !s.trim().is_empty()),
+        ..Default::default()
+    })
 }
 
 /// `filters` as the object the query language takes: an object as sent, or a
@@ -718,19 +726,7 @@ pub(crate) async fn export_results(
         ToolError::invalid("format", format!("{:?} is not an export format", p.format))
             .hint(format!("format takes {}", ExportFormat::NAMES.join(" or ")))
     })?;
-    if p.schema_profile != "brief" && p.custom_fields.is_some() {
-        return Err(ToolError::new(
-            "invalid_query",
-            "Cannot specify both schema_profile and custom_fields",
-        ));
-    }
-    let params = QueryParams {
-        schema_profile: Some(p.schema_profile),
-        custom_fields: p.custom_fields,
-        filters: p.filters.map(filters_object).transpose()?,
-        sort: p.sort.filter(|s| !s.trim().is_empty()),
-        ..Default::default()
-    };
+    let params = selection(p.schema_profile, p.custom_fields, p.filters, p.sort)?;
     // The plan measures every matching finding once: report it when the client asks.
     let token = ctx.meta.get_progress_token();
     let progress = token
