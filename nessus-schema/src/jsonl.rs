@@ -158,14 +158,7 @@ fn tail(l: &mut Vec<u8>, truncated: bool, next: &str, notices: &[String]) {
     str_lit(l, next);
     if !notices.is_empty() {
         key(l, "notices");
-        l.push(b'[');
-        for (i, n) in notices.iter().enumerate() {
-            if i > 0 {
-                l.extend_from_slice(b", ");
-            }
-            str_lit(l, n);
-        }
-        l.push(b']');
+        str_array(l, notices.iter().map(String::as_str));
     }
     l.push(b'}');
 }
@@ -264,16 +257,7 @@ impl<W: Write> JsonlWriter<W> {
         str_lit(l, projection.profile_name());
         l.extend_from_slice(b", \"fields\": ");
         match projection.fields() {
-            Some(fields) => {
-                l.push(b'[');
-                for (i, f) in fields.iter().enumerate() {
-                    if i > 0 {
-                        l.extend_from_slice(b", ");
-                    }
-                    str_lit(l, f);
-                }
-                l.push(b']');
-            }
+            Some(fields) => str_array(l, fields.iter().map(String::as_str)),
             None => l.extend_from_slice(b"\"all\""),
         }
         l.extend_from_slice(b", \"filters_applied\": ");
@@ -718,8 +702,13 @@ pub(crate) fn value(l: &mut Vec<u8>, v: ValueRef<'_>) {
 }
 
 fn list(l: &mut Vec<u8>, items: ListRef<'_>) {
+    str_array(l, items.iter());
+}
+
+/// A JSON array of string literals, with Python's `", "` separator.
+fn str_array<'a>(l: &mut Vec<u8>, items: impl IntoIterator<Item = &'a str>) {
     l.push(b'[');
-    for (i, s) in items.iter().enumerate() {
+    for (i, s) in items.into_iter().enumerate() {
         if i > 0 {
             l.extend_from_slice(b", ");
         }

@@ -34,6 +34,7 @@ use crate::catalogue::{KNOWN_FIELDS, closest};
 use crate::codec::{self, Dictionary, RawRecord};
 use crate::error::{Error, Result};
 use crate::filter::{FieldSource, Filter, is_host_level};
+use crate::jsonl::JsonlWriter;
 use crate::parser::Limits;
 use crate::query::{Query, SortKey};
 use crate::record::{ComplianceResult, Finding, Host, HostFields, ScanMetadata};
@@ -541,17 +542,7 @@ impl Store {
                 explain: Some(&explain),
             },
             out,
-            |w, until| {
-                let hosts = self.hosts()?;
-                let mut written = 0;
-                for h in &hosts {
-                    if !w.host_within(h, until)? {
-                        break;
-                    }
-                    written += 1;
-                }
-                Ok((written, hosts.len() as u64))
-            },
+            |w, until| lines_within(w, &self.hosts()?, until, JsonlWriter::host_within),
             |w, pos, budget| {
                 let reader = match &mut reader {
                     Some(r) => r,
@@ -576,15 +567,12 @@ impl Store {
                 )
             },
             |w, until| {
-                let all = self.compliance()?;
-                let mut written = 0;
-                for c in &all {
-                    if !w.compliance_within(c, until)? {
-                        break;
-                    }
-                    written += 1;
-                }
-                Ok((written, all.len() as u64))
+                lines_within(
+                    w,
+                    &self.compliance()?,
+                    until,
+                    JsonlWriter::compliance_within,
+                )
             },
         )
     }
@@ -620,4 +608,21 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Writes `items` in order while each line fits before `until`: (lines written, items).
+fn lines_within<W: Write, T>(
+    w: &mut JsonlWriter<W>,
+    items: &[T],
+    until: Option<u64>,
+    write: impl Fn(&mut JsonlWriter<W>, &T, Option<u64>) -> Result<bool>,
+) -> Result<(u64, u64)> {
+    let mut written = 0;
+    for item in items {
+        if !write(w, item, until)? {
+            break;
+        }
+        written += 1;
+    }
+    Ok((written, items.len() as u64))
 }
