@@ -172,6 +172,12 @@ pub struct Summarized {
     pub notices: Vec<String>,
 }
 
+/// Refuses a filter object too large to be an honest request (one limit for pages,
+/// exports and summaries).
+fn check_filters(f: &serde_json::Value) -> Result<()> {
+    check_len("filters", &f.to_string(), FILTERS_MAX)
+}
+
 /// Refuses queries too large to be honest requests, before any store is opened.
 fn check_params(p: &QueryParams) -> Result<()> {
     if let Some(fields) = &p.custom_fields {
@@ -187,7 +193,7 @@ fn check_params(p: &QueryParams) -> Result<()> {
         }
     }
     if let Some(f) = &p.filters {
-        check_len("filters", &f.to_string(), FILTERS_MAX)?;
+        check_filters(f)?;
     }
     if let Some(c) = &p.cursor {
         check_len("cursor", c, CURSOR_MAX)?;
@@ -268,7 +274,7 @@ impl Service {
         req: &SummaryRequest,
     ) -> Result<Summarized> {
         if let Some(f) = &req.filters {
-            check_len("filters", &f.to_string(), FILTERS_MAX)?;
+            check_filters(f)?;
         }
         check_len("group_by", &req.group_by, FIELD_NAME_MAX)?;
         let group_by: GroupBy = req.group_by.parse().map_err(Error::Query)?;
