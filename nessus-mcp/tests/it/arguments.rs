@@ -371,3 +371,33 @@ async fn summarize_results_counts_as_the_manifest_says() {
     client.cancel().await.expect("close");
     h.stop().await;
 }
+
+/// A wrong-typed secret is refused without echoing it: the envelope names the argument
+/// and the kind of value sent, never the value (a password sent as a number would
+/// otherwise come back in the answer).
+#[tokio::test]
+async fn argument_errors_never_echo_the_value() {
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let client = h.client(TOKEN).await;
+    for (arg, value) in [
+        ("ssh_password", json!(918273645)),
+        ("escalation_password", json!(["hunter2-canary"])),
+    ] {
+        let mut args = json!({
+            "targets": "192.0.2.1", "name": "x", "scan_type": "authenticated",
+            "ssh_username": "u", "ssh_password": "p",
+        });
+        args[arg] = value;
+        let r = call(&client, "run_authenticated_scan", args).await;
+        let body = business_error("run_authenticated_scan", &r);
+        assert_eq!(body["error_code"], "invalid_argument", "{body}");
+        let all = format!("{body} {}", text(&r));
+        assert!(all.contains(arg), "names the argument: {all}");
+        assert!(
+            !all.contains("918273645") && !all.contains("hunter2-canary"),
+            "the value is not echoed: {all}"
+        );
+    }
+    client.cancel().await.expect("close");
+    h.stop().await;
+}
