@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nessus_queue::testkit::{RedisServer, free_port};
@@ -55,6 +56,8 @@ const AUTHENTICATED_EVERY: usize = 4;
 const SCAN: Duration = Duration::from_secs(2);
 /// A fixed key for this test (`NESSUS_QUEUE_SECRET_KEY`, 32 bytes as hex).
 const SECRET_KEY: &str = "6368616f732d746573742d6b65792d6e6f742d666f722d70726f64756374696f";
+/// Between two submissions of the wave that meets the Redis fault.
+const PACE: Duration = Duration::from_millis(150);
 /// The longest any one wait of the run may take (a failed run, not a slow one).
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -204,10 +207,17 @@ async fn submit(api: &[Mcp; 2], run: &str, i: usize, first: usize) -> String {
     }
 }
 
-async fn submit_wave(api: &[Mcp; 2], run: &str, wave: std::ops::Range<usize>) -> Vec<String> {
+/// Submits tasks `wave` one after the other, `pace` apart, alternating the first node.
+async fn submit_wave(
+    api: &[Mcp; 2],
+    run: &str,
+    wave: std::ops::Range<usize>,
+    pace: Duration,
+) -> Vec<String> {
     let mut ids = Vec::new();
     for i in wave {
         ids.push(submit(api, run, i, i % 2).await);
+        tokio::time::sleep(pace).await;
     }
     ids
 }
@@ -277,7 +287,7 @@ async fn results(api: &Mcp, id: &str) -> String {
         .to_owned()
 }
 
-async fn run(spec: &Run) {
+async fn run(spec: &'static Run) {
     let started = Instant::now();
     let bins = Binaries::locate();
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -287,7 +297,7 @@ async fn run(spec: &Run) {
         .build()
         .expect("http client");
 
-    let mut redis = Redis::start(spec.topology, root);
+    let redis = Redis::start(spec.topology, root);
     let store = Results::start(spec.store, root);
     let sim_log = root.join("sim.log");
     let sim = SimProcess::start(&bins, SCAN, &sim_log);
@@ -322,27 +332,39 @@ async fn run(spec: &Run) {
             .chain([("simulator".to_owned(), sim_log.clone())])
             .collect(),
     );
-    let api = [Mcp::new(&http, ports[0]), Mcp::new(&http, ports[1])];
-    for a in &api {
+    let api = Arc::new([Mcp::new(&http, ports[0]), Mcp::new(&http, ports[1])]);
+    for a in api.iter() {
         a.wait_ready(WAIT).await;
     }
 
     let third = TASKS / 3;
     // Wave 1 with every node up, then crashes while those scans run.
-    let mut ids = submit_wave(&api, spec.name, 0..third).await;
+    let mut ids = submit_wave(&api, spec.name, 0..third, Duration::ZERO).await;
     wait_scans_created(&sim, &http, 3).await;
     workers[0].kill9();
     workers[1].kill9();
     apis[1].kill9();
-    // Wave 2 while api1 is down: its half of the submissions fail over to api0.
-    ids.extend(submit_wave(&api, spec.name, third..2 * third).await);
-    redis.lose_master();
+    // Wave 2 while api1 is down (its half of the submissions fail over to api0), paced
+    // so that the queue's Redis loses its master while submissions are in flight.
+    let wave = tokio::spawn({
+        let api = Arc::clone(&api);
+        async move { submit_wave(&api, spec.name, third..2 * third, PACE).await }
+    });
+    tokio::time::sleep(PACE * 2).await;
+    let redis = tokio::task::spawn_blocking(move || {
+        let mut redis = redis;
+        redis.lose_master();
+        redis
+    })
+    .await
+    .expect("the Redis fault");
+    ids.extend(wave.await.expect("wave 2"));
     apis[1].start();
     workers[0].start();
     workers[1].start();
     api[1].wait_ready(WAIT).await;
     // Wave 3 after the restarts; the last original worker crashes once more.
-    ids.extend(submit_wave(&api, spec.name, 2 * third..TASKS).await);
+    ids.extend(submit_wave(&api, spec.name, 2 * third..TASKS, Duration::ZERO).await);
     wait_scans_created(&sim, &http, (2 * third + 2) as u64).await;
     workers[2].kill9();
     workers[2].start();
@@ -393,6 +415,7 @@ async fn run(spec: &Run) {
         );
         assert_eq!(first, second, "both API nodes serve the same results of {id}");
     }
+    drop((apis, workers, redis));
     eprintln!(
         "chaos run {}: {TASKS} tasks, {} scans, took {:?}",
         spec.name,
