@@ -124,6 +124,21 @@ impl App {
             ok,
             detail,
         });
+        if let Some(store) = self.service.results_store() {
+            // One HEAD of an object that cannot exist: a 404 proves the store answers
+            // and accepts the credentials. The detail is the scrubbed error text.
+            let answer = tokio::time::timeout(Duration::from_secs(2), store.check()).await;
+            let (ok, detail) = match answer {
+                Ok(Ok(())) => (true, None),
+                Ok(Err(e)) => (false, Some(e.to_string())),
+                Err(_) => (false, Some("no answer within 2 s".to_owned())),
+            };
+            checks.push(Check {
+                name: "results store".to_owned(),
+                ok,
+                detail,
+            });
+        }
         let instances = config.instances().count();
         checks.push(Check {
             name: "scanners configured".to_owned(),
