@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nessus_queue::testkit::{RedisServer, free_port};
+use nessus_queue::testkit::{RedisServer, S3Server, free_port};
 use serde_json::{Value, json};
 
 use crate::nodes::{Binaries, CallError, Env, Logs, Mcp, Node, SimProcess, TOKEN};
@@ -32,6 +32,9 @@ enum Topology {
 enum Store {
     /// One directory every process names as `server.results_dir` (a shared volume).
     SharedDir,
+    /// An S3 bucket (`moto_server` on loopback) named by `server.results_url`; each
+    /// API node fetches stores into its own cache.
+    S3,
 }
 
 struct Run {
@@ -41,11 +44,18 @@ struct Run {
 }
 
 /// The runs, in order.
-const RUNS: &[Run] = &[Run {
-    name: "standalone-shared-dir",
-    topology: Topology::Standalone,
-    store: Store::SharedDir,
-}];
+const RUNS: &[Run] = &[
+    Run {
+        name: "standalone-shared-dir",
+        topology: Topology::Standalone,
+        store: Store::SharedDir,
+    },
+    Run {
+        name: "standalone-s3",
+        topology: Topology::Standalone,
+        store: Store::S3,
+    },
+];
 
 /// Tasks per run, submitted in three equal waves (before, during and after the faults).
 const TASKS: usize = 24;
@@ -104,12 +114,14 @@ impl Redis {
 /// The results store, as the run has it.
 enum Results {
     Dir(PathBuf),
+    S3(S3Server),
 }
 
 impl Results {
     fn start(store: Store, root: &Path) -> Self {
         match store {
             Store::SharedDir => Self::Dir(root.join("shared-results")),
+            Store::S3 => Self::S3(S3Server::start().expect("moto_server")),
         }
     }
 
@@ -117,6 +129,7 @@ impl Results {
     fn server_yaml(&self) -> String {
         match self {
             Self::Dir(dir) => format!("  results_dir: \"{}\"\n", dir.display()),
+            Self::S3(s3) => format!("  results_url: \"{}\"\n", s3.url("chaos")),
         }
     }
 
@@ -124,6 +137,7 @@ impl Results {
     fn env(&self) -> Env {
         match self {
             Self::Dir(_) => Env::new(),
+            Self::S3(s3) => s3.env(),
         }
     }
 }
