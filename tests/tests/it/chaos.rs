@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nessus_queue::testkit::{RedisServer, S3Server, free_port};
+use nessus_queue::testkit::{
+    RedisClusterSet, RedisSentinelSet, RedisServer, S3Server, free_port,
+};
 use serde_json::{Value, json};
 
 use crate::nodes::{Binaries, CallError, Env, Logs, Mcp, Node, SimProcess, TOKEN};
@@ -25,6 +27,12 @@ enum Topology {
     /// One durable server (fsync-always AOF), killed with SIGKILL and restarted on
     /// its port.
     Standalone,
+    /// A master, a replica and three sentinels; the master is failed over
+    /// (`SENTINEL FAILOVER`) and the nodes must find the new one.
+    Sentinel,
+    /// Three primaries with a replica each; the primary serving the pool's hash slot
+    /// is killed with SIGKILL and its replica takes over.
+    Cluster,
 }
 
 /// Where workers put results and API nodes read them.
@@ -46,13 +54,13 @@ struct Run {
 /// The runs, in order.
 const RUNS: &[Run] = &[
     Run {
-        name: "standalone-shared-dir",
-        topology: Topology::Standalone,
-        store: Store::SharedDir,
+        name: "sentinel-s3",
+        topology: Topology::Sentinel,
+        store: Store::S3,
     },
     Run {
-        name: "standalone-s3",
-        topology: Topology::Standalone,
+        name: "cluster-s3",
+        topology: Topology::Cluster,
         store: Store::S3,
     },
 ];
@@ -78,6 +86,8 @@ enum Redis {
         port: u16,
         dir: PathBuf,
     },
+    Sentinel(RedisSentinelSet),
+    Cluster(RedisClusterSet),
 }
 
 impl Redis {
@@ -90,6 +100,8 @@ impl Redis {
                 let server = RedisServer::start_durable(port, &dir).expect("redis-server");
                 Self::Standalone { server, port, dir }
             }
+            Topology::Sentinel => Self::Sentinel(RedisSentinelSet::start().expect("sentinel set")),
+            Topology::Cluster => Self::Cluster(RedisClusterSet::start(true).expect("cluster")),
         }
     }
 
@@ -97,6 +109,12 @@ impl Redis {
     fn queue_yaml(&self) -> String {
         match self {
             Self::Standalone { server, .. } => format!("  redis_url: \"{}\"\n", server.url()),
+            Self::Sentinel(set) => format!(
+                "  redis_sentinels: {}\n  redis_sentinel_master: {}\n",
+                yaml_list(&set.sentinel_urls()),
+                set.master_name()
+            ),
+            Self::Cluster(set) => format!("  redis_cluster: {}\n", yaml_list(&set.node_urls())),
         }
     }
 
@@ -107,8 +125,19 @@ impl Redis {
                 server.kill9();
                 *server = RedisServer::start_durable(*port, dir).expect("redis-server restart");
             }
+            Self::Sentinel(set) => set.failover().expect("sentinel failover"),
+            // Every key of a pool carries the `{pool}` hash tag: one slot, one primary.
+            Self::Cluster(set) => set
+                .kill9_primary_for_key("{nessus}")
+                .expect("cluster primary failover"),
         }
     }
+}
+
+/// `["a", "b"]`.
+fn yaml_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 /// The results store, as the run has it.
@@ -252,28 +281,36 @@ async fn wait_scans_created(sim: &SimProcess, http: &reqwest::Client, n: u64) {
 }
 
 /// Each task's final status, asked of alternating nodes until every task is terminal.
+/// An acknowledged task the queue no longer knows is lost: the run fails naming all
+/// of them (task `i` was submitted in wave `i / (TASKS / 3)`).
 async fn wait_terminal(api: &[Mcp; 2], ids: &[String]) -> Vec<Value> {
     let start = Instant::now();
     let mut round = 0;
     loop {
         let mut statuses = Vec::new();
+        let mut lost = Vec::new();
+        let mut pending = 0;
         for (i, id) in ids.iter().enumerate() {
             match api[(i + round) % 2]
                 .call("get_scan_status", json!({"task_id": id}))
                 .await
             {
                 Ok(v) if is_terminal(&v) => statuses.push(v),
-                Ok(_) => break,
-                Err(e) if transient(&e) => break,
+                Ok(_) => pending += 1,
+                Err(CallError::Tool(code, _)) if code == "task_not_found" => {
+                    lost.push(format!("#{i} {id}"));
+                }
+                Err(e) if transient(&e) => pending += 1,
                 Err(e) => panic!("get_scan_status {id}: {e}"),
             }
         }
+        assert!(lost.is_empty(), "acknowledged tasks lost: {lost:?}");
         if statuses.len() == ids.len() {
             return statuses;
         }
         assert!(
             start.elapsed() < WAIT,
-            "{} of {} tasks terminal after {WAIT:?}",
+            "{} of {} tasks terminal after {WAIT:?} ({pending} not yet)",
             statuses.len(),
             ids.len()
         );
