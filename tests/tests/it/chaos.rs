@@ -54,6 +54,11 @@ struct Run {
 /// The runs, in order.
 const RUNS: &[Run] = &[
     Run {
+        name: "standalone-shared-dir",
+        topology: Topology::Standalone,
+        store: Store::SharedDir,
+    },
+    Run {
         name: "sentinel-s3",
         topology: Topology::Sentinel,
         store: Store::S3,
