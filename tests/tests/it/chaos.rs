@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nessus_queue::testkit::{
-    RedisClusterSet, RedisSentinelSet, RedisServer, S3Server, free_port,
-};
+use nessus_queue::testkit::{RedisClusterSet, RedisSentinelSet, RedisServer, S3Server, free_port};
 use serde_json::{Value, json};
 
 use crate::nodes::{Binaries, CallError, Env, Logs, Mcp, Node, SimProcess, TOKEN};
@@ -358,10 +356,7 @@ async fn run(spec: &'static Run) {
     let sim_log = root.join("sim.log");
     let sim = SimProcess::start(&bins, SCAN, &sim_log);
     let mut env = store.env();
-    env.push((
-        nessus_queue::KEY_ENV.to_owned(),
-        SECRET_KEY.to_owned(),
-    ));
+    env.push((nessus_queue::KEY_ENV.to_owned(), SECRET_KEY.to_owned()));
 
     let ports = [
         free_port().expect("free port"),
@@ -444,7 +439,10 @@ async fn run(spec: &'static Run) {
     assert!(not_completed.is_empty(), "not completed: {not_completed:?}");
 
     let counters = sim.counters(&http).await;
-    assert_eq!(counters.scans_created, TASKS as u64, "one Nessus scan per task");
+    assert_eq!(
+        counters.scans_created, TASKS as u64,
+        "one Nessus scan per task"
+    );
     let expected: BTreeSet<String> = ids.iter().map(|id| format!("mcp-{id}")).collect();
     let seen: BTreeSet<String> = counters.by_name.keys().cloned().collect();
     assert_eq!(seen, expected, "the scans the simulator saw are the tasks'");
@@ -469,7 +467,10 @@ async fn run(spec: &'static Run) {
             first.contains(&format!("\"host\": \"192.0.2.{}\"", i + 1)),
             "results of {id} are not of its target: {first}"
         );
-        assert_eq!(first, second, "both API nodes serve the same results of {id}");
+        assert_eq!(
+            first, second,
+            "both API nodes serve the same results of {id}"
+        );
     }
     drop((apis, workers, redis));
     eprintln!(
@@ -483,6 +484,8 @@ async fn run(spec: &'static Run) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_many_nodes() {
     for spec in RUNS {
+        // Captured output is shown for a failing test: this names the run that failed.
+        eprintln!("chaos run {}: starting", spec.name);
         run(spec).await;
     }
 }

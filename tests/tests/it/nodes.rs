@@ -94,9 +94,15 @@ impl SimProcess {
     /// `nessus-cli sim` on a free loopback port, scans taking `scan` each.
     pub(crate) fn start(bins: &Binaries, scan: Duration, log: &Path) -> Self {
         let mut cmd = command(&bins.cli, &Env::new(), log);
-        cmd.args(["--json", "sim", "--listen", "127.0.0.1:0", "--scan-duration"])
-            .arg(scan.as_secs_f64().to_string())
-            .stdout(Stdio::piped());
+        cmd.args([
+            "--json",
+            "sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--scan-duration",
+        ])
+        .arg(scan.as_secs_f64().to_string())
+        .stdout(Stdio::piped());
         let mut process = ChildGuard::new(cmd.spawn().expect("spawn nessus-cli sim"));
         let stdout = process.child().stdout.take().expect("piped stdout");
         // The first line is `{"url": ...}`; the simulator writes nothing else to stdout.
@@ -183,11 +189,7 @@ impl Node {
         )
     }
 
-    fn started(
-        name: &str,
-        log: PathBuf,
-        cmd: Box<dyn Fn() -> Command + Send + Sync>,
-    ) -> Self {
+    fn started(name: &str, log: PathBuf, cmd: Box<dyn Fn() -> Command + Send + Sync>) -> Self {
         let mut node = Self {
             name: name.to_owned(),
             cmd,
@@ -246,7 +248,11 @@ impl Drop for Logs {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for (name, path) in &self.0 {
-                eprintln!("----- {name} ({}) -----\n{}", path.display(), tail(path, 30));
+                eprintln!(
+                    "----- {name} ({}) -----\n{}",
+                    path.display(),
+                    tail(path, 30)
+                );
             }
         }
     }
@@ -334,7 +340,10 @@ impl Mcp {
         if r["isError"] == true || content.get("error").is_some() {
             return Err(CallError::Tool(
                 content["error_code"].as_str().unwrap_or("?").to_owned(),
-                content["error"].as_str().unwrap_or(&r.to_string()).to_owned(),
+                content["error"]
+                    .as_str()
+                    .unwrap_or(&r.to_string())
+                    .to_owned(),
             ));
         }
         Ok(content)
