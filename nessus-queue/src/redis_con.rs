@@ -73,6 +73,10 @@ fn manager_config() -> ConnectionManagerConfig {
 
 impl Con {
     pub(crate) async fn connect(t: &RedisTopology) -> RedisResult<Self> {
+        // redis builds its rustls config with the process's default crypto
+        // provider, which rustls cannot pick by itself when the build holds two
+        // (ring here, aws-lc-rs through reqwest). Installed only if none is yet.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         match t {
             RedisTopology::Standalone(url) => {
                 let client = redis::Client::open(url.expose_secret())?;

@@ -241,3 +241,39 @@ async fn cluster_primary_kill9_loses_no_acknowledged_submission() {
     );
     assert!(t.acked.len() > 20, "only {} acknowledged", t.acked.len());
 }
+
+/// `rediss://` goes through rustls and verifies the server's certificate: a
+/// self-signed one no public root vouches for is refused (with the reason), never
+/// a panic about a missing crypto provider, never a silent plaintext fallback.
+#[tokio::test]
+async fn rediss_verifies_the_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let port = free_port().unwrap();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(&cert)
+        .arg("--tls-key-file")
+        .arg(&key)
+        .args(["--maxmemory-policy", "noeviction"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server)");
+    let _guard = nessus_queue::testkit::ChildGuard::new(child);
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(5), "TLS redis-server did not start");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let err = Queue::redis(&format!("rediss://127.0.0.1:{port}/"), QueueConfig::default())
+        .await
+        .unwrap_err();
+    let msg = format!("{err} {err:?}").to_lowercase();
+    assert!(msg.contains("certificate") || msg.contains("issuer"), "{msg}");
+}
