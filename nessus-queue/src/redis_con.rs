@@ -175,10 +175,18 @@ impl Con {
     /// nothing to wait for) and, on Sentinel, the sentinels still name it the master
     /// (`generation` unchanged). No when a replica is attached but did not confirm,
     /// or when the sentinels have moved on: the write may vanish with a demotion.
-    pub(crate) async fn unconfirmed_write_stands(&self, key: &str, generation: u64) -> RedisResult<bool> {
+    pub(crate) async fn unconfirmed_write_stands(
+        &self,
+        key: &str,
+        generation: u64,
+    ) -> RedisResult<bool> {
         let mut p = redis::pipe();
         // EXISTS routes the pipeline to `key`'s node on a Cluster.
-        p.cmd("EXISTS").arg(key).ignore().cmd("INFO").arg("replication");
+        p.cmd("EXISTS")
+            .arg(key)
+            .ignore()
+            .cmd("INFO")
+            .arg("replication");
         let (text,): (String,) = p.query_async(&mut self.clone()).await?;
         let field = |k: &str| {
             text.lines()

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use nessus_queue::testkit::{RedisClusterSet, RedisSentinelSet, RedisServer, free_port, single_pool};
+use nessus_queue::testkit::{
+    RedisClusterSet, RedisSentinelSet, RedisServer, free_port, single_pool,
+};
 use nessus_queue::{NewTask, Queue, QueueConfig, RedisTopology, ScanType, TaskStatus};
 use secrecy::SecretString;
 
@@ -104,7 +106,12 @@ async fn traffic_through(q: &Queue, fail_over: impl std::future::Future<Output =
             let (mut acked, mut refused) = (Vec::new(), 0);
             let mut i = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                let r = NewTask::new(ScanType::Untrusted, "nessus", format!("10.0.{}.{}", i / 250, i % 250), "r");
+                let r = NewTask::new(
+                    ScanType::Untrusted,
+                    "nessus",
+                    format!("10.0.{}.{}", i / 250, i % 250),
+                    "r",
+                );
                 match q.submit("p", r, None, None).await {
                     Ok(s) => acked.push(s.task.task_id),
                     Err(_) => refused += 1,
@@ -164,11 +171,18 @@ async fn traffic_through(q: &Queue, fail_over: impl std::future::Future<Output =
             Err(e) => panic!("submit after the failover: {e:?}"),
         }
     };
-    eprintln!("a submit succeeded {:?} after the traffic stopped", settled.elapsed());
+    eprintln!(
+        "a submit succeeded {:?} after the traffic stopped",
+        settled.elapsed()
+    );
     let pools = single_pool("nessus", "s2", 100_000);
     let mut seen = false;
     for _ in 0..(acked.len() + 10) {
-        match q.claim("w2", &pools).await.expect("claim after the failover") {
+        match q
+            .claim("w2", &pools)
+            .await
+            .expect("claim after the failover")
+        {
             Some(c) if c.task.task_id == id => {
                 seen = true;
                 break;
@@ -177,7 +191,10 @@ async fn traffic_through(q: &Queue, fail_over: impl std::future::Future<Output =
             None => break,
         }
     }
-    assert!(seen, "the task submitted after the failover was never claimed");
+    assert!(
+        seen,
+        "the task submitted after the failover was never claimed"
+    );
     Traffic {
         acked,
         refused,
@@ -254,7 +271,16 @@ async fn rediss_verifies_the_server_certificate() {
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
     let port = free_port().unwrap();
     let child = std::process::Command::new("redis-server")
-        .args(["--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
         .arg("--tls-cert-file")
         .arg(&cert)
@@ -268,12 +294,21 @@ async fn rediss_verifies_the_server_certificate() {
     let _guard = nessus_queue::testkit::ChildGuard::new(child);
     let started = std::time::Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(5), "TLS redis-server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "TLS redis-server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let err = Queue::redis(&format!("rediss://127.0.0.1:{port}/"), QueueConfig::default())
-        .await
-        .unwrap_err();
+    let err = Queue::redis(
+        &format!("rediss://127.0.0.1:{port}/"),
+        QueueConfig::default(),
+    )
+    .await
+    .unwrap_err();
     let msg = format!("{err} {err:?}").to_lowercase();
-    assert!(msg.contains("certificate") || msg.contains("issuer"), "{msg}");
+    assert!(
+        msg.contains("certificate") || msg.contains("issuer"),
+        "{msg}"
+    );
 }

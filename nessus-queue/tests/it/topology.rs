@@ -6,7 +6,12 @@ use nessus_queue::{Queue, QueueConfig, RedisTopology};
 use secrecy::SecretString;
 
 fn topology(set: &RedisClusterSet) -> RedisTopology {
-    RedisTopology::Cluster(set.node_urls().into_iter().map(SecretString::from).collect())
+    RedisTopology::Cluster(
+        set.node_urls()
+            .into_iter()
+            .map(SecretString::from)
+            .collect(),
+    )
 }
 
 /// redis-rs `cluster_async` sends a pipeline to the node of its first keyed
@@ -45,7 +50,8 @@ async fn cluster_refuses_a_pipeline_that_mixes_slots() {
         .await
         .unwrap();
     for pool in ["nessus", "dmz", "lab"] {
-        let r = nessus_queue::NewTask::new(nessus_queue::ScanType::Untrusted, pool, "10.0.0.1", "r");
+        let r =
+            nessus_queue::NewTask::new(nessus_queue::ScanType::Untrusted, pool, "10.0.0.1", "r");
         q.submit("p", r, None, None).await.unwrap();
     }
     let page = q.list(nessus_queue::ListTasks::new(10)).await.unwrap();
