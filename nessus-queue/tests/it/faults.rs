@@ -231,6 +231,34 @@ async fn sentinel_failover_mid_submit_loses_no_acknowledged_submission() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinel_master_kill9_loses_no_acknowledged_submission() {
+    let set = RedisSentinelSet::start().expect("sentinel set");
+    let topology = RedisTopology::Sentinel {
+        sentinels: secrets(set.sentinel_urls()),
+        master: set.master_name().to_owned(),
+        master_password: None,
+    };
+    let q = Queue::redis_topology(&topology, QueueConfig::default())
+        .await
+        .unwrap();
+    let set = Arc::new(std::sync::Mutex::new(set));
+    let s = Arc::clone(&set);
+    let t = traffic_through(&q, async move {
+        tokio::task::spawn_blocking(move || s.lock().unwrap().kill9_master().expect("promotion"))
+            .await
+            .unwrap();
+    })
+    .await;
+    eprintln!(
+        "sentinel kill -9: {} acknowledged, {} refused, {} claimed",
+        t.acked.len(),
+        t.refused,
+        t.claimed.len()
+    );
+    assert!(t.acked.len() > 20, "only {} acknowledged", t.acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cluster_primary_kill9_loses_no_acknowledged_submission() {
     let set = RedisClusterSet::start(true).expect("cluster with replicas");
     let topology = RedisTopology::Cluster(secrets(set.node_urls()));

@@ -81,3 +81,22 @@ async fn cluster_with_one_evicting_primary_is_refused() {
         "{msg}"
     );
 }
+
+/// No URL or password of any topology shows in Debug.
+#[test]
+fn topologies_never_print_their_urls() {
+    let url = |s: &str| SecretString::from(format!("redis://:CANARY-{s}@h.lab:1"));
+    let cases = [
+        RedisTopology::Standalone(url("standalone")),
+        RedisTopology::Sentinel {
+            sentinels: vec![url("sentinel")],
+            master: "m".to_owned(),
+            master_password: Some(SecretString::from("CANARY-master")),
+        },
+        RedisTopology::Cluster(vec![url("cluster-a"), url("cluster-b")]),
+    ];
+    for t in &cases {
+        let shown = format!("{t:?} {t:#?}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+    }
+}
