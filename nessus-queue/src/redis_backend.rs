@@ -93,7 +93,14 @@ fn rerr(op: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
             || e.is_connection_dropped()
             || matches!(
                 e.kind(),
-                redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        // A failover in progress (Cluster, Sentinel): not applied.
+                        | redis::ServerErrorKind::ClusterDown
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::MasterDown
+                        | redis::ServerErrorKind::ReadOnly
+                )
             );
         Error::Backend {
             backend: BackendKind::Redis,
