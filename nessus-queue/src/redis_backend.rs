@@ -93,7 +93,14 @@ fn rerr(op: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
             || e.is_connection_dropped()
             || matches!(
                 e.kind(),
-                redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        // A failover in progress (Cluster, Sentinel): not applied.
+                        | redis::ServerErrorKind::ClusterDown
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::MasterDown
+                        | redis::ServerErrorKind::ReadOnly
+                )
             );
         Error::Backend {
             backend: BackendKind::Redis,
@@ -404,7 +411,10 @@ impl RedisBackend {
             .replicas_confirm_writes()
             .await
             .map_err(rerr("connect"))?;
-        tracing::info!(confirm, "redis: writes confirmed by a replica before acknowledged");
+        tracing::info!(
+            confirm,
+            "redis: writes confirmed by a replica before acknowledged"
+        );
         let me = Self {
             con,
             confirm,
@@ -446,7 +456,11 @@ impl RedisBackend {
         }
         let generation = self.con.generation();
         let mut evalsha = redis::cmd("EVALSHA");
-        evalsha.arg(script.get_hash()).arg(keys.len()).arg(keys).arg(args);
+        evalsha
+            .arg(script.get_hash())
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
         for _ in 0..3 {
             let mut p = redis::pipe();
             p.ignore_errors()
@@ -456,7 +470,10 @@ impl RedisBackend {
                 .arg(CONFIRM_WAIT_MS);
             let replies: Vec<Value> = p.query_async(&mut con).await?;
             let [reply, confirmed] = <[Value; 2]>::try_from(replies).map_err(|_| {
-                redis::RedisError::from((redis::ErrorKind::Parse, "EVALSHA + WAIT: two replies expected"))
+                redis::RedisError::from((
+                    redis::ErrorKind::Parse,
+                    "EVALSHA + WAIT: two replies expected",
+                ))
             })?;
             match reply {
                 // Nothing ran: load the script (on every node) and send again.
@@ -467,11 +484,15 @@ impl RedisBackend {
                 v => {
                     let n: i64 = redis::from_redis_value(confirmed)?;
                     if n < 1 {
-                        if !self.con.unconfirmed_write_stands(&keys[0], generation).await? {
-                        return Err(redis::RedisError::from(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "no replica confirmed the write in time; not acknowledged",
-                        )));
+                        if !self
+                            .con
+                            .unconfirmed_write_stands(&keys[0], generation)
+                            .await?
+                        {
+                            return Err(redis::RedisError::from(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "no replica confirmed the write in time; not acknowledged",
+                            )));
                         }
                         tracing::warn!(
                             "redis: a primary has no replica; writes there are acknowledged unconfirmed"
@@ -1063,7 +1084,8 @@ impl Backend for RedisBackend {
                 let docs = docs
                     .into_iter()
                     .map(|v| {
-                        redis::from_redis_value::<Option<String>>(v).map_err(redis::RedisError::from)
+                        redis::from_redis_value::<Option<String>>(v)
+                            .map_err(redis::RedisError::from)
                     })
                     .collect::<redis::RedisResult<Vec<Option<String>>>>()
                     .map_err(rerr("list docs"))?;

@@ -73,6 +73,10 @@ fn manager_config() -> ConnectionManagerConfig {
 
 impl Con {
     pub(crate) async fn connect(t: &RedisTopology) -> RedisResult<Self> {
+        // redis builds its rustls config with the process's default crypto
+        // provider, which rustls cannot pick by itself when the build holds two
+        // (ring here, aws-lc-rs through reqwest). Installed only if none is yet.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         match t {
             RedisTopology::Standalone(url) => {
                 let client = redis::Client::open(url.expose_secret())?;
@@ -171,10 +175,18 @@ impl Con {
     /// nothing to wait for) and, on Sentinel, the sentinels still name it the master
     /// (`generation` unchanged). No when a replica is attached but did not confirm,
     /// or when the sentinels have moved on: the write may vanish with a demotion.
-    pub(crate) async fn unconfirmed_write_stands(&self, key: &str, generation: u64) -> RedisResult<bool> {
+    pub(crate) async fn unconfirmed_write_stands(
+        &self,
+        key: &str,
+        generation: u64,
+    ) -> RedisResult<bool> {
         let mut p = redis::pipe();
         // EXISTS routes the pipeline to `key`'s node on a Cluster.
-        p.cmd("EXISTS").arg(key).ignore().cmd("INFO").arg("replication");
+        p.cmd("EXISTS")
+            .arg(key)
+            .ignore()
+            .cmd("INFO")
+            .arg("replication");
         let (text,): (String,) = p.query_async(&mut self.clone()).await?;
         let field = |k: &str| {
             text.lines()

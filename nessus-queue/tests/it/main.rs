@@ -5,6 +5,7 @@ mod conformance;
 mod faults;
 mod results_store;
 mod support;
+mod topology;
 mod worker;
 mod worker_policy;
 
