@@ -389,6 +389,29 @@ async fn cache_evicts_least_recently_used_but_never_a_store_in_use() {
     page(&b, &ids[0]).await.expect("page");
     assert!(!cache.contains(&ids[2]), "unpinned now, so evicted");
     assert!(cache.stats().bytes <= cap);
+
+    // A copy deleted behind the cache's back is fetched again, not an error.
+    let fetches = cache.stats().fetches;
+    std::fs::remove_dir_all(dirs.path().join("b/results-cache").join(&ids[0])).unwrap();
+    page(&b, &ids[0]).await.expect("fetched again");
+    assert_eq!(cache.stats().fetches, fetches + 1);
+
+    // A restart adopts what the cache directory holds: no download.
+    drop(b);
+    let b = open_node(
+        node_config(
+            &dirs.path().join("b"),
+            &db,
+            &url,
+            &format!("  results_cache_max_bytes: {cap}\n"),
+        ),
+        s3.options(),
+    )
+    .await;
+    let cache = b.results_cache().unwrap();
+    assert!(cache.contains(&ids[0]));
+    page(&b, &ids[0]).await.expect("adopted copy");
+    assert_eq!(cache.stats().fetches, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
