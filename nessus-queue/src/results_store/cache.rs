@@ -30,6 +30,9 @@ use nessus_schema::Store;
 use super::{ResultsStore, dir_size};
 use crate::error::{Error, Result};
 
+/// Stores downloaded at once (of different tasks; one task is one download anyway).
+const MAX_DOWNLOADS: usize = 4;
+
 /// Prefix of download directories (never a task id, so never served).
 const FETCH_PREFIX: &str = ".fetch-";
 /// Prefix an evicted store is renamed to before it is deleted: the rename happens
@@ -74,6 +77,9 @@ pub struct ResultsCache {
     state: Mutex<State>,
     /// One download per task at a time.
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Downloads of different tasks at once: a burst of first reads must not open
+    /// hundreds of transfers and fill the disk with half-fetched stores.
+    downloads: tokio::sync::Semaphore,
     stats: Mutex<(u64, u64)>,
 }
 
@@ -124,6 +130,7 @@ impl ResultsCache {
             max_bytes,
             state: Mutex::new(state),
             gates: Mutex::default(),
+            downloads: tokio::sync::Semaphore::new(MAX_DOWNLOADS),
             stats: Mutex::default(),
         })
     }
@@ -240,6 +247,8 @@ impl ResultsCache {
     }
 
     async fn fetch(&self, task_id: &str) -> Result<Arc<Store>> {
+        // Never closed, so acquiring cannot fail.
+        let _permit = self.downloads.acquire().await.ok();
         let Some(manifest) = self.remote.manifest(task_id).await? else {
             // No manifest: never uploaded, half uploaded or deleted.
             return Err(Error::ResultsNotFound {
