@@ -220,5 +220,13 @@ impl App {
                     .set(s.dlq_size as f64);
             }
         }
+        if let Some(cache) = self.service.results_cache() {
+            // Counts only: no label carries the URL or anything from the environment.
+            let s = cache.stats();
+            metrics::gauge!(crate::telemetry::RESULTS_CACHE_BYTES).set(s.bytes as f64);
+            metrics::gauge!(crate::telemetry::RESULTS_CACHE_STORES).set(s.stores as f64);
+            metrics::counter!(crate::telemetry::RESULTS_CACHE_FETCHES).absolute(s.fetches);
+            metrics::counter!(crate::telemetry::RESULTS_CACHE_EVICTIONS).absolute(s.evictions);
+        }
     }
 }

@@ -391,15 +391,6 @@ impl<'a> Resolver<'a> {
         let results_url = match &raw.results_url {
             Some(u) => {
                 let url = self.text(ctx, "results_url", &u.value);
-                let scheme = url.split_once("://").map(|(s, _)| s);
-                if !matches!(scheme, Some("s3" | "s3a" | "gs" | "az" | "abfs" | "file")) {
-                    return Err(at(
-                        u,
-                        format!(
-                            "server.results_url {url:?} is not s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///absolute/dir"
-                        ),
-                    ));
-                }
                 // Credentials come from the environment only, so the URL (printed by
                 // `config check`, logged at start) never carries one.
                 let authority = url
@@ -409,6 +400,18 @@ impl<'a> Resolver<'a> {
                     return Err(at(
                         u,
                         "server.results_url must not carry credentials; set them in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)",
+                    ));
+                }
+                let scheme = url.split_once("://").map(|(s, _)| s);
+                if !matches!(
+                    scheme,
+                    Some("s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" | "file")
+                ) {
+                    return Err(at(
+                        u,
+                        format!(
+                            "server.results_url {url:?} is not s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///absolute/dir"
+                        ),
                     ));
                 }
                 Some(url)

@@ -13,7 +13,9 @@
 //!   above the cache's own) is pinned and skipped; the cache may exceed its cap while
 //!   every store is in use, and shrinks at the next insert.
 //! - Directories left by an earlier run are adopted (sized, opened on first use);
-//!   abandoned `.fetch-*` directories are removed.
+//!   abandoned `.fetch-*` and `.evict-*` directories are removed. An evicted store's
+//!   directory is renamed aside under the cache lock and deleted after it, so a
+//!   fetch of the same task right after never loses its fresh copy.
 //!
 //! The cache is per process: two processes sharing one cache directory could evict
 //! each other's stores; give each API node its own (the default
@@ -28,8 +30,15 @@ use nessus_schema::Store;
 use super::{ResultsStore, dir_size};
 use crate::error::{Error, Result};
 
+/// Stores downloaded at once (of different tasks; one task is one download anyway).
+const MAX_DOWNLOADS: usize = 4;
+
 /// Prefix of download directories (never a task id, so never served).
 const FETCH_PREFIX: &str = ".fetch-";
+/// Prefix an evicted store is renamed to before it is deleted: the rename happens
+/// under the cache lock, so a fetch of the same task right after cannot have its
+/// fresh copy deleted by the eviction.
+const EVICT_PREFIX: &str = ".evict-";
 
 struct Entry {
     /// Opened on first use (adopted directories start closed).
@@ -68,6 +77,9 @@ pub struct ResultsCache {
     state: Mutex<State>,
     /// One download per task at a time.
     gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Downloads of different tasks at once: a burst of first reads must not open
+    /// hundreds of transfers and fill the disk with half-fetched stores.
+    downloads: tokio::sync::Semaphore,
     stats: Mutex<(u64, u64)>,
 }
 
@@ -86,20 +98,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ResultsCache {
-    /// A cache in `dir` (created) of at most `max_bytes`, adopting what an earlier
-    /// run left there.
+    /// A cache in `dir` (created on the first fetch) of at most `max_bytes`,
+    /// adopting what an earlier run left there.
     pub fn new(remote: Arc<ResultsStore>, dir: impl Into<PathBuf>, max_bytes: u64) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
-            what: format!("cannot create {}", dir.display()),
-            source,
-        })?;
         let mut state = State::default();
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let path = entry.path();
-                if name.starts_with(FETCH_PREFIX) {
+                if name.starts_with(FETCH_PREFIX) || name.starts_with(EVICT_PREFIX) {
                     // A download that never finished (this process or a crashed one).
                     let _ = std::fs::remove_dir_all(&path);
                 } else if crate::task::is_valid_task_id(&name) && path.is_dir() {
@@ -122,6 +130,7 @@ impl ResultsCache {
             max_bytes,
             state: Mutex::new(state),
             gates: Mutex::default(),
+            downloads: tokio::sync::Semaphore::new(MAX_DOWNLOADS),
             stats: Mutex::default(),
         })
     }
@@ -185,8 +194,18 @@ impl ResultsCache {
             let mut s = lock(&self.state);
             s.clock += 1;
             let now = s.clock;
+            // One stat per read: a copy deleted behind our back (an operator, or
+            // another process sharing the directory) is fetched again rather than
+            // failing every query.
+            let present = self.dir.join(task_id).join("meta.json").is_file();
             match s.entries.get_mut(task_id) {
                 None => return Ok(None),
+                Some(e) if !present => {
+                    let bytes = e.bytes;
+                    s.entries.remove(task_id);
+                    s.total = s.total.saturating_sub(bytes);
+                    return Ok(None);
+                }
                 Some(e) => {
                     e.used = now;
                     if let Some(store) = &e.store {
@@ -217,20 +236,31 @@ impl ResultsCache {
                 if let Some(old) = s.entries.remove(task_id) {
                     s.total = s.total.saturating_sub(old.bytes);
                 }
+                let moved = self.move_aside(task_id);
                 drop(s);
-                let _ = std::fs::remove_dir_all(self.dir.join(task_id));
+                if let Some(dir) = moved {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 Ok(None)
             }
         }
     }
 
     async fn fetch(&self, task_id: &str) -> Result<Arc<Store>> {
+        // Never closed, so acquiring cannot fail.
+        let _permit = self.downloads.acquire().await.ok();
         let Some(manifest) = self.remote.manifest(task_id).await? else {
             // No manifest: never uploaded, half uploaded or deleted.
             return Err(Error::ResultsNotFound {
                 task_id: task_id.to_owned(),
             });
         };
+        tokio::fs::create_dir_all(&self.dir)
+            .await
+            .map_err(|source| Error::Io {
+                what: format!("cannot create {}", self.dir.display()),
+                source,
+            })?;
         let tmp = self
             .dir
             .join(format!("{FETCH_PREFIX}{}", uuid::Uuid::new_v4().simple()));
@@ -279,19 +309,18 @@ impl ResultsCache {
             );
             self.evict(&mut s, task_id)
         };
-        for id in evicted {
-            let dir = self.dir.join(&id);
+        for dir in evicted {
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
-                tracing::warn!(task_id = %id, error = %e, "could not remove an evicted store");
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove an evicted store");
             }
         }
         Ok(store)
     }
 
     /// Picks least recently used, unpinned entries (never `keep`) until the total fits;
-    /// removes them from the map and returns their ids (their directories are
-    /// deleted by the caller, outside the lock).
-    fn evict(&self, s: &mut State, keep: &str) -> Vec<String> {
+    /// removes them from the map, renames their directories out of the way and
+    /// returns the new paths (deleted by the caller, outside the lock).
+    fn evict(&self, s: &mut State, keep: &str) -> Vec<PathBuf> {
         let mut out = Vec::new();
         while s.total > self.max_bytes {
             // Pinned: a query holds the Arc (the map's own is one). Readers clone
@@ -317,25 +346,46 @@ impl ResultsCache {
                 s.total = s.total.saturating_sub(e.bytes);
             }
             lock(&self.stats).1 += 1;
-            out.push(id);
+            if let Some(moved) = self.move_aside(&id) {
+                out.push(moved);
+            }
         }
         out
     }
 
+    /// Renames a task's directory to a `.evict-*` name; `None` when there is none.
+    fn move_aside(&self, task_id: &str) -> Option<PathBuf> {
+        let from = self.dir.join(task_id);
+        let to = self
+            .dir
+            .join(format!("{EVICT_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => Some(to),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                tracing::warn!(task_id, error = %e, "could not move an evicted store aside; deleting in place");
+                let _ = std::fs::remove_dir_all(&from);
+                None
+            }
+        }
+    }
+
     /// Forgets a task's store and deletes its local copy (housekeeping purged the
-    /// task). A store in use keeps working until its query ends only if nothing else
-    /// deletes its files; purge happens to expired tasks, so this is acceptable.
+    /// task). Unlike eviction this does not wait for queries in flight: the task is
+    /// gone, so a query of it still running may fail, which is what a purge means.
     pub fn forget(&self, task_id: &str) {
-        let removed = {
+        if !crate::task::is_valid_task_id(task_id) {
+            return;
+        }
+        let moved = {
             let mut s = lock(&self.state);
-            let e = s.entries.remove(task_id);
-            if let Some(e) = &e {
+            if let Some(e) = s.entries.remove(task_id) {
                 s.total = s.total.saturating_sub(e.bytes);
             }
-            e
+            self.move_aside(task_id)
         };
-        if removed.is_some() && crate::task::is_valid_task_id(task_id) {
-            let _ = std::fs::remove_dir_all(self.dir.join(task_id));
+        if let Some(dir) = moved {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 

@@ -82,6 +82,101 @@ async fn page(service: &Service, task_id: &str) -> nessus_queue::Result<String> 
         .map(|(text, _)| text)
 }
 
+/// A worker over `service`'s queue against `sim`, uploading to `store`.
+fn worker(
+    service: &Service,
+    sim: &nessus_core::sim::SimHandle,
+    store: Option<Arc<ResultsStore>>,
+    upload_retry_for: Duration,
+) -> Worker {
+    let client = sim_client(sim.base_url())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let cfg = WorkerConfig::new(
+        "w1",
+        single_pool("nessus", "s1", 2),
+        service.results_dir().root(),
+    )
+    .idle_poll(Duration::from_millis(50))
+    .retry_backoff(Duration::from_millis(50), Duration::from_millis(200))
+    .results_store(store)
+    .upload_retry_for(upload_retry_for);
+    Worker::new(
+        service.queue().clone(),
+        cfg,
+        Arc::new(StaticDirectory::one("nessus", "s1", client)),
+        Arc::new(SchemaIngest),
+    )
+}
+
+async fn wait_status(service: &Service, id: &str, want: TaskStatus) -> nessus_queue::Task {
+    let started = Instant::now();
+    loop {
+        let t = service.queue().get(id).await.unwrap().unwrap().task;
+        if t.status == want {
+            return t;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still {:?} ({:?}), waited for {want:?}",
+            t.status,
+            t.error_message
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_uploads_dead_letter_and_a_dlq_retry_exports_again_without_a_second_scan() {
+    let s3 = s3();
+    let dirs = tempfile::tempdir().unwrap();
+    let db = dirs.path().join("queue.sqlite3");
+    let url = s3.url("retry");
+    let a = open_node(
+        node_config(&dirs.path().join("a"), &db, &url, ""),
+        s3.options(),
+    )
+    .await;
+    let sim = simulator(Duration::from_millis(200))
+        .start("127.0.0.1:0")
+        .await
+        .unwrap();
+    // The store is down (a bucket that does not exist) for longer than the budget.
+    let down = Arc::new(ResultsStore::open("s3://no-such-bucket/x", &s3.options()).unwrap());
+    let w = worker(&a, &sim, Some(down), Duration::from_millis(500));
+    let (stop, stopped) = watch::channel(false);
+    let run = tokio::spawn(async move { w.run(stopped).await });
+    let sub = a
+        .queue()
+        .submit(
+            "local",
+            NewTask::new(ScanType::Untrusted, "nessus", "10.0.0.8", "objstore"),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let id = sub.task.task_id.clone();
+    let failed = wait_status(&a, &id, TaskStatus::Failed).await;
+    assert_eq!(failed.error_code.as_deref(), Some("results_upload_failed"));
+    assert!(failed.dead_lettered_at.is_some());
+    let _ = stop.send(true);
+    run.await.unwrap().unwrap();
+    assert_eq!(sim.counters().scans_created, 1);
+
+    // The store is back: a DLQ retry re-attaches to the finished scan and uploads.
+    let w = worker(&a, &sim, a.results_store(), Duration::from_secs(5));
+    let (stop, stopped) = watch::channel(false);
+    let run = tokio::spawn(async move { w.run(stopped).await });
+    a.queue().dlq_retry(&id).await.unwrap();
+    wait_status(&a, &id, TaskStatus::Completed).await;
+    let _ = stop.send(true);
+    run.await.unwrap().unwrap();
+    assert_eq!(sim.counters().scans_created, 1, "the Nessus scan ran once");
+    assert!(page(&a, &id).await.unwrap().contains("plugin_id"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn worker_uploads_before_completing_and_another_node_serves_the_page() {
     let s3 = s3();
@@ -97,20 +192,8 @@ async fn worker_uploads_before_completing_and_another_node_serves_the_page() {
         .start("127.0.0.1:0")
         .await
         .unwrap();
-    let client = sim_client(sim.base_url())
-        .retry(RetryPolicy::none())
-        .build()
-        .unwrap();
     let results = a.results_dir().root().to_owned();
-    let cfg = WorkerConfig::new("w1", single_pool("nessus", "s1", 2), &results)
-        .idle_poll(Duration::from_millis(50))
-        .results_store(a.results_store());
-    let worker = Worker::new(
-        a.queue().clone(),
-        cfg,
-        Arc::new(StaticDirectory::one("nessus", "s1", client)),
-        Arc::new(SchemaIngest),
-    );
+    let worker = worker(&a, &sim, a.results_store(), Duration::from_secs(5));
     let (stop, stopped) = watch::channel(false);
     let run = tokio::spawn(async move { worker.run(stopped).await });
     let sub = a
@@ -124,21 +207,7 @@ async fn worker_uploads_before_completing_and_another_node_serves_the_page() {
         .await
         .unwrap();
     let id = sub.task.task_id.clone();
-    let started = Instant::now();
-    loop {
-        let t = a.queue().get(&id).await.unwrap().unwrap().task;
-        if t.status == TaskStatus::Completed {
-            break;
-        }
-        assert!(
-            !t.status.is_terminal(),
-            "task ended {:?}: {:?}",
-            t.status,
-            t.error_message
-        );
-        assert!(started.elapsed() < Duration::from_secs(30), "not completed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_status(&a, &id, TaskStatus::Completed).await;
     let _ = stop.send(true);
     run.await.unwrap().unwrap();
 
@@ -320,6 +389,29 @@ async fn cache_evicts_least_recently_used_but_never_a_store_in_use() {
     page(&b, &ids[0]).await.expect("page");
     assert!(!cache.contains(&ids[2]), "unpinned now, so evicted");
     assert!(cache.stats().bytes <= cap);
+
+    // A copy deleted behind the cache's back is fetched again, not an error.
+    let fetches = cache.stats().fetches;
+    std::fs::remove_dir_all(dirs.path().join("b/results-cache").join(&ids[0])).unwrap();
+    page(&b, &ids[0]).await.expect("fetched again");
+    assert_eq!(cache.stats().fetches, fetches + 1);
+
+    // A restart adopts what the cache directory holds: no download.
+    drop(b);
+    let b = open_node(
+        node_config(
+            &dirs.path().join("b"),
+            &db,
+            &url,
+            &format!("  results_cache_max_bytes: {cap}\n"),
+        ),
+        s3.options(),
+    )
+    .await;
+    let cache = b.results_cache().unwrap();
+    assert!(cache.contains(&ids[0]));
+    page(&b, &ids[0]).await.expect("adopted copy");
+    assert_eq!(cache.stats().fetches, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
