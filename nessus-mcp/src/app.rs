@@ -124,6 +124,21 @@ impl App {
             ok,
             detail,
         });
+        if let Some(store) = self.service.results_store() {
+            // One HEAD of an object that cannot exist: a 404 proves the store answers
+            // and accepts the credentials. The detail is the scrubbed error text.
+            let answer = tokio::time::timeout(Duration::from_secs(2), store.check()).await;
+            let (ok, detail) = match answer {
+                Ok(Ok(())) => (true, None),
+                Ok(Err(e)) => (false, Some(e.to_string())),
+                Err(_) => (false, Some("no answer within 2 s".to_owned())),
+            };
+            checks.push(Check {
+                name: "results store".to_owned(),
+                ok,
+                detail,
+            });
+        }
         let instances = config.instances().count();
         checks.push(Check {
             name: "scanners configured".to_owned(),
@@ -204,6 +219,14 @@ impl App {
                 metrics::gauge!(crate::telemetry::POOL_DLQ_DEPTH, "pool" => name)
                     .set(s.dlq_size as f64);
             }
+        }
+        if let Some(cache) = self.service.results_cache() {
+            // Counts only: no label carries the URL or anything from the environment.
+            let s = cache.stats();
+            metrics::gauge!(crate::telemetry::RESULTS_CACHE_BYTES).set(s.bytes as f64);
+            metrics::gauge!(crate::telemetry::RESULTS_CACHE_STORES).set(s.stores as f64);
+            metrics::counter!(crate::telemetry::RESULTS_CACHE_FETCHES).absolute(s.fetches);
+            metrics::counter!(crate::telemetry::RESULTS_CACHE_EVICTIONS).absolute(s.evictions);
         }
     }
 }

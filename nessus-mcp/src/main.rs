@@ -343,7 +343,8 @@ fn start_workers(
     let mut handles = Vec::new();
     for i in 0..cli.workers {
         let cfg =
-            ConfigDirectory::worker_config(&config, format!("{host}-{}-{i}", std::process::id()));
+            ConfigDirectory::worker_config(&config, format!("{host}-{}-{i}", std::process::id()))
+                .results_store(app.service().results_store());
         let worker = nessus_queue::Worker::new(
             app.queue().clone(),
             cfg,

@@ -42,6 +42,14 @@ pub(crate) const POOL_RUNNING: &str = "nessus_pool_running";
 pub(crate) const POOL_DLQ_DEPTH: &str = "nessus_pool_dlq_depth";
 /// Gauge: 1 when the backend answered the last readiness probe.
 pub(crate) const BACKEND_UP: &str = "nessus_mcp_backend_up";
+/// Gauge: bytes of findings stores in this node's results cache (`server.results_url`).
+pub(crate) const RESULTS_CACHE_BYTES: &str = "nessus_results_cache_bytes";
+/// Gauge: findings stores in this node's results cache.
+pub(crate) const RESULTS_CACHE_STORES: &str = "nessus_results_cache_stores";
+/// Counter: stores downloaded into the results cache since start.
+pub(crate) const RESULTS_CACHE_FETCHES: &str = "nessus_results_cache_fetches_total";
+/// Counter: stores evicted from the results cache since start.
+pub(crate) const RESULTS_CACHE_EVICTIONS: &str = "nessus_results_cache_evictions_total";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -239,6 +239,15 @@ pub enum Error {
         /// The file looked for.
         path: std::path::PathBuf,
     },
+    /// The results object store (`server.results_url`) failed. The reason is the
+    /// store client's text with every known secret value scrubbed.
+    #[error("{what}: {reason}")]
+    ResultsStore {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// File-system work around the results directory failed.
     #[error("{what}")]
     Io {
@@ -284,6 +293,7 @@ impl Error {
             | Self::Secret { .. }
             | Self::Corrupt { .. }
             | Self::NoQueueDatabase { .. }
+            | Self::ResultsStore { .. }
             | Self::Io { .. } => "internal_error",
         }
     }

@@ -35,6 +35,7 @@ pub mod limits;
 mod queue;
 mod redis_backend;
 mod results_dir;
+pub mod results_store;
 #[cfg(feature = "schema")]
 mod schema_ingest;
 mod secret;
@@ -63,6 +64,7 @@ pub use queue::{
 };
 pub use redis_backend::RedisBackend;
 pub use results_dir::ResultsDir;
+pub use results_store::ResultsStore;
 #[cfg(feature = "schema")]
 pub use schema_ingest::SchemaIngest;
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};

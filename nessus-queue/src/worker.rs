@@ -117,6 +117,13 @@ pub struct WorkerConfig {
     /// How often each running task re-reads its `cancel_requested` (the cancel watch);
     /// a cancel through this process's [`Queue`] handle is seen at once.
     pub cancel_poll: Duration,
+    /// Results in object storage (`server.results_url`): each task's export and
+    /// store are uploaded there, manifest last, before the task is completed; the
+    /// local copy is removed once it is. `None`: results stay in `results_dir`.
+    pub results_store: Option<Arc<crate::results_store::ResultsStore>>,
+    /// How long a failing upload is retried (with the transient-error backoff,
+    /// holding the lease) before the task is dead-lettered `results_upload_failed`.
+    pub upload_retry_for: Duration,
 }
 
 impl WorkerConfig {
@@ -140,7 +147,21 @@ impl WorkerConfig {
             export_size_cap: 4 << 30,
             reap_interval: Duration::from_secs(5),
             cancel_poll: Duration::from_millis(250),
+            results_store: None,
+            upload_retry_for: Duration::from_secs(600),
         }
+    }
+
+    /// Uploads results to `store` before completing each task.
+    pub fn results_store(mut self, store: Option<Arc<crate::results_store::ResultsStore>>) -> Self {
+        self.results_store = store;
+        self
+    }
+
+    /// Sets how long a failing upload is retried.
+    pub fn upload_retry_for(mut self, d: Duration) -> Self {
+        self.upload_retry_for = d;
+        self
     }
 
     /// Sets the poll schedule.
@@ -407,6 +428,13 @@ impl Worker {
                     && let Err(e) = scanner.delete(ScanId(scan as u64)).await
                 {
                     tracing::warn!(task_id = %id, scan_id = scan, error = %e, "could not delete the Nessus scan");
+                }
+            }
+        }
+        if let Some(remote) = &inner.cfg.results_store {
+            for (id, _) in &candidates.tasks {
+                if let Err(e) = remote.delete_task(id).await {
+                    tracing::warn!(task_id = %id, error = %e, "could not delete a task's results objects");
                 }
             }
         }
@@ -903,12 +931,62 @@ impl Inner {
             .await
             .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?
             .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?;
+        // 6. Upload (manifest last) before completing: a completed task's results are
+        // always readable from any node.
+        if let Some(remote) = &self.cfg.results_store {
+            self.upload(remote, id, &task_dir, flags, shutdown).await?;
+        }
         self.write(shutdown, || {
             self.queue.complete(id, token, completion.clone())
         })
         .await?;
+        if self.cfg.results_store.is_some() {
+            // The object store holds them now; a worker node keeps no results.
+            let _ = tokio::fs::remove_dir_all(&task_dir).await;
+        }
         tracing::info!(task_id = %id, scan_id = scan.0, "completed");
         Ok(())
+    }
+
+    /// Uploads a task's results, retrying failures with the transient backoff while
+    /// the lease is held, for at most `upload_retry_for`. Then the task is
+    /// dead-lettered `results_upload_failed`: the Nessus scan stays recorded, so a DLQ
+    /// retry re-attaches to it, exports again and uploads, without a second scan. A
+    /// shutdown meanwhile releases the task the same way.
+    async fn upload(
+        &self,
+        remote: &crate::results_store::ResultsStore,
+        id: &str,
+        task_dir: &Path,
+        flags: &Flags,
+        shutdown: &watch::Receiver<bool>,
+    ) -> std::result::Result<(), Stop> {
+        let started = std::time::Instant::now();
+        let mut attempt = 0;
+        loop {
+            self.check(flags, shutdown, OnCancel::Continue)?;
+            match remote.upload_task(id, task_dir).await {
+                Ok(m) => {
+                    tracing::debug!(task_id = %id, files = m.files.len(), "results uploaded");
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() >= self.cfg.upload_retry_for => {
+                    return Err(Stop::Fail(Failure::dead_letter(
+                        "results_upload_failed",
+                        format!(
+                            "could not upload the results for {}s: {e}; retry the task from the DLQ (the finished Nessus scan is exported again, not rerun)",
+                            self.cfg.upload_retry_for.as_secs()
+                        ),
+                    )));
+                }
+                Err(e) => {
+                    tracing::warn!(task_id = %id, attempt, error = %e, "results upload failed; retrying");
+                    self.pause(self.backoff(attempt, None), shutdown, None)
+                        .await;
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     /// Creates the scan. A create that failed transiently may still have happened,

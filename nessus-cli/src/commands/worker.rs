@@ -48,16 +48,19 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
         backend::Missing::Create,
     )?;
     settings.results_dir = service.results_dir().root().to_owned();
-    let results_dir = settings.results_dir.clone();
+    settings = settings.results_store(service.results_store());
+    let results_at = match &settings.results_store {
+        Some(store) => store.url().to_owned(),
+        None => settings.results_dir.display().to_string(),
+    };
     let queue = service.queue().clone();
     let directory = Arc::new(ConfigDirectory::new(Arc::clone(&config), None)?);
     let worker = Worker::new(queue, settings, directory.clone(), Arc::new(SchemaIngest));
     let config_path = global.config.clone();
 
     eprintln!(
-        "worker {worker_id} serving pool(s) {} (results in {}); SIGTERM or Ctrl-C to stop",
+        "worker {worker_id} serving pool(s) {} (results in {results_at}); SIGTERM or Ctrl-C to stop",
         pools.join(", "),
-        results_dir.display()
     );
     rt.block_on(async {
         if let Some(path) = config_path {

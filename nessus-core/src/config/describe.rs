@@ -19,6 +19,18 @@ pub(crate) fn render(config: &Config, w: &mut dyn fmt::Write) -> fmt::Result {
     writeln!(w, "server:")?;
     writeln!(w, "  data_dir: {}", s.data_dir().display())?;
     writeln!(w, "  results_dir: {}", s.results_dir().display())?;
+    match s.results_url() {
+        Some(url) => {
+            writeln!(w, "  results_url: {url}")?;
+            writeln!(
+                w,
+                "  results_cache_dir: {} (max {} bytes)",
+                s.results_cache_dir().display(),
+                s.results_cache_max_bytes()
+            )?;
+        }
+        None => writeln!(w, "  results_url: none (results on local disk)")?,
+    }
     writeln!(w, "  default_pool: {}", s.default_pool())?;
     writeln!(
         w,

@@ -255,6 +255,9 @@ impl Pool {
 pub struct ServerSettings {
     pub(crate) data_dir: PathBuf,
     pub(crate) results_dir: PathBuf,
+    pub(crate) results_url: Option<String>,
+    pub(crate) results_cache_dir: PathBuf,
+    pub(crate) results_cache_max_bytes: u64,
     pub(crate) default_pool: String,
     pub(crate) default_scan_timeout: Duration,
     pub(crate) mcp_tokens: Vec<ConfigSecret>,
@@ -307,6 +310,26 @@ impl ServerSettings {
     /// Where exports and findings stores live (default `{data_dir}/results`).
     pub fn results_dir(&self) -> &Path {
         &self.results_dir
+    }
+
+    /// Where results live when not on local disk: `s3://bucket/prefix`, `gs://…`,
+    /// `az://…` or `file:///abs/dir` (default none: `results_dir` on local disk).
+    /// Credentials and endpoints come from the object store's standard environment
+    /// variables (`AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`, …), never from this file.
+    pub fn results_url(&self) -> Option<&str> {
+        self.results_url.as_deref()
+    }
+
+    /// Where an API node keeps the stores it fetched from `results_url`
+    /// (default `{data_dir}/results-cache`).
+    pub fn results_cache_dir(&self) -> &Path {
+        &self.results_cache_dir
+    }
+
+    /// The size cap of that cache in bytes (default 2 GiB); least recently used stores
+    /// are evicted past it.
+    pub fn results_cache_max_bytes(&self) -> u64 {
+        self.results_cache_max_bytes
     }
 
     /// Pool used when a request names none (default `nessus`).

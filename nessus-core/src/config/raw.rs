@@ -161,6 +161,9 @@ pub(crate) struct RawPolicy {
 pub(crate) struct RawServer {
     pub(crate) data_dir: Option<Spanned<String>>,
     pub(crate) results_dir: Option<Spanned<String>>,
+    pub(crate) results_url: Option<Spanned<String>>,
+    pub(crate) results_cache_dir: Option<Spanned<String>>,
+    pub(crate) results_cache_max_bytes: Option<u64>,
     pub(crate) default_pool: Option<Spanned<String>>,
     pub(crate) default_scan_timeout_secs: Option<u64>,
     #[serde(default)]

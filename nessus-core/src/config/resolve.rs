@@ -21,6 +21,8 @@ const DEFAULT_MAX_CONCURRENT: u32 = 2;
 /// Default per-request timeout (the predecessor's httpx timeout).
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 const DAY: u64 = 24 * 3600;
+/// `server.results_cache_max_bytes` when unset: 2 GiB.
+const DEFAULT_RESULTS_CACHE_MAX_BYTES: u64 = 2 << 30;
 
 /// A validation error before it gets the file name.
 #[derive(Debug)]
@@ -386,6 +388,43 @@ impl<'a> Resolver<'a> {
             Some(d) => self.path(ctx, "results_dir", &d.value),
             None => data_dir.join("results"),
         };
+        let results_url = match &raw.results_url {
+            Some(u) => {
+                let url = self.text(ctx, "results_url", &u.value);
+                // Credentials come from the environment only, so the URL (printed by
+                // `config check`, logged at start) never carries one.
+                let authority = url
+                    .split_once("://")
+                    .map_or("", |(_, rest)| rest.split('/').next().unwrap_or(""));
+                if authority.contains('@') {
+                    return Err(at(
+                        u,
+                        "server.results_url must not carry credentials; set them in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...)",
+                    ));
+                }
+                let scheme = url.split_once("://").map(|(s, _)| s);
+                if !matches!(
+                    scheme,
+                    Some("s3" | "s3a" | "gs" | "az" | "abfs" | "abfss" | "file")
+                ) {
+                    return Err(at(
+                        u,
+                        format!(
+                            "server.results_url {url:?} is not s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///absolute/dir"
+                        ),
+                    ));
+                }
+                Some(url)
+            }
+            None => None,
+        };
+        let results_cache_dir = match &raw.results_cache_dir {
+            Some(d) => self.path(ctx, "results_cache_dir", &d.value),
+            None => data_dir.join("results-cache"),
+        };
+        let results_cache_max_bytes = raw
+            .results_cache_max_bytes
+            .unwrap_or(DEFAULT_RESULTS_CACHE_MAX_BYTES);
         let default_pool = match &raw.default_pool {
             Some(p) => self.text(ctx, "default_pool", &p.value),
             None => "nessus".to_owned(),
@@ -411,6 +450,9 @@ impl<'a> Resolver<'a> {
         Ok(ServerSettings {
             data_dir,
             results_dir,
+            results_url,
+            results_cache_dir,
+            results_cache_max_bytes,
             default_pool,
             default_scan_timeout: Duration::from_secs(raw.default_scan_timeout_secs.unwrap_or(DAY)),
             mcp_tokens,

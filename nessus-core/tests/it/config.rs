@@ -505,3 +505,50 @@ fn missing_file_is_a_read_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn results_url_defaults_and_refusals() {
+    // Absent: local disk, the cache settings at their defaults.
+    let yaml = "server:\n  data_dir: /srv/n\n";
+    let config = Config::from_yaml_with_env(yaml, &no_env).unwrap();
+    let s = config.server();
+    assert_eq!(s.results_url(), None);
+    assert_eq!(
+        s.results_cache_dir(),
+        std::path::Path::new("/srv/n/results-cache")
+    );
+    assert_eq!(s.results_cache_max_bytes(), 2 << 30);
+    assert!(
+        config
+            .describe()
+            .contains("results_url: none (results on local disk)")
+    );
+
+    let yaml = "server:\n  data_dir: /srv/n\n  results_url: s3://${BUCKET}/scans\n  results_cache_dir: /cache\n  results_cache_max_bytes: 1048576\n";
+    let config = Config::from_yaml_with_env(yaml, &env_of(&[("BUCKET", "b1")])).unwrap();
+    let s = config.server();
+    assert_eq!(s.results_url(), Some("s3://b1/scans"));
+    assert_eq!(s.results_cache_dir(), std::path::Path::new("/cache"));
+    assert_eq!(s.results_cache_max_bytes(), 1 << 20);
+    let shown = config.describe();
+    assert!(shown.contains("results_url: s3://b1/scans"), "{shown}");
+    assert!(
+        shown.contains("results_cache_dir: /cache (max 1048576 bytes)"),
+        "{shown}"
+    );
+
+    check_error(
+        "server:\n  results_url: http://x/y\n",
+        &[],
+        2,
+        16,
+        "is not s3://bucket/prefix",
+    );
+    check_error(
+        "server:\n  results_url: s3://AKIA:secret@bucket/p\n",
+        &[],
+        2,
+        16,
+        "must not carry credentials",
+    );
+}

@@ -48,6 +48,13 @@ impl Service {
         let purged = self.queue.dlq_purge(what).await?;
         tracing::info!(principal = %principal, purged = purged.len(), "dlq_purge");
         for t in &purged {
+            // A task dead-lettered mid-upload (`results_upload_failed`) may have left
+            // objects without a manifest: they go with it.
+            if let Some(cache) = &self.remote
+                && let Err(e) = cache.remote().delete_task(&t.task_id).await
+            {
+                tracing::warn!(task_id = %t.task_id, error = %e, "could not delete a task's results objects");
+            }
             self.record_task(AuditAction::DlqPurge, principal, t, None)
                 .await;
         }
@@ -57,6 +64,19 @@ impl Service {
     /// Deletes tasks past their TTL with their results directories. A directory that
     /// cannot be removed is logged and does not stop the sweep.
     pub async fn housekeep(&self, dry_run: bool) -> Result<HousekeepReport> {
+        if let (Some(cache), false) = (&self.remote, dry_run) {
+            // Objects first (the manifest first of all), while the tasks still exist:
+            // a task whose objects could not go is logged and still deleted, its
+            // objects then orphaned under the prefix (a lifecycle rule can sweep
+            // them), never a task pointing at half its results.
+            let candidates = self.queue.housekeep(true, |_| {}).await?;
+            for (id, _) in &candidates.tasks {
+                if let Err(e) = cache.remote().delete_task(id).await {
+                    tracing::warn!(task_id = %id, error = %e, "could not delete a task's results objects");
+                }
+                cache.forget(id);
+            }
+        }
         let results = self.results.clone();
         self.queue
             .housekeep(dry_run, |task| {

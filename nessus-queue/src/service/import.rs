@@ -356,6 +356,12 @@ impl Service {
                 what: format!("cannot move the findings store into {}", task_dir.display()),
                 source,
             });
+        // With results in object storage, uploaded (manifest last) before the task
+        // is completed, as the worker does.
+        let placed = match (placed, &self.remote) {
+            (Ok(()), Some(cache)) => upload(cache.remote(), &task.task_id, &task_dir).await,
+            (other, _) => other,
+        };
         let finished = match placed {
             Ok(()) => self.queue.finish_import(&task.task_id, completion).await,
             Err(e) => Err(e),
@@ -365,8 +371,21 @@ impl Service {
                 tracing::info!(task_id = %done.task_id, trace_id = %done.trace_id, principal = %principal, "scan_imported");
                 self.record_task(crate::audit::AuditAction::Import, principal, &done, None)
                     .await;
+                let store_dir = match &self.remote {
+                    Some(cache) => {
+                        // Served through the cache from now on, like a worker's.
+                        let _ = self.results.remove_task(&done.task_id);
+                        PathBuf::from(format!(
+                            "{}/{}/{}",
+                            cache.remote().url().trim_end_matches('/'),
+                            done.task_id,
+                            crate::results_store::STORE
+                        ))
+                    }
+                    None => ResultsDir::store_in(&task_dir),
+                };
                 Ok(Imported {
-                    store_dir: ResultsDir::store_in(&task_dir),
+                    store_dir,
                     task: done,
                     summary,
                 })
@@ -380,7 +399,33 @@ impl Service {
                     tracing::warn!(task_id = %task.task_id, error = %abort, "could not mark a failed import");
                 }
                 let _ = self.results.remove_task(&task.task_id);
+                if let Some(cache) = &self.remote {
+                    let _ = cache.remote().delete_task(&task.task_id).await;
+                }
                 Err(e)
+            }
+        }
+    }
+}
+
+/// Uploads an imported task's results, three attempts 0.5 s and 1 s apart: the caller
+/// waits, and a failed import leaves nothing behind and can simply be repeated.
+async fn upload(
+    remote: &crate::results_store::ResultsStore,
+    task_id: &str,
+    task_dir: &Path,
+) -> Result<()> {
+    let mut wait = std::time::Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match remote.upload_task(task_id, task_dir).await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt >= 3 => return Err(e),
+            Err(e) => {
+                tracing::warn!(task_id, attempt, error = %e, "import upload failed; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                attempt += 1;
             }
         }
     }

@@ -54,6 +54,9 @@ pub struct Service {
     config: RwLock<Arc<Config>>,
     results: ResultsDir,
     stores: Arc<results::StoreCache>,
+    /// Results in object storage (`server.results_url`) and this node's cache of
+    /// them; `None`: results on local disk only.
+    remote: Option<Arc<crate::results_store::ResultsCache>>,
     /// The last scanner probe, reused for a while (see [`Service::scanner_health`]).
     probes: load::ProbeCache,
 }
@@ -66,8 +69,28 @@ impl Service {
             config: RwLock::new(Arc::new(config)),
             results,
             stores: Arc::default(),
+            remote: None,
             probes: load::ProbeCache::default(),
         }
+    }
+
+    /// Keeps results in object storage: uploads (import) and purges go there, and
+    /// pages are served from `cache`, which fetches a store on first use.
+    #[must_use]
+    pub fn with_results_cache(mut self, cache: crate::results_store::ResultsCache) -> Self {
+        self.remote = Some(Arc::new(cache));
+        self
+    }
+
+    /// The results object store, when `server.results_url` is set (workers upload
+    /// to it before completing a task).
+    pub fn results_store(&self) -> Option<Arc<crate::results_store::ResultsStore>> {
+        self.remote.as_ref().map(|c| c.remote().clone())
+    }
+
+    /// This node's cache of stores fetched from the results object store.
+    pub fn results_cache(&self) -> Option<&crate::results_store::ResultsCache> {
+        self.remote.as_deref()
     }
 
     /// The configuration in force.

@@ -41,6 +41,7 @@ pub struct OpenOptions {
     data_dir: Option<PathBuf>,
     redis_url: Option<SecretString>,
     missing: Missing,
+    results_options: Vec<(String, SecretString)>,
 }
 
 impl OpenOptions {
@@ -68,6 +69,24 @@ impl OpenOptions {
     pub fn missing(mut self, missing: Missing) -> Self {
         self.missing = missing;
         self
+    }
+
+    /// Settings of the results object store that override its environment variables
+    /// (same names, e.g. `AWS_ENDPOINT`, `AWS_SECRET_ACCESS_KEY`): for embedders and
+    /// tests that must not change the process environment.
+    #[must_use]
+    pub fn results_options(mut self, options: Vec<(String, SecretString)>) -> Self {
+        self.results_options = options;
+        self
+    }
+
+    /// The results cache directory in force (`{data_dir}/results-cache` with a data
+    /// directory override, else the config's `server.results_cache_dir`).
+    pub fn results_cache_for(&self, config: &Config) -> PathBuf {
+        match &self.data_dir {
+            Some(dir) => dir.join("results-cache"),
+            None => config.server().results_cache_dir().to_owned(),
+        }
     }
 
     /// The data directory in force.
@@ -114,7 +133,22 @@ impl Service {
             }
         };
         let results = opts.results_for(&config);
-        Ok(Self::new(config, queue, results))
+        let remote = match config.server().results_url() {
+            Some(url) => {
+                let store = crate::results_store::ResultsStore::open(url, &opts.results_options)?;
+                Some(crate::results_store::ResultsCache::new(
+                    std::sync::Arc::new(store),
+                    opts.results_cache_for(&config),
+                    config.server().results_cache_max_bytes(),
+                )?)
+            }
+            None => None,
+        };
+        let service = Self::new(config, queue, results);
+        Ok(match remote {
+            Some(cache) => service.with_results_cache(cache),
+            None => service,
+        })
     }
 }
 

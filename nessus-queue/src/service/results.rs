@@ -219,6 +219,14 @@ impl Service {
         }
         self.record_task(action, principal, &view.task, detail)
             .await;
+        if let Some(cache) = &self.remote {
+            match cache.get(task_id).await {
+                // Results written before `results_url` was set stay readable from
+                // the local results directory.
+                Err(Error::ResultsNotFound { .. }) if self.results.store_dir(task_id).is_dir() => {}
+                other => return other,
+            }
+        }
         let (results, stores, id) = (
             self.results.clone(),
             self.stores.clone(),

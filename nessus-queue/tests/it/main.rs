@@ -2,6 +2,7 @@
 
 mod conformance;
 mod faults;
+mod results_store;
 mod support;
 mod worker;
 mod worker_policy;

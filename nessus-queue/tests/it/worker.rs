@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::support::Harness;
 
 /// Every log line of the test binary at TRACE, for the secret canary.
-fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
+pub(crate) fn log_buffer() -> Arc<Mutex<Vec<u8>>> {
     static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     BUF.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
