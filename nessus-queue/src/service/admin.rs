@@ -48,6 +48,13 @@ impl Service {
         let purged = self.queue.dlq_purge(what).await?;
         tracing::info!(principal = %principal, purged = purged.len(), "dlq_purge");
         for t in &purged {
+            // A task dead-lettered mid-upload (`results_upload_failed`) may have left
+            // objects without a manifest: they go with it.
+            if let Some(cache) = &self.remote
+                && let Err(e) = cache.remote().delete_task(&t.task_id).await
+            {
+                tracing::warn!(task_id = %t.task_id, error = %e, "could not delete a task's results objects");
+            }
             self.record_task(AuditAction::DlqPurge, principal, t, None)
                 .await;
         }

@@ -14,6 +14,16 @@ use super::process::{ChildGuard, free_port};
 /// The `moto[server]` version the tests and `.ci/run` install.
 pub const MOTO_PIN: &str = "5.2.6";
 
+/// How to get the server, in every error that means it is missing.
+fn install_hint() -> String {
+    format!(
+        "The object-storage tests start their own S3 server: install it with \
+         `python3 -m venv /work/venv-moto && /work/venv-moto/bin/pip install \
+         'moto[server]=={MOTO_PIN}'` and put /work/venv-moto/bin on PATH (.ci/run installs \
+         it into a cached venv and puts moto_server on PATH)"
+    )
+}
+
 /// How long moto may take to start (it imports a lot of Python).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,12 +50,7 @@ impl S3Server {
             .spawn()
             .map_err(|e| {
                 let hint = if e.kind() == io::ErrorKind::NotFound {
-                    format!(
-                        "moto_server is not on PATH: the object-storage tests start their own \
-                         S3 server. Install it with `python3 -m venv /work/venv-moto && \
-                         /work/venv-moto/bin/pip install 'moto[server]=={MOTO_PIN}'` and put \
-                         /work/venv-moto/bin on PATH (.ci/run does)"
-                    )
+                    format!("moto_server is not on PATH. {}", install_hint())
                 } else {
                     "moto_server could not be started".to_owned()
                 };
@@ -55,8 +60,10 @@ impl S3Server {
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = process.child().try_wait()? {
+                // A shim (pyenv, asdf) without the package behind it exits at once.
                 return Err(io::Error::other(format!(
-                    "moto_server exited ({status}) before listening on port {port}"
+                    "moto_server exited ({status}) before listening on port {port}. {}",
+                    install_hint()
                 )));
             }
             if started.elapsed() > START_TIMEOUT {
