@@ -100,3 +100,39 @@ fn topologies_never_print_their_urls() {
         assert!(!shown.contains("CANARY"), "{shown}");
     }
 }
+
+/// Sentinel with passwords: by default the data nodes get the sentinel URLs'
+/// password; `master_password` overrides it (a wrong one is refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_passwords_reach_the_data_nodes() {
+    let set = nessus_queue::testkit::RedisSentinelSet::start_with_password("s3cret-pass")
+        .expect("sentinel set with a password");
+    let sentinels: Vec<SecretString> = set
+        .sentinel_urls()
+        .into_iter()
+        .map(SecretString::from)
+        .collect();
+    assert!(set.sentinel_urls()[0].contains(":s3cret-pass@"));
+    let topology = |master_password: Option<&str>| RedisTopology::Sentinel {
+        sentinels: sentinels.clone(),
+        master: set.master_name().to_owned(),
+        master_password: master_password.map(SecretString::from),
+    };
+    for given in [None, Some("s3cret-pass")] {
+        let q = Queue::redis_topology(&topology(given), QueueConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("master_password {given:?}: {e}"));
+        let r = nessus_queue::NewTask::new(
+            nessus_queue::ScanType::Untrusted,
+            "nessus",
+            "10.0.0.1",
+            "r",
+        );
+        let id = q.submit("p", r, None, None).await.unwrap().task.task_id;
+        assert!(q.get(&id).await.unwrap().is_some());
+    }
+    let err = Queue::redis_topology(&topology(Some("wrong")), QueueConfig::default())
+        .await
+        .unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("s3cret-pass"), "{err:?}");
+}
