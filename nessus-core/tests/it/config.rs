@@ -618,6 +618,7 @@ fn redis_topologies_are_exclusive() {
     for (yaml, line, column, needle) in cases {
         check_error(yaml, &[], *line, *column, needle);
     }
+}
 
 #[test]
 fn results_url_defaults_and_refusals() {
