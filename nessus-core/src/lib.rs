@@ -80,6 +80,7 @@ pub use client::{
 pub use config::{
     AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
     Pool, PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, ToolOutput,
+    AuthSettings, IntrospectionSettings, OAuthSettings, ScopeNames,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
 pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};
