@@ -35,6 +35,7 @@ pub mod limits;
 mod queue;
 mod redis_backend;
 mod results_dir;
+mod scope;
 #[cfg(feature = "schema")]
 mod schema_ingest;
 mod secret;
@@ -57,6 +58,7 @@ pub use backend::{
 pub use directory::ConfigDirectory;
 pub use error::{BackendKind, BoxError, Error, Result};
 pub use import::IMPORT_POOL;
+pub use scope::{Operation, Scope, Scopes};
 pub use queue::{
     Claim, DEFAULT_MAX_QUEUED_PER_PRINCIPAL, DlqPurge, HousekeepReport, ListTasks, Queue,
     QueueConfig, QueueStatus, ReapReport, Submitted, TaskPage, TaskView, request_hash,

@@ -512,6 +512,13 @@ impl PrincipalSettings {
         }
     }
 
+    /// These settings with the admin role set or cleared (an OAuth caller's role comes
+    /// from its token's admin scope).
+    pub fn with_admin(mut self, admin: bool) -> Self {
+        self.admin = admin;
+        self
+    }
+
     /// The pools it may submit to (`None`: all).
     pub fn pools(&self) -> Option<&[String]> {
         self.pools.as_deref()

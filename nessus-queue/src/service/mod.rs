@@ -40,6 +40,7 @@ pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
 pub use nessus_schema::{ExportFormat, ExportPlan, QueryParams};
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
+pub use crate::scope::{Operation, Scope, Scopes};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
 pub use progress::{PROGRESS_INTERVAL, Progress};
 pub use results::{DiffOptions, DiffOutcome, Summarized, SummaryRequest};
@@ -98,6 +99,12 @@ impl Service {
     /// The results directory.
     pub fn results_dir(&self) -> &ResultsDir {
         &self.results
+    }
+
+    /// `Ok` when `principal`'s token scopes allow `op`, else `InsufficientScope`: for
+    /// the frontend's reads that need nothing but the config (the pool list).
+    pub fn authorize(&self, principal: &Principal, op: Operation) -> crate::Result<()> {
+        principal.authorize(op, "read the configuration")
     }
 }
 
