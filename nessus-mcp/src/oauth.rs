@@ -379,12 +379,16 @@ impl OAuthVerifier {
         self.principal_from(&claims)
     }
 
-    /// The principal from verified claims: the configured claim names it, `scope`
+    /// The principal from verified claims: the configured claim names it (for `sub`,
+    /// an introspection answer without one falls back to `client_id`: a
+    /// client-credentials token's subject is its client, RFC 9068 §2.2), `scope`
     /// (space-separated, RFC 9068) or `scp` (a list or a string, Entra ID and Okta)
     /// grants the capabilities.
     fn principal_from(&self, claims: &serde_json::Map<String, Value>) -> Result<Principal, Rejection> {
+        let claim = self.settings.principal_claim();
         let name = claims
-            .get(self.settings.principal_claim())
+            .get(claim)
+            .or_else(|| (claim == "sub").then(|| claims.get("client_id")).flatten())
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|n| !n.is_empty())

@@ -10,6 +10,7 @@ mod flow;
 mod fuzz_http;
 mod import;
 mod logs;
+mod oauth;
 mod schema_check;
 mod security;
 mod stdio;
