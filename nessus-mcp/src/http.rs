@@ -22,10 +22,10 @@ use crate::{
     Error,
     app::App,
     auth::{AuthState, Principal, TokenSet, require_bearer},
-    oauth::OAuthVerifier,
     body::{BodyLimits, buffer_mcp_body},
     guard::{OriginPolicy, check_host_and_origin},
     listener::{self, ConnLimits},
+    oauth::OAuthVerifier,
     server::NessusMcp,
     telemetry,
 };

@@ -149,7 +149,9 @@ impl OAuthVerifier {
         if self.settings.introspection().is_some() {
             return self.introspect(token).await;
         }
-        Err(Rejection::Invalid("the access token is not a JWT this server can verify"))
+        Err(Rejection::Invalid(
+            "the access token is not a JWT this server can verify",
+        ))
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Principal, Rejection> {
@@ -347,7 +349,10 @@ impl OAuthVerifier {
             .await
             .map_err(|_| unavailable.clone())?;
         if !resp.status().is_success() {
-            tracing::warn!(status = resp.status().as_u16(), "token introspection failed");
+            tracing::warn!(
+                status = resp.status().as_u16(),
+                "token introspection failed"
+            );
             return Err(unavailable);
         }
         let claims: serde_json::Map<String, Value> =
@@ -358,7 +363,9 @@ impl OAuthVerifier {
         if let Some(iss) = claims.get("iss")
             && iss.as_str() != Some(self.settings.issuer())
         {
-            return Err(Rejection::Invalid("the access token is from another issuer"));
+            return Err(Rejection::Invalid(
+                "the access token is from another issuer",
+            ));
         }
         if !audience_holds(claims.get("aud"), self.settings.audience()) {
             return Err(Rejection::Invalid(
@@ -384,7 +391,10 @@ impl OAuthVerifier {
     /// client-credentials token's subject is its client, RFC 9068 §2.2), `scope`
     /// (space-separated, RFC 9068) or `scp` (a list or a string, Entra ID and Okta)
     /// grants the capabilities.
-    fn principal_from(&self, claims: &serde_json::Map<String, Value>) -> Result<Principal, Rejection> {
+    fn principal_from(
+        &self,
+        claims: &serde_json::Map<String, Value>,
+    ) -> Result<Principal, Rejection> {
         let claim = self.settings.principal_claim();
         let name = claims
             .get(claim)
@@ -443,7 +453,9 @@ fn granted_scopes(claims: &serde_json::Map<String, Value>) -> Vec<String> {
     for key in ["scope", "scp"] {
         match claims.get(key) {
             Some(Value::String(s)) => out.extend(s.split_whitespace().map(str::to_owned)),
-            Some(Value::Array(a)) => out.extend(a.iter().filter_map(Value::as_str).map(str::to_owned)),
+            Some(Value::Array(a)) => {
+                out.extend(a.iter().filter_map(Value::as_str).map(str::to_owned))
+            }
             _ => {}
         }
     }
@@ -577,24 +589,47 @@ mod tests {
             ),
             (
                 serde_json::json!({"scp": ["nessus:admin", "nessus:scan:authenticated"]}),
-                Scopes::empty().with(Scope::Admin).with(Scope::Authenticated),
+                Scopes::empty()
+                    .with(Scope::Admin)
+                    .with(Scope::Authenticated),
             ),
-            (serde_json::json!({"scp": "nessus:read"}), Scopes::empty().with(Scope::Read)),
-            (serde_json::json!({"scope": "nessus:readx admin"}), Scopes::empty()),
+            (
+                serde_json::json!({"scp": "nessus:read"}),
+                Scopes::empty().with(Scope::Read),
+            ),
+            (
+                serde_json::json!({"scope": "nessus:readx admin"}),
+                Scopes::empty(),
+            ),
         ];
         for (claims, want) in cases {
-            let Value::Object(m) = claims else { unreachable!() };
+            let Value::Object(m) = claims else {
+                unreachable!()
+            };
             let granted = granted_scopes(&m);
-            assert_eq!(scopes_of(&names, granted.iter().map(String::as_str)), want, "{m:?}");
+            assert_eq!(
+                scopes_of(&names, granted.iter().map(String::as_str)),
+                want,
+                "{m:?}"
+            );
         }
     }
 
     #[test]
     fn metadata_url_inserts_the_well_known_path() {
         for (aud, want) in [
-            ("https://mcp.example/mcp", "https://mcp.example/.well-known/oauth-protected-resource/mcp"),
-            ("https://mcp.example/", "https://mcp.example/.well-known/oauth-protected-resource"),
-            ("http://127.0.0.1:8/a/mcp", "http://127.0.0.1:8/.well-known/oauth-protected-resource/a/mcp"),
+            (
+                "https://mcp.example/mcp",
+                "https://mcp.example/.well-known/oauth-protected-resource/mcp",
+            ),
+            (
+                "https://mcp.example/",
+                "https://mcp.example/.well-known/oauth-protected-resource",
+            ),
+            (
+                "http://127.0.0.1:8/a/mcp",
+                "http://127.0.0.1:8/.well-known/oauth-protected-resource/a/mcp",
+            ),
         ] {
             assert_eq!(resource_metadata_url(aud), want);
         }
@@ -605,7 +640,10 @@ mod tests {
         let aud = "https://mcp.example/mcp";
         assert!(audience_holds(Some(&Value::from(aud)), aud));
         assert!(audience_holds(Some(&serde_json::json!(["x", aud])), aud));
-        assert!(!audience_holds(Some(&Value::from("https://mcp.example")), aud));
+        assert!(!audience_holds(
+            Some(&Value::from("https://mcp.example")),
+            aud
+        ));
         assert!(!audience_holds(None, aud));
     }
 }

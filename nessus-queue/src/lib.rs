@@ -35,9 +35,9 @@ pub mod limits;
 mod queue;
 mod redis_backend;
 mod results_dir;
-mod scope;
 #[cfg(feature = "schema")]
 mod schema_ingest;
+mod scope;
 mod secret;
 #[cfg(feature = "service")]
 pub mod service;
@@ -58,7 +58,6 @@ pub use backend::{
 pub use directory::ConfigDirectory;
 pub use error::{BackendKind, BoxError, Error, Result};
 pub use import::IMPORT_POOL;
-pub use scope::{Operation, Scope, Scopes};
 pub use queue::{
     Claim, DEFAULT_MAX_QUEUED_PER_PRINCIPAL, DlqPurge, HousekeepReport, ListTasks, Queue,
     QueueConfig, QueueStatus, ReapReport, Submitted, TaskPage, TaskView, request_hash,
@@ -67,6 +66,7 @@ pub use redis_backend::RedisBackend;
 pub use results_dir::ResultsDir;
 #[cfg(feature = "schema")]
 pub use schema_ingest::SchemaIngest;
+pub use scope::{Operation, Scope, Scopes};
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
 pub use sqlite::SqliteBackend;
 pub use task::{

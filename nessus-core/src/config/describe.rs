@@ -172,7 +172,12 @@ pub(crate) fn render(config: &Config, w: &mut dyn fmt::Write) -> fmt::Result {
     }
     if let Some(o) = config.auth().oauth() {
         writeln!(w, "auth:")?;
-        writeln!(w, "  oauth: issuer {}, audience {}", o.issuer(), o.audience())?;
+        writeln!(
+            w,
+            "  oauth: issuer {}, audience {}",
+            o.issuer(),
+            o.audience()
+        )?;
         writeln!(
             w,
             "    jwks: {}; principal claim {}; leeway {}s",

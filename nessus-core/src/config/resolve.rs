@@ -8,9 +8,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::env::{EnvLookup, expand};
 use super::model::{
-    AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    IntrospectionSettings, OAuthSettings, PrincipalSettings, ProfileAuth, QueueSettings,
-    ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
+    AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth,
+    InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings, ProfileAuth,
+    QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
 };
 use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
 use crate::client::TlsOptions;
@@ -160,7 +160,10 @@ impl<'a> Resolver<'a> {
             }
             let all = scopes.all();
             if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
-                return Err(at(raw, "auth.oauth.scopes: each capability needs its own scope"));
+                return Err(at(
+                    raw,
+                    "auth.oauth.scopes: each capability needs its own scope",
+                ));
             }
         }
         let introspection = match o.introspection {

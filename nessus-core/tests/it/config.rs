@@ -527,7 +527,13 @@ fn oauth_section_defaults_overrides_and_refusals() {
         ]
     );
     assert!(o.introspection().is_none());
-    assert!(Config::from_yaml_with_env("", &no_env).unwrap().auth().oauth().is_none());
+    assert!(
+        Config::from_yaml_with_env("", &no_env)
+            .unwrap()
+            .auth()
+            .oauth()
+            .is_none()
+    );
 
     let full = format!(
         "{base}    jwks_uri: http://127.0.0.1:9/jwks\n    principal_claim: email\n    leeway_secs: 5\n    \

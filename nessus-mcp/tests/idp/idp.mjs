@@ -60,7 +60,7 @@ clients.push({
   grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
   redirect_uris: ['http://127.0.0.1:9/callback', 'http://localhost:3030/callback'],
-  scope: `openid ${SCOPES}`,
+  scope: `openid offline_access ${SCOPES}`,
 });
 
 function makeProvider(issuer) {

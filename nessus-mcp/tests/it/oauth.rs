@@ -241,8 +241,9 @@ impl Setup {
             |config, opts| {
                 opts.bind = format!("127.0.0.1:{port}").parse().expect("addr");
                 let settings = config.auth().oauth().expect("oauth configured").clone();
-                opts.oauth =
-                    Some(Arc::new(OAuthVerifier::new(settings).with_refresh_interval(REFRESH)));
+                opts.oauth = Some(Arc::new(
+                    OAuthVerifier::new(settings).with_refresh_interval(REFRESH),
+                ));
             },
         )
         .await;
@@ -255,7 +256,12 @@ impl Setup {
     }
 
     /// `tools/call` over plain HTTP: the status, the `WWW-Authenticate` value and the body.
-    async fn call_raw(&self, token: Option<&str>, tool: &str, args: Value) -> (u16, String, String) {
+    async fn call_raw(
+        &self,
+        token: Option<&str>,
+        tool: &str,
+        args: Value,
+    ) -> (u16, String, String) {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                           "params": {"name": tool, "arguments": args}});
         self.post(token, body).await
@@ -303,11 +309,20 @@ async fn tool_names(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>
 async fn a_full_session_with_tokens_from_real_grants() {
     let s = Setup::start(1).await;
     // Client credentials: the principal is the client (its `sub`).
-    let token = s.idp.token("scanner", &format!("{READ} {SCAN}"), &s.audience).await;
+    let token = s
+        .idp
+        .token("scanner", &format!("{READ} {SCAN}"), &s.audience)
+        .await;
     let client = s.h.client(&token).await;
     let names = tool_names(&client).await;
-    assert!(names.contains(&"run_untrusted_scan".to_owned()), "{names:?}");
-    assert!(!names.contains(&"run_authenticated_scan".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"run_untrusted_scan".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"run_authenticated_scan".to_owned()),
+        "{names:?}"
+    );
     let sub = call_ok(
         &client,
         "run_untrusted_scan",
@@ -323,7 +338,12 @@ async fn a_full_session_with_tokens_from_real_grants() {
         json!({"task_id": task_id, "schema_profile": "minimal"}),
     )
     .await;
-    assert_ne!(results.is_error, Some(true), "results: {:?}", results.content);
+    assert_ne!(
+        results.is_error,
+        Some(true),
+        "results: {:?}",
+        results.content
+    );
     let listed = call_ok(&client, "list_tasks", json!({})).await;
     assert_eq!(listed["tasks"][0]["task_id"], task_id.as_str(), "{listed}");
 
@@ -377,16 +397,36 @@ async fn scopes_decide_each_tool() {
         (&[READ], "list_tasks", json!({}), None),
         (&[READ], "get_scan_status", task.clone(), None),
         (&[READ], "run_untrusted_scan", untrusted.clone(), Some(SCAN)),
-        (&[READ], "run_authenticated_scan", authenticated.clone(), Some(AUTHENTICATED)),
+        (
+            &[READ],
+            "run_authenticated_scan",
+            authenticated.clone(),
+            Some(AUTHENTICATED),
+        ),
         (&[READ], "cancel_scan", task.clone(), Some(SCAN)),
         (&[READ], "import_scan", import.clone(), Some(SCAN)),
         (&[SCAN], "run_untrusted_scan", untrusted.clone(), None),
         (&[SCAN], "list_tasks", json!({}), Some(READ)),
         (&[SCAN], "get_scan_results", task.clone(), Some(READ)),
         (&[SCAN], "list_pools", json!({}), Some(READ)),
-        (&[SCAN], "run_authenticated_scan", authenticated.clone(), Some(AUTHENTICATED)),
-        (&[AUTHENTICATED], "run_authenticated_scan", authenticated.clone(), None),
-        (&[AUTHENTICATED], "run_untrusted_scan", untrusted.clone(), Some(SCAN)),
+        (
+            &[SCAN],
+            "run_authenticated_scan",
+            authenticated.clone(),
+            Some(AUTHENTICATED),
+        ),
+        (
+            &[AUTHENTICATED],
+            "run_authenticated_scan",
+            authenticated.clone(),
+            None,
+        ),
+        (
+            &[AUTHENTICATED],
+            "run_untrusted_scan",
+            untrusted.clone(),
+            Some(SCAN),
+        ),
         (&[AUTHENTICATED], "cancel_scan", task.clone(), None),
         (&[ADMIN], "list_tasks", json!({}), Some(READ)),
         (&[READ, ADMIN], "list_tasks", json!({}), None),
@@ -411,8 +451,14 @@ async fn scopes_decide_each_tool() {
                 let order = [READ, SCAN, AUTHENTICATED, ADMIN];
                 want.sort_by_key(|w| order.iter().position(|o| o == w));
                 want.dedup();
-                assert!(challenge.starts_with("Bearer error=\"insufficient_scope\""), "{case}");
-                assert!(challenge.contains(&format!("scope=\"{}\"", want.join(" "))), "{case}");
+                assert!(
+                    challenge.starts_with("Bearer error=\"insufficient_scope\""),
+                    "{case}"
+                );
+                assert!(
+                    challenge.contains(&format!("scope=\"{}\"", want.join(" "))),
+                    "{case}"
+                );
                 assert!(
                     challenge.contains(&format!("resource_metadata=\"{}\"", s.metadata_url())),
                     "{case}"
@@ -424,8 +470,21 @@ async fn scopes_decide_each_tool() {
 
     // The tool list hides what a token cannot call.
     for (scopes, hidden, shown) in [
-        (&[READ][..], &["run_untrusted_scan", "run_authenticated_scan", "cancel_scan", "import_scan"][..], &["list_tasks", "get_scan_results"][..]),
-        (&[SCAN], &["list_tasks", "run_authenticated_scan"], &["run_untrusted_scan", "cancel_scan", "import_scan"]),
+        (
+            &[READ][..],
+            &[
+                "run_untrusted_scan",
+                "run_authenticated_scan",
+                "cancel_scan",
+                "import_scan",
+            ][..],
+            &["list_tasks", "get_scan_results"][..],
+        ),
+        (
+            &[SCAN],
+            &["list_tasks", "run_authenticated_scan"],
+            &["run_untrusted_scan", "cancel_scan", "import_scan"],
+        ),
     ] {
         let token = s.idp.forge("signed", &[("scope", &scopes.join(" "))]).await;
         let names = tool_names(&s.h.client(&token).await).await;
@@ -438,21 +497,35 @@ async fn scopes_decide_each_tool() {
     }
 
     // Only the admin scope makes an admin: it sees everyone's tasks.
-    let dave = s.idp.forge("signed", &[("scope", SCAN), ("sub", "dave")]).await;
-    let (status, _, body) = s.call_raw(Some(&dave), "run_untrusted_scan", untrusted).await;
+    let dave = s
+        .idp
+        .forge("signed", &[("scope", SCAN), ("sub", "dave")])
+        .await;
+    let (status, _, body) = s
+        .call_raw(Some(&dave), "run_untrusted_scan", untrusted)
+        .await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).expect("JSON-RPC answer");
     let daves = answer["result"]["structuredContent"]["task_id"].clone();
     assert!(daves.is_string(), "{answer}");
-    let admin = s.idp.token("admin", &format!("{READ} {ADMIN}"), &s.audience).await;
+    let admin = s
+        .idp
+        .token("admin", &format!("{READ} {ADMIN}"), &s.audience)
+        .await;
     let listed = call_ok(&s.h.client(&admin).await, "list_tasks", json!({})).await;
     assert!(
-        listed["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["task_id"] == daves)),
+        listed["tasks"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["task_id"] == daves)),
         "{listed}"
     );
     let reader = s.idp.token("reader", READ, &s.audience).await;
     let listed = call_ok(&s.h.client(&reader).await, "list_tasks", json!({})).await;
-    assert_eq!(listed["tasks"].as_array().map(Vec::len), Some(0), "{listed}");
+    assert_eq!(
+        listed["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
     s.h.stop().await;
 }
 
@@ -477,39 +550,102 @@ async fn refused_tokens_get_a_401_challenge_and_the_metadata_document() {
         .token("opaque", READ, "http://127.0.0.1:1/other/mcp")
         .await;
     let cases: Vec<(&str, String, Option<&str>)> = vec![
-        ("garbage", "not-a-token-at-all".to_owned(), Some("the access token is not")),
+        (
+            "garbage",
+            "not-a-token-at-all".to_owned(),
+            Some("the access token is not"),
+        ),
         ("wrong audience", other_audience, Some("another audience")),
-        ("wrong issuer", s.idp.forge("wrong-iss", &[]).await, Some("another issuer")),
-        ("expired", s.idp.forge("expired", &[]).await, Some("expired")),
-        ("within the leeway", s.idp.forge("in-leeway", &[]).await, None),
-        ("not yet valid", s.idp.forge("not-yet", &[]).await, Some("not valid yet")),
-        ("alg none", s.idp.forge("none", &[]).await, Some("header is not valid")),
-        ("HS256 keyed with the public key", s.idp.forge("hs256", &[]).await, Some("algorithm is not accepted")),
-        ("a key the provider does not publish", s.idp.forge("unknown-kid", &[]).await, Some("does not publish")),
-        ("for another audience", s.idp.forge("signed", &[("aud", "http://127.0.0.1:1/mcp")]).await, Some("another audience")),
+        (
+            "wrong issuer",
+            s.idp.forge("wrong-iss", &[]).await,
+            Some("another issuer"),
+        ),
+        (
+            "expired",
+            s.idp.forge("expired", &[]).await,
+            Some("expired"),
+        ),
+        (
+            "within the leeway",
+            s.idp.forge("in-leeway", &[]).await,
+            None,
+        ),
+        (
+            "not yet valid",
+            s.idp.forge("not-yet", &[]).await,
+            Some("not valid yet"),
+        ),
+        (
+            "alg none",
+            s.idp.forge("none", &[]).await,
+            Some("header is not valid"),
+        ),
+        (
+            "HS256 keyed with the public key",
+            s.idp.forge("hs256", &[]).await,
+            Some("algorithm is not accepted"),
+        ),
+        (
+            "a key the provider does not publish",
+            s.idp.forge("unknown-kid", &[]).await,
+            Some("does not publish"),
+        ),
+        (
+            "for another audience",
+            s.idp
+                .forge("signed", &[("aud", "http://127.0.0.1:1/mcp")])
+                .await,
+            Some("another audience"),
+        ),
         ("opaque, introspected", opaque, None),
-        ("opaque, another audience", opaque_other, Some("another audience")),
+        (
+            "opaque, another audience",
+            opaque_other,
+            Some("another audience"),
+        ),
     ];
     for (what, token, refused) in cases {
         let (status, challenge, body) = s.call_raw(Some(&token), "list_pools", json!({})).await;
-        assert!(!body.contains(&token) && !challenge.contains(&token), "{what}: the token echoed");
+        assert!(
+            !body.contains(&token) && !challenge.contains(&token),
+            "{what}: the token echoed"
+        );
         match refused {
             None => assert_eq!(status, 200, "{what}: {challenge} {body}"),
             Some(why) => {
                 assert_eq!(status, 401, "{what}: {body}");
-                assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{what}: {challenge}");
+                assert!(
+                    challenge.starts_with("Bearer error=\"invalid_token\""),
+                    "{what}: {challenge}"
+                );
                 assert!(challenge.contains(why), "{what}: {challenge}");
-                assert!(challenge.contains(&format!("resource_metadata=\"{metadata}\"")), "{what}");
+                assert!(
+                    challenge.contains(&format!("resource_metadata=\"{metadata}\"")),
+                    "{what}"
+                );
             }
         }
     }
 
     // RFC 9728: at the path-suffixed address and at the root, without a token.
-    for url in [metadata.clone(), format!("{}/.well-known/oauth-protected-resource", s.base)] {
-        let doc: Value = reqwest::get(&url).await.expect("metadata").json().await.expect("json");
+    for url in [
+        metadata.clone(),
+        format!("{}/.well-known/oauth-protected-resource", s.base),
+    ] {
+        let doc: Value = reqwest::get(&url)
+            .await
+            .expect("metadata")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(doc["resource"], s.audience.as_str(), "{url}");
         assert_eq!(doc["authorization_servers"], json!([s.idp.url]), "{url}");
-        assert_eq!(doc["scopes_supported"], json!([READ, SCAN, AUTHENTICATED, ADMIN]), "{url}");
+        assert_eq!(
+            doc["scopes_supported"],
+            json!([READ, SCAN, AUTHENTICATED, ADMIN]),
+            "{url}"
+        );
         assert_eq!(doc["bearer_methods_supported"], json!(["header"]), "{url}");
     }
     s.h.stop().await;
@@ -530,15 +666,27 @@ async fn key_rotation_and_an_unreachable_provider() {
     s.idp.rotate().await;
     tokio::time::sleep(REFRESH).await;
     let t2 = s.idp.token("reader", READ, &s.audience).await;
-    assert_eq!(status_of(&s, &t2).await, 200, "ES256, second key (unknown kid: keys refreshed)");
-    assert_eq!(status_of(&s, &t1).await, 200, "the first key still verifies");
+    assert_eq!(
+        status_of(&s, &t2).await,
+        200,
+        "ES256, second key (unknown kid: keys refreshed)"
+    );
+    assert_eq!(
+        status_of(&s, &t1).await,
+        200,
+        "the first key still verifies"
+    );
 
     // The first key is dropped; an EdDSA key signs.
     s.idp.rotate().await;
     tokio::time::sleep(REFRESH).await;
     let t3 = s.idp.token("reader", READ, &s.audience).await;
     assert_eq!(status_of(&s, &t3).await, 200, "EdDSA, third key");
-    assert_eq!(status_of(&s, &t1).await, 401, "the dropped key no longer verifies");
+    assert_eq!(
+        status_of(&s, &t1).await,
+        401,
+        "the dropped key no longer verifies"
+    );
     assert_eq!(status_of(&s, &t2).await, 200);
 
     // Unknown kids refresh at most once per interval.

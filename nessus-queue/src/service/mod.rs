@@ -35,12 +35,12 @@ use nessus_core::Config;
 use crate::queue::Queue;
 use crate::results_dir::ResultsDir;
 
+pub use crate::scope::{Operation, Scope, Scopes};
 pub use import::{ImportRequest, ImportSource, Imported};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
 pub use nessus_schema::{ExportFormat, ExportPlan, QueryParams};
 pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
-pub use crate::scope::{Operation, Scope, Scopes};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
 pub use progress::{PROGRESS_INTERVAL, Progress};
 pub use results::{DiffOptions, DiffOutcome, Summarized, SummaryRequest};

@@ -192,14 +192,23 @@ mod tests {
     #[test]
     fn scopes_narrow_and_only_the_admin_scope_makes_an_admin() {
         use crate::scope::{Operation, Scope, Scopes};
-        let config: nessus_core::Config = "principals:\n  boss:\n    admin: true\n".parse().unwrap();
+        let config: nessus_core::Config =
+            "principals:\n  boss:\n    admin: true\n".parse().unwrap();
         let read = Scopes::empty().with(Scope::Read);
         let cases: [(Scopes, Operation, bool); 8] = [
             (read, Operation::Read, true),
             (read, Operation::SubmitUntrusted, false),
             (Scopes::empty().with(Scope::Scan), Operation::Cancel, true),
-            (Scopes::empty().with(Scope::Authenticated), Operation::Cancel, true),
-            (Scopes::empty().with(Scope::Scan), Operation::SubmitAuthenticated, false),
+            (
+                Scopes::empty().with(Scope::Authenticated),
+                Operation::Cancel,
+                true,
+            ),
+            (
+                Scopes::empty().with(Scope::Scan),
+                Operation::SubmitAuthenticated,
+                false,
+            ),
             (Scopes::empty().with(Scope::Scan), Operation::Import, true),
             (Scopes::empty().with(Scope::Admin), Operation::Read, false),
             (Scopes::all(), Operation::Admin, true),
@@ -212,7 +221,15 @@ mod tests {
         }
         assert!(Principal::new("alice").may(Operation::Admin));
         assert!(Principal::new("boss").settings(&config).is_admin());
-        assert!(!Principal::with_scopes("boss", read).settings(&config).is_admin());
-        assert!(Principal::with_scopes("alice", Scopes::all()).settings(&config).is_admin());
+        assert!(
+            !Principal::with_scopes("boss", read)
+                .settings(&config)
+                .is_admin()
+        );
+        assert!(
+            Principal::with_scopes("alice", Scopes::all())
+                .settings(&config)
+                .is_admin()
+        );
     }
 }
