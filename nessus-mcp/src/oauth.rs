@@ -7,8 +7,9 @@
 //!   RFC 8707 resource), `exp` and `nbf` with the configured leeway.
 //! - **Keys** come from discovery (`{issuer}/.well-known/openid-configuration`, else
 //!   RFC 8414's `oauth-authorization-server`) or `auth.oauth.jwks_uri`, and are cached.
-//!   An unknown `kid` refreshes them, at most once per [`DEFAULT_REFRESH_INTERVAL`]; an
-//!   unreachable provider leaves the cached keys working and fails closed on new ones.
+//!   An unknown `kid` refreshes them, at most once per [`DEFAULT_REFRESH_INTERVAL`] (every
+//!   5 s while no key is cached); an unreachable provider leaves the cached keys working
+//!   and fails closed on new ones.
 //! - **Opaque tokens** go to the provider's RFC 7662 introspection endpoint when
 //!   `auth.oauth.introspection` is configured.
 //!
@@ -34,6 +35,8 @@ use crate::auth::Principal;
 
 /// The shortest time between two JWKS fetches caused by unknown `kid`s.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// The shortest time between two key fetches while no key is cached.
+const EMPTY_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 /// How long one request to the provider may take.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest principal name a claim may give (the queue's principal limit).
@@ -211,12 +214,17 @@ impl OAuthVerifier {
     /// refresh interval (then the keys are as fresh as they may be).
     async fn refresh_for_unknown_kid(&self) -> Result<(), Rejection> {
         let _guard = self.fetching.lock().await;
-        let recent = self
-            .cache
-            .read()
-            .await
-            .last_fetch
-            .is_some_and(|t| t.elapsed() < self.refresh_interval);
+        let recent = {
+            let cache = self.cache.read().await;
+            // With no key at all (the provider was down at start) retry sooner: nothing
+            // can be verified until a fetch succeeds.
+            let interval = if cache.keys.is_empty() {
+                self.refresh_interval.min(EMPTY_RETRY_INTERVAL)
+            } else {
+                self.refresh_interval
+            };
+            cache.last_fetch.is_some_and(|t| t.elapsed() < interval)
+        };
         if recent {
             return Ok(());
         }

@@ -712,3 +712,103 @@ async fn key_rotation_and_an_unreachable_provider() {
     assert_eq!(status_of(&s, &t2).await, 200);
     s.h.stop().await;
 }
+
+/// No access token, signature or client secret reaches a log line of the real binary at
+/// `RUST_LOG=trace`: accepted JWT and opaque tokens, a refused one, and the introspection
+/// client's secret.
+#[tokio::test]
+async fn no_token_or_client_secret_in_any_log_line_at_trace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port().expect("port");
+    let audience = format!("http://127.0.0.1:{port}/mcp");
+    let idp = Idp::start(&audience).await;
+    let config = crate::support::write_config(dir.path(), "http://127.0.0.1:9");
+    let mut text = std::fs::read_to_string(&config).expect("config");
+    text.push_str(&format!(
+        "auth:\n  oauth:\n    issuer: \"{}\"\n    audience: \"{audience}\"\n    introspection:\n      \
+         client_id: resource-server\n      client_secret: {CLIENT_SECRET}\n",
+        idp.url
+    ));
+    std::fs::write(&config, text).expect("config");
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut server = ChildGuard::new(
+        Command::new(env!("CARGO_BIN_EXE_nessus-mcp"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--bind", &format!("127.0.0.1:{port}"), "--workers", "0"])
+            .env("RUST_LOG", "trace")
+            .env_remove("NESSUS_MCP_TOKENS")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn nessus-mcp"),
+    );
+    crate::logs::wait_listening(port).await;
+    let jwt = idp
+        .token("scanner", &format!("{READ} {SCAN}"), &audience)
+        .await;
+    let opaque = idp.token("opaque", READ, &audience).await;
+    let refused = idp
+        .token("scanner", READ, "http://127.0.0.1:1/other/mcp")
+        .await;
+    let cfg =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            audience.clone(),
+        )
+        .auth_header(jwt.clone());
+    let client = rmcp::ServiceExt::serve(
+        (),
+        rmcp::transport::StreamableHttpClientTransport::from_config(cfg),
+    )
+    .await
+    .expect("client connects");
+    call_ok(&client, "list_pools", json!({})).await;
+    call_ok(
+        &client,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "canary"}),
+    )
+    .await;
+    let _ = client.cancel().await;
+    let http = reqwest::Client::new();
+    for (token, want) in [(&opaque, 200), (&refused, 401)] {
+        let status = http
+            .post(&audience)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_pools","arguments":{}}}"#)
+            .send()
+            .await
+            .expect("request")
+            .status();
+        assert_eq!(status.as_u16(), want);
+    }
+    server.kill();
+    let text = std::fs::read_to_string(&log_path).expect("read log");
+    assert!(
+        text.contains("fetched the OAuth signing keys")
+            && text.contains("refused an OAuth access token"),
+        "the log lacks the OAuth lines: {} lines",
+        text.lines().count()
+    );
+    let signature = |t: &str| t.rsplit('.').next().unwrap_or_default().to_owned();
+    let canaries = [
+        jwt.clone(),
+        signature(&jwt),
+        opaque.clone(),
+        refused.clone(),
+        signature(&refused),
+        CLIENT_SECRET.to_owned(),
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("resource-server:{CLIENT_SECRET}")),
+    ];
+    let leaks: Vec<String> = canaries
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| text.contains(c.as_str()))
+        .map(|(i, _)| format!("canary #{i}"))
+        .collect();
+    assert!(leaks.is_empty(), "secrets in the log: {leaks:?}");
+}
