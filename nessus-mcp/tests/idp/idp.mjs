@@ -136,6 +136,7 @@ function forge(issuer, kind, q) {
     iss: issuer, aud: q.get('aud') || AUDIENCE, sub: q.get('sub') || 'mallory',
     scope: q.get('scope') || SCOPES, iat: now, exp: now + 300, jti: crypto.randomUUID(),
   };
+  if (q.get('email')) claims.email = q.get('email');
   let k = signer;
   const header = { alg: signer.alg, kid: signer.kid };
   switch (kind) {

@@ -223,13 +223,18 @@ struct Setup {
 
 impl Setup {
     async fn start(workers: usize) -> Self {
+        Self::start_with(workers, "").await
+    }
+
+    /// `oauth_extra`: more `auth.oauth` lines, each indented by four spaces.
+    async fn start_with(workers: usize, oauth_extra: &str) -> Self {
         let port = free_port().expect("free port");
         let base = format!("http://127.0.0.1:{port}");
         let audience = format!("{base}/mcp");
         let idp = Idp::start(&audience).await;
         let auth = format!(
             "auth:\n  oauth:\n    issuer: \"{}\"\n    audience: \"{audience}\"\n    introspection:\n      \
-             client_id: resource-server\n      client_secret: {CLIENT_SECRET}\n",
+             client_id: resource-server\n      client_secret: {CLIENT_SECRET}\n{oauth_extra}",
             idp.url
         );
         let h = Harness::start_custom(
@@ -811,4 +816,66 @@ async fn no_token_or_client_secret_in_any_log_line_at_trace() {
         .map(|(i, _)| format!("canary #{i}"))
         .collect();
     assert!(leaks.is_empty(), "secrets in the log: {leaks:?}");
+}
+
+/// The principal is the configured claim: two tokens with other subjects but the same
+/// `email` are one principal (they see the same tasks); a token without it is refused.
+#[tokio::test]
+async fn the_principal_is_the_configured_claim() {
+    let s = Setup::start_with(0, "    principal_claim: email\n").await;
+    let scopes = format!("{READ} {SCAN}");
+    let erin = |sub: &'static str| {
+        let s = &s;
+        let scopes = scopes.clone();
+        async move {
+            s.idp
+                .forge(
+                    "signed",
+                    &[
+                        ("scope", &scopes),
+                        ("sub", sub),
+                        ("email", "erin@example.test"),
+                    ],
+                )
+                .await
+        }
+    };
+    let first = s.h.client(&erin("u-1").await).await;
+    let sub = call_ok(
+        &first,
+        "run_untrusted_scan",
+        json!({"targets": TARGET, "name": "erin"}),
+    )
+    .await;
+    let second = s.h.client(&erin("u-2").await).await;
+    let listed = call_ok(&second, "list_tasks", json!({})).await;
+    assert_eq!(listed["tasks"][0]["task_id"], sub["task_id"], "{listed}");
+    let other = s
+        .idp
+        .forge(
+            "signed",
+            &[
+                ("scope", &scopes),
+                ("sub", "u-3"),
+                ("email", "frank@example.test"),
+            ],
+        )
+        .await;
+    let listed = call_ok(&s.h.client(&other).await, "list_tasks", json!({})).await;
+    assert_eq!(
+        listed["tasks"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    let no_email = s
+        .idp
+        .forge("signed", &[("scope", &scopes), ("sub", "u-4")])
+        .await;
+    let (status, challenge, _) = s.call_raw(Some(&no_email), "list_pools", json!({})).await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("lacks the claim that names the principal"),
+        "{challenge}"
+    );
+    s.h.stop().await;
 }
