@@ -61,7 +61,7 @@ pub use http::{
     DEFAULT_MAX_CONNECTIONS, HttpOptions, HttpServer, router,
 };
 pub use listener::{FD_RESERVE, connection_cap};
-pub use oauth::{DEFAULT_REFRESH_INTERVAL, OAuthVerifier, Rejection};
+pub use oauth::{DEFAULT_MAX_KEY_AGE, DEFAULT_REFRESH_INTERVAL, OAuthVerifier, Rejection};
 pub use server::NessusMcp;
 pub use stdio::serve_stdio;
 pub use telemetry::{LogFormat, init_logging, metrics_handle};

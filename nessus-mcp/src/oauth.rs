@@ -9,7 +9,8 @@
 //!   RFC 8414's `oauth-authorization-server`) or `auth.oauth.jwks_uri`, and are cached.
 //!   An unknown `kid` refreshes them, at most once per [`DEFAULT_REFRESH_INTERVAL`] (every
 //!   5 s while no key is cached); an unreachable provider leaves the cached keys working
-//!   and fails closed on new ones.
+//!   and fails closed on new ones. Keys older than [`DEFAULT_MAX_KEY_AGE`] are refetched by
+//!   the next token, so a withdrawn key stops verifying without a new `kid`.
 //! - **Opaque tokens** go to the provider's RFC 7662 introspection endpoint when
 //!   `auth.oauth.introspection` is configured.
 //!
@@ -35,6 +36,10 @@ use crate::auth::Principal;
 
 /// The shortest time between two JWKS fetches caused by unknown `kid`s.
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// How old cached keys may grow before the next token refetches them, so a key the
+/// provider withdrew (rotated out, or compromised) stops verifying within this time even
+/// when no new `kid` appears. A failed refetch keeps the cached keys.
+pub const DEFAULT_MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// The shortest time between two key fetches while no key is cached.
 const EMPTY_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 /// How long one request to the provider may take.
@@ -79,7 +84,10 @@ struct Endpoints {
 struct KeyCache {
     endpoints: Option<Endpoints>,
     keys: Vec<Jwk>,
+    /// The last fetch attempt (the refresh bound counts failures too).
     last_fetch: Option<Instant>,
+    /// The last fetch that succeeded (how old the cached keys are).
+    last_success: Option<Instant>,
 }
 
 /// Verifies access tokens for one configured provider. Cheap to share (`Arc`).
@@ -87,6 +95,7 @@ pub struct OAuthVerifier {
     settings: OAuthSettings,
     http: reqwest::Client,
     refresh_interval: Duration,
+    max_key_age: Duration,
     cache: RwLock<KeyCache>,
     /// One fetch at a time; later callers find the fresh keys.
     fetching: Mutex<()>,
@@ -114,6 +123,7 @@ impl OAuthVerifier {
             settings,
             http,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            max_key_age: DEFAULT_MAX_KEY_AGE,
             cache: RwLock::default(),
             fetching: Mutex::new(()),
         }
@@ -122,6 +132,13 @@ impl OAuthVerifier {
     /// Change the shortest time between two key fetches (tests use a short one).
     pub fn with_refresh_interval(mut self, interval: Duration) -> Self {
         self.refresh_interval = interval;
+        self
+    }
+
+    /// Change how old cached keys may grow before a token triggers a refetch (tests use a
+    /// short age).
+    pub fn with_max_key_age(mut self, age: Duration) -> Self {
+        self.max_key_age = age;
         self
     }
 
@@ -166,9 +183,15 @@ impl OAuthVerifier {
                 "the access token's algorithm is not accepted (RS256, ES256 or EdDSA)",
             ));
         }
+        let stale_refetch_failed = self.refresh_if_stale().await.is_err();
         let key = match self.key_for(header.kid.as_deref(), header.alg).await {
             Some(k) => k,
             None => {
+                if stale_refetch_failed {
+                    return Err(Rejection::Unavailable(
+                        "the identity provider's keys could not be fetched",
+                    ));
+                }
                 self.refresh_for_unknown_kid().await?;
                 self.key_for(header.kid.as_deref(), header.alg)
                     .await
@@ -234,6 +257,29 @@ impl OAuthVerifier {
         })
     }
 
+    /// Refetch keys older than the maximum age (within the refresh bound); a failure is
+    /// logged, the cached keys stay in force, and `Err` tells the caller the provider did
+    /// not answer just now.
+    async fn refresh_if_stale(&self) -> Result<(), ()> {
+        let stale = |c: &KeyCache| {
+            c.last_success
+                .is_some_and(|t| t.elapsed() >= self.max_key_age)
+                && c.last_fetch
+                    .is_some_and(|t| t.elapsed() >= self.refresh_interval)
+        };
+        if !stale(&*self.cache.read().await) {
+            return Ok(());
+        }
+        let _guard = self.fetching.lock().await;
+        if !stale(&*self.cache.read().await) {
+            return Ok(());
+        }
+        self.fetch_keys().await.map_err(|e| {
+            tracing::warn!(issuer = %self.settings.issuer(), error = %e,
+                "could not refetch the OAuth signing keys; the cached ones stay in force");
+        })
+    }
+
     /// Discover (once) and fetch the JWKS. The time of the attempt is recorded even when
     /// it fails, so an unreachable provider is not asked more often than the interval.
     async fn fetch_keys(&self) -> Result<(), String> {
@@ -253,7 +299,9 @@ impl OAuthVerifier {
             .filter(|k| ALGORITHMS.iter().any(|a| key_fits(k, *a)))
             .collect();
         tracing::info!(issuer = %self.settings.issuer(), keys = keys.len(), "fetched the OAuth signing keys");
-        self.cache.write().await.keys = keys;
+        let mut cache = self.cache.write().await;
+        cache.keys = keys;
+        cache.last_success = Some(Instant::now());
         Ok(())
     }
 

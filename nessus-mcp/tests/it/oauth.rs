@@ -22,6 +22,8 @@ use crate::support::{Harness, TARGET, TOKEN, call_ok, wait_status};
 const CLIENT_SECRET: &str = "test-client-secret-0123456789";
 /// The shortest time between two key fetches in these tests.
 const REFRESH: Duration = Duration::from_secs(3);
+/// How old cached keys may grow in these tests.
+const MAX_KEY_AGE: Duration = Duration::from_secs(8);
 const READ: &str = "nessus:read";
 const SCAN: &str = "nessus:scan";
 const AUTHENTICATED: &str = "nessus:scan:authenticated";
@@ -247,7 +249,9 @@ impl Setup {
                 opts.bind = format!("127.0.0.1:{port}").parse().expect("addr");
                 let settings = config.auth().oauth().expect("oauth configured").clone();
                 opts.oauth = Some(Arc::new(
-                    OAuthVerifier::new(settings).with_refresh_interval(REFRESH),
+                    OAuthVerifier::new(settings)
+                        .with_refresh_interval(REFRESH)
+                        .with_max_key_age(MAX_KEY_AGE),
                 ));
             },
         )
@@ -706,11 +710,25 @@ async fn key_rotation_and_an_unreachable_provider() {
     let fetched = s.idp.jwks_fetches().await - before;
     assert!(fetched <= 1, "{fetched} JWKS fetches for 5 unknown kids");
 
-    // The provider goes away: cached keys keep working, a new kid fails closed.
+    // Old keys are refetched without a new kid: once they age past MAX_KEY_AGE the next
+    // token refetches them (one fetch) and still verifies.
+    let before = s.idp.jwks_fetches().await;
+    tokio::time::sleep(MAX_KEY_AGE).await;
+    assert_eq!(status_of(&s, &t3).await, 200, "aged keys, refetched");
+    assert_eq!(
+        s.idp.jwks_fetches().await - before,
+        1,
+        "one refetch of aged keys"
+    );
+
+    // The provider goes away: cached keys keep working (also once they age), a new kid
+    // fails closed.
     let stranger = s.idp.forge("unknown-kid", &[]).await;
     s.idp.process.kill();
-    tokio::time::sleep(REFRESH).await;
+    tokio::time::sleep(MAX_KEY_AGE).await;
     assert_eq!(status_of(&s, &t3).await, 200, "cached key, provider down");
+    // That refetch failed; after the bound, a new kid makes another attempt, which fails too.
+    tokio::time::sleep(REFRESH).await;
     let (status, challenge, _) = s.call_raw(Some(&stranger), "list_pools", json!({})).await;
     assert_eq!(status, 401, "{challenge}");
     assert!(challenge.contains("could not be fetched"), "{challenge}");
