@@ -477,6 +477,17 @@ async fn scopes_decide_each_tool() {
         }
     }
 
+    // Every path, not only tools: a task resource needs read too.
+    let scan_only = s.idp.forge("signed", &[("scope", SCAN)]).await;
+    let read_task = json!({"jsonrpc": "2.0", "id": 2, "method": "resources/read",
+        "params": {"uri": "nessus://tasks/ness_un_20260101_000000_00000000000000000000000000000000"}});
+    let (status, challenge, body) = s.post(Some(&scan_only), read_task).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        challenge.contains(&format!("scope=\"{READ} {SCAN}\"")),
+        "{challenge}"
+    );
+
     // The tool list hides what a token cannot call.
     for (scopes, hidden, shown) in [
         (
