@@ -6,7 +6,9 @@
 # holds the pinned Python SDK `mcp`). Each entry runs the agent flow
 #   connect -> tools/list -> run_untrusted_scan -> poll to completed -> filtered
 #   get_scan_results -> resources/list + read nessus://schema/fields
-# (or its Tasks / predecessor-client variant) against `nessus-mcp --demo` on 127.0.0.1,
+# (or its Tasks / predecessor-client variant) against `nessus-mcp --demo` on 127.0.0.1
+# (the OAuth entry: sign-in at the test identity provider, scopes and step-up, against a
+# nessus-mcp in OAuth mode),
 # and the run ends with one table: entry -> pass/FAIL and the first error line.
 # Exits non-zero if any entry fails. Needs: cargo, python3 (venv), npm, curl.
 #   INTEROP_ONLY=regex   run only the entries whose name matches (e.g. 'fastmcp|tasks').
@@ -96,11 +98,55 @@ start_demo() {
     printf -v "${name}_TARGETS" '%s' "$(sed -n 's/^demo targets: //p' "$WORK/$name.out" | head -1)"
 }
 
+# start_oauth: nessus-mcp in OAuth mode (auth.oauth, no static token) beside the test
+# identity provider (oidc-provider, nessus-mcp/tests/idp, on Node 22 from npm), whose
+# tokens carry the server's /mcp URL as their resource (audience); sets oauth_URL and
+# oauth_ISSUER. Scans are only queued (--workers 0): the entry checks sign-in and scopes.
+start_oauth() {
+    local port idp=nessus-mcp/tests/idp
+    if [ ! -d "$idp/node_modules/oidc-provider" ]; then
+        (cd "$idp" && npm ci --no-audit --no-fund --loglevel=error) >"$WORK/logs/install-idp.log" 2>&1 ||
+            { cat "$WORK/logs/install-idp.log" >&2; die "npm ci in $idp failed"; }
+    fi
+    port=$(free_port)
+    oauth_URL="http://127.0.0.1:$port/mcp"
+    (cd "$idp" && exec "$NODE_BIN/node" idp.mjs "$oauth_URL") >"$WORK/idp.out" 2>"$WORK/logs/server-idp.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do grep -q '^IDP_URL ' "$WORK/idp.out" 2>/dev/null && break; sleep 0.2; done
+    oauth_ISSUER=$(sed -n 's/^IDP_URL //p' "$WORK/idp.out" | head -1)
+    [ -n "$oauth_ISSUER" ] || { cat "$WORK/logs/server-idp.log" >&2; die "the test identity provider did not start"; }
+    mkdir -p "$WORK/oauth"
+    cat >"$WORK/oauth/scanners.yaml" <<YAML
+server:
+  data_dir: "$WORK/oauth"
+auth:
+  oauth:
+    issuer: "$oauth_ISSUER"
+    audience: "$oauth_URL"
+nessus:
+  target_policy:
+    allow: [192.0.2.0/24]
+  instances:
+    - instance_id: unused
+      url: "http://127.0.0.1:9"
+      access_key: unused
+      secret_key: unused
+YAML
+    NESSUS_MCP_TOKENS= "$BIN" --config "$WORK/oauth/scanners.yaml" --bind "127.0.0.1:$port" --workers 0 \
+        >"$WORK/oauth.out" 2>"$WORK/logs/server-oauth.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 150); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return; sleep 0.2; done
+    cat "$WORK/logs/server-oauth.log" >&2
+    die "the OAuth server did not come up"
+}
+
 step "start the servers"
 NESSUS_MCP_TOKENS= start_demo conf 2 --no-auth   # token-less, for the conformance suite
 start_demo demo 2                                 # short scans for the flows
 start_demo long "$LONG_SCAN_SECS"                 # long scans, cancelled while running
+start_oauth                                       # OAuth resource server + test provider
 echo "demo: $demo_URL (targets: $demo_TARGETS); long: $long_URL; conformance: $conf_URL"
+echo "oauth: $oauth_URL (issuer $oauth_ISSUER)"
 
 NAMES=() VERDICTS=() FIRSTS=() TIMES=()
 # entry NAME CMD...: runs one matrix entry, its output indented in the CI log and kept in
@@ -157,6 +203,8 @@ entry "python-sdk $MCP_PY_VERSION http legacy" "$PY_NEW" "$HERE/py_sdk_flow.py" 
     --url "$demo_URL" --token "$demo_TOKEN" --targets "$demo_TARGETS" --mode legacy
 entry "python-sdk $MCP_PY_VERSION stdio" "$PY_NEW" "$HERE/py_sdk_flow.py" \
     --stdio "$BIN" --data-dir "$WORK/stdio" --targets "$demo_TARGETS"
+entry "python-sdk $MCP_PY_VERSION oauth (auth code + PKCE, step-up)" "$PY_NEW" \
+    "$HERE/py_sdk_oauth.py" --url "$oauth_URL" --issuer "$oauth_ISSUER" --targets "$demo_TARGETS"
 entry "typescript-sdk 1.32.2" ts_sdk
 entry "inspector 2.12.0 --strict" env PATH="$NODE_BIN:$PATH" bash "$HERE/inspector.sh" \
     "$NODE_BIN/inspector" "$demo_URL" "$demo_TOKEN" "$demo_TARGETS" "$WORK/inspector"

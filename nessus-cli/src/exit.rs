@@ -121,6 +121,7 @@ fn queue_code(error: &nessus_queue::Error) -> u8 {
         E::TargetsNotAllowed { .. }
         | E::UnknownPool { .. }
         | E::Forbidden { .. }
+        | E::InsufficientScope { .. }
         | E::QuotaExceeded { .. } => REFUSED,
         _ => RUNTIME,
     }

@@ -78,8 +78,9 @@ pub use client::{
     ServerClock, TlsOptions,
 };
 pub use config::{
-    AuthMode, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig,
-    Pool, PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, ToolOutput,
+    AuthMode, AuthSettings, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth,
+    InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings, ProfileAuth,
+    QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
 pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};

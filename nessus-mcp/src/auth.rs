@@ -20,6 +20,9 @@ use subtle::ConstantTimeEq;
 /// admin of stdio and of a token-less loopback server).
 pub use nessus_queue::service::Principal;
 
+use crate::oauth::{OAuthVerifier, Rejection};
+use nessus_queue::service::Scope;
+
 /// The set of accepted bearer tokens. Debug output never shows a token.
 #[derive(Clone, Default)]
 pub struct TokenSet {
@@ -144,14 +147,84 @@ impl TokenSet {
     }
 }
 
-/// Axum middleware: require `Authorization: Bearer <token>` when tokens are
-/// configured; otherwise tag the request as [`Principal::anonymous`].
+/// Who may call over HTTP: the static tokens and/or the OAuth provider's tokens.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuthState {
+    pub(crate) tokens: TokenSet,
+    pub(crate) oauth: Option<Arc<OAuthVerifier>>,
+}
+
+impl AuthState {
+    /// The `resource_metadata` URL and the OAuth settings, when OAuth is on.
+    fn oauth_challenge(&self) -> Option<(String, &nessus_core::OAuthSettings)> {
+        let o = self.oauth.as_ref()?;
+        Some((
+            crate::oauth::resource_metadata_url(o.settings().audience()),
+            o.settings(),
+        ))
+    }
+
+    /// 401: without OAuth the static-token challenge as before; with it, RFC 9728's
+    /// `resource_metadata` and the scopes a useful session starts with (RFC 6750 §3).
+    fn unauthorized(&self, message: &'static str, invalid: bool) -> Response {
+        let Some((metadata, settings)) = self.oauth_challenge() else {
+            return unauthorized(message);
+        };
+        let scopes = settings.scopes();
+        let value = if invalid {
+            format!(
+                "Bearer error=\"invalid_token\", error_description=\"{message}\", \
+                 resource_metadata=\"{metadata}\""
+            )
+        } else {
+            format!(
+                "Bearer resource_metadata=\"{metadata}\", scope=\"{} {}\"",
+                scopes.read(),
+                scopes.scan()
+            )
+        };
+        challenge(StatusCode::UNAUTHORIZED, message, &value)
+    }
+
+    /// 403 `insufficient_scope` (RFC 6750 §3.1, the MCP step-up flow): `scope` holds the
+    /// scopes the token has plus the one the refused call needs, so a client that
+    /// signs in again with it keeps what it could do.
+    fn insufficient_scope(&self, principal: &Principal, needed: Scope, resp: Response) -> Response {
+        let Some((metadata, settings)) = self.oauth_challenge() else {
+            return resp;
+        };
+        let names = settings.scopes();
+        let granted = principal.scopes().unwrap_or_default().with(needed);
+        let scope: Vec<&str> = granted
+            .iter()
+            .map(|s| crate::oauth::scope_name(names, s))
+            .collect();
+        let needed_name = crate::oauth::scope_name(names, needed);
+        let value = format!(
+            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{metadata}\", \
+             error_description=\"this call needs the {needed_name} scope\"",
+            scope.join(" ")
+        );
+        metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "insufficient_scope")
+            .increment(1);
+        let (mut parts, body) = resp.into_parts();
+        parts.status = StatusCode::FORBIDDEN;
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            parts.headers.insert(header::WWW_AUTHENTICATE, v);
+        }
+        Response::from_parts(parts, body)
+    }
+}
+
+/// Axum middleware: require `Authorization: Bearer <token>` when tokens or OAuth are
+/// configured; otherwise tag the request as [`Principal::anonymous`]. A static token
+/// is tried first (constant time), then the OAuth provider's verification.
 pub(crate) async fn require_bearer(
-    State(tokens): State<Arc<TokenSet>>,
+    State(auth): State<Arc<AuthState>>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    if tokens.is_empty() {
+    if auth.tokens.is_empty() && auth.oauth.is_none() {
         req.extensions_mut().insert(Principal::anonymous());
         return next.run(req).await;
     }
@@ -162,16 +235,36 @@ pub(crate) async fn require_bearer(
         .and_then(bearer_credentials);
     let Some(presented) = presented else {
         metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "missing").increment(1);
-        return unauthorized("missing bearer token: send 'Authorization: Bearer <token>'");
+        return auth.unauthorized(
+            "missing bearer token: send 'Authorization: Bearer <token>'",
+            false,
+        );
     };
-    match tokens.authenticate(presented.as_bytes()) {
-        Some(principal) => {
-            req.extensions_mut().insert(principal);
-            next.run(req).await
+    if let Some(principal) = auth.tokens.authenticate(presented.as_bytes()) {
+        req.extensions_mut().insert(principal);
+        return next.run(req).await;
+    }
+    let Some(oauth) = &auth.oauth else {
+        metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "invalid").increment(1);
+        return unauthorized("invalid bearer token");
+    };
+    match oauth.verify(presented).await {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal.clone());
+            let resp = next.run(req).await;
+            match principal.refused_scope() {
+                Some(needed) => auth.insufficient_scope(&principal, needed, resp),
+                None => resp,
+            }
         }
-        None => {
-            metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => "invalid").increment(1);
-            unauthorized("invalid bearer token")
+        Err(rejection) => {
+            metrics::counter!(crate::telemetry::AUTH_FAILURES, "reason" => rejection.reason())
+                .increment(1);
+            tracing::info!(reason = %rejection, "refused an OAuth access token");
+            let message = match rejection {
+                Rejection::Invalid(m) | Rejection::Unavailable(m) => m,
+            };
+            auth.unauthorized(message, true)
         }
     }
 }
@@ -186,6 +279,14 @@ fn bearer_credentials(value: &str) -> Option<&str> {
     }
     let token = rest.trim();
     (!token.is_empty()).then_some(token)
+}
+
+fn challenge(status: StatusCode, message: &'static str, value: &str) -> Response {
+    let mut resp = (status, message).into_response();
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
 }
 
 fn unauthorized(message: &'static str) -> Response {

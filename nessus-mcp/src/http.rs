@@ -21,15 +21,19 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Error,
     app::App,
-    auth::{Principal, TokenSet, require_bearer},
+    auth::{AuthState, Principal, TokenSet, require_bearer},
     body::{BodyLimits, buffer_mcp_body},
     guard::{OriginPolicy, check_host_and_origin},
     listener::{self, ConnLimits},
+    oauth::OAuthVerifier,
     server::NessusMcp,
     telemetry,
 };
 
 pub use crate::listener::{DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+
+/// RFC 9728's well-known path; the resource's own path follows it (`…/mcp`).
+pub(crate) const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
 
 /// Default cap on a request body: tool arguments are small; an inline
 /// `.nessus` import is the only big payload and has its own limit.
@@ -42,8 +46,10 @@ pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct HttpOptions {
     /// Address to bind; loopback by default.
     pub bind: SocketAddr,
-    /// Accepted bearer tokens; empty = token-less (loopback only).
+    /// Accepted bearer tokens; empty (and no `oauth`) = token-less (loopback only).
     pub tokens: TokenSet,
+    /// Accept the access tokens of an OAuth provider (`auth.oauth`), beside `tokens`.
+    pub oauth: Option<Arc<OAuthVerifier>>,
     /// Host/Origin validation.
     pub origin_policy: OriginPolicy,
     /// Maximum request body in bytes.
@@ -67,6 +73,7 @@ impl Default for HttpOptions {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8836)),
             tokens: TokenSet::new(),
+            oauth: None,
             origin_policy: OriginPolicy::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             metrics_bind: None,
@@ -103,10 +110,15 @@ impl HttpServer {
     pub async fn start(app: Arc<App>, opts: HttpOptions) -> Result<Self, Error> {
         // Install the recorder before the first request so no early count is lost.
         telemetry::metrics_handle();
-        if opts.tokens.is_empty() && !opts.bind.ip().is_loopback() {
+        let open = opts.tokens.is_empty() && opts.oauth.is_none();
+        if open && !opts.bind.ip().is_loopback() {
             return Err(Error::TokenlessOnPublicAddress { bind: opts.bind });
         }
-        if opts.tokens.is_empty() {
+        if let Some(oauth) = opts.oauth.clone() {
+            // Keys are fetched in the background so a slow provider does not delay start.
+            tokio::spawn(async move { oauth.prefetch().await });
+        }
+        if open {
             tracing::warn!(
                 bind = %opts.bind,
                 "NO AUTHENTICATION: no bearer token configured, so any local process can \
@@ -216,7 +228,7 @@ fn metrics_route(opts: &HttpOptions) -> MethodRouter<Arc<App>> {
     let route = get(metrics_text);
     if opts.metrics_auth {
         route.route_layer(middleware::from_fn_with_state(
-            Arc::new(opts.tokens.clone()),
+            auth_state(opts),
             require_bearer,
         ))
     } else {
@@ -235,6 +247,13 @@ fn edge_layers(inner: Router, opts: &HttpOptions) -> Router {
         ))
         .layer(middleware::from_fn(record_http))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+fn auth_state(opts: &HttpOptions) -> Arc<AuthState> {
+    Arc::new(AuthState {
+        tokens: opts.tokens.clone(),
+        oauth: opts.oauth.clone(),
+    })
 }
 
 fn metrics_router(app: Arc<App>, opts: &HttpOptions) -> Router {
@@ -260,7 +279,7 @@ pub fn router(app: Arc<App>, opts: &HttpOptions, shutdown: CancellationToken) ->
         Arc::new(NeverSessionManager::default()),
         mcp_cfg,
     );
-    let tokens = Arc::new(opts.tokens.clone());
+    let tokens = auth_state(opts);
     let body_limits = Arc::new(BodyLimits {
         max_bytes: opts.max_body_bytes,
         read_timeout: opts.body_read_timeout,
@@ -275,6 +294,20 @@ pub fn router(app: Arc<App>, opts: &HttpOptions, shutdown: CancellationToken) ->
         .route("/ready", get(ready));
     if opts.metrics_bind.is_none() {
         inner = inner.route("/metrics", metrics_route(opts));
+    }
+    if let Some(oauth) = &opts.oauth {
+        // RFC 9728 metadata, at the root and path-suffixed for the resource's path; no
+        // token needed (a client reads it to learn where to sign in).
+        let doc = Arc::new(crate::oauth::resource_metadata(oauth.settings()));
+        let (_, path) = crate::oauth::split_origin(oauth.settings().audience());
+        let serve = move || {
+            let doc = doc.clone();
+            get(move || async move { axum::Json((*doc).clone()) })
+        };
+        inner = inner.route(PROTECTED_RESOURCE_PATH, serve());
+        if !path.is_empty() {
+            inner = inner.route(&format!("{PROTECTED_RESOURCE_PATH}{path}"), serve());
+        }
     }
     edge_layers(inner.with_state(app).merge(mcp_routes), opts)
 }
@@ -299,6 +332,7 @@ fn normalize_path(path: &str) -> String {
     match path {
         "/mcp" | "/mcp/" => "/mcp".to_owned(),
         "/health" | "/ready" | "/metrics" => path.to_owned(),
+        p if p.starts_with(PROTECTED_RESOURCE_PATH) => PROTECTED_RESOURCE_PATH.to_owned(),
         _ => "other".to_owned(),
     }
 }

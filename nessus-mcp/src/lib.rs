@@ -40,6 +40,7 @@ mod http;
 mod import;
 mod listener;
 mod mcp_tasks;
+mod oauth;
 mod ops;
 mod portable;
 mod progress;
@@ -60,6 +61,7 @@ pub use http::{
     DEFAULT_MAX_CONNECTIONS, HttpOptions, HttpServer, router,
 };
 pub use listener::{FD_RESERVE, connection_cap};
+pub use oauth::{DEFAULT_MAX_KEY_AGE, DEFAULT_REFRESH_INTERVAL, OAuthVerifier, Rejection};
 pub use server::NessusMcp;
 pub use stdio::serve_stdio;
 pub use telemetry::{LogFormat, init_logging, metrics_handle};

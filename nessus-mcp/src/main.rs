@@ -10,7 +10,9 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use clap::Parser;
 use nessus_core::Config;
-use nessus_mcp::{App, HttpOptions, HttpServer, LogFormat, OriginPolicy, Principal, TokenSet};
+use nessus_mcp::{
+    App, HttpOptions, HttpServer, LogFormat, OAuthVerifier, OriginPolicy, Principal, TokenSet,
+};
 use nessus_queue::{ConfigDirectory, SchemaIngest};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::watch;
@@ -231,7 +233,18 @@ async fn run() -> anyhow::Result<()> {
             tokens.insert(Principal::new("demo"), t.clone())?;
             demo_token = Some(t);
         }
-        if tokens.is_empty() && !cli.no_auth {
+        // auth.oauth is read at start (a reload keeps the provider in force).
+        let oauth = app
+            .config()
+            .auth()
+            .oauth()
+            .cloned()
+            .map(|s| Arc::new(OAuthVerifier::new(s)));
+        if let Some(o) = &oauth {
+            tracing::info!(issuer = %o.settings().issuer(), audience = %o.settings().audience(),
+                "accepting OAuth access tokens");
+        }
+        if tokens.is_empty() && oauth.is_none() && !cli.no_auth {
             anyhow::bail!(
                 "no bearer token configured: set NESSUS_MCP_TOKENS=principal=token (or server.mcp_tokens \
                  in the config), or pass --no-auth to serve token-less on a loopback address"
@@ -245,6 +258,7 @@ async fn run() -> anyhow::Result<()> {
         let opts = HttpOptions {
             bind: cli.bind,
             tokens,
+            oauth,
             origin_policy,
             max_body_bytes: cli.max_body_bytes,
             metrics_bind: cli.metrics_bind,
@@ -253,7 +267,7 @@ async fn run() -> anyhow::Result<()> {
             header_read_timeout: Duration::from_secs(cli.header_read_timeout_secs.max(1)),
             body_read_timeout: Duration::from_secs(cli.body_read_timeout_secs.max(1)),
         };
-        let auth = match (&demo_token, opts.tokens.is_empty()) {
+        let auth = match (&demo_token, opts.tokens.is_empty() && opts.oauth.is_none()) {
             (Some(t), _) => BannerAuth::Demo(t.clone()),
             (None, true) => BannerAuth::None,
             (None, false) => BannerAuth::Configured,

@@ -51,6 +51,9 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
         E::Forbidden { .. } => {
             "ask the operator for access (the principals section of the config)".to_owned()
         }
+        E::InsufficientScope { scope, .. } => format!(
+            "sign in again asking for the {scope} scope (the server's              /.well-known/oauth-protected-resource lists the scope names)"
+        ),
         E::QuotaExceeded { .. } => {
             "wait for some of your queued scans to start (list_tasks with status_filter \
              \"queued\"), or cancel ones you no longer need"
@@ -395,9 +398,17 @@ pub(crate) async fn cancel(
     })
 }
 
-pub(crate) async fn list_scanners(app: &App, pool: Option<&str>) -> Result<ScannerList, ToolError> {
+pub(crate) async fn list_scanners(
+    app: &App,
+    principal: &Principal,
+    pool: Option<&str>,
+) -> Result<ScannerList, ToolError> {
     let pool = pool.filter(|p| !p.is_empty());
-    let load = app.service().pool_load(pool).await.map_err(service_error)?;
+    let load = app
+        .service()
+        .pool_load(principal, pool)
+        .await
+        .map_err(service_error)?;
     let scanners: Vec<ScannerInfo> = load
         .iter()
         .map(|l| {
@@ -429,22 +440,29 @@ pub(crate) async fn list_scanners(app: &App, pool: Option<&str>) -> Result<Scann
     })
 }
 
-pub(crate) fn list_pools(app: &App) -> PoolList {
+pub(crate) fn list_pools(app: &App, principal: &Principal) -> Result<PoolList, ToolError> {
+    app.service()
+        .authorize(principal, nessus_queue::service::Operation::Read)
+        .map_err(service_error)?;
     let config = app.config();
-    PoolList {
+    Ok(PoolList {
         pools: config.pool_names().into_iter().map(str::to_owned).collect(),
         default_pool: config.server().default_pool().to_owned(),
-    }
+    })
 }
 
-pub(crate) async fn pool_status(app: &App, pool: Option<&str>) -> Result<PoolStatus, ToolError> {
+pub(crate) async fn pool_status(
+    app: &App,
+    principal: &Principal,
+    pool: Option<&str>,
+) -> Result<PoolStatus, ToolError> {
     let name = pool
         .filter(|p| !p.is_empty())
         .map(str::to_owned)
         .unwrap_or_else(|| app.config().server().default_pool().to_owned());
     let load = app
         .service()
-        .pool_load(Some(&name))
+        .pool_load(principal, Some(&name))
         .await
         .map_err(service_error)?;
     let scanners: Vec<PoolScanner> = load

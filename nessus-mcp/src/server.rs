@@ -166,11 +166,16 @@ impl ServerHandler for NessusMcp {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            crate::compat::tools(self.tool_output()).to_vec(),
-        ))
+        // An OAuth caller sees only the tools its scopes allow; everyone else sees all.
+        let principal = self.principal(&context);
+        let tools = crate::compat::tools(self.tool_output())
+            .iter()
+            .filter(|t| principal.may(crate::tools::operation(&t.name)))
+            .cloned()
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {

@@ -12,6 +12,8 @@ use rmcp::{
     tool, tool_router,
 };
 
+use nessus_queue::service::Operation;
+
 use crate::{
     args::Parameters,
     dto::{
@@ -28,6 +30,18 @@ use crate::{
 /// Every tool, in one router.
 pub(crate) fn router() -> ToolRouter<NessusMcp> {
     NessusMcp::tool_router()
+}
+
+/// The service operation a tool calls, so the tool list can hide what a token's scopes
+/// do not allow (the service refuses the call itself on every path).
+pub(crate) fn operation(tool: &str) -> Operation {
+    match tool {
+        "run_untrusted_scan" => Operation::SubmitUntrusted,
+        "run_authenticated_scan" => Operation::SubmitAuthenticated,
+        "import_scan" => Operation::Import,
+        "cancel_scan" => Operation::Cancel,
+        _ => Operation::Read,
+    }
 }
 
 impl NessusMcp {
@@ -176,8 +190,10 @@ impl NessusMcp {
     async fn list_scanners(
         &self,
         Parameters(p): Parameters<PoolRef>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ScannerList>, ToolError> {
-        ops::list_scanners(&self.app, p.scanner_pool.as_deref())
+        let principal = self.principal(&ctx);
+        ops::list_scanners(&self.app, &principal, p.scanner_pool.as_deref())
             .await
             .map(Json)
     }
@@ -190,8 +206,13 @@ impl NessusMcp {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn list_pools(&self, Parameters(_): Parameters<NoArgs>) -> Json<PoolList> {
-        Json(ops::list_pools(&self.app))
+    async fn list_pools(
+        &self,
+        Parameters(_): Parameters<NoArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<PoolList>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::list_pools(&self.app, &principal).map(Json)
     }
 
     /// Capacity and load of one pool (default: the default pool).
@@ -205,8 +226,10 @@ impl NessusMcp {
     async fn get_pool_status(
         &self,
         Parameters(p): Parameters<PoolRef>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<PoolStatus>, ToolError> {
-        ops::pool_status(&self.app, p.scanner_pool.as_deref())
+        let principal = self.principal(&ctx);
+        ops::pool_status(&self.app, &principal, p.scanner_pool.as_deref())
             .await
             .map(Json)
     }

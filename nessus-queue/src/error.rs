@@ -192,6 +192,17 @@ pub enum Error {
         /// What was refused.
         what: String,
     },
+    /// The caller's access token lacks the scope this operation needs (OAuth callers
+    /// only; the HTTP frontend answers it with 403 `insufficient_scope`).
+    #[error("principal '{principal}' may not {what}: the access token lacks the {scope} scope")]
+    InsufficientScope {
+        /// Who asked.
+        principal: String,
+        /// What was refused.
+        what: &'static str,
+        /// The capability that would allow it.
+        scope: crate::Scope,
+    },
     /// Results were asked of a task that has not completed.
     #[error("Scan not completed yet (status: {status})")]
     NotCompleted {
@@ -279,6 +290,7 @@ impl Error {
             Self::ImportTooLarge { .. } => "content_too_large",
             Self::TooLong { .. } => "field_too_long",
             Self::Forbidden { .. } => "forbidden",
+            Self::InsufficientScope { .. } => "insufficient_scope",
             Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::NotCompleted { .. } => "not_completed",
             Self::ResultsNotFound { .. } => "results_not_found",

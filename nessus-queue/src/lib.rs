@@ -39,6 +39,7 @@ mod results_dir;
 pub mod results_store;
 #[cfg(feature = "schema")]
 mod schema_ingest;
+mod scope;
 mod secret;
 #[cfg(feature = "service")]
 pub mod service;
@@ -69,6 +70,7 @@ pub use results_dir::ResultsDir;
 pub use results_store::ResultsStore;
 #[cfg(feature = "schema")]
 pub use schema_ingest::SchemaIngest;
+pub use scope::{Operation, Scope, Scopes};
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
 pub use sqlite::SqliteBackend;
 pub use task::{

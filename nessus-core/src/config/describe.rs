@@ -201,6 +201,41 @@ pub(crate) fn render(config: &Config, w: &mut dyn fmt::Write) -> fmt::Result {
             )?;
         }
     }
+    if let Some(o) = config.auth().oauth() {
+        writeln!(w, "auth:")?;
+        writeln!(
+            w,
+            "  oauth: issuer {}, audience {}",
+            o.issuer(),
+            o.audience()
+        )?;
+        writeln!(
+            w,
+            "    jwks: {}; principal claim {}; leeway {}s",
+            o.jwks_uri().unwrap_or("from discovery"),
+            o.principal_claim(),
+            o.leeway().as_secs()
+        )?;
+        let s = o.scopes();
+        writeln!(
+            w,
+            "    scopes: read {}, scan {}, authenticated {}, admin {}",
+            s.read(),
+            s.scan(),
+            s.authenticated(),
+            s.admin()
+        )?;
+        match o.introspection() {
+            Some(i) => writeln!(
+                w,
+                "    introspection: client {:?}, secret {}, endpoint {}",
+                i.client_id(),
+                secret(i.client_secret()),
+                i.endpoint().unwrap_or("from discovery")
+            )?,
+            None => writeln!(w, "    introspection: off (JWT access tokens only)")?,
+        }
+    }
     if !config.warnings().is_empty() {
         writeln!(w, "warnings:")?;
         for warning in config.warnings() {

@@ -3,7 +3,7 @@
 //!
 //! The predecessor's files load unchanged: top-level keys are pool names whose values
 //! are lists of instances. The new settings live under the reserved top-level keys
-//! `server`, `queue`, `credentials` and `principals`, and a pool may instead be written as a mapping
+//! `server`, `queue`, `credentials`, `principals` and `auth`, and a pool may instead be written as a mapping
 //! with `instances` and `target_policy`. The format reference is `scanners-yaml.md`,
 //! rendered as the documentation of [`Config`].
 
@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use model::{
-    AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, ToolOutput,
+    AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth,
+    InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings, ProfileAuth,
+    QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
 };
 
 use crate::error::{Error, Result};
@@ -38,6 +39,7 @@ pub struct Config {
     queue: QueueSettings,
     credentials: BTreeMap<String, CredentialProfile>,
     principals: BTreeMap<String, PrincipalSettings>,
+    auth: AuthSettings,
     warnings: Vec<String>,
 }
 
@@ -112,6 +114,7 @@ impl Config {
             queue: resolved.queue,
             credentials: resolved.credentials,
             principals: resolved.principals,
+            auth: resolved.auth,
             warnings: resolved.warnings,
         })
     }
@@ -176,6 +179,11 @@ impl Config {
     /// What `name` may do: its `principals` entry, else the defaults.
     pub fn principal(&self, name: &str) -> PrincipalSettings {
         self.principals.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The `auth` section (OAuth resource-server mode).
+    pub fn auth(&self) -> &AuthSettings {
+        &self.auth
     }
 
     /// Things that loaded but deserve attention (unset variables, skipped instances,

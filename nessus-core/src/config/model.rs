@@ -550,6 +550,13 @@ impl PrincipalSettings {
         }
     }
 
+    /// These settings with the admin role set or cleared (an OAuth caller's role comes
+    /// from its token's admin scope).
+    pub fn with_admin(mut self, admin: bool) -> Self {
+        self.admin = admin;
+        self
+    }
+
     /// The pools it may submit to (`None`: all).
     pub fn pools(&self) -> Option<&[String]> {
         self.pools.as_deref()
@@ -577,5 +584,141 @@ impl PrincipalSettings {
     /// Its own cap on queued tasks, if the config sets one.
     pub fn max_queued(&self) -> Option<u64> {
         self.max_queued
+    }
+}
+
+/// The config's `auth` section: how the MCP server authenticates callers beyond the
+/// static bearer tokens.
+#[derive(Debug, Clone, Default)]
+pub struct AuthSettings {
+    pub(crate) oauth: Option<OAuthSettings>,
+}
+
+impl AuthSettings {
+    /// The OAuth 2.1 resource-server settings, when `auth.oauth` is set.
+    pub fn oauth(&self) -> Option<&OAuthSettings> {
+        self.oauth.as_ref()
+    }
+}
+
+/// `auth.oauth`: accept access tokens an identity provider issued for this server.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    pub(crate) jwks_uri: Option<String>,
+    pub(crate) principal_claim: String,
+    pub(crate) scopes: ScopeNames,
+    pub(crate) leeway: Duration,
+    pub(crate) introspection: Option<IntrospectionSettings>,
+}
+
+impl OAuthSettings {
+    /// The provider's issuer identifier (`iss` of its tokens; discovery starts here).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// This server's canonical URI (RFC 8707 resource): the `aud` tokens must carry.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The JWKS address, when the file names one (else discovery's `jwks_uri`).
+    pub fn jwks_uri(&self) -> Option<&str> {
+        self.jwks_uri.as_deref()
+    }
+
+    /// The claim whose value names the principal (default `sub`).
+    pub fn principal_claim(&self) -> &str {
+        &self.principal_claim
+    }
+
+    /// The scope strings of the four capabilities.
+    pub fn scopes(&self) -> &ScopeNames {
+        &self.scopes
+    }
+
+    /// Clock leeway for `exp` and `nbf` (default 60 s).
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// Introspection of opaque tokens (RFC 7662), when configured.
+    pub fn introspection(&self) -> Option<&IntrospectionSettings> {
+        self.introspection.as_ref()
+    }
+}
+
+/// The scope string the provider issues for each capability (`auth.oauth.scopes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeNames {
+    pub(crate) read: String,
+    pub(crate) scan: String,
+    pub(crate) authenticated: String,
+    pub(crate) admin: String,
+}
+
+impl Default for ScopeNames {
+    fn default() -> Self {
+        Self {
+            read: "nessus:read".to_owned(),
+            scan: "nessus:scan".to_owned(),
+            authenticated: "nessus:scan:authenticated".to_owned(),
+            admin: "nessus:admin".to_owned(),
+        }
+    }
+}
+
+impl ScopeNames {
+    /// Status, results and listings (default `nessus:read`).
+    pub fn read(&self) -> &str {
+        &self.read
+    }
+
+    /// Untrusted (network) scans (default `nessus:scan`).
+    pub fn scan(&self) -> &str {
+        &self.scan
+    }
+
+    /// Credentialed scans (default `nessus:scan:authenticated`).
+    pub fn authenticated(&self) -> &str {
+        &self.authenticated
+    }
+
+    /// Everyone's tasks and the dead-letter queue (default `nessus:admin`).
+    pub fn admin(&self) -> &str {
+        &self.admin
+    }
+
+    /// The four scope strings, in the order read, scan, authenticated, admin.
+    pub fn all(&self) -> [&str; 4] {
+        [&self.read, &self.scan, &self.authenticated, &self.admin]
+    }
+}
+
+/// `auth.oauth.introspection`: how this server authenticates to the provider's RFC 7662
+/// endpoint (client secret, HTTP Basic).
+#[derive(Debug, Clone)]
+pub struct IntrospectionSettings {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: ConfigSecret,
+    pub(crate) endpoint: Option<String>,
+}
+
+impl IntrospectionSettings {
+    /// This server's client id at the provider.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Its client secret.
+    pub fn client_secret(&self) -> &ConfigSecret {
+        &self.client_secret
+    }
+
+    /// The endpoint, when the file names one (else discovery's `introspection_endpoint`).
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
     }
 }

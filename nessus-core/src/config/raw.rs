@@ -16,6 +16,7 @@ pub(crate) struct RawConfig {
     pub(crate) queue: Option<Spanned<RawQueue>>,
     pub(crate) credentials: BTreeMap<String, Spanned<RawCredential>>,
     pub(crate) principals: BTreeMap<String, Spanned<RawPrincipal>>,
+    pub(crate) auth: Option<Spanned<RawAuth>>,
 }
 
 impl<'de> Deserialize<'de> for RawConfig {
@@ -25,7 +26,7 @@ impl<'de> Deserialize<'de> for RawConfig {
             type Value = RawConfig;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "a mapping of pool names (and optional server, queue, credentials, principals)",
+                    "a mapping of pool names (and optional server, queue, credentials, principals, auth)",
                 )
             }
             fn visit_unit<E: de::Error>(self) -> Result<RawConfig, E> {
@@ -40,6 +41,7 @@ impl<'de> Deserialize<'de> for RawConfig {
                     match key.value.as_str() {
                         "server" => out.server = Some(map.next_value()?),
                         "queue" => out.queue = Some(map.next_value()?),
+                        "auth" => out.auth = map.next_value()?,
                         "principals" => {
                             let p: Option<BTreeMap<String, Spanned<RawPrincipal>>> =
                                 map.next_value()?;
@@ -196,6 +198,45 @@ pub(crate) struct RawPrincipal {
     pub(crate) authenticated_scans: Option<bool>,
     pub(crate) admin: Option<bool>,
     pub(crate) max_queued: Option<u64>,
+}
+
+/// `auth`: how the MCP server authenticates callers beyond static tokens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAuth {
+    pub(crate) oauth: Option<Spanned<RawOAuth>>,
+}
+
+/// `auth.oauth`: the OAuth 2.1 resource-server settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOAuth {
+    pub(crate) issuer: Spanned<String>,
+    pub(crate) audience: Spanned<String>,
+    pub(crate) jwks_uri: Option<Spanned<String>>,
+    pub(crate) principal_claim: Option<Spanned<String>>,
+    pub(crate) scopes: Option<Spanned<RawScopes>>,
+    pub(crate) leeway_secs: Option<u64>,
+    pub(crate) introspection: Option<Spanned<RawIntrospection>>,
+}
+
+/// `auth.oauth.scopes`: the scope string the provider issues for each capability.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScopes {
+    pub(crate) read: Option<Spanned<String>>,
+    pub(crate) scan: Option<Spanned<String>>,
+    pub(crate) authenticated: Option<Spanned<String>>,
+    pub(crate) admin: Option<Spanned<String>>,
+}
+
+/// `auth.oauth.introspection`: this server's client at the provider (RFC 7662).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIntrospection {
+    pub(crate) client_id: Spanned<String>,
+    pub(crate) client_secret: Spanned<RawSecret>,
+    pub(crate) endpoint: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

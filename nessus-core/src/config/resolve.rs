@@ -8,8 +8,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::env::{EnvLookup, expand};
 use super::model::{
-    AuthMode, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth, InstanceConfig, Pool,
-    PrincipalSettings, ProfileAuth, QueueSettings, SecretOrigin, ServerSettings, ToolOutput,
+    AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth,
+    InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings, ProfileAuth,
+    QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
 };
 use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
 use crate::client::TlsOptions;
@@ -46,6 +47,7 @@ pub(crate) struct Resolved {
     pub(crate) queue: QueueSettings,
     pub(crate) credentials: BTreeMap<String, CredentialProfile>,
     pub(crate) principals: BTreeMap<String, PrincipalSettings>,
+    pub(crate) auth: AuthSettings,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -86,6 +88,7 @@ impl<'a> Resolver<'a> {
             let settings = principal(&name, &p, &pools)?;
             principals.insert(name, settings);
         }
+        let auth = self.oauth(raw.auth)?;
         if !pools.iter().any(|p: &Pool| p.name == server.default_pool) {
             self.warnings.push(format!(
                 "the default pool {:?} is not defined in the config",
@@ -98,7 +101,101 @@ impl<'a> Resolver<'a> {
             queue,
             credentials,
             principals,
+            auth,
             warnings: self.warnings,
+        })
+    }
+
+    /// `auth`: the OAuth resource-server settings. URLs must be https, except on a
+    /// loopback host (a provider started on this machine, as the tests do).
+    fn oauth(&mut self, raw: Option<Spanned<super::raw::RawAuth>>) -> Res<AuthSettings> {
+        let Some(oauth) = raw.and_then(|a| a.value.oauth) else {
+            return Ok(AuthSettings::default());
+        };
+        let ctx = "auth.oauth";
+        let o = oauth.value;
+        let url = |this: &mut Self, field: &str, v: &Spanned<String>| -> Res<String> {
+            let text = this.text(ctx, field, &v.value);
+            check_oauth_url(&text).map_err(|why| at(v, format!("{ctx}.{field}: {why}")))?;
+            Ok(text)
+        };
+        let issuer = url(self, "issuer", &o.issuer)?;
+        let audience = self.text(ctx, "audience", &o.audience.value);
+        if audience.trim().is_empty() {
+            return Err(at(&o.audience, "auth.oauth.audience must not be empty"));
+        }
+        let jwks_uri = match &o.jwks_uri {
+            Some(u) => Some(url(self, "jwks_uri", u)?),
+            None => None,
+        };
+        let principal_claim = match &o.principal_claim {
+            Some(c) if c.value.trim().is_empty() => {
+                return Err(at(c, "auth.oauth.principal_claim must not be empty"));
+            }
+            Some(c) => self.text(ctx, "principal_claim", c.value.trim()),
+            None => "sub".to_owned(),
+        };
+        let mut scopes = ScopeNames::default();
+        if let Some(raw) = &o.scopes {
+            let fields = [
+                ("read", &raw.value.read, &mut scopes.read),
+                ("scan", &raw.value.scan, &mut scopes.scan),
+                (
+                    "authenticated",
+                    &raw.value.authenticated,
+                    &mut scopes.authenticated,
+                ),
+                ("admin", &raw.value.admin, &mut scopes.admin),
+            ];
+            for (field, value, slot) in fields {
+                let Some(v) = value else { continue };
+                let text = v.value.trim();
+                if text.is_empty() || text.contains(char::is_whitespace) || text.contains('"') {
+                    return Err(at(
+                        v,
+                        format!(
+                            "auth.oauth.scopes.{field} must be one scope token (no spaces or quotes)"
+                        ),
+                    ));
+                }
+                *slot = text.to_owned();
+            }
+            let all = scopes.all();
+            if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
+                return Err(at(
+                    raw,
+                    "auth.oauth.scopes: each capability needs its own scope",
+                ));
+            }
+        }
+        let introspection = match o.introspection {
+            Some(i) => {
+                let endpoint = match &i.value.endpoint {
+                    Some(e) => Some(url(self, "introspection.endpoint", e)?),
+                    None => None,
+                };
+                Some(IntrospectionSettings {
+                    client_id: self.text(ctx, "introspection.client_id", &i.value.client_id.value),
+                    client_secret: self.secret(
+                        ctx,
+                        "introspection.client_secret",
+                        &i.value.client_secret,
+                    )?,
+                    endpoint,
+                })
+            }
+            None => None,
+        };
+        Ok(AuthSettings {
+            oauth: Some(OAuthSettings {
+                issuer,
+                audience,
+                jwks_uri,
+                principal_claim,
+                scopes,
+                leeway: Duration::from_secs(o.leeway_secs.unwrap_or(60).min(600)),
+                introspection,
+            }),
         })
     }
 
@@ -774,6 +871,32 @@ impl ExposeLen for secrecy::SecretString {
         use secrecy::ExposeSecret;
         self.expose_secret().len()
     }
+}
+
+/// An OAuth URL: `https://`, or `http://` to a loopback host only (tokens and keys must
+/// not travel in clear over a network).
+fn check_oauth_url(text: &str) -> Result<(), String> {
+    let rest = if let Some(r) = text.strip_prefix("https://") {
+        r
+    } else if let Some(r) = text.strip_prefix("http://") {
+        let host = r.split(['/', '?', '#']).next().unwrap_or("");
+        let host = match host.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => host,
+        };
+        if !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
+            return Err(format!(
+                "{text:?} must use https (http only for a loopback host)"
+            ));
+        }
+        r
+    } else {
+        return Err(format!("{text:?} is not an https URL"));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{text:?} has no host"));
+    }
+    Ok(())
 }
 
 /// One `principals` entry: its pools must exist, so a typo never silently grants

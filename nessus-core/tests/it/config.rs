@@ -666,3 +666,81 @@ fn results_url_defaults_and_refusals() {
         "must not carry credentials",
     );
 }
+
+/// Issue 16: `auth.oauth` with its defaults, overrides and refusals.
+#[test]
+fn oauth_section_defaults_overrides_and_refusals() {
+    let base = "auth:\n  oauth:\n    issuer: https://idp.example.com/realms/sec\n    audience: https://mcp.example.com/mcp\n";
+    let config = Config::from_yaml_with_env(base, &no_env).unwrap();
+    let o = config.auth().oauth().expect("oauth is on");
+    assert_eq!(o.issuer(), "https://idp.example.com/realms/sec");
+    assert_eq!(o.audience(), "https://mcp.example.com/mcp");
+    assert_eq!(o.jwks_uri(), None);
+    assert_eq!(o.principal_claim(), "sub");
+    assert_eq!(o.leeway().as_secs(), 60);
+    assert_eq!(
+        o.scopes().all(),
+        [
+            "nessus:read",
+            "nessus:scan",
+            "nessus:scan:authenticated",
+            "nessus:admin"
+        ]
+    );
+    assert!(o.introspection().is_none());
+    assert!(
+        Config::from_yaml_with_env("", &no_env)
+            .unwrap()
+            .auth()
+            .oauth()
+            .is_none()
+    );
+
+    let full = format!(
+        "{base}    jwks_uri: http://127.0.0.1:9/jwks\n    principal_claim: email\n    leeway_secs: 5\n    \
+         scopes: {{ read: r, admin: a }}\n    introspection:\n      client_id: rs\n      client_secret: {{ env: RS_SECRET }}\n"
+    );
+    let config =
+        Config::from_yaml_with_env(&full, &env_of(&[("RS_SECRET", "s3cr3t-canary")])).unwrap();
+    let o = config.auth().oauth().unwrap();
+    assert_eq!(o.jwks_uri(), Some("http://127.0.0.1:9/jwks"));
+    assert_eq!(o.principal_claim(), "email");
+    assert_eq!(o.leeway().as_secs(), 5);
+    assert_eq!(
+        o.scopes().all(),
+        ["r", "nessus:scan", "nessus:scan:authenticated", "a"]
+    );
+    assert_eq!(o.introspection().unwrap().client_id(), "rs");
+    let shown = format!("{config}{config:?}");
+    assert!(!shown.contains("s3cr3t-canary"), "{shown}");
+    assert!(shown.contains("introspection: client \"rs\""), "{shown}");
+
+    check_error(
+        "auth:\n  oauth:\n    issuer: http://idp.example.com\n    audience: x\n",
+        &[],
+        3,
+        13,
+        "must use https",
+    );
+    check_error(
+        &format!("{base}    scopes: {{ read: same, scan: same }}\n"),
+        &[],
+        5,
+        13,
+        "each capability needs its own scope",
+    );
+    check_error(
+        &format!("{base}    scopes: {{ read: \"two words\" }}\n"),
+        &[],
+        5,
+        21,
+        "one scope token",
+    );
+    check_error(
+        &format!("{base}    algorithms: [HS256]\n"),
+        &[],
+        5,
+        5,
+        "unknown field",
+    );
+}

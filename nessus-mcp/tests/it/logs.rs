@@ -195,7 +195,7 @@ async fn run_authenticated_scan(client: &RunningService<RoleClient, ()>) {
     assert_eq!(st["status"], "completed", "{st}");
 }
 
-async fn wait_listening(port: u16) {
+pub(crate) async fn wait_listening(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -10,6 +10,7 @@ mod flow;
 mod fuzz_http;
 mod import;
 mod logs;
+mod oauth;
 mod readiness;
 mod schema_check;
 mod security;

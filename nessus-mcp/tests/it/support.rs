@@ -100,6 +100,19 @@ impl Harness {
         redis: Option<&str>,
         server_extra: &str,
     ) -> Self {
+        Self::start_custom(workers, scan, redis, server_extra, "", |_, _| {}).await
+    }
+
+    /// The general form: `top_extra` is appended to the config file (top-level
+    /// sections), and `customize` adjusts the HTTP options once the config is loaded.
+    pub(crate) async fn start_custom(
+        workers: usize,
+        scan: Duration,
+        redis: Option<&str>,
+        server_extra: &str,
+        top_extra: &str,
+        customize: impl FnOnce(&Config, &mut HttpOptions),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let sim = nessus_core::sim::Simulator::builder()
             .scan_duration(scan)
@@ -107,6 +120,11 @@ impl Harness {
             .await
             .expect("simulator");
         let config_path = write_config_opts(dir.path(), sim.base_url(), redis, server_extra);
+        if !top_extra.is_empty() {
+            let mut text = std::fs::read_to_string(&config_path).expect("read config");
+            text.push_str(top_extra);
+            std::fs::write(&config_path, text).expect("write config");
+        }
         let config = Config::load(&config_path).expect("config");
         let app = Arc::new(App::open(config).await.expect("app"));
         let (stop, rx) = watch::channel(false);
@@ -136,11 +154,12 @@ impl Harness {
         tokens
             .insert(Principal::new("bob"), SecretString::from(OTHER_TOKEN))
             .expect("token");
-        let opts = HttpOptions {
+        let mut opts = HttpOptions {
             bind: "127.0.0.1:0".parse().expect("addr"),
             tokens,
             ..HttpOptions::default()
         };
+        customize(&app.config(), &mut opts);
         let server = HttpServer::start(app, opts).await.expect("server");
         Self {
             addr: server.local_addr(),

@@ -7,12 +7,13 @@ use crate::error::{Error, Result};
 use crate::queue::{DlqPurge, HousekeepReport};
 use crate::task::Task;
 
-use super::{Principal, Service};
+use super::{Operation, Principal, Service};
 
 impl Service {
     /// Re-queues a dead-lettered task after checking its targets against the policy
     /// in force now. Only an admin may; a refused task stays in the DLQ.
     pub async fn dlq_retry(&self, principal: &Principal, task_id: &str) -> Result<Task> {
+        principal.authorize(Operation::Admin, "retry dead-lettered tasks")?;
         self.require_admin(principal, "retry dead-lettered tasks")?;
         let task = self
             .queue
@@ -44,6 +45,7 @@ impl Service {
 
     /// Deletes dead-lettered tasks; returns how many went.
     pub async fn dlq_purge(&self, principal: &Principal, what: DlqPurge) -> Result<u64> {
+        principal.authorize(Operation::Admin, "purge the dead-letter queue")?;
         self.require_admin(principal, "purge the dead-letter queue")?;
         let purged = self.queue.dlq_purge(what).await?;
         tracing::info!(principal = %principal, purged = purged.len(), "dlq_purge");

@@ -20,7 +20,7 @@ use crate::schema_ingest::SchemaIngest;
 use crate::task::{NewTask, ScanType, Task};
 
 use super::Progress;
-use super::{Principal, Service, blocking};
+use super::{Operation, Principal, Service, blocking};
 
 /// Where the `.nessus` comes from.
 #[non_exhaustive]
@@ -261,6 +261,7 @@ fn open(source: ImportSource) -> Result<Opened> {
 impl Service {
     /// Imports a `.nessus` file as a completed task owned by `principal`.
     pub async fn import(&self, principal: &Principal, req: ImportRequest) -> Result<Imported> {
+        principal.authorize(Operation::Import, "import scans")?;
         if let ImportSource::Inline(b) = &req.source
             && b.len() > INLINE_IMPORT_MAX
         {

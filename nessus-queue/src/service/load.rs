@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::queue::ListTasks;
 use crate::task::TaskStatus;
 
-use super::Service;
+use super::{Operation, Principal, Service};
 
 /// One instance's load.
 #[derive(Debug, Clone)]
@@ -66,7 +66,12 @@ const PAGE: usize = 1000;
 impl Service {
     /// The load of every instance of `pool` (or of every pool), in config order.
     /// Unknown pools are an error, not an empty answer.
-    pub async fn pool_load(&self, pool: Option<&str>) -> Result<Vec<InstanceLoad>> {
+    pub async fn pool_load(
+        &self,
+        principal: &Principal,
+        pool: Option<&str>,
+    ) -> Result<Vec<InstanceLoad>> {
+        principal.authorize(Operation::Read, "read the scanners' load")?;
         let config = self.config();
         if let Some(p) = pool {
             super::known_pool(&config, p, &[])?;

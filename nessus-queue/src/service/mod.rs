@@ -35,6 +35,7 @@ use nessus_core::Config;
 use crate::queue::Queue;
 use crate::results_dir::ResultsDir;
 
+pub use crate::scope::{Operation, Scope, Scopes};
 pub use import::{ImportRequest, ImportSource, Imported};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
@@ -121,6 +122,12 @@ impl Service {
     /// The results directory.
     pub fn results_dir(&self) -> &ResultsDir {
         &self.results
+    }
+
+    /// `Ok` when `principal`'s token scopes allow `op`, else `InsufficientScope`: for
+    /// the frontend's reads that need nothing but the config (the pool list).
+    pub fn authorize(&self, principal: &Principal, op: Operation) -> crate::Result<()> {
+        principal.authorize(op, "read the configuration")
     }
 }
 

@@ -17,7 +17,7 @@ use crate::queue::Submitted;
 use crate::secret::AdhocCredentials;
 use crate::task::{NewTask, ScanType};
 
-use super::{Principal, Service};
+use super::{Operation, Principal, Service};
 
 /// How an authenticated scan logs in.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +153,11 @@ pub struct Submission {
 impl Service {
     /// Validates `req` against every rule and queues it for `principal`.
     pub async fn submit(&self, principal: &Principal, req: ScanRequest) -> Result<Submission> {
+        if req.scan_type == ScanType::Untrusted {
+            principal.authorize(Operation::SubmitUntrusted, "run untrusted scans")?;
+        } else {
+            principal.authorize(Operation::SubmitAuthenticated, "run authenticated scans")?;
+        }
         check_task_text(&req.name, &req.description, &req.targets)?;
         nessus_schema::Profile::parse(&req.schema_profile).map_err(|e| Error::InvalidProfile {
             message: e.to_string(),

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::queue::{ListTasks, QueueStatus, TaskPage, TaskView};
 use crate::task::{CancelOutcome, Task};
 
-use super::{Principal, Service};
+use super::{Operation, Principal, Service};
 
 /// What a cancel did, and the task afterwards.
 #[derive(Debug, Clone)]
@@ -42,6 +42,12 @@ impl Service {
 
     /// A task `principal` may see, with its queue position, or `NotFound`.
     pub async fn task(&self, principal: &Principal, task_id: &str) -> Result<TaskView> {
+        principal.authorize(Operation::Read, "read tasks")?;
+        self.visible_task(principal, task_id).await
+    }
+
+    /// A task `principal` may see (tenancy only; the caller checked the scopes).
+    async fn visible_task(&self, principal: &Principal, task_id: &str) -> Result<TaskView> {
         let not_found = || Error::NotFound {
             task_id: task_id.to_owned(),
         };
@@ -59,6 +65,7 @@ impl Service {
     /// A pool filter must name a configured pool (or the import pool, where imported
     /// scans live): an unknown name is `UnknownPool`, not an empty page.
     pub async fn list(&self, principal: &Principal, q: ListTasks) -> Result<TaskPage> {
+        principal.authorize(Operation::Read, "list tasks")?;
         if let Some(p) = q.pool.as_deref() {
             super::known_pool(&self.config(), p, &[crate::IMPORT_POOL])?;
         }
@@ -72,9 +79,10 @@ impl Service {
 
     /// Cancels a task `principal` may see.
     pub async fn cancel(&self, principal: &Principal, task_id: &str) -> Result<Cancelled> {
-        self.task(principal, task_id).await?;
+        principal.authorize(Operation::Cancel, "cancel scans")?;
+        self.visible_task(principal, task_id).await?;
         let outcome = self.queue.cancel(task_id).await?;
-        let task = self.task(principal, task_id).await?.task;
+        let task = self.visible_task(principal, task_id).await?.task;
         tracing::info!(task_id, principal = %principal, ?outcome, "cancel_scan");
         self.record_task(
             AuditAction::Cancel,
@@ -93,6 +101,7 @@ impl Service {
         principal: &Principal,
         pool: Option<&str>,
     ) -> Result<QueueStatus> {
+        principal.authorize(Operation::Read, "read the queue status")?;
         let config = self.config();
         let name = pool
             .filter(|p| !p.is_empty())
