@@ -34,6 +34,7 @@ mod import;
 pub mod limits;
 mod queue;
 mod redis_backend;
+mod redis_con;
 mod results_dir;
 pub mod results_store;
 #[cfg(feature = "schema")]
@@ -64,6 +65,7 @@ pub use queue::{
     QueueConfig, QueueStatus, ReapReport, Submitted, TaskPage, TaskView, request_hash,
 };
 pub use redis_backend::RedisBackend;
+pub use redis_con::RedisTopology;
 pub use results_dir::ResultsDir;
 pub use results_store::ResultsStore;
 #[cfg(feature = "schema")]

@@ -4,13 +4,14 @@
 //! idempotency key in the same script (`lua/create.lua`). Reads are retried on
 //! connection errors; the `ConnectionManager` reconnects by itself.
 
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Cmd, Script, Value};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, AuditPage, AuditQuery, time_key};
@@ -19,6 +20,7 @@ use crate::backend::{
     PrincipalCounts, duration_secs, fair_ahead, fair_order, ms, order_key, place,
 };
 use crate::error::{BackendKind, Error, Result};
+use crate::redis_con::{Con, RedisTopology};
 use crate::task::{Task, TaskStatus};
 
 static CAS: LazyLock<Script> = LazyLock::new(|| {
@@ -58,11 +60,23 @@ const AUDIT_PURGE_BATCH: isize = 500;
 const TASK_POOL: &str = "nq:task-pool";
 const CLAIM_SCAN: isize = 64;
 const READ_RETRIES: u32 = 20;
+/// How long a write waits for a replica's confirmation (`WAIT 1 …`).
+const CONFIRM_WAIT_MS: u64 = 2_000;
+/// How long a primary found without replicas takes writes unconfirmed before it
+/// is checked again.
+const ALONE_RECHECK: Duration = Duration::from_secs(5);
 
 /// The Redis backend.
 #[derive(Clone)]
 pub struct RedisBackend {
-    con: ConnectionManager,
+    con: Con,
+    /// Wait for one replica to confirm each script's writes before acknowledging
+    /// them (Sentinel and Cluster with replicas; see `Con::replicas_confirm_writes`).
+    confirm: bool,
+    /// Hash tags (slots) whose primary was found without any replica, and until
+    /// when writes there skip `WAIT` (see `eval`): otherwise every write to a shard
+    /// that lost its replica would wait the full `CONFIRM_WAIT_MS`.
+    alone: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -79,7 +93,14 @@ fn rerr(op: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
             || e.is_connection_dropped()
             || matches!(
                 e.kind(),
-                redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        // A failover in progress (Cluster, Sentinel): not applied.
+                        | redis::ServerErrorKind::ClusterDown
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::MasterDown
+                        | redis::ServerErrorKind::ReadOnly
+                )
             );
         Error::Backend {
             backend: BackendKind::Redis,
@@ -352,24 +373,19 @@ fn encode(t: &Task) -> String {
 }
 
 impl RedisBackend {
-    /// Connects and checks that the server will never evict our keys.
+    /// Connects to one server (`redis://…`, `rediss://…`) and checks that it will
+    /// never evict our keys.
     pub async fn connect(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::UnsafeBackend {
-            backend: BackendKind::Redis,
-            reason: format!("invalid Redis URL: {e}"),
-        })?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(6)
-            .set_max_delay(Duration::from_secs(2));
-        let mut con = ConnectionManager::new_with_config(client, cfg)
-            .await
-            .map_err(rerr("connect"))?;
-        let policy: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy")
-            .query_async(&mut con)
+        Self::connect_topology(&RedisTopology::Standalone(SecretString::from(url))).await
+    }
+
+    /// Connects to a standalone server, a Sentinel-watched master or a Cluster, and
+    /// checks that every primary will never evict our keys.
+    pub async fn connect_topology(topology: &RedisTopology) -> Result<Self> {
+        Con::validate(topology)?;
+        let con = Con::connect(topology).await.map_err(rerr("connect"))?;
+        let policies = con
+            .config_get_on_primaries("maxmemory-policy")
             .await
             .map_err(|e| Error::UnsafeBackend {
                 backend: BackendKind::Redis,
@@ -377,26 +393,167 @@ impl RedisBackend {
                     "cannot read maxmemory-policy (CONFIG GET failed: {e}); the queue must not run on a Redis that may evict keys"
                 ),
             })?;
-        match policy.get(1).map(String::as_str) {
-            Some("noeviction") => {
-                let me = Self { con };
-                me.backfill_principal_indexes().await?;
-                Ok(me)
-            }
-            other => Err(Error::UnsafeBackend {
+        if let Some(bad) = policies.iter().find(|p| *p != "noeviction") {
+            return Err(Error::UnsafeBackend {
                 backend: BackendKind::Redis,
                 reason: format!(
-                    "maxmemory-policy is '{}', which can evict queued tasks and idempotency keys; set it to 'noeviction'",
-                    other.unwrap_or("unknown")
+                    "maxmemory-policy is '{bad}', which can evict queued tasks and idempotency keys; set it to 'noeviction'"
                 ),
-            }),
+            });
         }
+        if policies.is_empty() {
+            return Err(Error::UnsafeBackend {
+                backend: BackendKind::Redis,
+                reason: "no primary answered CONFIG GET maxmemory-policy".to_owned(),
+            });
+        }
+        let confirm = con
+            .replicas_confirm_writes()
+            .await
+            .map_err(rerr("connect"))?;
+        tracing::info!(
+            confirm,
+            "redis: writes confirmed by a replica before acknowledged"
+        );
+        let me = Self {
+            con,
+            confirm,
+            alone: Arc::default(),
+        };
+        me.backfill_principal_indexes().await?;
+        Ok(me)
+    }
+
+    /// Runs a script. With `confirm`, `WAIT 1` follows it in the same pipeline (so
+    /// on the same connection and node) and a write no replica confirmed within
+    /// `CONFIRM_WAIT_MS` is reported as a retryable failure, not acknowledged: a
+    /// failover could promote a replica that never saw it (it may still have
+    /// applied, like a write whose reply was lost; CAS callers re-read). A primary
+    /// left without any replica (after a failover) acknowledges alone rather than
+    /// refusing every write (`Con::unconfirmed_write_stands`).
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> redis::RedisResult<T> {
+        let mut con = self.con.clone();
+        let tag = hash_tag(keys.first().map_or("", String::as_str)).to_owned();
+        let alone = {
+            let mut m = self.alone.lock().unwrap_or_else(|e| e.into_inner());
+            m.retain(|_, until| *until > Instant::now());
+            m.contains_key(&tag)
+        };
+        if !self.confirm || alone {
+            let mut inv = script.prepare_invoke();
+            for k in keys {
+                inv.key(k);
+            }
+            for a in args {
+                inv.arg(a);
+            }
+            return inv.invoke_async(&mut con).await;
+        }
+        let generation = self.con.generation();
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(script.get_hash())
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
+        for _ in 0..3 {
+            let mut p = redis::pipe();
+            p.ignore_errors()
+                .add_command(evalsha.clone())
+                .cmd("WAIT")
+                .arg(1)
+                .arg(CONFIRM_WAIT_MS);
+            let replies: Vec<Value> = p.query_async(&mut con).await?;
+            let [reply, confirmed] = <[Value; 2]>::try_from(replies).map_err(|_| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Parse,
+                    "EVALSHA + WAIT: two replies expected",
+                ))
+            })?;
+            match reply {
+                // Nothing ran: load the script (on every node) and send again.
+                Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::NoScript) => {
+                    script.load_async(&mut con).await?;
+                }
+                Value::ServerError(e) => return Err(e.into()),
+                v => {
+                    let n: i64 = redis::from_redis_value(confirmed)?;
+                    if n < 1 {
+                        if !self
+                            .con
+                            .unconfirmed_write_stands(&keys[0], generation)
+                            .await?
+                        {
+                            return Err(redis::RedisError::from(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "no replica confirmed the write in time; not acknowledged",
+                            )));
+                        }
+                        tracing::warn!(
+                            "redis: a primary has no replica; writes there are acknowledged unconfirmed"
+                        );
+                        self.alone
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(tag, Instant::now() + ALONE_RECHECK);
+                    }
+                    return Ok(redis::from_redis_value(v)?);
+                }
+            }
+        }
+        Err(redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),
+            "script not loaded after three tries",
+        )))
+    }
+
+    /// Sends commands whose keys may live in different slots (`group` names the
+    /// slot, e.g. the pool): one pipeline on a single server; on a Cluster, where a
+    /// pipeline must stay in one slot, one pipeline per group, concurrently. The
+    /// replies come back in the order of `cmds`.
+    async fn query_grouped(mut con: Con, cmds: &[(String, Cmd)]) -> redis::RedisResult<Vec<Value>> {
+        if !con.is_cluster() {
+            let mut p = redis::pipe();
+            for (_, c) in cmds {
+                p.add_command(c.clone());
+            }
+            return p.query_async(&mut con).await;
+        }
+        let mut groups: Vec<(&str, Vec<usize>, redis::Pipeline)> = Vec::new();
+        for (i, (g, c)) in cmds.iter().enumerate() {
+            let at = match groups.iter().position(|(k, _, _)| *k == g.as_str()) {
+                Some(at) => at,
+                None => {
+                    groups.push((g.as_str(), Vec::new(), redis::pipe()));
+                    groups.len() - 1
+                }
+            };
+            groups[at].1.push(i);
+            groups[at].2.add_command(c.clone());
+        }
+        let replies = futures::future::try_join_all(groups.iter().map(|(_, _, p)| {
+            let mut con = con.clone();
+            async move { p.query_async::<Vec<Value>>(&mut con).await }
+        }))
+        .await?;
+        let mut out = vec![Value::Nil; cmds.len()];
+        for ((_, idx, _), vals) in groups.iter().zip(replies) {
+            for (i, v) in idx.iter().zip(vals) {
+                out[*i] = v;
+            }
+        }
+        Ok(out)
     }
 
     /// Retries a read on connection errors while Redis restarts.
     async fn read<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Con) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let mut delay = Duration::from_millis(50);
@@ -462,19 +619,14 @@ impl RedisBackend {
                 String::new(),
             );
         }
-        let mut inv = CAS.prepare_invoke();
-        for k in &ops.keys {
-            inv.key(k);
-        }
-        inv.arg(prev.version.to_string())
-            .arg(next.map_or(0, |n| n.version).to_string())
-            .arg(next.map(encode).unwrap_or_default())
-            .arg(ops.n.to_string());
-        for a in &ops.args {
-            inv.arg(a);
-        }
-        let mut con = self.con.clone();
-        inv.invoke_async(&mut con)
+        let mut args = vec![
+            prev.version.to_string(),
+            next.map_or(0, |n| n.version).to_string(),
+            next.map(encode).unwrap_or_default(),
+            ops.n.to_string(),
+        ];
+        args.extend(ops.args);
+        self.eval(&CAS, &ops.keys, &args)
             .await
             .map_err(rerr("compare-and-set"))
     }
@@ -570,6 +722,13 @@ impl RedisBackend {
     }
 }
 
+/// The `{…}` hash tag of a key (what Redis Cluster hashes), or the whole key.
+fn hash_tag(key: &str) -> &str {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map_or(key, |(tag, _)| tag)
+}
+
 fn id_of(order_key: &str) -> &str {
     order_key.split_once(':').map_or(order_key, |(_, id)| id)
 }
@@ -597,12 +756,12 @@ impl RedisBackend {
         let ttl = (ms(r.expires_at) - now_ms).max(1).to_string();
         let mut replace = String::new();
         for _ in 0..3 {
-            let out: Vec<String> = IDEM_OWNER
-                .key(&owner_key)
-                .arg(&mine)
-                .arg(&ttl)
-                .arg(&replace)
-                .invoke_async(&mut con)
+            let out: Vec<String> = self
+                .eval(
+                    &IDEM_OWNER,
+                    std::slice::from_ref(&owner_key),
+                    &[mine.clone(), ttl.clone(), replace.clone()],
+                )
                 .await
                 .map_err(rerr("idempotency owner"))?;
             let [_, cur] = out.as_slice() else {
@@ -658,17 +817,20 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             task.version = 1;
             let pool = task.pool.clone();
-            let mut con = self.con.clone();
+            let con = self.con.clone();
             // Registered first: a crash before the script leaves only a harmless
             // pointer to a task that does not exist.
-            redis::pipe()
-                .sadd(POOLS, &pool)
-                .ignore()
-                .hset(TASK_POOL, &task.task_id, &pool)
-                .ignore()
-                .query_async::<()>(&mut con)
-                .await
-                .map_err(rerr("register task"))?;
+            // Two global keys in two slots: one pipeline, or two on a Cluster.
+            let mut sadd = redis::cmd("SADD");
+            sadd.arg(POOLS).arg(&pool);
+            let mut hset = redis::cmd("HSET");
+            hset.arg(TASK_POOL).arg(&task.task_id).arg(&pool);
+            Self::query_grouped(
+                con.clone(),
+                &[(POOLS.to_owned(), sadd), (TASK_POOL.to_owned(), hset)],
+            )
+            .await
+            .map_err(rerr("register task"))?;
             if let Some(r) = &idem
                 && let Some(existing) = self.own_idempotency_key(&pool, r, &task).await?
             {
@@ -708,19 +870,10 @@ impl Backend for RedisBackend {
                     String::new(),
                 );
             }
-            let mut inv = CREATE.prepare_invoke();
-            for k in &ops.keys {
-                inv.key(k);
-            }
-            inv.arg(rec)
-                .arg(ttl.to_string())
-                .arg(encode(&task))
-                .arg(ops.n.to_string());
-            for a in &ops.args {
-                inv.arg(a);
-            }
-            let out: Vec<String> = inv
-                .invoke_async(&mut con)
+            let mut args = vec![rec, ttl.to_string(), encode(&task), ops.n.to_string()];
+            args.extend(ops.args);
+            let out: Vec<String> = self
+                .eval(&CREATE, &ops.keys, &args)
                 .await
                 .map_err(rerr("create task"))?;
             match out.as_slice() {
@@ -915,17 +1068,27 @@ impl Backend for RedisBackend {
             let (ids, next_cursor) = Self::page(rows, limit);
             let mut tasks = Vec::with_capacity(ids.len());
             if !ids.is_empty() {
-                // One round trip for the whole page.
-                let mut pipe = redis::pipe();
-                for (pool, id) in &ids {
-                    pipe.hget(K::task(pool, id), "doc");
-                }
-                let pipe = &pipe;
-                let docs: Vec<Option<String>> = self
-                    .read("list docs", move |mut c| async move {
-                        pipe.query_async(&mut c).await
+                // One round trip for the whole page (one per pool on a Cluster).
+                let cmds: Vec<(String, Cmd)> = ids
+                    .iter()
+                    .map(|(pool, id)| {
+                        let mut c = redis::cmd("HGET");
+                        c.arg(K::task(pool, id)).arg("doc");
+                        (pool.clone(), c)
                     })
+                    .collect();
+                let cmds = &cmds;
+                let docs: Vec<Value> = self
+                    .read("list docs", move |c| Self::query_grouped(c, cmds))
                     .await?;
+                let docs = docs
+                    .into_iter()
+                    .map(|v| {
+                        redis::from_redis_value::<Option<String>>(v)
+                            .map_err(redis::RedisError::from)
+                    })
+                    .collect::<redis::RedisResult<Vec<Option<String>>>>()
+                    .map_err(rerr("list docs"))?;
                 for (d, (_, id)) in docs.into_iter().zip(&ids) {
                     if let Some(d) = d {
                         let t: Task = serde_json::from_str(&d).map_err(|e| corrupt(id, e))?;
