@@ -192,6 +192,17 @@ impl Delta {
         self
     }
 
+    fn plus(mut self, o: &Self) -> Self {
+        for (k, v) in &o.calls {
+            *self.calls.entry(k.clone()).or_default() += v;
+        }
+        self.usec += o.usec;
+        self.net_in += o.net_in;
+        self.net_out += o.net_out;
+        self.cpu_s += o.cpu_s;
+        self
+    }
+
     fn per(mut self, n: usize) -> Self {
         let n = n as f64;
         for v in self.calls.values_mut() {
@@ -297,8 +308,13 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// Runs `op` `n` times in sequence between INFO snapshots; the INFO call's own cost
-/// is measured right before (two snapshots with nothing between) and subtracted.
+/// Rounds per figure: CPU per operation is the lowest round's (the others on this
+/// shared machine are the same work plus interference), commands and bytes the mean.
+const ROUNDS: usize = 3;
+
+/// Runs `op` `ROUNDS` × `n` times in sequence (`i` counts on across rounds), each
+/// round between INFO snapshots; the INFO call's own cost is measured right before
+/// each round (two snapshots with nothing between) and subtracted.
 async fn measure(
     nodes: &mut Nodes,
     name: &str,
@@ -306,18 +322,25 @@ async fn measure(
     mut op: impl AsyncFnMut(usize) -> Result<()>,
 ) -> Result<Cost> {
     // Warm-up: the first call may load a script or open a connection.
-    op(n).await?;
-    let s0 = nodes.snapshot().await?;
-    let s1 = nodes.snapshot().await?;
-    let mut lat = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = Instant::now();
-        op(i).await.with_context(|| format!("{name} #{i}"))?;
-        lat.push(t.elapsed());
+    op(ROUNDS * n).await?;
+    let mut lat = Vec::with_capacity(ROUNDS * n);
+    let mut total = Delta::default();
+    let mut cpu = Vec::new();
+    for r in 0..ROUNDS {
+        let s0 = nodes.snapshot().await?;
+        let s1 = nodes.snapshot().await?;
+        for i in r * n..(r + 1) * n {
+            let t = Instant::now();
+            op(i).await.with_context(|| format!("{name} #{i}"))?;
+            lat.push(t.elapsed());
+        }
+        let s2 = nodes.snapshot().await?;
+        let d = Delta::between(&s1, &s2).minus(&Delta::between(&s0, &s1));
+        cpu.push(d.cpu_s);
+        total = total.plus(&d);
     }
-    let s2 = nodes.snapshot().await?;
-    let overhead = Delta::between(&s0, &s1);
-    let per_op = Delta::between(&s1, &s2).minus(&overhead).per(n);
+    let mut per_op = total.per(ROUNDS * n);
+    per_op.cpu_s = cpu.iter().copied().fold(f64::INFINITY, f64::min) / n as f64;
     let cost = Cost {
         name: name.to_owned(),
         per_op,
@@ -325,8 +348,9 @@ async fn measure(
         p99: pct(&mut lat, 0.99),
     };
     eprintln!(
-        "  measured {name}: {} commands, p50 {}",
+        "  measured {name}: {} commands, {:.1} µs cpu, p50 {}",
         trim(cost.per_op.commands()),
+        cost.per_op.cpu_s * 1e6,
         ms(cost.p50)
     );
     Ok(cost)
@@ -630,7 +654,7 @@ async fn run(a: Args) -> Result<()> {
             "submit with idempotency_key",
             n,
             async |i| {
-                let k = base + n + 1 + i;
+                let k = base + ROUNDS * n + 1 + i;
                 let r = request(k).idempotency_key(Some(format!("key-{k}")));
                 svc.submit(&principal(i % a.principals), r).await?;
                 Ok(())
@@ -776,7 +800,7 @@ async fn run(a: Args) -> Result<()> {
         })
         .await?,
     );
-    // `measure` warms up with one extra call: n + 1 claims.
+    // `measure` warms up with one extra call: ROUNDS × n + 1 claims.
     let completed_ids: Vec<String> = claimed.iter().map(|(id, _)| id.clone()).collect();
     let mut next_done = 0;
     costs.push(
@@ -790,7 +814,8 @@ async fn run(a: Args) -> Result<()> {
     );
     costs.push(
         measure(&mut nodes, "get_scan_status (completed)", n, async |i| {
-            svc.task(&Principal::local(), &completed_ids[i % n]).await?;
+            svc.task(&Principal::local(), &completed_ids[i % completed_ids.len()])
+                .await?;
             Ok(())
         })
         .await?,
@@ -853,7 +878,7 @@ async fn run(a: Args) -> Result<()> {
             .collect(),
     )
     .await?;
-    let total_tasks = (a.tasks + 2 * n + 1) as f64;
+    let total_tasks = (a.tasks + 2 * (ROUNDS * n + 1)) as f64;
     let mut big = vec![
         ("nq:task-pool (task id -> pool hash)".to_owned(), "nq:task-pool".to_owned()),
         ("nq:{audit}:doc (events hash)".into(), "nq:{audit}:doc".into()),
@@ -886,17 +911,18 @@ async fn run(a: Args) -> Result<()> {
 
     // ---- The table.
     println!(
-        "\n{:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  commands",
-        "per call", "commands", "bytes in", "bytes out", "cpu µs", "p50 ms", "p99 ms"
+        "\n{:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  commands",
+        "per call", "commands", "bytes in", "bytes out", "cpu µs", "in-cmd µs", "p50 ms", "p99 ms"
     );
     for c in &costs {
         println!(
-            "{:<42} {:>9} {:>9.0} {:>9.0} {:>9.1} {:>9.2} {:>9.2}  {}",
+            "{:<42} {:>9} {:>9.0} {:>9.0} {:>9.1} {:>9.1} {:>9.2} {:>9.2}  {}",
             c.name,
             trim(c.per_op.commands()),
             c.per_op.net_in,
             c.per_op.net_out,
             c.per_op.cpu_s * 1e6,
+            c.per_op.usec,
             c.p50.as_secs_f64() * 1000.0,
             c.p99.as_secs_f64() * 1000.0,
             c.per_op.breakdown()
@@ -981,7 +1007,8 @@ async fn run(a: Args) -> Result<()> {
         topo
     );
     println!(
-        "  CPU: one core (Redis runs commands on one thread) at 100 %; measured Redis CPU per operation (used_cpu_sys+user delta)"
+        "  CPU: one core (Redis runs commands on one thread) at 100 %; Redis CPU per operation = used_cpu_sys+used_cpu_user delta (lowest of {ROUNDS} rounds); \
+         in-cmd µs = commandstats usec (inside commands only, without network I/O)"
     );
     println!(
         "  - scans/day, whole lifecycle of a {}-min scan ({:.1} ms each): {:.2} M/day; without the 4/s cancel watch {:.2} M/day",
