@@ -34,6 +34,7 @@ mod import;
 pub mod limits;
 mod queue;
 mod redis_backend;
+mod redis_con;
 mod results_dir;
 #[cfg(feature = "schema")]
 mod schema_ingest;
@@ -62,6 +63,7 @@ pub use queue::{
     QueueConfig, QueueStatus, ReapReport, Submitted, TaskPage, TaskView, request_hash,
 };
 pub use redis_backend::RedisBackend;
+pub use redis_con::RedisTopology;
 pub use results_dir::ResultsDir;
 #[cfg(feature = "schema")]
 pub use schema_ingest::SchemaIngest;

@@ -372,6 +372,15 @@ impl Queue {
         ))
     }
 
+    /// A queue over Redis in any topology: one server, Sentinel or Cluster
+    /// (refuses a primary with an evicting `maxmemory-policy`).
+    pub async fn redis_topology(topology: &crate::RedisTopology, cfg: QueueConfig) -> Result<Self> {
+        Ok(Self::new(
+            Arc::new(crate::redis_backend::RedisBackend::connect_topology(topology).await?),
+            cfg,
+        ))
+    }
+
     /// Enables ad-hoc credentials, sealed with this box.
     pub fn with_secrets(mut self, b: SecretBox) -> Self {
         self.secrets = Some(b);

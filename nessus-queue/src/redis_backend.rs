@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Cmd, Script, Value};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEvent, AuditPage, AuditQuery, time_key};
@@ -19,6 +19,7 @@ use crate::backend::{
     PrincipalCounts, QueueSnapshot, duration_secs, fair_ahead, fair_order, ms, order_key, place,
 };
 use crate::error::{BackendKind, Error, Result};
+use crate::redis_con::{Con, RedisTopology};
 use crate::task::{Task, TaskStatus};
 
 static CAS: LazyLock<Script> = LazyLock::new(|| {
@@ -62,7 +63,7 @@ const READ_RETRIES: u32 = 20;
 /// The Redis backend.
 #[derive(Clone)]
 pub struct RedisBackend {
-    con: ConnectionManager,
+    con: Con,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -352,24 +353,19 @@ fn encode(t: &Task) -> String {
 }
 
 impl RedisBackend {
-    /// Connects and checks that the server will never evict our keys.
+    /// Connects to one server (`redis://…`, `rediss://…`) and checks that it will
+    /// never evict our keys.
     pub async fn connect(url: &str) -> Result<Self> {
-        let client = redis::Client::open(url).map_err(|e| Error::UnsafeBackend {
-            backend: BackendKind::Redis,
-            reason: format!("invalid Redis URL: {e}"),
-        })?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(6)
-            .set_max_delay(Duration::from_secs(2));
-        let mut con = ConnectionManager::new_with_config(client, cfg)
-            .await
-            .map_err(rerr("connect"))?;
-        let policy: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("maxmemory-policy")
-            .query_async(&mut con)
+        Self::connect_topology(&RedisTopology::Standalone(SecretString::from(url))).await
+    }
+
+    /// Connects to a standalone server, a Sentinel-watched master or a Cluster, and
+    /// checks that every primary will never evict our keys.
+    pub async fn connect_topology(topology: &RedisTopology) -> Result<Self> {
+        Con::validate(topology)?;
+        let con = Con::connect(topology).await.map_err(rerr("connect"))?;
+        let policies = con
+            .config_get_on_primaries("maxmemory-policy")
             .await
             .map_err(|e| Error::UnsafeBackend {
                 backend: BackendKind::Redis,
@@ -377,26 +373,67 @@ impl RedisBackend {
                     "cannot read maxmemory-policy (CONFIG GET failed: {e}); the queue must not run on a Redis that may evict keys"
                 ),
             })?;
-        match policy.get(1).map(String::as_str) {
-            Some("noeviction") => {
-                let me = Self { con };
-                me.backfill_principal_indexes().await?;
-                Ok(me)
-            }
-            other => Err(Error::UnsafeBackend {
+        if let Some(bad) = policies.iter().find(|p| *p != "noeviction") {
+            return Err(Error::UnsafeBackend {
                 backend: BackendKind::Redis,
                 reason: format!(
-                    "maxmemory-policy is '{}', which can evict queued tasks and idempotency keys; set it to 'noeviction'",
-                    other.unwrap_or("unknown")
+                    "maxmemory-policy is '{bad}', which can evict queued tasks and idempotency keys; set it to 'noeviction'"
                 ),
-            }),
+            });
         }
+        if policies.is_empty() {
+            return Err(Error::UnsafeBackend {
+                backend: BackendKind::Redis,
+                reason: "no primary answered CONFIG GET maxmemory-policy".to_owned(),
+            });
+        }
+        let me = Self { con };
+        me.backfill_principal_indexes().await?;
+        Ok(me)
+    }
+
+    /// Sends commands whose keys may live in different slots (`group` names the
+    /// slot, e.g. the pool): one pipeline on a single server; on a Cluster, where a
+    /// pipeline must stay in one slot, one pipeline per group, concurrently. The
+    /// replies come back in the order of `cmds`.
+    async fn query_grouped(mut con: Con, cmds: &[(String, Cmd)]) -> redis::RedisResult<Vec<Value>> {
+        if !con.is_cluster() {
+            let mut p = redis::pipe();
+            for (_, c) in cmds {
+                p.add_command(c.clone());
+            }
+            return p.query_async(&mut con).await;
+        }
+        let mut groups: Vec<(&str, Vec<usize>, redis::Pipeline)> = Vec::new();
+        for (i, (g, c)) in cmds.iter().enumerate() {
+            let at = match groups.iter().position(|(k, _, _)| *k == g.as_str()) {
+                Some(at) => at,
+                None => {
+                    groups.push((g.as_str(), Vec::new(), redis::pipe()));
+                    groups.len() - 1
+                }
+            };
+            groups[at].1.push(i);
+            groups[at].2.add_command(c.clone());
+        }
+        let replies = futures::future::try_join_all(groups.iter().map(|(_, _, p)| {
+            let mut con = con.clone();
+            async move { p.query_async::<Vec<Value>>(&mut con).await }
+        }))
+        .await?;
+        let mut out = vec![Value::Nil; cmds.len()];
+        for ((_, idx, _), vals) in groups.iter().zip(replies) {
+            for (i, v) in idx.iter().zip(vals) {
+                out[*i] = v;
+            }
+        }
+        Ok(out)
     }
 
     /// Retries a read on connection errors while Redis restarts.
     async fn read<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Con) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let mut delay = Duration::from_millis(50);
@@ -737,14 +774,17 @@ impl Backend for RedisBackend {
             let mut con = self.con.clone();
             // Registered first: a crash before the script leaves only a harmless
             // pointer to a task that does not exist.
-            redis::pipe()
-                .sadd(POOLS, &pool)
-                .ignore()
-                .hset(TASK_POOL, &task.task_id, &pool)
-                .ignore()
-                .query_async::<()>(&mut con)
-                .await
-                .map_err(rerr("register task"))?;
+            // Two global keys in two slots: one pipeline, or two on a Cluster.
+            let mut sadd = redis::cmd("SADD");
+            sadd.arg(POOLS).arg(&pool);
+            let mut hset = redis::cmd("HSET");
+            hset.arg(TASK_POOL).arg(&task.task_id).arg(&pool);
+            Self::query_grouped(
+                con.clone(),
+                &[(POOLS.to_owned(), sadd), (TASK_POOL.to_owned(), hset)],
+            )
+            .await
+            .map_err(rerr("register task"))?;
             if let Some(r) = &idem
                 && let Some(existing) = self.own_idempotency_key(&pool, r, &task).await?
             {
@@ -1007,17 +1047,26 @@ impl Backend for RedisBackend {
             let (ids, next_cursor) = Self::page(rows, limit);
             let mut tasks = Vec::with_capacity(ids.len());
             if !ids.is_empty() {
-                // One round trip for the whole page.
-                let mut pipe = redis::pipe();
-                for (pool, id) in &ids {
-                    pipe.hget(K::task(pool, id), "doc");
-                }
-                let pipe = &pipe;
-                let docs: Vec<Option<String>> = self
-                    .read("list docs", move |mut c| async move {
-                        pipe.query_async(&mut c).await
+                // One round trip for the whole page (one per pool on a Cluster).
+                let cmds: Vec<(String, Cmd)> = ids
+                    .iter()
+                    .map(|(pool, id)| {
+                        let mut c = redis::cmd("HGET");
+                        c.arg(K::task(pool, id)).arg("doc");
+                        (pool.clone(), c)
                     })
+                    .collect();
+                let cmds = &cmds;
+                let docs: Vec<Value> = self
+                    .read("list docs", move |c| Self::query_grouped(c, cmds))
                     .await?;
+                let docs = docs
+                    .into_iter()
+                    .map(|v| {
+                        redis::from_redis_value::<Option<String>>(v).map_err(redis::RedisError::from)
+                    })
+                    .collect::<redis::RedisResult<Vec<Option<String>>>>()
+                    .map_err(rerr("list docs"))?;
                 for (d, (_, id)) in docs.into_iter().zip(&ids) {
                     if let Some(d) = d {
                         let t: Task = serde_json::from_str(&d).map_err(|e| corrupt(id, e))?;

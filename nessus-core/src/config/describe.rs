@@ -42,6 +42,25 @@ pub(crate) fn render(config: &Config, w: &mut dyn fmt::Write) -> fmt::Result {
                 url.origin()
             )?;
         }
+        BackendConfig::RedisSentinel {
+            sentinels,
+            master,
+            master_password,
+        } => {
+            writeln!(
+                w,
+                "  backend: redis sentinel, master {master}, sentinels {}{}",
+                urls(sentinels),
+                if master_password.is_some() {
+                    ", master password set"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        BackendConfig::RedisCluster { nodes } => {
+            writeln!(w, "  backend: redis cluster, seed nodes {}", urls(nodes))?;
+        }
     }
     writeln!(
         w,
@@ -188,4 +207,13 @@ fn secrets(list: &[ConfigSecret]) -> String {
         return "none".to_owned();
     }
     list.iter().map(secret).collect::<Vec<_>>().join(", ")
+}
+
+/// Each URL with its userinfo masked, and where it came from.
+fn urls(list: &[ConfigSecret]) -> String {
+    use secrecy::ExposeSecret;
+    list.iter()
+        .map(|u| format!("{} ({})", mask_userinfo(u.secret().expose_secret()), u.origin()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -344,6 +344,21 @@ pub enum BackendConfig {
         /// `redis://…` URL.
         url: ConfigSecret,
     },
+    /// Redis behind Sentinel: the master is asked of the sentinels, and asked again
+    /// after a failover.
+    RedisSentinel {
+        /// The sentinels' URLs (`redis://host:port`, `rediss://`, may hold passwords).
+        sentinels: Vec<ConfigSecret>,
+        /// The master's name in the sentinels' configuration.
+        master: String,
+        /// The data nodes' password, when it is not the sentinel URLs'.
+        master_password: Option<ConfigSecret>,
+    },
+    /// A Redis Cluster, reached through these seed nodes.
+    RedisCluster {
+        /// Seed node URLs (`redis://host:port`, `rediss://`, may hold passwords).
+        nodes: Vec<ConfigSecret>,
+    },
 }
 
 /// Queue settings.

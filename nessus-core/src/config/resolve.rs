@@ -432,15 +432,7 @@ impl<'a> Resolver<'a> {
         let backend = match backend_name {
             None => self.sqlite_backend(&raw, server),
             Some((_, name)) if name == "sqlite" => self.sqlite_backend(&raw, server),
-            Some((span, name)) if name == "redis" => {
-                let url = raw
-                    .redis_url
-                    .as_ref()
-                    .ok_or_else(|| at(span, "queue.backend redis needs queue.redis_url"))?;
-                BackendConfig::Redis {
-                    url: self.secret(ctx, "redis_url", url)?,
-                }
-            }
+            Some((span, name)) if name == "redis" => self.redis_backend(&raw, span)?,
             Some((span, name)) => {
                 return Err(at(
                     span,
@@ -456,6 +448,106 @@ impl<'a> Resolver<'a> {
             idempotency_ttl: Duration::from_secs(raw.idempotency_ttl_hours.unwrap_or(48) * 3600),
             max_queued_per_principal: raw.max_queued_per_principal.map(|n| n.max(1)),
         })
+    }
+
+    /// Exactly one of `redis_url`, `redis_sentinels` (+ `redis_sentinel_master`),
+    /// `redis_cluster`.
+    fn redis_backend(
+        &mut self,
+        raw: &super::raw::RawQueue,
+        backend: &Spanned<String>,
+    ) -> Res<BackendConfig> {
+        let ctx = "queue";
+        let given: Vec<&str> = [
+            raw.redis_url.as_ref().map(|_| "queue.redis_url"),
+            raw.redis_sentinels.as_ref().map(|_| "queue.redis_sentinels"),
+            raw.redis_cluster.as_ref().map(|_| "queue.redis_cluster"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() != 1 {
+            let found = if given.is_empty() {
+                "none is set".to_owned()
+            } else {
+                format!("found {}", given.join(" and "))
+            };
+            return Err(at(
+                backend,
+                format!(
+                    "queue.backend redis needs exactly one of queue.redis_url, \
+                     queue.redis_sentinels (with queue.redis_sentinel_master) or \
+                     queue.redis_cluster; {found}"
+                ),
+            ));
+        }
+        if raw.redis_sentinels.is_none() {
+            let stray = raw
+                .redis_sentinel_master
+                .as_ref()
+                .map(|m| at(m, "queue.redis_sentinel_master is only for queue.redis_sentinels"))
+                .or_else(|| {
+                    raw.redis_sentinel_master_password.as_ref().map(|m| {
+                        at(
+                            m,
+                            "queue.redis_sentinel_master_password is only for queue.redis_sentinels",
+                        )
+                    })
+                });
+            if let Some(e) = stray {
+                return Err(e);
+            }
+        }
+        if let Some(url) = &raw.redis_url {
+            return Ok(BackendConfig::Redis {
+                url: self.secret(ctx, "redis_url", url)?,
+            });
+        }
+        if let Some(list) = &raw.redis_sentinels {
+            let sentinels = self.secret_list(ctx, "redis_sentinels", list)?;
+            let master = raw.redis_sentinel_master.as_ref().ok_or_else(|| {
+                at(
+                    list,
+                    "queue.redis_sentinels needs queue.redis_sentinel_master (the master's name)",
+                )
+            })?;
+            let name = self.text(ctx, "redis_sentinel_master", &master.value);
+            if name.trim().is_empty() {
+                return Err(at(master, "queue.redis_sentinel_master is empty"));
+            }
+            let master_password = raw
+                .redis_sentinel_master_password
+                .as_ref()
+                .map(|p| self.secret(ctx, "redis_sentinel_master_password", p))
+                .transpose()?;
+            return Ok(BackendConfig::RedisSentinel {
+                sentinels,
+                master: name,
+                master_password,
+            });
+        }
+        let list = raw
+            .redis_cluster
+            .as_ref()
+            .ok_or_else(|| at(backend, "queue.backend redis needs queue.redis_url"))?;
+        Ok(BackendConfig::RedisCluster {
+            nodes: self.secret_list(ctx, "redis_cluster", list)?,
+        })
+    }
+
+    fn secret_list(
+        &mut self,
+        ctx: &str,
+        field: &str,
+        list: &Spanned<Vec<Spanned<RawSecret>>>,
+    ) -> Res<Vec<ConfigSecret>> {
+        if list.value.is_empty() {
+            return Err(at(list, format!("{ctx}.{field} lists no URL")));
+        }
+        list.value
+            .iter()
+            .map(|u| self.secret(ctx, field, u))
+            .collect()
     }
 
     fn sqlite_backend(

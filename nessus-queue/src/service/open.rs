@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::directory::ConfigDirectory;
 use crate::error::{Error, Result};
 use crate::queue::{Queue, QueueConfig};
+use crate::redis_con::RedisTopology;
 use crate::results_dir::ResultsDir;
 use crate::secret::SecretBox;
 
@@ -128,6 +129,23 @@ async fn open_queue(config: &Config, opts: &OpenOptions, settings: QueueConfig) 
     match config.queue().backend() {
         BackendConfig::Sqlite { path } => sqlite(path, settings, opts.missing),
         BackendConfig::Redis { url } => Queue::redis(url.secret().expose_secret(), settings).await,
+        BackendConfig::RedisSentinel {
+            sentinels,
+            master,
+            master_password,
+        } => {
+            let topology = RedisTopology::Sentinel {
+                sentinels: sentinels.iter().map(|s| s.secret().clone()).collect(),
+                master: master.clone(),
+                master_password: master_password.as_ref().map(|p| p.secret().clone()),
+            };
+            Queue::redis_topology(&topology, settings).await
+        }
+        BackendConfig::RedisCluster { nodes } => {
+            let topology =
+                RedisTopology::Cluster(nodes.iter().map(|n| n.secret().clone()).collect());
+            Queue::redis_topology(&topology, settings).await
+        }
         other => Err(Error::invalid(
             "queue.backend",
             format!("unsupported queue backend {other:?}"),

@@ -83,40 +83,22 @@ impl RedisServer {
         Self::start_with(port, &args)
     }
 
+    /// A throw-away server of another Redis-compatible binary (e.g.
+    /// `valkey-server`) on a free port.
+    pub fn start_with_binary(binary: &str) -> io::Result<Self> {
+        let port = free_port()?;
+        let args = ["--save", "", "--appendonly", "no"].map(str::to_owned);
+        let process = spawn_server(binary, port, &base_args(port, &args))?;
+        Ok(Self {
+            process,
+            port,
+            url: format!("redis://127.0.0.1:{port}/"),
+        })
+    }
+
     fn start_with(port: u16, extra: &[&str]) -> io::Result<Self> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--maxmemory-policy", "noeviction"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| {
-                let hint = if e.kind() == io::ErrorKind::NotFound {
-                    "redis-server is not installed (apt-get install redis-server); the Redis \
-                     tests and benchmarks start their own on a free loopback port"
-                } else {
-                    "redis-server could not be started"
-                };
-                io::Error::new(e.kind(), format!("{hint}: {e}"))
-            })?;
-        let mut process = ChildGuard::new(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = process.child().try_wait()? {
-                return Err(io::Error::other(format!(
-                    "redis-server exited ({status}) before accepting connections on port {port}"
-                )));
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("redis-server did not accept connections on port {port} within 5 s"),
-                ));
-            }
-            // Blocking is fine here: nothing else in a test waits on the server yet.
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+        let process = spawn_server("redis-server", port, &base_args(port, &extra))?;
         Ok(Self {
             process,
             port,
@@ -138,4 +120,66 @@ impl RedisServer {
     pub fn kill9(&mut self) {
         self.process.kill();
     }
+}
+
+/// `--port P --bind 127.0.0.1 --maxmemory-policy noeviction` and `extra`.
+pub(crate) fn base_args(port: u16, extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--maxmemory-policy",
+        "noeviction",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    v.extend(extra.iter().cloned());
+    v
+}
+
+/// Whether `binary` can be found on `PATH`.
+pub fn binary_on_path(binary: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| d.join(binary).is_file())
+    })
+}
+
+/// Starts `binary args…` and waits until `port` accepts connections.
+pub(crate) fn spawn_server(binary: &str, port: u16, args: &[String]) -> io::Result<ChildGuard> {
+    let child = Command::new(binary)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            let hint = if e.kind() == io::ErrorKind::NotFound {
+                format!(
+                    "{binary} is not installed (apt-get install redis-server, or the Valkey \
+                     package for valkey-server); the Redis tests and benchmarks start their \
+                     own on a free loopback port"
+                )
+            } else {
+                format!("{binary} could not be started")
+            };
+            io::Error::new(e.kind(), format!("{hint}: {e}"))
+        })?;
+    let mut process = ChildGuard::new(child);
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = process.child().try_wait()? {
+            return Err(io::Error::other(format!(
+                "{binary} exited ({status}) before accepting connections on port {port}"
+            )));
+        }
+        if started.elapsed() > START_TIMEOUT {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{binary} did not accept connections on port {port} within 5 s"),
+            ));
+        }
+        // Blocking is fine here: nothing else in a test waits on the server yet.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(process)
 }

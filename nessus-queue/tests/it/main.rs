@@ -1,4 +1,5 @@
-//! Integration tests: one conformance suite run against SQLite and a real Redis.
+//! Integration tests: one conformance suite run against SQLite and real Redis
+//! deployments (one server, Sentinel, Cluster) and Valkey when it is installed.
 
 mod conformance;
 mod faults;
@@ -22,6 +23,35 @@ macro_rules! conformance_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let h = crate::support::Harness::redis().await;
+                    crate::conformance::$name(&h).await;
+                }
+            )*
+        }
+        mod redis_sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let h = crate::support::Harness::redis_sentinel().await;
+                    crate::conformance::$name(&h).await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let h = crate::support::Harness::redis_cluster().await;
+                    crate::conformance::$name(&h).await;
+                }
+            )*
+        }
+        mod valkey {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(h) = crate::support::Harness::valkey(stringify!($name)).await else {
+                        return;
+                    };
                     crate::conformance::$name(&h).await;
                 }
             )*

@@ -1,14 +1,22 @@
-//! Test harness: a real SQLite file in a tempdir, or a real redis-server on a free
-//! 127.0.0.1 port that the test spawns and kills.
+//! Test harness: a real SQLite file in a tempdir, or real Redis processes on free
+//! 127.0.0.1 ports that the test spawns and kills: one server, a Sentinel set, a
+//! Cluster, or a Valkey server.
 
 use std::sync::Arc;
 
-use nessus_queue::testkit::RedisServer;
-use nessus_queue::{Queue, QueueConfig, RedisBackend, SecretBox, SqliteBackend};
+use nessus_queue::testkit::{RedisClusterSet, RedisSentinelSet, RedisServer, binary_on_path};
+use nessus_queue::{Queue, QueueConfig, RedisBackend, RedisTopology, SecretBox, SqliteBackend};
+use secrecy::SecretString;
 
 pub(crate) enum Store {
     Sqlite(tempfile::TempDir),
     Redis(RedisServer),
+    Sentinel(RedisSentinelSet),
+    Cluster(RedisClusterSet),
+}
+
+fn secrets(urls: Vec<String>) -> Vec<SecretString> {
+    urls.into_iter().map(SecretString::from).collect()
 }
 
 pub(crate) struct Harness {
@@ -42,6 +50,66 @@ impl Harness {
         }
     }
 
+    pub(crate) async fn redis_sentinel() -> Self {
+        let set = RedisSentinelSet::start().expect("redis sentinel set");
+        let topology = RedisTopology::Sentinel {
+            sentinels: secrets(set.sentinel_urls()),
+            master: set.master_name().to_owned(),
+            master_password: None,
+        };
+        let backend = RedisBackend::connect_topology(&topology)
+            .await
+            .expect("connect through the sentinels");
+        Self {
+            queue: Queue::new(Arc::new(backend), QueueConfig::default()).with_secrets(secret_box()),
+            store: Store::Sentinel(set),
+        }
+    }
+
+    pub(crate) async fn redis_cluster() -> Self {
+        let set = RedisClusterSet::start(false).expect("redis cluster");
+        let topology = RedisTopology::Cluster(secrets(set.node_urls()));
+        let backend = RedisBackend::connect_topology(&topology)
+            .await
+            .expect("connect to the cluster");
+        Self {
+            queue: Queue::new(Arc::new(backend), QueueConfig::default()).with_secrets(secret_box()),
+            store: Store::Cluster(set),
+        }
+    }
+
+    /// A Valkey server, or None (after one line saying so) when `valkey-server` is
+    /// not installed; `NESSUS_REQUIRE_VALKEY=1` makes that a failure instead.
+    pub(crate) async fn valkey(test: &str) -> Option<Self> {
+        if !binary_on_path("valkey-server") {
+            assert!(
+                std::env::var("NESSUS_REQUIRE_VALKEY").as_deref() != Ok("1"),
+                "NESSUS_REQUIRE_VALKEY=1 but valkey-server is not on PATH"
+            );
+            println!("valkey::{test}: skipped, valkey-server is not on PATH");
+            return None;
+        }
+        let server = RedisServer::start_with_binary("valkey-server").expect("valkey-server");
+        let backend = RedisBackend::connect(server.url())
+            .await
+            .expect("connect valkey");
+        Some(Self {
+            queue: Queue::new(Arc::new(backend), QueueConfig::default()).with_secrets(secret_box()),
+            store: Store::Redis(server),
+        })
+    }
+
+    /// The URLs of the Redis primaries holding the data (None on SQLite).
+    pub(crate) fn primary_urls(&self) -> Option<Vec<String>> {
+        let url = |p: u16| format!("redis://127.0.0.1:{p}/");
+        match &self.store {
+            Store::Sqlite(_) => None,
+            Store::Redis(s) => Some(vec![s.url().to_owned()]),
+            Store::Sentinel(s) => Some(s.master_ports().into_iter().map(url).collect()),
+            Store::Cluster(c) => Some(c.primary_ports().into_iter().map(url).collect()),
+        }
+    }
+
     /// Another queue handle on the same store with a different config, as a
     /// second process would have.
     pub(crate) fn with_config(&self, cfg: QueueConfig) -> Queue {
@@ -59,8 +127,20 @@ impl Harness {
                 }
                 out
             }
-            Store::Redis(server) => {
-                let client = redis::Client::open(server.url()).expect("client");
+            _ => {
+                let mut out = Vec::new();
+                for url in self.primary_urls().unwrap_or_default() {
+                    out.extend(node_bytes(&url).await);
+                }
+                out
+            }
+        }
+    }
+}
+
+/// Every key and value one Redis node holds.
+async fn node_bytes(url: &str) -> Vec<u8> {
+                let client = redis::Client::open(url).expect("client");
                 let mut c = client
                     .get_multiplexed_async_connection()
                     .await
@@ -117,7 +197,4 @@ impl Harness {
                     }
                 }
                 out
-            }
-        }
-    }
 }
