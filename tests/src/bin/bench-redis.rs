@@ -25,8 +25,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use nessus_core::Config;
 use nessus_queue::service::{Principal, ScanRequest, Service};
-use nessus_queue::testkit::{RedisServer, single_pool};
-use nessus_queue::{Completion, ListTasks, Queue, QueueConfig, ResultsDir, TaskStatus};
+use nessus_queue::testkit::{RedisClusterSet, RedisServer, single_pool};
+use nessus_queue::{
+    Completion, ListTasks, Queue, QueueConfig, RedisTopology, ResultsDir, TaskStatus,
+};
+use secrecy::SecretString;
 use redis::aio::MultiplexedConnection;
 
 /// The two pools the fill spreads over (three quarters in the first).
@@ -366,30 +369,38 @@ fn ms(d: Duration) -> String {
 /// The servers, kept alive for the run.
 enum Servers {
     Standalone(RedisServer),
+    /// Three primaries, no replicas (replication would add its own traffic).
+    Cluster(RedisClusterSet),
 }
 
 impl Servers {
     fn start(t: Topology) -> Result<Self> {
-        match t {
-            Topology::Standalone => Ok(Self::Standalone(RedisServer::start()?)),
-            Topology::Cluster => bail!(
-                "--topology cluster needs Redis Cluster support in nessus-queue \
-                 (RedisBackend::connect_topology, branch i15-redis), not merged here yet"
-            ),
-        }
+        Ok(match t {
+            Topology::Standalone => Self::Standalone(RedisServer::start()?),
+            Topology::Cluster => Self::Cluster(RedisClusterSet::start(false)?),
+        })
     }
 
     /// The primaries, for INFO.
     fn primaries(&self) -> Vec<String> {
         match self {
             Self::Standalone(s) => vec![s.url().to_owned()],
+            Self::Cluster(c) => c
+                .primary_ports()
+                .into_iter()
+                .map(|p| format!("redis://127.0.0.1:{p}/"))
+                .collect(),
         }
     }
 
     async fn queue(&self, cfg: QueueConfig) -> Result<Queue> {
-        match self {
-            Self::Standalone(s) => Ok(Queue::redis(s.url(), cfg).await?),
-        }
+        let topology = match self {
+            Self::Standalone(s) => RedisTopology::Standalone(SecretString::from(s.url())),
+            Self::Cluster(c) => RedisTopology::Cluster(
+                c.node_urls().into_iter().map(SecretString::from).collect(),
+            ),
+        };
+        Ok(Queue::redis_topology(&topology, cfg).await?)
     }
 }
 
@@ -823,7 +834,7 @@ async fn run(a: Args) -> Result<()> {
 
     // Memory of a completed task: complete a sample (8 concurrent claim+complete
     // loops) and compare used_memory.
-    let m = (a.tasks / 50).clamp(2000, 20_000);
+    let m = (a.tasks / 50).clamp(a.tasks.min(8000) / 4, 20_000);
     let mem2 = nodes.used_memory().await?;
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
