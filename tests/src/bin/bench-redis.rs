@@ -250,10 +250,13 @@ impl Nodes {
     async fn connect(urls: &[String]) -> Result<Self> {
         let mut cons = Vec::new();
         for u in urls {
-            let c = redis::Client::open(u.as_str())?
+            let mut c = redis::Client::open(u.as_str())?
                 .get_multiplexed_async_connection()
                 .await
                 .with_context(|| format!("connect to {u}"))?;
+            // An exact MEMORY USAGE of a million-entry hash takes longer than the
+            // client's default 500 ms.
+            c.set_response_timeout(Duration::from_secs(120));
             cons.push(c);
         }
         Ok(Self { cons })
@@ -292,7 +295,11 @@ impl Nodes {
                 .arg(0)
                 .query_async(c)
                 .await;
-            total += r.ok().flatten().unwrap_or(0);
+            match r {
+                Ok(v) => total += v.unwrap_or(0),
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {}
+                Err(e) => return Err(e).with_context(|| format!("MEMORY USAGE {key}")),
+            }
         }
         Ok(total)
     }
@@ -880,7 +887,7 @@ async fn run(a: Args) -> Result<()> {
         .map(|id| format!("nq:{{{}}}:task:{id}", POOLS[0]))
         .collect();
     avg(&mut nodes, "task hash (completed)", done_keys).await?;
-    avg(
+    let audit_t = avg(
         &mut nodes,
         "audit nq:{audit}:t:{task_id} (sorted set)",
         sample_ids
@@ -911,14 +918,24 @@ async fn run(a: Args) -> Result<()> {
         "nq:{audit}:p:agent-000".into(),
     ));
     println!("  {:<44} {:>10} {:>10}", "shared key", "MiB", "B/task");
+    // Audit bytes per submit event: its shared indexes (the one principal's index
+    // counted for all P) plus its own per-task index.
+    let mut audit_bytes = 0.0;
     for (label, key) in big {
-        let b = nodes.memory_usage(&key).await?;
+        let b = nodes.memory_usage(&key).await? as f64;
         println!(
             "  {label:<44} {:>10.1} {:>10.1}",
-            b as f64 / 1048576.0,
-            b as f64 / total_tasks
+            b / 1048576.0,
+            b / total_tasks
         );
+        if key.starts_with("nq:{audit}:p:") {
+            audit_bytes += b * a.principals as f64;
+        } else if key.starts_with("nq:{audit}") {
+            audit_bytes += b;
+        }
     }
+    let audit_event = audit_bytes / total_tasks + audit_t;
+    println!("  => audit: {audit_event:.0} B per event (submit), kept 90 days");
 
     // ---- The table.
     println!(
@@ -1008,15 +1025,7 @@ async fn run(a: Args) -> Result<()> {
         get("queue_status (agent)").cpu_s,
     ];
     let light_avg = light.iter().sum::<f64>() / light.len() as f64;
-    let retention_days = 7.0; // QueueConfig::completed_ttl
-    let completed_task_bytes = queued_bytes + completed_extra;
-    let mem_gib = 16.0;
-    let stored = mem_gib * 1073741824.0 / completed_task_bytes;
-    let scans_day_mem = stored / retention_days;
-    println!(
-        "\ncapacity of one Redis primary ({} on this machine; assumptions below):",
-        topo
-    );
+    println!("\ncapacity of one Redis primary ({topo} on this machine; assumptions below):");
     println!(
         "  CPU: one core (Redis runs commands on one thread) at 100 %; Redis CPU per operation = used_cpu_sys+used_cpu_user delta (lowest of {ROUNDS} rounds); \
          in-cmd µs = commandstats usec (inside commands only, without network I/O)"
@@ -1038,14 +1047,27 @@ async fn run(a: Args) -> Result<()> {
         1.0 / get("submit (run_untrusted_scan)").cpu_s.max(1e-9),
         1.0 / status.cpu_s.max(1e-9)
     );
+    // Memory: a completed task stays 7 days (completed_ttl), its audit events 90
+    // (audit_ttl). Events per scan: the submit and, assumed, one results read.
+    let (task_days, audit_days, events) = (7.0, 90.0, 2.0);
+    let completed_task_bytes = queued_bytes + completed_extra;
+    let task_only = completed_task_bytes - audit_event;
+    let per_scan_day = task_only * task_days + audit_event * events * audit_days;
+    let mem_gib = 16.0;
+    let scans_day_mem = mem_gib * 1073741824.0 / per_scan_day;
     println!(
-        "  memory: {completed_task_bytes:.0} B per completed task (queued {queued_bytes:.0} + {completed_extra:.0}), kept {retention_days} days (completed_ttl); \
-         audit events stay 90 days (audit_ttl)"
+        "  memory: {completed_task_bytes:.0} B per completed task with its submit event (queued {queued_bytes:.0} {completed_extra:+.0}), \
+         of which the audit event {audit_event:.0} B"
     );
     println!(
-        "  - {mem_gib} GiB of data holds {:.1} M completed tasks = {:.2} M scans/day at 7-day retention",
-        stored / 1e6,
-        scans_day_mem / 1e6
+        "  - kept {task_days} days (completed_ttl) for the task, {audit_days} days (audit_ttl) for {events} events per scan \
+         (submit + one results read): {:.0} KiB of memory per scan/day",
+        per_scan_day / 1024.0
+    );
+    println!(
+        "  - {mem_gib} GiB of data: {:.2} M scans/day (steady state); with audit_ttl = 7 days {:.2} M/day",
+        scans_day_mem / 1e6,
+        mem_gib * 1073741824.0 / ((task_only + audit_event * events) * task_days) / 1e6
     );
     let limit = if scans_day_mem < scans_day_cpu {
         "memory"
