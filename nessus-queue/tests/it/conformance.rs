@@ -1413,7 +1413,12 @@ pub(crate) async fn positions_and_claims_with_many_principals(h: &Harness) {
     let mut ids = Vec::new();
     for (i, p) in plan.iter().enumerate() {
         let t = q
-            .submit(p, req(&format!("10.4.{}.{}", i / 256, i % 256), "m"), None, None)
+            .submit(
+                p,
+                req(&format!("10.4.{}.{}", i / 256, i % 256), "m"),
+                None,
+                None,
+            )
             .await
             .unwrap();
         ids.push(t.task.task_id);

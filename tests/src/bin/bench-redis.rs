@@ -29,8 +29,8 @@ use nessus_queue::testkit::{RedisClusterSet, RedisServer, single_pool};
 use nessus_queue::{
     Completion, ListTasks, Queue, QueueConfig, RedisTopology, ResultsDir, TaskStatus,
 };
-use secrecy::SecretString;
 use redis::aio::MultiplexedConnection;
+use secrecy::SecretString;
 
 /// The two pools the fill spreads over (three quarters in the first).
 const POOLS: [&str; 2] = ["nessus", "nessus_dmz"];
@@ -403,9 +403,9 @@ impl Servers {
     async fn queue(&self, cfg: QueueConfig) -> Result<Queue> {
         let topology = match self {
             Self::Standalone(s) => RedisTopology::Standalone(SecretString::from(s.url())),
-            Self::Cluster(c) => RedisTopology::Cluster(
-                c.node_urls().into_iter().map(SecretString::from).collect(),
-            ),
+            Self::Cluster(c) => {
+                RedisTopology::Cluster(c.node_urls().into_iter().map(SecretString::from).collect())
+            }
         };
         Ok(Queue::redis_topology(&topology, cfg).await?)
     }
@@ -667,17 +667,12 @@ async fn run(a: Args) -> Result<()> {
         .await?,
     );
     costs.push(
-        measure(
-            &mut nodes,
-            "submit with idempotency_key",
-            n,
-            async |i| {
-                let k = base + ROUNDS * n + 1 + i;
-                let r = request(k).idempotency_key(Some(format!("key-{k}")));
-                svc.submit(&principal(i % a.principals), r).await?;
-                Ok(())
-            },
-        )
+        measure(&mut nodes, "submit with idempotency_key", n, async |i| {
+            let k = base + ROUNDS * n + 1 + i;
+            let r = request(k).idempotency_key(Some(format!("key-{k}")));
+            svc.submit(&principal(i % a.principals), r).await?;
+            Ok(())
+        })
         .await?,
     );
     let pick = |i: usize| &samples[(i * 7919) % samples.len()];
@@ -753,13 +748,18 @@ async fn run(a: Args) -> Result<()> {
         .await?,
     );
     costs.push(
-        measure(&mut nodes, "list_tasks deep cursor (admin)", n, async |_| {
-            list(
-                Principal::local(),
-                ListTasks::new(10).cursor(mid.cursor.clone()),
-            )
-            .await
-        })
+        measure(
+            &mut nodes,
+            "list_tasks deep cursor (admin)",
+            n,
+            async |_| {
+                list(
+                    Principal::local(),
+                    ListTasks::new(10).cursor(mid.cursor.clone()),
+                )
+                .await
+            },
+        )
         .await?,
     );
 
@@ -898,13 +898,22 @@ async fn run(a: Args) -> Result<()> {
     .await?;
     let total_tasks = (a.tasks + 2 * (ROUNDS * n + 1)) as f64;
     let mut big = vec![
-        ("nq:task-pool (task id -> pool hash)".to_owned(), "nq:task-pool".to_owned()),
-        ("nq:{audit}:doc (events hash)".into(), "nq:{audit}:doc".into()),
+        (
+            "nq:task-pool (task id -> pool hash)".to_owned(),
+            "nq:task-pool".to_owned(),
+        ),
+        (
+            "nq:{audit}:doc (events hash)".into(),
+            "nq:{audit}:doc".into(),
+        ),
         ("nq:{audit}:all".into(), "nq:{audit}:all".into()),
         ("nq:{audit}:a:submit".into(), "nq:{audit}:a:submit".into()),
     ];
     for p in POOLS {
-        big.push((format!("nq:{{audit}}:pool:{p}"), format!("nq:{{audit}}:pool:{p}")));
+        big.push((
+            format!("nq:{{audit}}:pool:{p}"),
+            format!("nq:{{audit}}:pool:{p}"),
+        ));
         for k in ["queue", "all", "st:queued", "st:completed", "done"] {
             big.push((format!("nq:{{{p}}}:{k}"), format!("nq:{{{p}}}:{k}")));
         }
@@ -981,10 +990,22 @@ async fn run(a: Args) -> Result<()> {
         ("record_scan", 1.0, get("worker record_scan")),
         ("heartbeats", heartbeats, get("worker heartbeat")),
         ("progress writes", polls, get("worker progress")),
-        ("cancel-watch reads", watch_reads, get("worker cancel-watch read")),
+        (
+            "cancel-watch reads",
+            watch_reads,
+            get("worker cancel-watch read"),
+        ),
         ("complete", 1.0, get("worker complete")),
-        ("agent status polls", agent_polls, get("get_scan_status (queued)")),
-        ("agent list_tasks", 1.0, get("list_tasks first page (agent)")),
+        (
+            "agent status polls",
+            agent_polls,
+            get("get_scan_status (queued)"),
+        ),
+        (
+            "agent list_tasks",
+            1.0,
+            get("list_tasks first page (agent)"),
+        ),
     ];
     println!(
         "\nper scan of {} min (model; counts from the worker's schedule):",
