@@ -4,8 +4,9 @@
 //! idempotency key in the same script (`lua/create.lua`). Reads are retried on
 //! connection errors; the `ConnectionManager` reconnects by itself.
 
-use std::sync::LazyLock;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
@@ -59,11 +60,23 @@ const AUDIT_PURGE_BATCH: isize = 500;
 const TASK_POOL: &str = "nq:task-pool";
 const CLAIM_SCAN: isize = 64;
 const READ_RETRIES: u32 = 20;
+/// How long a write waits for a replica's confirmation (`WAIT 1 …`).
+const CONFIRM_WAIT_MS: u64 = 2_000;
+/// How long a primary found without replicas takes writes unconfirmed before it
+/// is checked again.
+const ALONE_RECHECK: Duration = Duration::from_secs(5);
 
 /// The Redis backend.
 #[derive(Clone)]
 pub struct RedisBackend {
     con: Con,
+    /// Wait for one replica to confirm each script's writes before acknowledging
+    /// them (Sentinel and Cluster with replicas; see `Con::replicas_confirm_writes`).
+    confirm: bool,
+    /// Hash tags (slots) whose primary was found without any replica, and until
+    /// when writes there skip `WAIT` (see `eval`): otherwise every write to a shard
+    /// that lost its replica would wait the full `CONFIRM_WAIT_MS`.
+    alone: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -80,7 +93,14 @@ fn rerr(op: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
             || e.is_connection_dropped()
             || matches!(
                 e.kind(),
-                redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                redis::ErrorKind::Server(
+                    redis::ServerErrorKind::BusyLoading
+                        // A failover in progress (Cluster, Sentinel): not applied.
+                        | redis::ServerErrorKind::ClusterDown
+                        | redis::ServerErrorKind::TryAgain
+                        | redis::ServerErrorKind::MasterDown
+                        | redis::ServerErrorKind::ReadOnly
+                )
             );
         Error::Backend {
             backend: BackendKind::Redis,
@@ -387,9 +407,109 @@ impl RedisBackend {
                 reason: "no primary answered CONFIG GET maxmemory-policy".to_owned(),
             });
         }
-        let me = Self { con };
+        let confirm = con
+            .replicas_confirm_writes()
+            .await
+            .map_err(rerr("connect"))?;
+        tracing::info!(
+            confirm,
+            "redis: writes confirmed by a replica before acknowledged"
+        );
+        let me = Self {
+            con,
+            confirm,
+            alone: Arc::default(),
+        };
         me.backfill_principal_indexes().await?;
         Ok(me)
+    }
+
+    /// Runs a script. With `confirm`, `WAIT 1` follows it in the same pipeline (so
+    /// on the same connection and node) and a write no replica confirmed within
+    /// `CONFIRM_WAIT_MS` is reported as a retryable failure, not acknowledged: a
+    /// failover could promote a replica that never saw it (it may still have
+    /// applied, like a write whose reply was lost; CAS callers re-read). A primary
+    /// left without any replica (after a failover) acknowledges alone rather than
+    /// refusing every write (`Con::unconfirmed_write_stands`).
+    async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[String],
+    ) -> redis::RedisResult<T> {
+        let mut con = self.con.clone();
+        let tag = hash_tag(keys.first().map_or("", String::as_str)).to_owned();
+        let alone = {
+            let mut m = self.alone.lock().unwrap_or_else(|e| e.into_inner());
+            m.retain(|_, until| *until > Instant::now());
+            m.contains_key(&tag)
+        };
+        if !self.confirm || alone {
+            let mut inv = script.prepare_invoke();
+            for k in keys {
+                inv.key(k);
+            }
+            for a in args {
+                inv.arg(a);
+            }
+            return inv.invoke_async(&mut con).await;
+        }
+        let generation = self.con.generation();
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(script.get_hash())
+            .arg(keys.len())
+            .arg(keys)
+            .arg(args);
+        for _ in 0..3 {
+            let mut p = redis::pipe();
+            p.ignore_errors()
+                .add_command(evalsha.clone())
+                .cmd("WAIT")
+                .arg(1)
+                .arg(CONFIRM_WAIT_MS);
+            let replies: Vec<Value> = p.query_async(&mut con).await?;
+            let [reply, confirmed] = <[Value; 2]>::try_from(replies).map_err(|_| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Parse,
+                    "EVALSHA + WAIT: two replies expected",
+                ))
+            })?;
+            match reply {
+                // Nothing ran: load the script (on every node) and send again.
+                Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::NoScript) => {
+                    script.load_async(&mut con).await?;
+                }
+                Value::ServerError(e) => return Err(e.into()),
+                v => {
+                    let n: i64 = redis::from_redis_value(confirmed)?;
+                    if n < 1 {
+                        if !self
+                            .con
+                            .unconfirmed_write_stands(&keys[0], generation)
+                            .await?
+                        {
+                            return Err(redis::RedisError::from(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "no replica confirmed the write in time; not acknowledged",
+                            )));
+                        }
+                        tracing::warn!(
+                            "redis: a primary has no replica; writes there are acknowledged unconfirmed"
+                        );
+                        self.alone
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(tag, Instant::now() + ALONE_RECHECK);
+                    }
+                    return Ok(redis::from_redis_value(v)?);
+                }
+            }
+        }
+        Err(redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),
+            "script not loaded after three tries",
+        )))
     }
 
     /// Sends commands whose keys may live in different slots (`group` names the
@@ -575,19 +695,14 @@ impl RedisBackend {
                 String::new(),
             );
         }
-        let mut inv = CAS.prepare_invoke();
-        for k in &ops.keys {
-            inv.key(k);
-        }
-        inv.arg(prev.version.to_string())
-            .arg(next.map_or(0, |n| n.version).to_string())
-            .arg(next.map(encode).unwrap_or_default())
-            .arg(ops.n.to_string());
-        for a in &ops.args {
-            inv.arg(a);
-        }
-        let mut con = self.con.clone();
-        inv.invoke_async(&mut con)
+        let mut args = vec![
+            prev.version.to_string(),
+            next.map_or(0, |n| n.version).to_string(),
+            next.map(encode).unwrap_or_default(),
+            ops.n.to_string(),
+        ];
+        args.extend(ops.args);
+        self.eval(&CAS, &ops.keys, &args)
             .await
             .map_err(rerr("compare-and-set"))
     }
@@ -683,6 +798,13 @@ impl RedisBackend {
     }
 }
 
+/// The `{…}` hash tag of a key (what Redis Cluster hashes), or the whole key.
+fn hash_tag(key: &str) -> &str {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map_or(key, |(tag, _)| tag)
+}
+
 fn id_of(order_key: &str) -> &str {
     order_key.split_once(':').map_or(order_key, |(_, id)| id)
 }
@@ -710,12 +832,12 @@ impl RedisBackend {
         let ttl = (ms(r.expires_at) - now_ms).max(1).to_string();
         let mut replace = String::new();
         for _ in 0..3 {
-            let out: Vec<String> = IDEM_OWNER
-                .key(&owner_key)
-                .arg(&mine)
-                .arg(&ttl)
-                .arg(&replace)
-                .invoke_async(&mut con)
+            let out: Vec<String> = self
+                .eval(
+                    &IDEM_OWNER,
+                    std::slice::from_ref(&owner_key),
+                    &[mine.clone(), ttl.clone(), replace.clone()],
+                )
                 .await
                 .map_err(rerr("idempotency owner"))?;
             let [_, cur] = out.as_slice() else {
@@ -771,7 +893,7 @@ impl Backend for RedisBackend {
         Box::pin(async move {
             task.version = 1;
             let pool = task.pool.clone();
-            let mut con = self.con.clone();
+            let con = self.con.clone();
             // Registered first: a crash before the script leaves only a harmless
             // pointer to a task that does not exist.
             // Two global keys in two slots: one pipeline, or two on a Cluster.
@@ -824,19 +946,10 @@ impl Backend for RedisBackend {
                     String::new(),
                 );
             }
-            let mut inv = CREATE.prepare_invoke();
-            for k in &ops.keys {
-                inv.key(k);
-            }
-            inv.arg(rec)
-                .arg(ttl.to_string())
-                .arg(encode(&task))
-                .arg(ops.n.to_string());
-            for a in &ops.args {
-                inv.arg(a);
-            }
-            let out: Vec<String> = inv
-                .invoke_async(&mut con)
+            let mut args = vec![rec, ttl.to_string(), encode(&task), ops.n.to_string()];
+            args.extend(ops.args);
+            let out: Vec<String> = self
+                .eval(&CREATE, &ops.keys, &args)
                 .await
                 .map_err(rerr("create task"))?;
             match out.as_slice() {
@@ -1063,7 +1176,8 @@ impl Backend for RedisBackend {
                 let docs = docs
                     .into_iter()
                     .map(|v| {
-                        redis::from_redis_value::<Option<String>>(v).map_err(redis::RedisError::from)
+                        redis::from_redis_value::<Option<String>>(v)
+                            .map_err(redis::RedisError::from)
                     })
                     .collect::<redis::RedisResult<Vec<Option<String>>>>()
                     .map_err(rerr("list docs"))?;

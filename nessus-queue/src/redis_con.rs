@@ -73,6 +73,10 @@ fn manager_config() -> ConnectionManagerConfig {
 
 impl Con {
     pub(crate) async fn connect(t: &RedisTopology) -> RedisResult<Self> {
+        // redis builds its rustls config with the process's default crypto
+        // provider, which rustls cannot pick by itself when the build holds two
+        // (ring here, aws-lc-rs through reqwest). Installed only if none is yet.
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         match t {
             RedisTopology::Standalone(url) => {
                 let client = redis::Client::open(url.expose_secret())?;
@@ -126,15 +130,9 @@ impl Con {
         matches!(self, Self::Cluster(_))
     }
 
-    /// `CONFIG GET name` on every primary: one answer for standalone and Sentinel
-    /// (the current master), one per primary for Cluster.
-    pub(crate) async fn config_get_on_primaries(&self, name: &str) -> RedisResult<Vec<String>> {
-        let mut cmd = redis::cmd("CONFIG");
-        cmd.arg("GET").arg(name);
-        let pair = |v: Value| -> RedisResult<String> {
-            let v: Vec<String> = redis::from_redis_value(v)?;
-            Ok(v.get(1).cloned().unwrap_or_else(|| "unknown".to_owned()))
-        };
+    /// `cmd` on every primary: the one server or the current master, or each
+    /// Cluster primary.
+    async fn on_primaries(&self, cmd: Cmd) -> RedisResult<Vec<Value>> {
         match self.clone() {
             Self::Cluster(mut c) => {
                 let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
@@ -142,13 +140,93 @@ impl Con {
                 // Without a response policy the reply maps each primary's address to
                 // its own answer.
                 let per_node: Vec<(String, Value)> = redis::from_redis_value(reply)?;
-                per_node.into_iter().map(|(_, v)| pair(v)).collect()
+                Ok(per_node.into_iter().map(|(_, v)| v).collect())
             }
-            mut other => {
-                let v: Value = cmd.query_async(&mut other).await?;
-                Ok(vec![pair(v)?])
-            }
+            mut other => Ok(vec![cmd.query_async(&mut other).await?]),
         }
+    }
+
+    /// `CONFIG GET name` on every primary.
+    pub(crate) async fn config_get_on_primaries(&self, name: &str) -> RedisResult<Vec<String>> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("GET").arg(name);
+        self.on_primaries(cmd)
+            .await?
+            .into_iter()
+            .map(|v| {
+                let v: Vec<String> = redis::from_redis_value(v)?;
+                Ok(v.get(1).cloned().unwrap_or_else(|| "unknown".to_owned()))
+            })
+            .collect()
+    }
+
+    /// Which master connection commands go to now (Sentinel: bumped on every
+    /// re-discovery; 0 for the others).
+    pub(crate) fn generation(&self) -> u64 {
+        match self {
+            Self::Sentinel(s) => s.current().0,
+            _ => 0,
+        }
+    }
+
+    /// After a write no replica confirmed: may it be acknowledged anyway? Yes when
+    /// the node that took it (the one owning `key`) is a primary with no replica
+    /// attached any more (its replica died or was promoted after a kill, so there is
+    /// nothing to wait for) and, on Sentinel, the sentinels still name it the master
+    /// (`generation` unchanged). No when a replica is attached but did not confirm,
+    /// or when the sentinels have moved on: the write may vanish with a demotion.
+    pub(crate) async fn unconfirmed_write_stands(
+        &self,
+        key: &str,
+        generation: u64,
+    ) -> RedisResult<bool> {
+        let mut p = redis::pipe();
+        // EXISTS routes the pipeline to `key`'s node on a Cluster.
+        p.cmd("EXISTS")
+            .arg(key)
+            .ignore()
+            .cmd("INFO")
+            .arg("replication");
+        let (text,): (String,) = p.query_async(&mut self.clone()).await?;
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix(':'))
+                .map(str::trim)
+                .map(str::to_owned)
+        };
+        let alone = field("role").as_deref() == Some("master")
+            && field("connected_slaves").as_deref() == Some("0");
+        if !alone {
+            return Ok(false);
+        }
+        Ok(match self {
+            Self::Sentinel(s) => s.still_master(generation).await,
+            _ => true,
+        })
+    }
+
+    /// Whether writes are confirmed by a replica before they are acknowledged: on
+    /// Sentinel and Cluster when every primary has a replica at connect time (a
+    /// failover may then promote a replica without losing what we acknowledged);
+    /// never on a standalone server, which keeps its single round trip.
+    pub(crate) async fn replicas_confirm_writes(&self) -> RedisResult<bool> {
+        if matches!(self, Self::Standalone(_)) {
+            return Ok(false);
+        }
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("replication");
+        let infos = self.on_primaries(cmd).await?;
+        let mut all = !infos.is_empty();
+        for v in infos {
+            let text: String = redis::from_redis_value(v)?;
+            let n = text
+                .lines()
+                .find_map(|l| l.strip_prefix("connected_slaves:"))
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .unwrap_or(0);
+            all &= n > 0;
+        }
+        Ok(all)
     }
 }
 
@@ -200,6 +278,8 @@ struct SentinelInner {
     /// The current master connection and its generation (bumped on every swap, so
     /// concurrent failures trigger one re-discovery, not one each).
     current: RwLock<(u64, ConnectionManager)>,
+    /// The address of the current master.
+    address: RwLock<ConnectionAddr>,
 }
 
 /// What one failed command tells us about the master.
@@ -257,13 +337,14 @@ impl SentinelCon {
             });
         }
         let mut sentinel = Sentinel::build(infos)?;
-        let con = Self::open_master(&mut sentinel, master, &node).await?;
+        let (con, addr) = Self::open_master(&mut sentinel, master, &node).await?;
         Ok(Self {
             inner: Arc::new(SentinelInner {
                 sentinel: tokio::sync::Mutex::new(sentinel),
                 master: master.to_owned(),
                 node,
                 current: RwLock::new((0, con)),
+                address: RwLock::new(addr),
             }),
         })
     }
@@ -272,10 +353,11 @@ impl SentinelCon {
         sentinel: &mut Sentinel,
         master: &str,
         node: &SentinelNodeConnectionInfo,
-    ) -> RedisResult<ConnectionManager> {
+    ) -> RedisResult<(ConnectionManager, ConnectionAddr)> {
         // `async_master_for` asks the sentinels and checks that the node it names
         // answers ROLE as a master.
         let client = sentinel.async_master_for(master, Some(node)).await?;
+        let addr = client.get_connection_info().addr().clone();
         // One reconnect attempt only: a master that went away is replaced by asking
         // the sentinels, not by knocking on its door.
         let cfg = ConnectionManagerConfig::new()
@@ -291,7 +373,7 @@ impl SentinelCon {
             .query_async(&mut con)
             .await?;
         match policy.get(1).map(String::as_str) {
-            Some("noeviction") => Ok(con),
+            Some("noeviction") => Ok((con, addr)),
             other => Err(RedisError::from((
                 redis::ErrorKind::InvalidClientConfig,
                 "the master the sentinels name may evict keys; not used",
@@ -312,7 +394,13 @@ impl SentinelCon {
         if self.current().0 != seen {
             return Ok(());
         }
-        let con = Self::open_master(&mut sentinel, &self.inner.master, &self.inner.node).await?;
+        let (con, addr) =
+            Self::open_master(&mut sentinel, &self.inner.master, &self.inner.node).await?;
+        *self
+            .inner
+            .address
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = addr;
         let mut g = self
             .inner
             .current
@@ -323,7 +411,7 @@ impl SentinelCon {
         Ok(())
     }
 
-    async fn run<T, F, Fut>(&self, send: F) -> RedisResult<T>
+    async fn run<T: Replies, F, Fut>(&self, send: F) -> RedisResult<T>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
@@ -332,7 +420,7 @@ impl SentinelCon {
         let mut attempt = 0;
         loop {
             let (generation, con) = self.current();
-            let err = match send(con).await {
+            let err = match send(con).await.and_then(readonly_inside) {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
@@ -354,6 +442,61 @@ impl SentinelCon {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Replies that may carry a server error inside (a pipeline with `ignore_errors`).
+trait Replies {
+    fn values(&self) -> &[Value];
+}
+
+impl Replies for Value {
+    fn values(&self) -> &[Value] {
+        std::slice::from_ref(self)
+    }
+}
+
+impl Replies for Vec<Value> {
+    fn values(&self) -> &[Value] {
+        self
+    }
+}
+
+/// A READONLY reply inside a pipeline means the same as one for a single command:
+/// the node was demoted and applied none of the pipeline's writes.
+fn readonly_inside<T: Replies>(v: T) -> RedisResult<T> {
+    let readonly = v.values().iter().find_map(|v| match v {
+        Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::ReadOnly) => {
+            Some(e.clone())
+        }
+        _ => None,
+    });
+    match readonly {
+        Some(e) => Err(e.into()),
+        None => Ok(v),
+    }
+}
+
+impl SentinelCon {
+    /// Whether the sentinels still name the master of generation `seen`.
+    async fn still_master(&self, seen: u64) -> bool {
+        let mut sentinel = self.inner.sentinel.lock().await;
+        if self.current().0 != seen {
+            return false;
+        }
+        let current = self
+            .inner
+            .address
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match sentinel
+            .async_master_for(&self.inner.master, Some(&self.inner.node))
+            .await
+        {
+            Ok(c) => *c.get_connection_info().addr() == current,
+            Err(_) => false,
         }
     }
 }

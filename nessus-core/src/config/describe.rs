@@ -213,7 +213,13 @@ fn secrets(list: &[ConfigSecret]) -> String {
 fn urls(list: &[ConfigSecret]) -> String {
     use secrecy::ExposeSecret;
     list.iter()
-        .map(|u| format!("{} ({})", mask_userinfo(u.secret().expose_secret()), u.origin()))
+        .map(|u| {
+            format!(
+                "{} ({})",
+                mask_userinfo(u.secret().expose_secret()),
+                u.origin()
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

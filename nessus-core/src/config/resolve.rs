@@ -460,7 +460,9 @@ impl<'a> Resolver<'a> {
         let ctx = "queue";
         let given: Vec<&str> = [
             raw.redis_url.as_ref().map(|_| "queue.redis_url"),
-            raw.redis_sentinels.as_ref().map(|_| "queue.redis_sentinels"),
+            raw.redis_sentinels
+                .as_ref()
+                .map(|_| "queue.redis_sentinels"),
             raw.redis_cluster.as_ref().map(|_| "queue.redis_cluster"),
         ]
         .into_iter()

@@ -535,7 +535,8 @@ fn each_redis_topology_parses() {
         ),
     ];
     for (name, yaml, urls) in cases {
-        let config = Config::from_yaml_with_env(yaml, &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let config =
+            Config::from_yaml_with_env(yaml, &env).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got: Vec<String> = match config.queue().backend() {
             BackendConfig::Redis { url } => vec![url.secret().expose_secret().to_owned()],
             BackendConfig::RedisSentinel {
@@ -569,7 +570,10 @@ fn each_redis_topology_parses() {
             config.warnings().join("\n"),
         ];
         for text in &rendered {
-            assert!(!text.contains("CANARY"), "{name}: secret leaked into:\n{text}");
+            assert!(
+                !text.contains("CANARY"),
+                "{name}: secret leaked into:\n{text}"
+            );
         }
         assert!(config.describe().contains("backend: redis"), "{name}");
     }
@@ -579,12 +583,7 @@ fn each_redis_topology_parses() {
 #[test]
 fn redis_topologies_are_exclusive() {
     let cases: &[(&str, u64, u64, &str)] = &[
-        (
-            "queue:\n  backend: redis\n",
-            2,
-            12,
-            "none is set",
-        ),
+        ("queue:\n  backend: redis\n", 2, 12, "none is set"),
         (
             "queue:\n  backend: redis\n  redis_url: redis://a:1\n  redis_cluster: [redis://b:2]\n",
             2,

@@ -140,9 +140,8 @@ pub(crate) fn base_args(port: u16, extra: &[String]) -> Vec<String> {
 
 /// Whether `binary` can be found on `PATH`.
 pub fn binary_on_path(binary: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(binary).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(binary).is_file()))
 }
 
 /// Starts `binary args…` and waits until `port` accepts connections.

@@ -55,12 +55,15 @@ struct Node {
     process: ChildGuard,
 }
 
-fn node_url(port: u16) -> String {
-    format!("redis://127.0.0.1:{port}/")
+fn node_url(port: u16, password: Option<&str>) -> String {
+    match password {
+        Some(p) => format!("redis://:{p}@127.0.0.1:{port}/"),
+        None => format!("redis://127.0.0.1:{port}/"),
+    }
 }
 
-fn sync_con(port: u16) -> redis::RedisResult<redis::Connection> {
-    let client = redis::Client::open(node_url(port))?;
+fn sync_con(port: u16, password: Option<&str>) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(node_url(port, password))?;
     client.get_connection_with_timeout(Duration::from_secs(1))
 }
 
@@ -69,8 +72,10 @@ fn redis_io(e: redis::RedisError) -> io::Error {
 }
 
 /// `INFO section` of the node on `port`, as `key:value` lines.
-fn info(port: u16, section: &str) -> redis::RedisResult<String> {
-    redis::cmd("INFO").arg(section).query(&mut sync_con(port)?)
+fn info(port: u16, password: Option<&str>, section: &str) -> redis::RedisResult<String> {
+    redis::cmd("INFO")
+        .arg(section)
+        .query(&mut sync_con(port, password)?)
 }
 
 fn info_field(text: &str, key: &str) -> Option<String> {
@@ -92,6 +97,21 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// Runs `start` up to three times: a free port is only free until someone else
+/// binds it (parallel tests start dozens of servers), so a lost race is retried
+/// with new ports; the last error is returned. A missing binary is not retried.
+fn with_fresh_ports<T>(mut start: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut last = None;
+    for _ in 0..3 {
+        match start() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("not started")))
 }
 
 /// A free port whose cluster bus port (+10000) is free too.
@@ -134,6 +154,8 @@ fn data_args(dir: &str, extra: &[&str]) -> Vec<String> {
 pub struct RedisSentinelSet {
     nodes: Vec<Node>,
     sentinels: Vec<Node>,
+    /// The one password of every node and sentinel, if any.
+    password: Option<String>,
     _dir: ScratchDir,
 }
 
@@ -141,13 +163,33 @@ impl RedisSentinelSet {
     /// Starts the five processes; returns once the replica is in sync and every
     /// sentinel names the master.
     pub fn start() -> io::Result<Self> {
+        with_fresh_ports(|| Self::start_inner(None))
+    }
+
+    /// Like [`RedisSentinelSet::start`], with `password` required by the data nodes
+    /// (`requirepass`, `masterauth`) and by the sentinels (`requirepass`,
+    /// `auth-pass`); [`RedisSentinelSet::sentinel_urls`] then carry it.
+    pub fn start_with_password(password: &str) -> io::Result<Self> {
+        with_fresh_ports(|| Self::start_inner(Some(password.to_owned())))
+    }
+
+    fn start_inner(password: Option<String>) -> io::Result<Self> {
+        let pw = password.as_deref();
+        let auth: Vec<String> = pw
+            .map(|p| {
+                ["--requirepass", p, "--masterauth", p]
+                    .map(str::to_owned)
+                    .to_vec()
+            })
+            .unwrap_or_default();
+        let auth: Vec<&str> = auth.iter().map(String::as_str).collect();
         let dir = ScratchDir::new("sentinel")?;
         let master_port = free_port()?;
         let replica_port = free_port()?;
         let m = spawn_server(
             "redis-server",
             master_port,
-            &base_args(master_port, &data_args(dir.str()?, &[])),
+            &base_args(master_port, &data_args(dir.str()?, &auth)),
         )?;
         let r = spawn_server(
             "redis-server",
@@ -156,7 +198,11 @@ impl RedisSentinelSet {
                 replica_port,
                 &data_args(
                     dir.str()?,
-                    &["--replicaof", "127.0.0.1", &master_port.to_string()],
+                    &[
+                        &["--replicaof", "127.0.0.1", &master_port.to_string()],
+                        auth.as_slice(),
+                    ]
+                    .concat(),
                 ),
             ),
         )?;
@@ -182,8 +228,11 @@ impl RedisSentinelSet {
                      sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n\
                      sentinel failover-timeout {SENTINEL_MASTER} 4000\n\
-                     sentinel parallel-syncs {SENTINEL_MASTER} 1\n",
-                    d = dir.str()?
+                     sentinel parallel-syncs {SENTINEL_MASTER} 1\n{a}",
+                    d = dir.str()?,
+                    a = pw.map_or_else(String::new, |p| format!(
+                        "requirepass {p}\nsentinel auth-pass {SENTINEL_MASTER} {p}\n"
+                    )),
                 ),
             )?;
             let conf = conf
@@ -196,10 +245,11 @@ impl RedisSentinelSet {
         let set = Self {
             nodes,
             sentinels,
+            password: password.clone(),
             _dir: dir,
         };
         wait_until("the replica did not sync with the master", || {
-            info(replica_port, "replication")
+            info(replica_port, pw, "replication")
                 .is_ok_and(|i| info_field(&i, "master_link_status").as_deref() == Some("up"))
         })?;
         wait_until("the sentinels did not name the master", || {
@@ -212,7 +262,10 @@ impl RedisSentinelSet {
 
     /// `redis://127.0.0.1:P` for each sentinel.
     pub fn sentinel_urls(&self) -> Vec<String> {
-        self.sentinels.iter().map(|s| node_url(s.port)).collect()
+        self.sentinels
+            .iter()
+            .map(|s| node_url(s.port, self.password.as_deref()))
+            .collect()
     }
 
     /// The master name the sentinels monitor.
@@ -221,7 +274,7 @@ impl RedisSentinelSet {
     }
 
     fn master_port_from(&self, sentinel: u16) -> Option<u16> {
-        let mut c = sync_con(sentinel).ok()?;
+        let mut c = sync_con(sentinel, self.password.as_deref()).ok()?;
         let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(SENTINEL_MASTER)
@@ -235,12 +288,12 @@ impl RedisSentinelSet {
         self.sentinels
             .iter()
             .find_map(|s| self.master_port_from(s.port))
-            .map(node_url)
+            .map(|p| node_url(p, self.password.as_deref()))
             .ok_or_else(|| io::Error::other("no sentinel names a master"))
     }
 
-    fn is_writable_master(port: u16) -> bool {
-        info(port, "replication").is_ok_and(|i| {
+    fn is_writable_master(&self, port: u16) -> bool {
+        info(port, self.password.as_deref(), "replication").is_ok_and(|i| {
             info_field(&i, "role").as_deref() == Some("master")
                 && info_field(&i, "connected_slaves").is_some()
         })
@@ -251,7 +304,7 @@ impl RedisSentinelSet {
     fn wait_for_discovery(&self) -> io::Result<()> {
         wait_until("the sentinels did not discover each other", || {
             self.sentinels.iter().all(|s| {
-                let Ok(mut c) = sync_con(s.port) else {
+                let Ok(mut c) = sync_con(s.port, self.password.as_deref()) else {
                     return false;
                 };
                 let others: Vec<redis::Value> = redis::cmd("SENTINEL")
@@ -277,7 +330,7 @@ impl RedisSentinelSet {
                 .sentinels
                 .iter()
                 .find_map(|s| self.master_port_from(s.port))
-                .filter(|p| *p != old && Self::is_writable_master(*p));
+                .filter(|p| *p != old && self.is_writable_master(*p));
             new.is_some()
         })?;
         new.ok_or_else(|| io::Error::other("no new master"))
@@ -296,7 +349,7 @@ impl RedisSentinelSet {
     pub fn failover(&self) -> io::Result<()> {
         self.wait_for_discovery()?;
         let old = self.current_master_port()?;
-        let mut c = sync_con(self.sentinels[0].port).map_err(redis_io)?;
+        let mut c = sync_con(self.sentinels[0].port, self.password.as_deref()).map_err(redis_io)?;
         redis::cmd("SENTINEL")
             .arg("failover")
             .arg(SENTINEL_MASTER)
@@ -322,7 +375,7 @@ impl RedisSentinelSet {
             .iter()
             .map(|n| n.port)
             .filter(|p| {
-                info(*p, "replication")
+                info(*p, self.password.as_deref(), "replication")
                     .is_ok_and(|i| info_field(&i, "role").as_deref() == Some("master"))
             })
             .collect()
@@ -341,6 +394,10 @@ impl RedisClusterSet {
     /// Starts the nodes, joins them with `redis-cli --cluster create` and returns
     /// once every node reports `cluster_state:ok` (and every replica is in sync).
     pub fn start(replicas: bool) -> io::Result<Self> {
+        with_fresh_ports(|| Self::start_inner(replicas))
+    }
+
+    fn start_inner(replicas: bool) -> io::Result<Self> {
         let dir = ScratchDir::new("cluster")?;
         let n = if replicas { 6 } else { 3 };
         let mut nodes = Vec::with_capacity(n);
@@ -408,14 +465,14 @@ impl RedisClusterSet {
             .collect();
         wait_until("the cluster did not reach cluster_state:ok", || {
             live.iter().all(|p| {
-                sync_con(*p)
+                sync_con(*p, None)
                     .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
                     .is_ok_and(|i| info_field(&i, "cluster_state").as_deref() == Some("ok"))
             })
         })?;
         wait_until("a cluster replica did not sync", || {
             live.iter().all(|p| {
-                info(*p, "replication").is_ok_and(|i| {
+                info(*p, None, "replication").is_ok_and(|i| {
                     info_field(&i, "role").as_deref() == Some("master")
                         || info_field(&i, "master_link_status").as_deref() == Some("up")
                 })
@@ -425,7 +482,7 @@ impl RedisClusterSet {
 
     /// `redis://127.0.0.1:P` for every node (the seed list).
     pub fn node_urls(&self) -> Vec<String> {
-        self.nodes.iter().map(|n| node_url(n.port)).collect()
+        self.nodes.iter().map(|n| node_url(n.port, None)).collect()
     }
 
     /// The ports of the live nodes that are primaries now.
@@ -434,7 +491,7 @@ impl RedisClusterSet {
             .iter()
             .map(|n| n.port)
             .filter(|p| {
-                info(*p, "replication")
+                info(*p, None, "replication")
                     .is_ok_and(|i| info_field(&i, "role").as_deref() == Some("master"))
             })
             .collect()
@@ -442,7 +499,7 @@ impl RedisClusterSet {
 
     /// The port of the primary serving `key`'s slot, as a live node sees it.
     fn primary_for(&self, key: &str, ask: u16) -> Option<u16> {
-        let mut c = sync_con(ask).ok()?;
+        let mut c = sync_con(ask, None).ok()?;
         let slot: u16 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(key)
@@ -498,6 +555,7 @@ impl RedisClusterSet {
     }
 
     fn role_is_master(port: u16) -> bool {
-        info(port, "replication").is_ok_and(|i| info_field(&i, "role").as_deref() == Some("master"))
+        info(port, None, "replication")
+            .is_ok_and(|i| info_field(&i, "role").as_deref() == Some("master"))
     }
 }

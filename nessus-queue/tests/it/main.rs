@@ -4,6 +4,7 @@
 mod conformance;
 mod faults;
 mod support;
+mod topology;
 mod worker;
 mod worker_policy;
 

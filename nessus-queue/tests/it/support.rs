@@ -140,61 +140,61 @@ impl Harness {
 
 /// Every key and value one Redis node holds.
 async fn node_bytes(url: &str) -> Vec<u8> {
-                let client = redis::Client::open(url).expect("client");
-                let mut c = client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .expect("conn");
-                let keys: Vec<String> = redis::cmd("KEYS")
-                    .arg("*")
+    let client = redis::Client::open(url).expect("client");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("conn");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut c)
+        .await
+        .expect("keys");
+    let mut out = Vec::new();
+    for k in keys {
+        out.extend(k.as_bytes());
+        let ty: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .expect("type");
+        let vals: Vec<Vec<u8>> = match ty.as_str() {
+            "string" => vec![
+                redis::cmd("GET")
+                    .arg(&k)
                     .query_async(&mut c)
                     .await
-                    .expect("keys");
-                let mut out = Vec::new();
-                for k in keys {
-                    out.extend(k.as_bytes());
-                    let ty: String = redis::cmd("TYPE")
-                        .arg(&k)
-                        .query_async(&mut c)
-                        .await
-                        .expect("type");
-                    let vals: Vec<Vec<u8>> = match ty.as_str() {
-                        "string" => vec![
-                            redis::cmd("GET")
-                                .arg(&k)
-                                .query_async(&mut c)
-                                .await
-                                .expect("get"),
-                        ],
-                        "hash" => redis::cmd("HGETALL")
-                            .arg(&k)
-                            .query_async(&mut c)
-                            .await
-                            .expect("hgetall"),
-                        "zset" => redis::cmd("ZRANGE")
-                            .arg(&k)
-                            .arg(0)
-                            .arg(-1)
-                            .query_async(&mut c)
-                            .await
-                            .expect("zrange"),
-                        "list" => redis::cmd("LRANGE")
-                            .arg(&k)
-                            .arg(0)
-                            .arg(-1)
-                            .query_async(&mut c)
-                            .await
-                            .expect("lrange"),
-                        "set" => redis::cmd("SMEMBERS")
-                            .arg(&k)
-                            .query_async(&mut c)
-                            .await
-                            .expect("smembers"),
-                        other => panic!("unexpected key type {other} for {k}"),
-                    };
-                    for v in vals {
-                        out.extend(v);
-                    }
-                }
-                out
+                    .expect("get"),
+            ],
+            "hash" => redis::cmd("HGETALL")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .expect("hgetall"),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .expect("zrange"),
+            "list" => redis::cmd("LRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut c)
+                .await
+                .expect("lrange"),
+            "set" => redis::cmd("SMEMBERS")
+                .arg(&k)
+                .query_async(&mut c)
+                .await
+                .expect("smembers"),
+            other => panic!("unexpected key type {other} for {k}"),
+        };
+        for v in vals {
+            out.extend(v);
+        }
+    }
+    out
 }
