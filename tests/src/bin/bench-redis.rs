@@ -50,12 +50,14 @@ struct Args {
     principals: usize,
     ops: usize,
     scan_minutes: f64,
+    /// Cluster primaries with a replica each (writes then wait for one).
+    replicas: bool,
 }
 
 fn usage() -> &'static str {
     "usage: bench-redis [--tasks N (default 1000000) | --quick (20000)] \
      [--topology standalone|cluster] [--principals P (10)] [--ops N (1000)] \
-     [--scan-minutes M (30, for the per-scan model)]"
+     [--scan-minutes M (30, for the per-scan model)] [--replicas (cluster: one per primary)]"
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -65,6 +67,7 @@ fn parse_args() -> Result<Option<Args>> {
         principals: 10,
         ops: 1000,
         scan_minutes: 30.0,
+        replicas: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,6 +78,7 @@ fn parse_args() -> Result<Option<Args>> {
                 return Ok(None);
             }
             "--quick" => a.tasks = 20_000,
+            "--replicas" => a.replicas = true,
             "--tasks" => a.tasks = value("--tasks")?.parse().context("--tasks N")?,
             "--principals" => {
                 a.principals = value("--principals")?.parse().context("--principals P")?;
@@ -376,15 +380,16 @@ fn ms(d: Duration) -> String {
 /// The servers, kept alive for the run.
 enum Servers {
     Standalone(RedisServer),
-    /// Three primaries, no replicas (replication would add its own traffic).
+    /// Three primaries, with a replica each or none (INFO is read on the primaries:
+    /// replication traffic is not counted, the WAIT our writes send is).
     Cluster(RedisClusterSet),
 }
 
 impl Servers {
-    fn start(t: Topology) -> Result<Self> {
+    fn start(t: Topology, replicas: bool) -> Result<Self> {
         Ok(match t {
             Topology::Standalone => Self::Standalone(RedisServer::start()?),
-            Topology::Cluster => Self::Cluster(RedisClusterSet::start(false)?),
+            Topology::Cluster => Self::Cluster(RedisClusterSet::start(replicas)?),
         })
     }
 
@@ -575,7 +580,7 @@ async fn main() -> Result<()> {
 #[allow(clippy::too_many_lines)] // one straight measurement script reads best in order
 async fn run(a: Args) -> Result<()> {
     let started = jiff::Timestamp::now();
-    let servers = Servers::start(a.topology)?;
+    let servers = Servers::start(a.topology, a.replicas)?;
     let mut nodes = Nodes::connect(&servers.primaries()).await?;
     let redis_version = {
         let text: String = redis::cmd("INFO")
@@ -599,6 +604,7 @@ async fn run(a: Args) -> Result<()> {
     ));
     let topo = match a.topology {
         Topology::Standalone => "standalone",
+        Topology::Cluster if a.replicas => "cluster (3 primaries + 3 replicas)",
         Topology::Cluster => "cluster (3 primaries)",
     };
     println!(
