@@ -8,7 +8,10 @@ use rmcp::{
 };
 
 /// Awaits `work`, sending a progress notification every [`PROGRESS_INTERVAL`] in which
-/// `progress` moved (`what` names the unit, e.g. "bytes ingested"). A notification that
+/// `progress` moved (`what` names the unit, e.g. "bytes ingested"), and one last
+/// notification when the work ends with progress not yet reported, unless one went out
+/// less than an interval ago: a call shorter than one interval still reports where it
+/// ended, and no two notifications are closer than the interval. A notification that
 /// cannot be sent (the client went away) does not fail the work.
 pub(crate) async fn reporting<T>(
     work: impl Future<Output = T>,
@@ -23,30 +26,48 @@ pub(crate) async fn reporting<T>(
     // The first tick is immediate: nothing has been done yet.
     tick.tick().await;
     let mut last = 0;
+    let mut sent: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
-            done = &mut work => return done,
+            result = &mut work => {
+                let done = progress.done();
+                if done != last && sent.is_none_or(|t| t.elapsed() >= PROGRESS_INTERVAL) {
+                    notify(peer, &token, progress, done, what).await;
+                }
+                return result;
+            }
             _ = tick.tick() => {
                 let done = progress.done();
                 if done == last {
                     continue;
                 }
                 last = done;
-                let total = progress.total();
-                let message = match total {
-                    Some(t) => format!("{done} of {t} {what}"),
-                    None => format!("{done} {what}"),
-                };
-                // u64 -> f64 is exact below 2^53.
-                let mut param = ProgressNotificationParam::new(token.clone(), done as f64)
-                    .with_message(message);
-                if let Some(t) = total {
-                    param = param.with_total(t as f64);
-                }
-                if let Err(e) = peer.notify_progress(param).await {
-                    tracing::debug!(error = %e, "progress not delivered");
-                }
+                sent = Some(tokio::time::Instant::now());
+                notify(peer, &token, progress, done, what).await;
             }
         }
+    }
+}
+
+/// Sends one notification: `done` of the total, when it is known.
+async fn notify(
+    peer: &Peer<RoleServer>,
+    token: &ProgressToken,
+    progress: &Progress,
+    done: u64,
+    what: &str,
+) {
+    let total = progress.total();
+    let message = match total {
+        Some(t) => format!("{done} of {t} {what}"),
+        None => format!("{done} {what}"),
+    };
+    let mut param =
+        ProgressNotificationParam::new(token.clone(), done as f64).with_message(message);
+    if let Some(t) = total {
+        param = param.with_total(t as f64);
+    }
+    if let Err(e) = peer.notify_progress(param).await {
+        tracing::debug!(error = %e, "progress not delivered");
     }
 }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEvent, AuditPage, AuditQuery, time_key};
 use crate::backend::{
     Backend, ClaimRequest, CreateOutcome, IdemReservation, ListQuery, Page, PoolCounts,
-    PrincipalCounts, duration_secs, fair_ahead, fair_order, ms, order_key, place,
+    PrincipalCounts, QueueSnapshot, duration_secs, fair_ahead, fair_order, ms, order_key, place,
 };
 use crate::error::{BackendKind, Error, Result};
 use crate::redis_con::{Con, RedisTopology};
@@ -570,6 +570,82 @@ impl RedisBackend {
         unreachable!("the loop returns")
     }
 
+    /// The position of `task` in its pool's fair order (see `backend::fair_ahead`),
+    /// with the pool's counts and its `durations` most recent scan durations, in two
+    /// round trips whatever the number of principals: the task's own rank and the
+    /// pool's figures, then one pipeline of three counts per other principal (one
+    /// round trip each before, so every submit and status read paid a round trip per
+    /// principal with queued work).
+    async fn snapshot_of(
+        &self,
+        pool: &str,
+        task: &Task,
+        now: Timestamp,
+        durations: usize,
+    ) -> Result<QueueSnapshot> {
+        let live = format!("({}", ms(now));
+        let (pool, who, id, live) = (pool, &task.principal, &task.task_id, &live);
+        type Head = (
+            Option<f64>,
+            Option<u64>,
+            u64,
+            Vec<String>,
+            u64,
+            u64,
+            u64,
+            Vec<f64>,
+        );
+        let (seq, rank, own_running, principals, queued, running, dead_lettered, recent): Head =
+            self.read("queue position", |mut c| async move {
+                redis::pipe()
+                    .zscore(K::queue(pool), id)
+                    .zrank(K::p_queue(pool, who), id)
+                    .zcount(K::p_leases(pool, who), live, "+inf")
+                    .smembers(K::principals(pool))
+                    .zcard(K::queue(pool))
+                    .zcount(K::leases(pool), live, "+inf")
+                    .zcard(K::dlq(pool))
+                    // LRANGE 0 -1 would be the whole list: ask for one and drop it.
+                    .lrange(K::durations(pool), 0, durations.max(1) as isize - 1)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let (Some(seq), Some(rank)) = (seq, rank) else {
+            return Ok(QueueSnapshot::default());
+        };
+        let rank = rank + 1;
+        let others: Vec<&String> = principals.iter().filter(|p| *p != who).collect();
+        let mut position = rank;
+        if !others.is_empty() {
+            let older = format!("({seq}");
+            let mut pipe = redis::pipe();
+            for other in &others {
+                pipe.zcard(K::p_queue(pool, other))
+                    .zcount(K::p_leases(pool, other), live, "+inf")
+                    .zcount(K::p_queue(pool, other), "-inf", &older);
+            }
+            let pipe = &pipe;
+            let counts: Vec<u64> = self
+                .read("queue position", |mut c| async move {
+                    pipe.query_async(&mut c).await
+                })
+                .await?;
+            for q in counts.chunks_exact(3) {
+                position += fair_ahead(rank, own_running, q[0], q[1], q[2]);
+            }
+        }
+        Ok(QueueSnapshot {
+            position: Some(position),
+            counts: PoolCounts {
+                queued,
+                running,
+                dead_lettered,
+            },
+            recent_durations: if durations == 0 { Vec::new() } else { recent },
+        })
+    }
+
     async fn pool_of(&self, id: &str) -> Result<Option<String>> {
         let id = id.to_owned();
         self.read("task pool", move |mut c| {
@@ -959,14 +1035,30 @@ impl Backend for RedisBackend {
                         .smembers(K::principals(pool))
                         .await
                         .map_err(rerr("claim scan"))?;
+                    // Every principal's running count and head in two pipelines (a
+                    // round trip per principal made a claim grow with the tenants).
+                    let (mut counts, mut heads) = (redis::pipe(), redis::pipe());
+                    for p in &principals {
+                        counts.zcount(K::p_leases(pool, p), &live, "+inf");
+                        heads.zrange_withscores(K::p_queue(pool, p), 0, 0);
+                    }
+                    let (running, heads): (Vec<u64>, Vec<Vec<(String, f64)>>) =
+                        if principals.is_empty() {
+                            (Vec::new(), Vec::new())
+                        } else {
+                            (
+                                counts
+                                    .query_async(&mut con)
+                                    .await
+                                    .map_err(rerr("claim scan"))?,
+                                heads
+                                    .query_async(&mut con)
+                                    .await
+                                    .map_err(rerr("claim scan"))?,
+                            )
+                        };
                     let mut fair = Vec::with_capacity(principals.len());
-                    for p in principals {
-                        let (running, head): (u64, Vec<(String, f64)>) = redis::pipe()
-                            .zcount(K::p_leases(pool, &p), &live, "+inf")
-                            .zrange_withscores(K::p_queue(pool, &p), 0, 0)
-                            .query_async(&mut con)
-                            .await
-                            .map_err(rerr("claim scan"))?;
+                    for ((p, running), head) in principals.into_iter().zip(running).zip(heads) {
                         if let Some((_, seq)) = head.first() {
                             fair.push((p, running, *seq as i64));
                         }
@@ -1108,43 +1200,25 @@ impl Backend for RedisBackend {
             let Some(task) = self.load_in(&pool, &task_id).await? else {
                 return Ok(None);
             };
-            let live = format!("({}", ms(Timestamp::now()));
-            let (seq, rank, own_running, principals): (Option<f64>, Option<u64>, u64, Vec<String>) =
-                self.read("queue position", |mut c| {
-                    let (pool, who, id, live) = (&pool, &task.principal, &task_id, &live);
-                    async move {
-                        redis::pipe()
-                            .zscore(K::queue(pool), id)
-                            .zrank(K::p_queue(pool, who), id)
-                            .zcount(K::p_leases(pool, who), live, "+inf")
-                            .smembers(K::principals(pool))
-                            .query_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-            let (Some(seq), Some(rank)) = (seq, rank) else {
-                return Ok(None);
+            Ok(self
+                .snapshot_of(&pool, &task, Timestamp::now(), 0)
+                .await?
+                .position)
+        })
+    }
+
+    fn queue_snapshot(
+        &self,
+        pool: String,
+        task_id: String,
+        now: Timestamp,
+        durations: usize,
+    ) -> BoxFuture<'_, Result<QueueSnapshot>> {
+        Box::pin(async move {
+            let Some(task) = self.load_in(&pool, &task_id).await? else {
+                return Ok(QueueSnapshot::default());
             };
-            let rank = rank + 1;
-            let mut position = rank;
-            for other in principals.iter().filter(|p| **p != task.principal) {
-                let (queued, running, older): (u64, u64, u64) = self
-                    .read("queue position", |mut c| {
-                        let (pool, other, live) = (&pool, other, &live);
-                        async move {
-                            redis::pipe()
-                                .zcard(K::p_queue(pool, other))
-                                .zcount(K::p_leases(pool, other), live, "+inf")
-                                .zcount(K::p_queue(pool, other), "-inf", format!("({seq}"))
-                                .query_async(&mut c)
-                                .await
-                        }
-                    })
-                    .await?;
-                position += fair_ahead(rank, own_running, queued, running, older);
-            }
-            Ok(Some(position))
+            self.snapshot_of(&pool, &task, now, durations).await
         })
     }
 

@@ -506,120 +506,6 @@ fn missing_file_is_a_read_error() {
     );
 }
 
-/// Each Redis topology parses from its keys; the URLs stay secrets.
-#[test]
-fn each_redis_topology_parses() {
-    let env = env_of(&[("SENTINEL_PASS", "CANARY-sentinel-pass")]);
-    let cases: &[(&str, &str, &[&str])] = &[
-        (
-            "standalone",
-            "queue:\n  backend: redis\n  redis_url: rediss://:CANARY-url-pass@r.lab:6390/0\n",
-            &["rediss://:CANARY-url-pass@r.lab:6390/0"],
-        ),
-        (
-            "sentinel",
-            "queue:\n  backend: redis\n  redis_sentinels:\n    - redis://:${SENTINEL_PASS}@s1.lab:26379\n    - rediss://s2.lab:26379\n  redis_sentinel_master: queue-master\n  redis_sentinel_master_password: CANARY-master-pass\n",
-            &[
-                "redis://:CANARY-sentinel-pass@s1.lab:26379",
-                "rediss://s2.lab:26379",
-            ],
-        ),
-        (
-            "cluster",
-            "queue:\n  backend: redis\n  redis_cluster: [\"redis://:CANARY-cluster-pass@c1.lab:7000\", \"redis://c2.lab:7001\", \"redis://c3.lab:7002\"]\n",
-            &[
-                "redis://:CANARY-cluster-pass@c1.lab:7000",
-                "redis://c2.lab:7001",
-                "redis://c3.lab:7002",
-            ],
-        ),
-    ];
-    for (name, yaml, urls) in cases {
-        let config =
-            Config::from_yaml_with_env(yaml, &env).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got: Vec<String> = match config.queue().backend() {
-            BackendConfig::Redis { url } => vec![url.secret().expose_secret().to_owned()],
-            BackendConfig::RedisSentinel {
-                sentinels,
-                master,
-                master_password,
-            } => {
-                assert_eq!(master, "queue-master", "{name}");
-                assert_eq!(
-                    master_password.as_ref().map(|p| p.secret().expose_secret()),
-                    Some("CANARY-master-pass"),
-                    "{name}"
-                );
-                sentinels
-                    .iter()
-                    .map(|s| s.secret().expose_secret().to_owned())
-                    .collect()
-            }
-            BackendConfig::RedisCluster { nodes } => nodes
-                .iter()
-                .map(|s| s.secret().expose_secret().to_owned())
-                .collect(),
-            other => panic!("{name}: {other:?}"),
-        };
-        assert_eq!(got, *urls, "{name}");
-        // No URL, password or canary in Debug, describe or warnings.
-        let rendered = [
-            format!("{config:?}"),
-            format!("{:?}", config.queue().backend()),
-            config.describe(),
-            config.warnings().join("\n"),
-        ];
-        for text in &rendered {
-            assert!(
-                !text.contains("CANARY"),
-                "{name}: secret leaked into:\n{text}"
-            );
-        }
-        assert!(config.describe().contains("backend: redis"), "{name}");
-    }
-}
-
-/// Two topologies, none, or a stray sentinel key: an error naming the keys, at the line.
-#[test]
-fn redis_topologies_are_exclusive() {
-    let cases: &[(&str, u64, u64, &str)] = &[
-        ("queue:\n  backend: redis\n", 2, 12, "none is set"),
-        (
-            "queue:\n  backend: redis\n  redis_url: redis://a:1\n  redis_cluster: [redis://b:2]\n",
-            2,
-            12,
-            "found queue.redis_url and queue.redis_cluster",
-        ),
-        (
-            "queue:\n  backend: redis\n  redis_sentinels: [redis://a:1]\n  redis_cluster: [redis://b:2]\n  redis_sentinel_master: m\n",
-            2,
-            12,
-            "found queue.redis_sentinels and queue.redis_cluster",
-        ),
-        (
-            "queue:\n  backend: redis\n  redis_sentinels: [redis://a:1]\n",
-            3,
-            20,
-            "needs queue.redis_sentinel_master",
-        ),
-        (
-            "queue:\n  backend: redis\n  redis_url: redis://a:1\n  redis_sentinel_master: m\n",
-            4,
-            26,
-            "only for queue.redis_sentinels",
-        ),
-        (
-            "queue:\n  backend: redis\n  redis_cluster: []\n",
-            3,
-            18,
-            "lists no URL",
-        ),
-    ];
-    for (yaml, line, column, needle) in cases {
-        check_error(yaml, &[], *line, *column, needle);
-    }
-}
-
 #[test]
 fn results_url_defaults_and_refusals() {
     // Absent: local disk, the cache settings at their defaults.
@@ -743,4 +629,118 @@ fn oauth_section_defaults_overrides_and_refusals() {
         5,
         "unknown field",
     );
+}
+
+/// Each Redis topology parses from its keys; the URLs stay secrets.
+#[test]
+fn each_redis_topology_parses() {
+    let env = env_of(&[("SENTINEL_PASS", "CANARY-sentinel-pass")]);
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "standalone",
+            "queue:\n  backend: redis\n  redis_url: rediss://:CANARY-url-pass@r.lab:6390/0\n",
+            &["rediss://:CANARY-url-pass@r.lab:6390/0"],
+        ),
+        (
+            "sentinel",
+            "queue:\n  backend: redis\n  redis_sentinels:\n    - redis://:${SENTINEL_PASS}@s1.lab:26379\n    - rediss://s2.lab:26379\n  redis_sentinel_master: queue-master\n  redis_sentinel_master_password: CANARY-master-pass\n",
+            &[
+                "redis://:CANARY-sentinel-pass@s1.lab:26379",
+                "rediss://s2.lab:26379",
+            ],
+        ),
+        (
+            "cluster",
+            "queue:\n  backend: redis\n  redis_cluster: [\"redis://:CANARY-cluster-pass@c1.lab:7000\", \"redis://c2.lab:7001\", \"redis://c3.lab:7002\"]\n",
+            &[
+                "redis://:CANARY-cluster-pass@c1.lab:7000",
+                "redis://c2.lab:7001",
+                "redis://c3.lab:7002",
+            ],
+        ),
+    ];
+    for (name, yaml, urls) in cases {
+        let config =
+            Config::from_yaml_with_env(yaml, &env).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got: Vec<String> = match config.queue().backend() {
+            BackendConfig::Redis { url } => vec![url.secret().expose_secret().to_owned()],
+            BackendConfig::RedisSentinel {
+                sentinels,
+                master,
+                master_password,
+            } => {
+                assert_eq!(master, "queue-master", "{name}");
+                assert_eq!(
+                    master_password.as_ref().map(|p| p.secret().expose_secret()),
+                    Some("CANARY-master-pass"),
+                    "{name}"
+                );
+                sentinels
+                    .iter()
+                    .map(|s| s.secret().expose_secret().to_owned())
+                    .collect()
+            }
+            BackendConfig::RedisCluster { nodes } => nodes
+                .iter()
+                .map(|s| s.secret().expose_secret().to_owned())
+                .collect(),
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(got, *urls, "{name}");
+        // No URL, password or canary in Debug, describe or warnings.
+        let rendered = [
+            format!("{config:?}"),
+            format!("{:?}", config.queue().backend()),
+            config.describe(),
+            config.warnings().join("\n"),
+        ];
+        for text in &rendered {
+            assert!(
+                !text.contains("CANARY"),
+                "{name}: secret leaked into:\n{text}"
+            );
+        }
+        assert!(config.describe().contains("backend: redis"), "{name}");
+    }
+}
+
+/// Two topologies, none, or a stray sentinel key: an error naming the keys, at the line.
+#[test]
+fn redis_topologies_are_exclusive() {
+    let cases: &[(&str, u64, u64, &str)] = &[
+        ("queue:\n  backend: redis\n", 2, 12, "none is set"),
+        (
+            "queue:\n  backend: redis\n  redis_url: redis://a:1\n  redis_cluster: [redis://b:2]\n",
+            2,
+            12,
+            "found queue.redis_url and queue.redis_cluster",
+        ),
+        (
+            "queue:\n  backend: redis\n  redis_sentinels: [redis://a:1]\n  redis_cluster: [redis://b:2]\n  redis_sentinel_master: m\n",
+            2,
+            12,
+            "found queue.redis_sentinels and queue.redis_cluster",
+        ),
+        (
+            "queue:\n  backend: redis\n  redis_sentinels: [redis://a:1]\n",
+            3,
+            20,
+            "needs queue.redis_sentinel_master",
+        ),
+        (
+            "queue:\n  backend: redis\n  redis_url: redis://a:1\n  redis_sentinel_master: m\n",
+            4,
+            26,
+            "only for queue.redis_sentinels",
+        ),
+        (
+            "queue:\n  backend: redis\n  redis_cluster: []\n",
+            3,
+            18,
+            "lists no URL",
+        ),
+    ];
+    for (yaml, line, column, needle) in cases {
+        check_error(yaml, &[], *line, *column, needle);
+    }
 }

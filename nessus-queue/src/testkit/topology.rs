@@ -99,6 +99,21 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs `start` up to three times: a free port is only free until someone else
+/// binds it (parallel tests start dozens of servers), so a lost race is retried
+/// with new ports; the last error is returned. A missing binary is not retried.
+fn with_fresh_ports<T>(mut start: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let mut last = None;
+    for _ in 0..3 {
+        match start() {
+            Ok(v) => return Ok(v),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("not started")))
+}
+
 /// A free port whose cluster bus port (+10000) is free too.
 fn free_cluster_port() -> io::Result<u16> {
     for _ in 0..100 {
@@ -148,14 +163,14 @@ impl RedisSentinelSet {
     /// Starts the five processes; returns once the replica is in sync and every
     /// sentinel names the master.
     pub fn start() -> io::Result<Self> {
-        Self::start_inner(None)
+        with_fresh_ports(|| Self::start_inner(None))
     }
 
     /// Like [`RedisSentinelSet::start`], with `password` required by the data nodes
     /// (`requirepass`, `masterauth`) and by the sentinels (`requirepass`,
     /// `auth-pass`); [`RedisSentinelSet::sentinel_urls`] then carry it.
     pub fn start_with_password(password: &str) -> io::Result<Self> {
-        Self::start_inner(Some(password.to_owned()))
+        with_fresh_ports(|| Self::start_inner(Some(password.to_owned())))
     }
 
     fn start_inner(password: Option<String>) -> io::Result<Self> {
@@ -379,6 +394,10 @@ impl RedisClusterSet {
     /// Starts the nodes, joins them with `redis-cli --cluster create` and returns
     /// once every node reports `cluster_state:ok` (and every replica is in sync).
     pub fn start(replicas: bool) -> io::Result<Self> {
+        with_fresh_ports(|| Self::start_inner(replicas))
+    }
+
+    fn start_inner(replicas: bool) -> io::Result<Self> {
         let dir = ScratchDir::new("cluster")?;
         let n = if replicas { 6 } else { 3 };
         let mut nodes = Vec::with_capacity(n);

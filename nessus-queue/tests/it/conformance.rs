@@ -1396,6 +1396,66 @@ pub(crate) async fn fair_claims_and_positions_follow_the_reference_model(h: &Har
     assert_eq!(rest, expected_rest);
 }
 
+/// Many principals at once: the Redis backend reads every other principal's counts
+/// in one pipeline for a position and for a claim (it was a round trip each), so
+/// each principal's figures must still land on that principal. 30 principals with
+/// uneven loads (1–3 tasks, in an interleaved order), two of them running work.
+pub(crate) async fn positions_and_claims_with_many_principals(h: &Harness) {
+    let q = &h.queue;
+    let mut plan: Vec<String> = Vec::new();
+    for round in 0..3 {
+        for p in 0..30 {
+            if p % 3 >= round {
+                plan.push(format!("tenant-{:02}", (p * 7) % 30));
+            }
+        }
+    }
+    let mut ids = Vec::new();
+    for (i, p) in plan.iter().enumerate() {
+        let t = q
+            .submit(
+                p,
+                req(&format!("10.4.{}.{}", i / 256, i % 256), "m"),
+                None,
+                None,
+            )
+            .await
+            .unwrap();
+        ids.push(t.task.task_id);
+    }
+    let queued: Vec<(usize, String)> = plan.iter().cloned().enumerate().collect();
+    let expected = reference_claim_order(&queued, &[]);
+    let pools = [pool("nessus", &[("s1", 1000)])];
+    // Two claims: the first two of the reference order run.
+    let mut claimed = Vec::new();
+    for _ in 0..2 {
+        let c = q.claim("w", &pools).await.unwrap().unwrap();
+        claimed.push(ids.iter().position(|i| *i == c.task.task_id).unwrap());
+    }
+    assert_eq!(claimed, expected[..2].to_vec());
+    let running: Vec<(&str, u64)> = claimed.iter().map(|i| (plan[*i].as_str(), 1)).collect();
+    let left: Vec<(usize, String)> = queued
+        .iter()
+        .filter(|(i, _)| !claimed.contains(i))
+        .cloned()
+        .collect();
+    let expected_rest = reference_claim_order(&left, &running);
+    for (rank, idx) in expected_rest.iter().enumerate() {
+        let v = q.get(&ids[*idx]).await.unwrap().unwrap();
+        assert_eq!(
+            v.queue_position,
+            Some(rank as u64 + 1),
+            "task {idx} ({})",
+            plan[*idx]
+        );
+    }
+    let mut rest = Vec::new();
+    while let Some(c) = q.claim("w", &pools).await.unwrap() {
+        rest.push(ids.iter().position(|i| *i == c.task.task_id).unwrap());
+    }
+    assert_eq!(rest, expected_rest);
+}
+
 pub(crate) async fn one_scan_is_not_stuck_behind_five_hundred(h: &Harness) {
     let q = &h.queue;
     let mut set = tokio::task::JoinSet::new();

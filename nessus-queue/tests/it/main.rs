@@ -73,6 +73,7 @@ conformance_tests!(
     cancel_queued_and_running,
     list_filters_and_pagination,
     queue_position_never_rises,
+    positions_and_claims_with_many_principals,
     housekeeping_ttls_and_dry_run,
     sealed_credentials_never_stored_in_plaintext,
     dlq_purge_modes,
