@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::{BackendKind, Error, Result};
 
 /// Where the Redis queue lives. Every URL may carry a username/password and use
-/// `rediss://` (TLS, rustls with the webpki roots); all of them are secrets.
+/// `rediss://` (TLS, rustls with the OS trust store); all of them are secrets.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum RedisTopology {
