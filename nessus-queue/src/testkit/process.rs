@@ -164,21 +164,37 @@ pub(crate) fn spawn_server(binary: &str, port: u16, args: &[String]) -> io::Resu
             io::Error::new(e.kind(), format!("{hint}: {e}"))
         })?;
     let mut process = ChildGuard::new(child);
+    wait_listening(&mut process, port, binary, START_TIMEOUT, "")?;
+    Ok(process)
+}
+
+/// Waits until `port` accepts connections on loopback, failing early when `process`
+/// exits first (`what` names it; `hint` is appended to either error).
+pub(crate) fn wait_listening(
+    process: &mut ChildGuard,
+    port: u16,
+    what: &str,
+    timeout: Duration,
+    hint: &str,
+) -> io::Result<()> {
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = process.child().try_wait()? {
             return Err(io::Error::other(format!(
-                "{binary} exited ({status}) before accepting connections on port {port}"
+                "{what} exited ({status}) before accepting connections on port {port}{hint}"
             )));
         }
-        if started.elapsed() > START_TIMEOUT {
+        if started.elapsed() > timeout {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("{binary} did not accept connections on port {port} within 5 s"),
+                format!(
+                    "{what} did not accept connections on port {port} within {} s{hint}",
+                    timeout.as_secs()
+                ),
             ));
         }
         // Blocking is fine here: nothing else in a test waits on the server yet.
         std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(process)
+    Ok(())
 }

@@ -5,11 +5,11 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::SecretString;
 
-use super::process::{ChildGuard, free_port};
+use super::process::{ChildGuard, free_port, wait_listening};
 
 /// The `moto[server]` version the tests and `.ci/run` install.
 pub const MOTO_PIN: &str = "5.2.6";
@@ -57,23 +57,14 @@ impl S3Server {
                 io::Error::new(e.kind(), format!("{hint}: {e}"))
             })?;
         let mut process = ChildGuard::new(child);
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = process.child().try_wait()? {
-                // A shim (pyenv, asdf) without the package behind it exits at once.
-                return Err(io::Error::other(format!(
-                    "moto_server exited ({status}) before listening on port {port}. {}",
-                    install_hint()
-                )));
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("moto_server did not listen on port {port} within 30 s"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        // A shim (pyenv, asdf) without the package behind it exits at once.
+        wait_listening(
+            &mut process,
+            port,
+            "moto_server",
+            START_TIMEOUT,
+            &format!(". {}", install_hint()),
+        )?;
         let server = Self {
             process,
             port,
