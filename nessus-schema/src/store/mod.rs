@@ -44,6 +44,7 @@ mod aggregate;
 mod explain;
 mod export;
 mod page;
+mod report;
 mod row;
 mod writer;
 
@@ -52,6 +53,7 @@ pub use aggregate::{
 };
 pub(crate) use explain::Census;
 pub use export::{EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS, ExportFormat, ExportPlan};
+pub use report::{REPORT_MAX_BYTES, REPORT_MAX_FINDINGS, SARIF_VERSION};
 pub(crate) use page::{Frame, SortTables, read_at, serve};
 use page::{RawView, RecordReader, SequentialReader};
 pub(crate) use row::{ChunkedRows, HostView, Row, Tables, default_cmp, fnv, row_for};
