@@ -29,8 +29,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &ExportArgs) -> anyhow::Result<()> 
         None => None,
         Some(text) => {
             let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-                CliError::Usage(format!("--filters is not JSON: {e}; give an object such as \
-                                         '{{\"severity\": \">=high\"}}'"))
+                CliError::Usage(format!(
+                    "--filters is not JSON: {e}; give an object such as \
+                                         '{{\"severity\": \">=high\"}}'"
+                ))
             })?;
             if !v.is_object() {
                 return Err(CliError::Usage(

@@ -18,8 +18,10 @@ fn export_writes_every_format_under_the_same_filters() {
     let id = import(corpus(FIXTURE).to_str().unwrap(), data);
     let store = dir.path().join("results").join(&id).join("store");
     let all = json_lines(&check(&["convert", store.to_str().unwrap()], OK));
-    let findings: Vec<&serde_json::Value> =
-        all.iter().filter(|l| l.get("plugin_id").is_some()).collect();
+    let findings: Vec<&serde_json::Value> = all
+        .iter()
+        .filter(|l| l.get("plugin_id").is_some())
+        .collect();
     let at_least_low = findings
         .iter()
         .filter(|f| f["severity"].as_u64().is_some_and(|s| s >= 1))
@@ -39,10 +41,19 @@ fn export_writes_every_format_under_the_same_filters() {
         ("html", Some(r#"{"severity": ">=low"}"#), at_least_low),
     ];
     for (format, filters, want) in cases {
-        let file = dir.path().join(format!("out-{format}-{}", filters.is_some()));
+        let file = dir
+            .path()
+            .join(format!("out-{format}-{}", filters.is_some()));
         let file_s = file.to_str().unwrap();
         let mut args = vec![
-            "export", &id, "--format", format, "--data-dir", data, "--profile", "minimal",
+            "export",
+            &id,
+            "--format",
+            format,
+            "--data-dir",
+            data,
+            "--profile",
+            "minimal",
         ];
         if let Some(f) = filters {
             args.extend(["--filters", f]);
@@ -77,17 +88,38 @@ fn export_writes_every_format_under_the_same_filters() {
     }
 
     // Errors: a task that does not exist, filters that are not an object, a bad format.
-    let out = check(&["export", "nope", "--format", "csv", "--data-dir", data], 4);
+    let out = check(
+        &["export", "nope", "--format", "csv", "--data-dir", data],
+        4,
+    );
     assert!(stderr(&out).contains("nope"), "{}", stderr(&out));
     let out = check(
-        &["export", &id, "--format", "csv", "--data-dir", data, "--filters", "[1]"],
+        &[
+            "export",
+            &id,
+            "--format",
+            "csv",
+            "--data-dir",
+            data,
+            "--filters",
+            "[1]",
+        ],
         USAGE,
     );
     assert!(stderr(&out).contains("--filters"), "{}", stderr(&out));
-    check(&["export", &id, "--format", "xlsx", "--data-dir", data], USAGE);
+    check(
+        &["export", &id, "--format", "xlsx", "--data-dir", data],
+        USAGE,
+    );
     let out = check(
         &[
-            "export", &id, "--format", "csv", "--data-dir", data, "--filters",
+            "export",
+            &id,
+            "--format",
+            "csv",
+            "--data-dir",
+            data,
+            "--filters",
             r#"{"no_such_field": 1}"#,
         ],
         USAGE,
@@ -118,7 +150,14 @@ fn csv_export_of_many_parts_has_one_header_and_every_row() {
     let id = import(file.to_str().unwrap(), data);
     let out = check(
         &[
-            "export", &id, "--format", "csv", "--data-dir", data, "--sort", "plugin_id",
+            "export",
+            &id,
+            "--format",
+            "csv",
+            "--data-dir",
+            data,
+            "--sort",
+            "plugin_id",
         ],
         OK,
     );
@@ -133,6 +172,10 @@ fn csv_export_of_many_parts_has_one_header_and_every_row() {
     for (i, row) in rows[1..].iter().enumerate() {
         let cells: Vec<&str> = row.split(',').collect();
         assert_eq!(cells[id_col], (i + 1).to_string(), "in order: {row}");
-        assert_eq!(cells[name_col], format!("'=cmd{}", i + 1), "neutralised: {row}");
+        assert_eq!(
+            cells[name_col],
+            format!("'=cmd{}", i + 1),
+            "neutralised: {row}"
+        );
     }
 }

@@ -338,7 +338,14 @@ async fn sarif_and_html_exports_are_one_document_under_the_same_filters() {
                 format!("Plugin {i}")
             };
             let sev = u8::try_from(i % 5).unwrap_or(0);
-            (i, name, sev, format!("desc {i}"), "patch".to_owned(), vec![])
+            (
+                i,
+                name,
+                sev,
+                format!("desc {i}"),
+                "patch".to_owned(),
+                vec![],
+            )
         })
         .collect();
     let imported = call_ok(&client, "import_scan", json!({"content": nessus(&items)})).await;
@@ -346,7 +353,12 @@ async fn sarif_and_html_exports_are_one_document_under_the_same_filters() {
     // (format, filters, findings expected by construction, mime type)
     let cases = [
         ("sarif", json!(null), 10, "application/sarif+json"),
-        ("sarif", json!({"severity": ">=high"}), 4, "application/sarif+json"),
+        (
+            "sarif",
+            json!({"severity": ">=high"}),
+            4,
+            "application/sarif+json",
+        ),
         ("html", json!(null), 10, "text/html"),
         ("html", json!({"plugin_id": 1}), 1, "text/html"),
     ];
@@ -357,14 +369,22 @@ async fn sarif_and_html_exports_are_one_document_under_the_same_filters() {
         }
         let e = call_ok(&client, "export_results", args).await;
         assert_eq!(
-            (e["findings"].as_u64(), e["parts"].as_u64(), e["mime_type"].as_str()),
+            (
+                e["findings"].as_u64(),
+                e["parts"].as_u64(),
+                e["mime_type"].as_str()
+            ),
             (Some(want), Some(1), Some(want_mime)),
             "{format} {filters}: {e}"
         );
         assert!(e["message"].as_str().unwrap_or("").contains("one"), "{e}");
         let uris = uris(&e);
         assert_eq!(uris.len(), 1, "{e}");
-        assert!(uris[0].contains(&format!("/export/{format}/1?")), "{}", uris[0]);
+        assert!(
+            uris[0].contains(&format!("/export/{format}/1?")),
+            "{}",
+            uris[0]
+        );
         let (body, mime) = read(&client, &uris[0]).await.expect("the document");
         assert_eq!(mime, want_mime);
         if format == "sarif" {
@@ -380,8 +400,14 @@ async fn sarif_and_html_exports_are_one_document_under_the_same_filters() {
             }
         } else {
             assert!(body.starts_with("<!DOCTYPE html>"), "{body:.80}");
-            assert!(!body.contains("<script") && !body.contains("<img"), "escaped");
-            assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "shown as text");
+            assert!(
+                !body.contains("<script") && !body.contains("<img"),
+                "escaped"
+            );
+            assert!(
+                body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "shown as text"
+            );
         }
         // One document: there is no part 2.
         let err = read(&client, &uris[0].replacen("/1?", "/2?", 1))

@@ -153,7 +153,11 @@ impl Store {
     }
 
     /// Decodes the findings at `rows` (row numbers) in that order, calling `f` on each.
-    pub(super) fn each_finding(&self, rows: &[u32], mut f: impl FnMut(&Finding) -> Result<()>) -> Result<()> {
+    pub(super) fn each_finding(
+        &self,
+        rows: &[u32],
+        mut f: impl FnMut(&Finding) -> Result<()>,
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }

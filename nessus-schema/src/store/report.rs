@@ -83,7 +83,8 @@ fn text(f: &Finding, name: &str) -> Option<String> {
 
 /// The asset a finding is on: the host's address when known, else its name.
 fn asset(f: &Finding) -> String {
-    f.host_ip.map_or_else(|| f.host.clone(), |ip| ip.to_string())
+    f.host_ip
+        .map_or_else(|| f.host.clone(), |ip| ip.to_string())
 }
 
 fn port_protocol(f: &Finding) -> String {
@@ -387,8 +388,10 @@ fn html(store: &Store, findings: &[Finding]) -> Vec<u8> {
     }
     o.push_str("</table>\n<h2>Findings per severity</h2>");
     severity_chart(&mut o, &counts);
-    o.push_str("\n<h2>Hosts</h2><table><tr><th>Host</th><th>Findings</th><th>Critical</th>\
-                <th>High</th><th>Medium</th><th>Low</th><th>Info</th></tr>");
+    o.push_str(
+        "\n<h2>Hosts</h2><table><tr><th>Host</th><th>Findings</th><th>Critical</th>\
+                <th>High</th><th>Medium</th><th>Low</th><th>Info</th></tr>",
+    );
     for (host, list) in &hosts {
         let mut c = [0u64; 5];
         for f in list {
@@ -419,8 +422,10 @@ fn html(store: &Store, findings: &[Finding]) -> Vec<u8> {
         if let Some(ip) = ip {
             let _ = write!(o, " <span class=\"meta\">({})</span>", e(&ip));
         }
-        o.push_str("</h2><table><tr><th>Severity</th><th>Plugin</th><th>Name</th>\
-                    <th>Port</th><th>Details</th></tr>\n");
+        o.push_str(
+            "</h2><table><tr><th>Severity</th><th>Plugin</th><th>Name</th>\
+                    <th>Port</th><th>Details</th></tr>\n",
+        );
         for f in list {
             o.push_str("<tr><td>");
             severity_badge(&mut o, f.severity);
@@ -469,7 +474,10 @@ mod tests {
     #[test]
     fn html_escaping_and_host_uris() {
         let cases = [
-            ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+            (
+                "<script>alert(1)</script>",
+                "&lt;script&gt;alert(1)&lt;/script&gt;",
+            ),
             (
                 "\"><img src=x onerror='a()'>",
                 "&quot;&gt;&lt;img src=x onerror=&#39;a()&#39;&gt;",

@@ -7,9 +7,7 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use nessus_schema::{
-    ExportFormat, Query, QueryParams, REPORT_MAX_FINDINGS, SARIF_VERSION, Store,
-};
+use nessus_schema::{ExportFormat, Query, QueryParams, REPORT_MAX_FINDINGS, SARIF_VERSION, Store};
 use serde_json::Value;
 
 use crate::store::ingest;
@@ -28,7 +26,9 @@ fn query(filters: Option<Value>, sort: Option<&str>) -> Query {
 fn document(store: &Store, q: &Query, format: ExportFormat) -> (u64, String) {
     let plan = store.export_plan(q, format).expect("plan");
     assert_eq!(plan.parts, 1, "{format:?} is one document");
-    let body = store.export_part(q, format, plan.part_size, 1).expect("part 1");
+    let body = store
+        .export_part(q, format, plan.part_size, 1)
+        .expect("part 1");
     assert_eq!(body.len() as u64, plan.largest_part_bytes);
     assert!(store.export_part(q, format, plan.part_size, 2).is_err());
     (plan.findings, String::from_utf8(body).expect("utf-8"))
@@ -77,7 +77,11 @@ fn sarif_validator() -> jsonschema::Validator {
 /// MANIFEST counts).
 const SARIF_CASES: [(&str, &str, u64); 5] = [
     ("libnessus__nessus_report_local_3.nessus", "null", 106),
-    ("libnessus__nessus_report_local_3.nessus", r#"{"severity": ">=2"}"#, 25),
+    (
+        "libnessus__nessus_report_local_3.nessus",
+        r#"{"severity": ">=2"}"#,
+        25,
+    ),
     ("eafonin-nessus-api__sample_scan.nessus", "null", 40),
     ("defectdojo__nessus_with_cvssv3.nessus", "null", 0),
     ("defectdojo__nessus_was_no_vuln.xml", "null", 0),
@@ -121,7 +125,10 @@ fn sarif_exports_validate_against_the_2_1_0_schema() {
                     result[k] = v.clone();
                 }
                 bad["runs"][0]["results"][0] = result;
-                assert!(!validator.is_valid(&bad), "{file}: {broken} passed the schema");
+                assert!(
+                    !validator.is_valid(&bad),
+                    "{file}: {broken} passed the schema"
+                );
             }
         }
 
@@ -132,10 +139,18 @@ fn sarif_exports_validate_against_the_2_1_0_schema() {
         assert_eq!(driver["name"], "Nessus");
         let rules = driver["rules"].as_array().expect("rules");
         let results = runs[0]["results"].as_array().expect("results");
-        assert_eq!(results.len() as u64, findings, "{file}: one result per finding");
+        assert_eq!(
+            results.len() as u64,
+            findings,
+            "{file}: one result per finding"
+        );
         let rule_ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
         let distinct: BTreeSet<&str> = rule_ids.iter().copied().collect();
-        assert_eq!(distinct.len(), rule_ids.len(), "{file}: one rule per plugin");
+        assert_eq!(
+            distinct.len(),
+            rule_ids.len(),
+            "{file}: one rule per plugin"
+        );
         for r in results {
             let id = r["ruleId"].as_str().expect("ruleId");
             let index = r["ruleIndex"].as_u64().expect("ruleIndex") as usize;
@@ -168,13 +183,22 @@ fn sarif_exports_validate_against_the_2_1_0_schema() {
 fn sarif_levels_follow_severity() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = ingest("libnessus__nessus_report_local_3.nessus", dir.path());
-    for (severity, level) in [(4, "error"), (3, "error"), (2, "warning"), (1, "note"), (0, "none")] {
+    for (severity, level) in [
+        (4, "error"),
+        (3, "error"),
+        (2, "warning"),
+        (1, "note"),
+        (0, "none"),
+    ] {
         let q = query(Some(serde_json::json!({ "severity": severity })), None);
         let (_, body) = document(&store, &q, ExportFormat::Sarif);
         let log: Value = serde_json::from_str(&body).unwrap();
         let results = log["runs"][0]["results"].as_array().unwrap();
         assert!(!results.is_empty(), "severity {severity}");
-        assert!(results.iter().all(|r| r["level"] == level), "severity {severity}");
+        assert!(
+            results.iter().all(|r| r["level"] == level),
+            "severity {severity}"
+        );
     }
 }
 
@@ -276,7 +300,10 @@ fn csv_neutralises_hostile_cells() {
         .export_part(&q, ExportFormat::Csv, plan.part_size, 1)
         .expect("part");
     let rows = parse_csv(&String::from_utf8(body).expect("utf-8"));
-    assert_eq!(rows[0], ["plugin_id", "plugin_name", "plugin_output", "port"]);
+    assert_eq!(
+        rows[0],
+        ["plugin_id", "plugin_name", "plugin_output", "port"]
+    );
     assert_eq!(rows.len(), HOSTILE_CELLS.len() + 1);
     for (row, hostile) in rows[1..].iter().zip(HOSTILE_CELLS) {
         // The parser keeps the text as written (its whitespace trimmed, as every .nessus
@@ -312,7 +339,10 @@ fn csv_neutralises_hostile_cells() {
 const HTML_ATTACKS: [(&str, &str); 3] = [
     ("<script>document.title='pwned'</script>", "<script"),
     ("\"><img src=x onerror=\"document.title='pwned'\">", "<img"),
-    ("<a href=\"http://evil.example/\">x</a><style>body{display:none}</style>", "<a href"),
+    (
+        "<a href=\"http://evil.example/\">x</a><style>body{display:none}</style>",
+        "<a href",
+    ),
 ];
 
 fn hostile_html_store(dir: &Path) -> Store {
@@ -486,7 +516,10 @@ fn load(page: &Path, profile: &Path) -> (BTreeSet<String>, String) {
 fn html_report_renders_in_headless_chromium_with_no_request_but_the_file() {
     let browser = chromium();
     let dir = tempfile::tempdir().expect("tempdir");
-    let out_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/report-html"));
+    let out_dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/report-html"
+    ));
     std::fs::create_dir_all(&out_dir).expect("target/report-html");
     // Chromium refuses a netlog path with `..` in it.
     let out_dir = out_dir.canonicalize().expect("canonical target dir");
@@ -521,7 +554,11 @@ fn html_report_renders_in_headless_chromium_with_no_request_but_the_file() {
         }),
     ];
     for (name, store) in cases {
-        let (_, html) = document(&store, &query(None, Some("severity:desc")), ExportFormat::Html);
+        let (_, html) = document(
+            &store,
+            &query(None, Some("severity:desc")),
+            ExportFormat::Html,
+        );
         let page = out_dir.join(format!("{name}.html"));
         std::fs::write(&page, &html).expect("page written");
         let url = format!("file://{}", page.display());
@@ -537,12 +574,19 @@ fn html_report_renders_in_headless_chromium_with_no_request_but_the_file() {
             ],
         );
         let png = std::fs::read(&shot).expect("screenshot written");
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{}", shot.display());
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{}",
+            shot.display()
+        );
 
         let (requests, dom) = load(&page, &profile);
         // The browser's own parse of the page: the chart and the hosts are there, and no
         // element an attacker's text could have become.
-        assert!(dom.contains("<svg") && dom.contains("Findings per severity"), "{name}");
+        assert!(
+            dom.contains("<svg") && dom.contains("Findings per severity"),
+            "{name}"
+        );
         for element in ["<script", "<img", "<iframe", "<a "] {
             assert!(!dom.contains(element), "{name}: the DOM has {element}");
         }
@@ -553,7 +597,10 @@ fn html_report_renders_in_headless_chromium_with_no_request_but_the_file() {
         }
         // The file itself is read from disk, not through the network stack: any entry
         // here is a request the page made to something else.
-        assert!(requests.is_empty(), "{name}: the page requested {requests:?}");
+        assert!(
+            requests.is_empty(),
+            "{name}: the page requested {requests:?}"
+        );
     }
     let _ = browser;
 }
