@@ -82,6 +82,47 @@ pub(crate) enum Command {
     /// The audit trail (submits, cancels, imports, results reads, DLQ actions, policy
     /// and quota refusals), newest first.
     Audit(AuditArgs),
+    /// Export a completed task's findings (the same filters and service call as the MCP
+    /// tool export_results): JSON-NL, CSV (formula cells neutralised), a SARIF 2.1.0
+    /// log or a self-contained HTML report.
+    Export(ExportArgs),
+}
+
+/// `export` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The task id of a completed scan.
+    pub(crate) task: String,
+    /// jsonl (one finding per line), csv (one header row; cells starting with =, +, -, @,
+    /// tab or CR get a leading '), sarif (SARIF 2.1.0) or html (one self-contained page).
+    #[arg(long, value_enum)]
+    pub(crate) format: ExportFormatArg,
+    /// Filters as for get_scan_results: a JSON object, e.g. '{"severity": ">=high"}'.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) filters: Option<String>,
+    /// Fields per finding of jsonl and csv: a schema profile (minimal, brief, summary,
+    /// full). SARIF and HTML always carry what they need.
+    #[arg(long, default_value = "brief")]
+    pub(crate) profile: String,
+    /// Sort order as for get_scan_results, e.g. "severity:desc,host".
+    #[arg(long)]
+    pub(crate) sort: Option<String>,
+    /// Write here instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+/// The `--format` of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormatArg {
+    /// JSON-NL.
+    Jsonl,
+    /// CSV.
+    Csv,
+    /// SARIF 2.1.0.
+    Sarif,
+    /// HTML report.
+    Html,
 }
 
 /// `audit` arguments.

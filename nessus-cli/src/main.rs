@@ -1,7 +1,8 @@
 //! `nessus-cli`: the admin CLI of nessus-mcp.
 //!
 //! Subcommands: `convert` (a `.nessus` file or findings store to JSON-NL), `diff` (two
-//! scans), `import` (a `.nessus` file as a completed task), the queue administration
+//! scans), `import` (a `.nessus` file as a completed task), `export` (a task's findings as
+//! JSON-NL, CSV, SARIF or HTML), the queue administration
 //! commands `queue status`, `tasks list|show|cancel`, `dlq list|show|retry|purge` and
 //! `housekeeping run`, `audit` (the audit trail), `worker` (the queue worker runtime), `config check`,
 //! `scanners list|check`, and `sim` (the Nessus simulator). Exit codes are listed in
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Convert(args) => commands::convert::run(&cli.global, args),
         Command::Diff(args) => commands::diff::run(&cli.global, args),
+        Command::Export(args) => commands::export::run(&cli.global, args),
         Command::Queue(cmd) => commands::queue::run_queue(&cli.global, cmd),
         Command::Tasks(cmd) => commands::queue::run_tasks(&cli.global, cmd),
         Command::Dlq(cmd) => commands::queue::run_dlq(&cli.global, cmd),

@@ -67,6 +67,11 @@ pub(crate) fn substitute(text: &str) -> String {
             "{export_part_bytes}",
             &kib(nessus_schema::EXPORT_PART_MAX_BYTES),
         )
+        .replace(
+            "{report_findings}",
+            &nessus_schema::REPORT_MAX_FINDINGS.to_string(),
+        )
+        .replace("{report_bytes}", &kib(nessus_schema::REPORT_MAX_BYTES))
 }
 
 /// Substitutes every `description` string inside a JSON Schema.
@@ -107,7 +112,7 @@ mod tests {
     /// No published description (tools, input schemas, both modes) keeps a placeholder.
     #[test]
     fn every_published_text_is_substituted() {
-        const PLACEHOLDERS: [&str; 9] = [
+        const PLACEHOLDERS: [&str; 11] = [
             "{severity_scale}",
             "{profiles}",
             "{sort_fields}",
@@ -117,6 +122,8 @@ mod tests {
             "{max_budget}",
             "{export_part_findings}",
             "{export_part_bytes}",
+            "{report_findings}",
+            "{report_bytes}",
         ];
         for mode in [
             nessus_core::ToolOutput::Compatible,

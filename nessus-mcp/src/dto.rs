@@ -705,8 +705,10 @@ impl crate::args::ToolArgs for GetScanResults {
 pub(crate) struct ExportResults {
     /// Task id of a completed scan.
     pub(crate) task_id: String,
-    /// "jsonl" (one JSON vulnerability line per finding, no framing lines) or
-    /// "csv" (a header row at the top of every part).
+    /// "jsonl" (one JSON vulnerability line per finding, no framing lines),
+    /// "csv" (a header row at the top of every part), "sarif" (one SARIF 2.1.0
+    /// log) or "html" (one self-contained HTML report); sarif and html are one
+    /// document (one part), refused past {report_findings} findings.
     pub(crate) format: String,
     /// Fields per finding: {profiles}.
     #[serde(default = "default_profile")]
@@ -729,11 +731,12 @@ impl crate::args::ToolArgs for ExportResults {}
 pub(crate) struct ExportResult {
     /// Task id.
     pub(crate) task_id: String,
-    /// jsonl or csv.
+    /// jsonl, csv, sarif or html.
     pub(crate) format: String,
     /// Findings matching the filters.
     pub(crate) findings: u64,
-    /// Number of parts (0 when nothing matches).
+    /// Number of parts (0 when nothing matches; always 1 for sarif and html,
+    /// which are one document).
     pub(crate) parts: u32,
     /// Findings per part (the last may hold fewer); smaller than the maximum
     /// when parts of that many findings would exceed the byte cap.

@@ -742,7 +742,7 @@ pub(crate) async fn export_results(
     use nessus_queue::service::ExportFormat;
     let format = ExportFormat::parse(&p.format).map_err(|_| {
         ToolError::invalid("format", format!("{:?} is not an export format", p.format))
-            .hint(format!("format takes {}", ExportFormat::NAMES.join(" or ")))
+            .hint(format!("format takes {}", ExportFormat::NAMES.join(", ")))
     })?;
     let params = selection(p.schema_profile, p.custom_fields, p.filters, p.sort)?;
     // The plan measures every matching finding once: report it when the client asks.
@@ -767,7 +767,15 @@ pub(crate) async fn export_results(
         .map(|k| export_uri::build(&p.task_id, format, k, &params, plan.part_size))
         .collect();
     let uri_template = export_uri::template(&p.task_id, format, &params, plan.part_size);
-    let message = if plan.parts == 0 {
+    let message = if format.is_document() {
+        format!(
+            "{} findings in one {} document ({} bytes); read uris[0] with resources/read \
+             (it stays valid while the task's results exist).",
+            plan.findings,
+            format.name(),
+            plan.largest_part_bytes
+        )
+    } else if plan.parts == 0 {
         "No findings match these filters; nothing to export.".to_owned()
     } else {
         let listed = if plan.parts > EXPORT_URIS_LISTED {

@@ -320,14 +320,18 @@ impl NessusMcp {
     }
 
     /// Export every finding of a completed scan that matches the filters
-    /// (projected and sorted as in get_scan_results) as JSON-NL or CSV, by
+    /// (projected and sorted as in get_scan_results) as JSON-NL or CSV parts, or
+    /// as one SARIF 2.1.0 or one self-contained HTML report document, by
     /// reference: the answer lists one nessus:// resource URI per part (also as
     /// resource_link content) to read with resources/read; nothing large is
     /// inlined. A part holds at most {export_part_findings} findings and
     /// {export_part_bytes}. JSON-NL parts hold only vulnerability lines; every CSV
     /// part starts with the header row, lists are joined with "; ", and cells a
-    /// spreadsheet would run as a formula are prefixed with '. Severity:
-    /// {severity_scale}.
+    /// spreadsheet would run as a formula are prefixed with '. sarif (one result
+    /// per finding, rules = plugins, for code-scanning tools) and html (summary,
+    /// severity chart, findings by host; no script or external asset) are one
+    /// document of at most {report_findings} findings and {report_bytes}: past
+    /// that, narrow with filters. Severity: {severity_scale}.
     #[tool(
         output_schema = schema_for_output::<ExportResult>(),
         annotations(

@@ -86,7 +86,7 @@ pub use split::{DEFAULT_PARALLEL_MIN_BYTES, convert_file, convert_file_with};
 pub use store::{
     Aggregate, Aggregation, DEFAULT_TOP, EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS,
     ExportFormat, ExportPlan, Group, GroupBy, GroupIdentity, INDEXED_FIELDS, IngestOptions,
-    MAX_TOP, Other, PageInfo, Rank, Store,
+    MAX_TOP, Other, PageInfo, REPORT_MAX_BYTES, REPORT_MAX_FINDINGS, Rank, SARIF_VERSION, Store,
 };
 pub use summary::{
     AUTH_PLUGINS, AuthenticationStatus, Credentialed, HostStatus, MIN_AUTH_PLUGINS,

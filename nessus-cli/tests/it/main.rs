@@ -5,6 +5,7 @@ mod audit;
 mod config;
 mod convert;
 mod diff;
+mod export;
 mod import;
 mod queue;
 mod scanners;

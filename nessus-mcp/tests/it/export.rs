@@ -323,3 +323,98 @@ async fn large_exports_are_cut_by_count_and_by_bytes() {
     client.cancel().await.expect("close");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn sarif_and_html_exports_are_one_document_under_the_same_filters() {
+    let h = Harness::start(0, Duration::from_secs(1)).await;
+    let client = h.client(TOKEN).await;
+    let attack = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>".to_owned();
+    // Severities 0..=4, twice each; plugin 1 carries the attack in its name.
+    let items: Vec<Item> = (1..=10u32)
+        .map(|i| {
+            let name = if i == 1 {
+                attack.clone()
+            } else {
+                format!("Plugin {i}")
+            };
+            let sev = u8::try_from(i % 5).unwrap_or(0);
+            (
+                i,
+                name,
+                sev,
+                format!("desc {i}"),
+                "patch".to_owned(),
+                vec![],
+            )
+        })
+        .collect();
+    let imported = call_ok(&client, "import_scan", json!({"content": nessus(&items)})).await;
+    let id = imported["task_id"].as_str().expect("id").to_owned();
+    // (format, filters, findings expected by construction, mime type)
+    let cases = [
+        ("sarif", json!(null), 10, "application/sarif+json"),
+        (
+            "sarif",
+            json!({"severity": ">=high"}),
+            4,
+            "application/sarif+json",
+        ),
+        ("html", json!(null), 10, "text/html"),
+        ("html", json!({"plugin_id": 1}), 1, "text/html"),
+    ];
+    for (format, filters, want, want_mime) in cases {
+        let mut args = json!({"task_id": id, "format": format});
+        if !filters.is_null() {
+            args["filters"] = filters.clone();
+        }
+        let e = call_ok(&client, "export_results", args).await;
+        assert_eq!(
+            (
+                e["findings"].as_u64(),
+                e["parts"].as_u64(),
+                e["mime_type"].as_str()
+            ),
+            (Some(want), Some(1), Some(want_mime)),
+            "{format} {filters}: {e}"
+        );
+        assert!(e["message"].as_str().unwrap_or("").contains("one"), "{e}");
+        let uris = uris(&e);
+        assert_eq!(uris.len(), 1, "{e}");
+        assert!(
+            uris[0].contains(&format!("/export/{format}/1?")),
+            "{}",
+            uris[0]
+        );
+        let (body, mime) = read(&client, &uris[0]).await.expect("the document");
+        assert_eq!(mime, want_mime);
+        if format == "sarif" {
+            let log: Value = serde_json::from_str(&body).expect("SARIF is JSON");
+            assert_eq!(log["version"], "2.1.0");
+            let results = log["runs"][0]["results"].as_array().expect("results");
+            assert_eq!(results.len() as u64, want, "{format} {filters}");
+            for r in results {
+                assert_eq!(
+                    r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                    "host/192.0.2.50"
+                );
+            }
+        } else {
+            assert!(body.starts_with("<!DOCTYPE html>"), "{body:.80}");
+            assert!(
+                !body.contains("<script") && !body.contains("<img"),
+                "escaped"
+            );
+            assert!(
+                body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "shown as text"
+            );
+        }
+        // One document: there is no part 2.
+        let err = read(&client, &uris[0].replacen("/1?", "/2?", 1))
+            .await
+            .expect_err("no part 2");
+        assert!(err.contains("one document"), "{err}");
+    }
+    client.cancel().await.expect("close");
+    h.stop().await;
+}

@@ -11,11 +11,14 @@
 //! - Parts are fixed windows of the sorted selection: part `k` (1-based) is
 //!   findings `(k-1)*part_size .. k*part_size`, so a client can fetch them in any
 //!   order and the plan stays valid as long as the store does (stores are immutable).
+//! - SARIF and HTML are one document each (see the `report` module): their plan is
+//!   one part, and the document is refused past its caps instead of being cut.
 
 use serde::Serialize;
 
 use super::Store;
 use super::page::RecordReader;
+use super::report::{Document, REPORT_MAX_FINDINGS};
 use crate::catalogue::Projection;
 use crate::codec::{self, RawRecord};
 use crate::csv::{self, Cell};
@@ -28,7 +31,7 @@ pub const EXPORT_PART_MAX_FINDINGS: u32 = 500;
 /// Most bytes in one export part (unless one finding alone is larger).
 pub const EXPORT_PART_MAX_BYTES: usize = 4 * 1024 * 1024;
 
-/// The body format of an export.
+/// The body format of an export: parts (JSON-NL, CSV) or one document (SARIF, HTML).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExportFormat {
@@ -36,29 +39,51 @@ pub enum ExportFormat {
     JsonLines,
     /// RFC 4180 CSV with a header row per part.
     Csv,
+    /// A SARIF 2.1.0 log: one document, not parts (see [`super::report`]).
+    Sarif,
+    /// A self-contained HTML report: one document, not parts (see [`super::report`]).
+    Html,
 }
 
 impl ExportFormat {
     /// Every format name [`ExportFormat::parse`] accepts.
-    pub const NAMES: [&'static str; 2] = ["jsonl", "csv"];
+    pub const NAMES: [&'static str; 4] = ["jsonl", "csv", "sarif", "html"];
 
-    /// Parses `jsonl` or `csv` (case-insensitive).
+    /// Parses `jsonl`, `csv`, `sarif` or `html` (case-insensitive).
     pub fn parse(name: &str) -> Result<ExportFormat> {
         match name.trim().to_ascii_lowercase().as_str() {
             "jsonl" => Ok(ExportFormat::JsonLines),
             "csv" => Ok(ExportFormat::Csv),
+            "sarif" => Ok(ExportFormat::Sarif),
+            "html" => Ok(ExportFormat::Html),
             other => Err(Error::query(format!(
                 "unknown export format {other:?}: use {}",
-                Self::NAMES.join(" or ")
+                Self::NAMES.join(", ")
             ))),
         }
     }
 
-    /// The name used in URIs (`jsonl`, `csv`).
+    /// The name used in URIs (`jsonl`, `csv`, `sarif`, `html`).
     pub fn name(self) -> &'static str {
         match self {
             ExportFormat::JsonLines => "jsonl",
             ExportFormat::Csv => "csv",
+            ExportFormat::Sarif => "sarif",
+            ExportFormat::Html => "html",
+        }
+    }
+
+    /// Whether the format is one document (SARIF, HTML) rather than parts: its plan
+    /// has exactly one part, capped by [`REPORT_MAX_FINDINGS`] and [`crate::REPORT_MAX_BYTES`].
+    pub fn is_document(self) -> bool {
+        self.document().is_some()
+    }
+
+    fn document(self) -> Option<Document> {
+        match self {
+            ExportFormat::Sarif => Some(Document::Sarif),
+            ExportFormat::Html => Some(Document::Html),
+            ExportFormat::JsonLines | ExportFormat::Csv => None,
         }
     }
 
@@ -67,6 +92,8 @@ impl ExportFormat {
         match self {
             ExportFormat::JsonLines => "application/x-ndjson",
             ExportFormat::Csv => "text/csv",
+            ExportFormat::Sarif => "application/sarif+json",
+            ExportFormat::Html => "text/html",
         }
     }
 }
@@ -126,7 +153,11 @@ impl Store {
     }
 
     /// Decodes the findings at `rows` (row numbers) in that order, calling `f` on each.
-    fn each_finding(&self, rows: &[u32], mut f: impl FnMut(&Finding) -> Result<()>) -> Result<()> {
+    pub(super) fn each_finding(
+        &self,
+        rows: &[u32],
+        mut f: impl FnMut(&Finding) -> Result<()>,
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -145,6 +176,7 @@ impl Store {
         Ok(())
     }
 
+    /// Renders one finding of a parts format (documents are rendered whole).
     fn render(
         format: ExportFormat,
         projection: &Projection,
@@ -163,6 +195,7 @@ impl Store {
                     .iter()
                     .map(|c| f.get(c).map_or(Cell::Empty, Cell::Value)),
             ),
+            ExportFormat::Sarif | ExportFormat::Html => {}
         }
     }
 
@@ -189,6 +222,18 @@ impl Store {
         format: ExportFormat,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<ExportPlan> {
+        if let Some(doc) = format.document() {
+            // One document: rendered once to check both caps and measure it.
+            progress(0, 0);
+            let (body, findings) = self.report(query, doc)?;
+            progress(findings, findings);
+            return Ok(ExportPlan {
+                findings,
+                parts: 1,
+                part_size: REPORT_MAX_FINDINGS,
+                largest_part_bytes: body.len() as u64,
+            });
+        }
         self.check_fields(query)?;
         let matched = self.select(&query.filter, &query.sort)?;
         let columns = self.export_columns(&query.projection);
@@ -233,6 +278,15 @@ impl Store {
         part_size: u32,
         part: u32,
     ) -> Result<Vec<u8>> {
+        if let Some(doc) = format.document() {
+            if part != 1 {
+                return Err(Error::query(format!(
+                    "export part {part} does not exist: a {} export is one document, part 1",
+                    format.name()
+                )));
+            }
+            return Ok(self.report(query, doc)?.0);
+        }
         self.check_fields(query)?;
         let size = part_size.clamp(1, EXPORT_PART_MAX_FINDINGS) as usize;
         let matched = self.select(&query.filter, &query.sort)?;

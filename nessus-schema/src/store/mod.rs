@@ -44,6 +44,7 @@ mod aggregate;
 mod explain;
 mod export;
 mod page;
+mod report;
 mod row;
 mod writer;
 
@@ -54,6 +55,7 @@ pub(crate) use explain::Census;
 pub use export::{EXPORT_PART_MAX_BYTES, EXPORT_PART_MAX_FINDINGS, ExportFormat, ExportPlan};
 pub(crate) use page::{Frame, SortTables, read_at, serve};
 use page::{RawView, RecordReader, SequentialReader};
+pub use report::{REPORT_MAX_BYTES, REPORT_MAX_FINDINGS, SARIF_VERSION};
 pub(crate) use row::{ChunkedRows, HostView, Row, Tables, default_cmp, fnv, row_for};
 use row::{RowReader, RowView, ranks};
 use writer::write_store;

@@ -11,6 +11,7 @@ mod hostile;
 mod hosts;
 mod naive;
 mod props;
+mod report;
 mod split;
 mod store;
 
