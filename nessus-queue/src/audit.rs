@@ -39,11 +39,13 @@ pub enum AuditAction {
     PolicyRefused,
     /// A request was refused by a per-principal quota.
     QuotaRefused,
+    /// Findings over time were read (`findings_changes`).
+    FindingsRead,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for help texts and tests).
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Submit,
         Self::Cancel,
         Self::Import,
@@ -53,6 +55,7 @@ impl AuditAction {
         Self::DlqPurge,
         Self::PolicyRefused,
         Self::QuotaRefused,
+        Self::FindingsRead,
     ];
 
     /// The stable snake_case form.
@@ -67,6 +70,7 @@ impl AuditAction {
             Self::DlqPurge => "dlq_purge",
             Self::PolicyRefused => "policy_refused",
             Self::QuotaRefused => "quota_refused",
+            Self::FindingsRead => "findings_read",
         }
     }
 }

@@ -1,0 +1,207 @@
+//! Findings over time through the service: "what changed on these targets since X",
+//! with tenancy (a principal reads the scope of its own tasks; an admin every
+//! scope), limits and the audit record. The states themselves are kept by
+//! [`crate::Queue::record_findings`] for every completed scan.
+
+use jiff::Timestamp;
+
+use crate::audit::{AuditAction, AuditEvent};
+use crate::error::{Error, Result};
+use crate::findings::{
+    CHANGES_MAX, ChangesPage, ChangesQuery, FindingState, Since, TARGETS_MAX, Target,
+};
+use crate::limits::{CURSOR_MAX, check_len};
+
+use super::{Operation, Principal, Service};
+
+/// Default page size of a changes answer.
+pub const CHANGES_DEFAULT_LIMIT: usize = 100;
+
+/// A `findings_changes` request as a frontend received it.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ChangesRequest {
+    /// Hosts (addresses, names) and CIDRs.
+    pub targets: Vec<String>,
+    /// An RFC 3339 instant, a date (`YYYY-MM-DD`, midnight UTC) or a task id.
+    pub since: String,
+    /// States to return (default: new, reopened, fixed).
+    pub states: Option<Vec<String>>,
+    /// Minimum severity: 0-4 or info, low, medium, high, critical.
+    pub severity: Option<String>,
+    /// Page size (1..=1000, default 100).
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous answer.
+    pub cursor: Option<String>,
+}
+
+impl ChangesRequest {
+    /// Changes on `targets` since `since`.
+    pub fn new(targets: Vec<String>, since: impl Into<String>) -> Self {
+        Self {
+            targets,
+            since: since.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Only these states.
+    #[must_use]
+    pub fn states(mut self, s: Option<Vec<String>>) -> Self {
+        self.states = s;
+        self
+    }
+
+    /// Only this severity and above.
+    #[must_use]
+    pub fn severity(mut self, s: Option<String>) -> Self {
+        self.severity = s;
+        self
+    }
+
+    /// Page size.
+    #[must_use]
+    pub fn limit(mut self, n: Option<usize>) -> Self {
+        self.limit = n;
+        self
+    }
+
+    /// Continue after a cursor.
+    #[must_use]
+    pub fn cursor(mut self, c: Option<String>) -> Self {
+        self.cursor = c;
+        self
+    }
+}
+
+/// Parses a minimum severity: a number 0-4 or its name.
+pub fn parse_severity(s: &str) -> Result<u8> {
+    let s = s.trim().trim_start_matches(">=").trim();
+    let names = ["info", "low", "medium", "high", "critical"];
+    if let Ok(n) = s.parse::<u8>()
+        && n <= 4
+    {
+        return Ok(n);
+    }
+    names
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(s))
+        .map(|i| i as u8)
+        .ok_or_else(|| {
+            Error::invalid(
+                "severity",
+                format!("{s:?} is not a severity; 0-4 or info, low, medium, high, critical"),
+            )
+        })
+}
+
+impl Service {
+    /// What changed on `req.targets` since `req.since`, in the scopes `principal`
+    /// may read, one page (see [`crate::Queue::findings_changes`]).
+    pub async fn findings_changes(
+        &self,
+        principal: &Principal,
+        req: &ChangesRequest,
+    ) -> Result<ChangesPage> {
+        principal.authorize(Operation::Read, "read findings")?;
+        if req.targets.is_empty() {
+            return Err(Error::invalid(
+                "targets",
+                "name at least one host or CIDR (e.g. [\"10.0.0.0/24\"])",
+            ));
+        }
+        if req.targets.len() > TARGETS_MAX {
+            return Err(Error::TooLong {
+                field: "targets",
+                actual: req.targets.len(),
+                limit: TARGETS_MAX,
+            });
+        }
+        for t in &req.targets {
+            check_len("targets", t, crate::limits::NAME_MAX)?;
+        }
+        if let Some(c) = &req.cursor {
+            check_len("cursor", c, CURSOR_MAX)?;
+        }
+        let targets = req
+            .targets
+            .iter()
+            .map(|t| Target::parse(t))
+            .collect::<Result<Vec<_>>>()?;
+        let since = self.since(principal, &req.since).await?;
+        let states = match &req.states {
+            None => vec![
+                FindingState::New,
+                FindingState::Reopened,
+                FindingState::Fixed,
+            ],
+            Some(v) if v.is_empty() => FindingState::ALL.to_vec(),
+            Some(v) => v
+                .iter()
+                .map(|s| s.parse())
+                .collect::<Result<Vec<FindingState>>>()?,
+        };
+        let min_severity = match req.severity.as_deref() {
+            None | Some("") => 0,
+            Some(s) => parse_severity(s)?,
+        };
+        let limit = req
+            .limit
+            .unwrap_or(CHANGES_DEFAULT_LIMIT)
+            .clamp(1, CHANGES_MAX);
+        let scopes = if self.is_admin(principal) {
+            self.queue.backend().finding_scopes().await?
+        } else {
+            vec![principal.as_str().to_owned()]
+        };
+        let q = ChangesQuery {
+            targets,
+            since,
+            states,
+            min_severity,
+            limit,
+            cursor: req.cursor.clone(),
+        };
+        let page = self.queue.findings_changes(&scopes, &q).await?;
+        let event = AuditEvent::builder(AuditAction::FindingsRead, principal.as_str())
+            .targets(req.targets.join(","))
+            .detail(format!(
+                "changes since {}: {} returned, {} assets",
+                req.since,
+                page.changes.len(),
+                page.assets
+            ))
+            .build();
+        self.record(event).await;
+        Ok(page)
+    }
+
+    /// Where a changes answer starts: an instant (RFC 3339 or a date), else a task
+    /// `principal` may see.
+    async fn since(&self, principal: &Principal, since: &str) -> Result<Since> {
+        let s = since.trim();
+        check_len("since", s, 64)?;
+        if let Ok(t) = s.parse::<Timestamp>() {
+            return Ok(Since::Time(t));
+        }
+        if let Ok(d) = s.parse::<jiff::civil::Date>()
+            && let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC)
+        {
+            return Ok(Since::Time(z.timestamp()));
+        }
+        if crate::task::is_valid_task_id(s) {
+            let view = self.task(principal, s).await?;
+            let t = view.task;
+            return Ok(Since::Task {
+                at: t.completed_at.unwrap_or(t.created_at),
+                task_id: t.task_id,
+            });
+        }
+        Err(Error::invalid(
+            "since",
+            format!(
+                "{s:?} is neither a task id nor an RFC 3339 time (2026-01-31T00:00:00Z) or date (2026-01-31)"
+            ),
+        ))
+    }
+}
