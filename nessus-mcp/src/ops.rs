@@ -5,7 +5,7 @@
 //! typed errors to [`ToolError`]s that tell the agent what to do.
 
 use nessus_queue::service::{
-    DiffOptions, QueryParams, ScanCredentials, ScanRequest, Submission, utilization_pct,
+    ChangesRequest, DiffOptions, QueryParams, ScanCredentials, ScanRequest, Submission, utilization_pct,
 };
 use nessus_queue::{ScanType, Task, TaskStatus};
 use secrecy::SecretString;
@@ -15,6 +15,7 @@ use crate::{
     auth::Principal,
     dto::{
         CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
+        ChangesClosing, ChangesResult, FindingChange, FindingsChanges, SeverityArg,
         GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
         RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
         ScannerList, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
@@ -628,6 +629,71 @@ pub(crate) async fn diff(
         compare_task_id: p.compare_task_id,
         min_severity: opts.min_severity,
     })
+}
+
+/// `findings_changes`: the service's page, rendered within the answer budget.
+pub(crate) async fn findings_changes(
+    app: &App,
+    principal: &Principal,
+    p: FindingsChanges,
+) -> Result<ChangesResult, ToolError> {
+    let severity = p.severity.map(|s| match s {
+        SeverityArg::Number(n) => n.to_string(),
+        SeverityArg::Name(n) => n,
+    });
+    let req = ChangesRequest::new(p.targets, p.since)
+        .states(p.states)
+        .severity(severity)
+        .limit(p.limit)
+        .cursor(p.cursor.filter(|c| !c.is_empty()));
+    let page = app
+        .service()
+        .findings_changes(principal, &req)
+        .await
+        .map_err(service_error)?;
+    let budget = nessus_queue::service::answer_budget(
+        p.byte_budget
+            .map(|b| usize::try_from(b).unwrap_or(usize::MAX - 1)),
+    );
+    let (n, next) = page.fit(budget);
+    let ts = |t: jiff::Timestamp| t.to_string();
+    let changes = page.changes[..n]
+        .iter()
+        .map(|c| FindingChange {
+            fingerprint: c.fingerprint.clone(),
+            asset_id: c.asset_id.clone(),
+            host: c.host.clone(),
+            host_ip: c.host_ip.map(|i| i.to_string()),
+            plugin_id: c.plugin_id,
+            plugin_name: c.plugin_name.clone(),
+            severity: c.severity,
+            port: c.port,
+            protocol: c.protocol.clone(),
+            state: c.state.as_str().to_owned(),
+            current_state: c.current_state.as_str().to_owned(),
+            first_seen: ts(c.first_seen),
+            last_seen: ts(c.last_seen),
+            fixed_at: c.fixed_at.map(ts),
+            last_task: c.last_task.clone(),
+        })
+        .collect();
+    let closing = page.closing(n, next.as_deref());
+    let closing: ChangesClosing = ChangesClosing {
+        kind: closing["type"].as_str().unwrap_or("end").to_owned(),
+        returned: n as u64,
+        total: page.counts.values().sum(),
+        counts: page
+            .counts
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        assets: page.assets as u64,
+        next: next
+            .is_some()
+            .then(|| nessus_queue::findings::NEXT_PAGE.to_owned()),
+        next_cursor: next,
+    };
+    Ok(ChangesResult { changes, closing })
 }
 
 /// The one place a results query becomes URI query pairs and back (export parts).

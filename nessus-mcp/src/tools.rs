@@ -17,7 +17,9 @@ use nessus_queue::service::Operation;
 use crate::{
     args::Parameters,
     dto::{
-        CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults,
+        CancelResult, ChangesResult, DiffResult, DiffScans, ExportResult, ExportResults,
+        FindingsChanges,
+        GetScanResults,
         ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus,
         RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList,
         SummarizeResults, SummaryResult, TaskList, TaskRef,
@@ -388,5 +390,35 @@ impl NessusMcp {
         crate::import::import_scan(&self.app, &principal, p, &ctx)
             .await
             .map(Json)
+    }
+
+    /// What changed on these targets since a date or a task, over every completed
+    /// scan (worker or import) of the caller's tasks: each finding of an asset
+    /// (host IP first, else FQDN, NetBIOS name or MAC) is new, persistent, fixed
+    /// (seen before, absent from a later scan that covered the host) or reopened,
+    /// with first_seen and last_seen; the fingerprint is sha256 of asset, plugin,
+    /// port and protocol, never plugin_output. `changes` lists each finding
+    /// (state since `since`, current_state, fingerprint, host, plugin_id,
+    /// severity, port, protocol, first_seen, last_seen); `closing` comes last:
+    /// end, or pagination with counts, next_cursor and what to do next. Every
+    /// answer stays within byte_budget (default {default_budget}). Severity:
+    /// {severity_scale}.
+    #[tool(
+        output_schema = schema_for_output::<ChangesResult>(),
+        annotations(
+            title = "Findings changes",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn findings_changes(
+        &self,
+        Parameters(p): Parameters<FindingsChanges>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ChangesResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::findings_changes(&self.app, &principal, p).await.map(Json)
     }
 }

@@ -761,58 +761,77 @@ impl Queue {
 }
 
 impl ChangesPage {
-    /// The answer as JSON-NL: one `change` line per finding while the lines fit in
-    /// `budget` bytes, then exactly one closing line — `pagination` (with
-    /// `next_cursor` and a sentence saying how to go on) when more remain, `end`
-    /// otherwise — which always fits (the project's closing-line convention). The
-    /// counts are over every matching change, not only the lines written.
-    pub fn render(&self, budget: usize) -> String {
-        /// Room kept for the closing line.
-        const CLOSING: usize = 700;
-        let mut out = String::new();
-        let mut written = 0;
+    /// How many changes fit in an answer of `budget` bytes (each change counted as
+    /// its JSON, plus room for the closing part), at least one, and the cursor to go
+    /// on with when not all of this page's changes, or not all changes, fit.
+    pub fn fit(&self, budget: usize) -> (usize, Option<String>) {
+        let mut used = CLOSING_ROOM;
+        let mut n = 0;
         for c in &self.changes {
-            let mut v = serde_json::to_value(c).unwrap_or_default();
-            if let Some(m) = v.as_object_mut() {
-                m.insert("type".into(), "change".into());
-            }
-            let line = v.to_string();
-            // The first line is always written, so paging always progresses.
-            if written > 0 && out.len() + line.len() + 1 + CLOSING > budget {
+            let len = serde_json::to_string(c).map_or(0, |t| t.len()) + 16;
+            // The first change is always given, so paging always progresses.
+            if n > 0 && used.saturating_add(len) > budget {
                 break;
             }
-            out.push_str(&line);
-            out.push('\n');
-            written += 1;
+            used = used.saturating_add(len);
+            n += 1;
         }
-        let next = if written < self.changes.len() {
-            Some(self.cursors[written - 1].clone())
+        let next = if n < self.changes.len() {
+            Some(self.cursors[n - 1].clone())
         } else {
             self.next_cursor.clone()
         };
+        (n, next)
+    }
+
+    /// The closing part of an answer that gives `returned` changes and goes on at
+    /// `next`: `end`, or `pagination` with the cursor and what to do next; the
+    /// counts are over every matching change, not only those given.
+    pub fn closing(&self, returned: usize, next: Option<&str>) -> serde_json::Value {
         let total: u64 = self.counts.values().sum();
-        let closing = match &next {
+        match next {
             Some(cursor) => serde_json::json!({
                 "type": "pagination",
-                "returned": written,
+                "returned": returned,
                 "total": total,
                 "counts": self.counts,
                 "assets": self.assets,
                 "next_cursor": cursor,
-                "next": "more changes remain: call again with the same arguments and this cursor, or narrow targets, states or severity",
+                "next": NEXT_PAGE,
             }),
             None => serde_json::json!({
                 "type": "end",
-                "returned": written,
+                "returned": returned,
                 "total": total,
                 "counts": self.counts,
                 "assets": self.assets,
             }),
-        };
-        out.push_str(&closing.to_string());
+        }
+    }
+
+    /// The answer as JSON-NL: one `change` line per finding that fits in `budget`
+    /// bytes ([`ChangesPage::fit`]), then exactly one closing line
+    /// ([`ChangesPage::closing`]) — the project's closing-line convention.
+    pub fn render(&self, budget: usize) -> String {
+        let (n, next) = self.fit(budget);
+        let mut out = String::new();
+        for c in &self.changes[..n] {
+            let mut v = serde_json::to_value(c).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.insert("type".into(), "change".into());
+            }
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        out.push_str(&self.closing(n, next.as_deref()).to_string());
         out
     }
 }
+
+/// Bytes kept for the closing part of a changes answer.
+const CLOSING_ROOM: usize = 700;
+/// What the closing part says when more changes remain.
+pub const NEXT_PAGE: &str = "more changes remain: call again with the same arguments and this cursor, or narrow targets, states or severity";
 
 fn decode_cursor(c: &str) -> Result<String> {
     let bad = || {

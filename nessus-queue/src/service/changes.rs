@@ -205,3 +205,18 @@ impl Service {
         ))
     }
 }
+
+/// The byte budget of a changes answer: the results' default and clamp (one budget
+/// rule for every answer); `usize::MAX` (the command line) stays unlimited.
+pub fn answer_budget(byte_budget: Option<usize>) -> usize {
+    match byte_budget {
+        Some(usize::MAX) => usize::MAX,
+        Some(b) => b.clamp(nessus_schema::MIN_ANSWER_BUDGET, nessus_schema::MAX_ANSWER_BUDGET),
+        None => nessus_schema::DEFAULT_ANSWER_BUDGET,
+    }
+}
+
+/// A changes page as JSON-NL within the budget ([`answer_budget`]).
+pub fn changes_text(page: &ChangesPage, byte_budget: Option<usize>) -> String {
+    page.render(answer_budget(byte_budget))
+}
