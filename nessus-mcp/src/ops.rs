@@ -5,7 +5,8 @@
 //! typed errors to [`ToolError`]s that tell the agent what to do.
 
 use nessus_queue::service::{
-    ChangesRequest, DiffOptions, QueryParams, ScanCredentials, ScanRequest, Submission, utilization_pct,
+    ChangesRequest, DiffOptions, QueryParams, ScanCredentials, ScanRequest, Submission,
+    utilization_pct,
 };
 use nessus_queue::{ScanType, Task, TaskStatus};
 use secrecy::SecretString;
@@ -14,11 +15,11 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
-        ChangesClosing, ChangesResult, FindingChange, FindingsChanges, SeverityArg,
-        GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
+        CancelResult, ChangesClosing, ChangesResult, DiffCounts, DiffResult, DiffScans,
+        ExportResult, ExportResults, FiltersArg, FindingChange, FindingsChanges, GetScanResults,
+        ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
         RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
-        ScannerList, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
+        ScannerList, SeverityArg, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
         SummaryResult, TaskItem, TaskList, Troubleshooting,
     },
     errors::ToolError,

@@ -18,11 +18,9 @@ use crate::{
     args::Parameters,
     dto::{
         CancelResult, ChangesResult, DiffResult, DiffScans, ExportResult, ExportResults,
-        FindingsChanges,
-        GetScanResults,
-        ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus,
-        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList,
-        SummarizeResults, SummaryResult, TaskList, TaskRef,
+        FindingsChanges, GetScanResults, ImportResult, ImportScan, ListTasks, NoArgs, PoolList,
+        PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
+        ScanSubmitted, ScannerList, SummarizeResults, SummaryResult, TaskList, TaskRef,
     },
     errors::ToolError,
     ops,
@@ -419,6 +417,8 @@ impl NessusMcp {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<ChangesResult>, ToolError> {
         let principal = self.principal(&ctx);
-        ops::findings_changes(&self.app, &principal, p).await.map(Json)
+        ops::findings_changes(&self.app, &principal, p)
+            .await
+            .map(Json)
     }
 }

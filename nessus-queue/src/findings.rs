@@ -4,8 +4,8 @@
 //! [`Queue::record_findings`], the one code path). The rules are written in
 //! ARCHITECTURE.md ("Findings over time").
 //!
-//! **Asset identity.** A host's asset id is `ip:<host-ip>` when the host has one
-//! (the primary key). A host without an address joins the asset one of its aliases
+//! **Asset identity.** A host's asset id is `ip:<address>` when the host has one
+//! (`host-ip`, else `ReportHost@name` when that is an address): the primary key. A host without an address joins the asset one of its aliases
 //! already points at, tried in the order FQDN, NetBIOS name, MAC address; with none
 //! known it becomes a new asset named after its first alias (`fqdn:…`, `netbios:…`,
 //! `mac:…`, else `name:<ReportHost@name>`). A host with an address records its
@@ -110,9 +110,14 @@ pub struct HostIdentity {
 }
 
 impl HostIdentity {
+    /// The host's address: `host-ip`, else `ReportHost@name` when it is one.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.ip.or_else(|| self.name.trim().parse().ok())
+    }
+
     /// The primary asset id when the host has an address.
     pub fn primary(&self) -> Option<String> {
-        self.ip.map(|ip| format!("ip:{ip}"))
+        self.address().map(|ip| format!("ip:{ip}"))
     }
 
     /// The aliases in precedence order (FQDN, NetBIOS, MAC), normalised (lower case,
@@ -329,8 +334,8 @@ pub fn apply_scan(
     doc.seq += 1;
     let seq = doc.seq;
     doc.host.clone_from(&host.identity.name);
-    if host.identity.ip.is_some() {
-        doc.ip = host.identity.ip;
+    if let Some(ip) = host.identity.address() {
+        doc.ip = Some(ip);
     }
     for a in host.identity.aliases() {
         if !doc.aliases.contains(&a) {

@@ -41,11 +41,19 @@ async fn findings_changes_answers_what_changed_since_a_scan() {
     let removed = all[4].clone();
     let mut second = xml.replacen(&removed, "", 1);
     if let Some(out_at) = all[2].find("<plugin_output>") {
-        let changed = format!("{}<plugin_output>edited {}", &all[2][..out_at], &all[2][out_at + 15..]);
+        let changed = format!(
+            "{}<plugin_output>edited {}",
+            &all[2][..out_at],
+            &all[2][out_at + 15..]
+        );
         second = second.replacen(&all[2], &changed, 1);
     }
     let added = all[0]
-        .replacen(&format!("pluginID=\"{}\"", plugin_of(&all[0])), "pluginID=\"999002\"", 1)
+        .replacen(
+            &format!("pluginID=\"{}\"", plugin_of(&all[0])),
+            "pluginID=\"999002\"",
+            1,
+        )
         .replacen("port=\"0\"", "port=\"4444\"", 1);
     second = second.replacen(&all[0], &format!("{}\n{added}", all[0]), 1);
 
@@ -63,7 +71,12 @@ async fn findings_changes_answers_what_changed_since_a_scan() {
         .as_array()
         .expect("changes")
         .iter()
-        .map(|c| (c["plugin_id"].as_u64().unwrap(), c["state"].as_str().unwrap().to_owned()))
+        .map(|c| {
+            (
+                c["plugin_id"].as_u64().unwrap(),
+                c["state"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let want: BTreeMap<u64, String> = [
         (plugin_of(&removed), "fixed".to_owned()),
@@ -91,7 +104,13 @@ async fn findings_changes_answers_what_changed_since_a_scan() {
         .await;
         let n = page["changes"].as_array().unwrap().len();
         assert!(n >= 1, "{page}");
-        seen.extend(page["changes"].as_array().unwrap().iter().map(|c| c["fingerprint"].clone()));
+        seen.extend(
+            page["changes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["fingerprint"].clone()),
+        );
         assert!(page.to_string().len() < 4096, "{page}");
         if page["closing"]["type"] == "end" {
             break;
@@ -103,7 +122,11 @@ async fn findings_changes_answers_what_changed_since_a_scan() {
         .iter()
         .map(|f| f.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(fingerprints.len(), seen.len(), "no finding twice across pages");
+    assert_eq!(
+        fingerprints.len(),
+        seen.len(),
+        "no finding twice across pages"
+    );
     // Every finding of both scans: the union of the two files' plugin/port pairs.
     let keys = |x: &str| -> std::collections::BTreeSet<(u64, String)> {
         items(x)
@@ -131,7 +154,10 @@ async fn findings_changes_answers_what_changed_since_a_scan() {
         json!({"targets": ["172.32.0.215"], "since": t1}),
     )
     .await;
-    assert_eq!(business_error("findings_changes", &r)["error_code"], "task_not_found");
+    assert_eq!(
+        business_error("findings_changes", &r)["error_code"],
+        "task_not_found"
+    );
     // A bad start is an argument error naming the field.
     let r = call(
         &alice,
@@ -140,6 +166,9 @@ async fn findings_changes_answers_what_changed_since_a_scan() {
     )
     .await;
     let body = business_error("findings_changes", &r);
-    assert!(body["error"].as_str().unwrap_or_default().contains("since"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap_or_default().contains("since"),
+        "{body}"
+    );
     h.stop().await;
 }

@@ -211,7 +211,10 @@ impl Service {
 pub fn answer_budget(byte_budget: Option<usize>) -> usize {
     match byte_budget {
         Some(usize::MAX) => usize::MAX,
-        Some(b) => b.clamp(nessus_schema::MIN_ANSWER_BUDGET, nessus_schema::MAX_ANSWER_BUDGET),
+        Some(b) => b.clamp(
+            nessus_schema::MIN_ANSWER_BUDGET,
+            nessus_schema::MAX_ANSWER_BUDGET,
+        ),
         None => nessus_schema::DEFAULT_ANSWER_BUDGET,
     }
 }
