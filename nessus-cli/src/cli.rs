@@ -82,6 +82,46 @@ pub(crate) enum Command {
     /// The audit trail (submits, cancels, imports, results reads, DLQ actions, policy
     /// and quota refusals), newest first.
     Audit(AuditArgs),
+    /// Findings over time: what changed on hosts or networks since a date or a task
+    /// (new, fixed, reopened, persistent findings per asset).
+    #[command(subcommand)]
+    Findings(FindingsCommand),
+}
+
+/// `findings` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FindingsCommand {
+    /// What changed on TARGETS since a date or task: one line per finding (JSON-NL
+    /// with --json, ending in one closing line), uncut (the command line has no
+    /// answer budget).
+    Changes(FindingsChangesArgs),
+}
+
+/// `findings changes` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct FindingsChangesArgs {
+    /// Hosts (addresses, names) and CIDRs.
+    #[arg(required = true, value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+    /// Start: an RFC 3339 time, a date (YYYY-MM-DD, midnight UTC) or a task id.
+    #[arg(long)]
+    pub(crate) since: String,
+    /// Only these states (new, reopened, fixed, persistent; repeatable). Default:
+    /// new, reopened and fixed; `--state all` for every state.
+    #[arg(long = "state", value_name = "STATE")]
+    pub(crate) states: Vec<String>,
+    /// Minimum severity: 0-4 or info, low, medium, high, critical.
+    #[arg(long)]
+    pub(crate) severity: Option<String>,
+    /// Findings per page (1-1000).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) limit: usize,
+    /// Continue after this cursor (from the closing line).
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+    /// Read as this principal (its tasks' findings only); default: every principal's.
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
 }
 
 /// `audit` arguments.

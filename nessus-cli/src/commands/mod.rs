@@ -5,6 +5,7 @@ pub(crate) mod backend;
 pub(crate) mod config;
 pub(crate) mod convert;
 pub(crate) mod diff;
+pub(crate) mod findings;
 pub(crate) mod import;
 pub(crate) mod queue;
 pub(crate) mod scanners;
