@@ -41,11 +41,13 @@ pub enum AuditAction {
     QuotaRefused,
     /// Findings over time were read (`findings_changes`).
     FindingsRead,
+    /// A finding was marked (or cleared) false positive or accepted risk.
+    Triage,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for help texts and tests).
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Submit,
         Self::Cancel,
         Self::Import,
@@ -56,6 +58,7 @@ impl AuditAction {
         Self::PolicyRefused,
         Self::QuotaRefused,
         Self::FindingsRead,
+        Self::Triage,
     ];
 
     /// The stable snake_case form.
@@ -71,6 +74,7 @@ impl AuditAction {
             Self::PolicyRefused => "policy_refused",
             Self::QuotaRefused => "quota_refused",
             Self::FindingsRead => "findings_read",
+            Self::Triage => "triage",
         }
     }
 }

@@ -94,6 +94,50 @@ impl std::str::FromStr for FindingState {
     }
 }
 
+/// A triage judgement on a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageMark {
+    /// Not a real finding.
+    FalsePositive,
+    /// Real, and the risk is accepted.
+    AcceptedRisk,
+}
+
+impl TriageMark {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FalsePositive => "false_positive",
+            Self::AcceptedRisk => "accepted_risk",
+        }
+    }
+}
+
+/// A triage mark as stored with the finding: it applies to every later scan of the
+/// asset (the finding keeps its fingerprint) until it expires or is cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Triage {
+    /// The judgement.
+    pub mark: TriageMark,
+    /// Why.
+    pub reason: String,
+    /// Who marked it.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+    /// When the mark lapses (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Triage {
+    /// Whether the mark still applies at `now`.
+    pub fn active(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
 /// What identifies a host of a scan (from its `HostProperties`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostIdentity {
@@ -238,6 +282,9 @@ pub struct FindingRecord {
     pub fixed_at: Option<Timestamp>,
     /// Task of the latest sighting.
     pub last_task: String,
+    /// The triage mark, if any (expired marks are dropped at the next scan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Triage>,
 }
 
 /// Everything known about one asset's findings (one document in the backend).
@@ -390,6 +437,7 @@ pub fn apply_scan(
                         fixed_seq: 0,
                         fixed_at: None,
                         last_task: task_id.to_owned(),
+                        triage: None,
                     },
                 );
             }
@@ -397,6 +445,9 @@ pub fn apply_scan(
     }
     let horizon = at.checked_sub(ttl).unwrap_or(Timestamp::MIN);
     doc.findings.retain(|fp, r| {
+        if r.triage.as_ref().is_some_and(|t| !t.active(at)) {
+            r.triage = None;
+        }
         if seen.contains(fp) {
             return true;
         }
@@ -462,6 +513,9 @@ pub struct Change {
     pub fixed_at: Option<Timestamp>,
     /// Task of the latest sighting.
     pub last_task: String,
+    /// The triage mark in force, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triage: Option<Triage>,
 }
 
 /// The scan sequence of `doc` that `since` starts after.
@@ -504,19 +558,34 @@ pub fn change_since(r: &FindingRecord, after: u64) -> Option<FindingState> {
     }
 }
 
-/// The changes of one asset since `since`, in fingerprint order.
-pub fn changes_of(
-    doc: &AssetDoc,
-    since: &Since,
-    states: &[FindingState],
-    min_severity: u8,
-) -> Vec<Change> {
-    let after = since_seq(doc, since);
+/// Which findings of an asset a changes answer takes.
+#[derive(Debug, Clone)]
+pub struct Selection<'a> {
+    /// Where to start.
+    pub since: &'a Since,
+    /// States to return.
+    pub states: &'a [FindingState],
+    /// Minimum severity.
+    pub min_severity: u8,
+    /// Whether findings with a triage mark in force are included (by default they
+    /// are not: someone already judged them).
+    pub include_triaged: bool,
+    /// Now, for mark expiry.
+    pub now: Timestamp,
+}
+
+/// The changes of one asset since `sel.since`, in fingerprint order.
+pub fn changes_of(doc: &AssetDoc, sel: &Selection<'_>) -> Vec<Change> {
+    let after = since_seq(doc, sel.since);
     doc.findings
         .iter()
         .filter_map(|(fp, r)| {
             let state = change_since(r, after)?;
-            if !states.contains(&state) || r.severity.unwrap_or(0) < min_severity {
+            if !sel.states.contains(&state) || r.severity.unwrap_or(0) < sel.min_severity {
+                return None;
+            }
+            let triage = r.triage.clone().filter(|t| t.active(sel.now));
+            if triage.is_some() && !sel.include_triaged {
                 return None;
             }
             Some(Change {
@@ -535,6 +604,7 @@ pub fn changes_of(
                 last_seen: r.last_seen,
                 fixed_at: r.fixed_at,
                 last_task: r.last_task.clone(),
+                triage,
             })
         })
         .collect()
@@ -600,6 +670,8 @@ pub struct ChangesQuery {
     pub states: Vec<FindingState>,
     /// Minimum severity (0-4).
     pub min_severity: u8,
+    /// Include findings with a triage mark in force.
+    pub include_triaged: bool,
     /// Page size.
     pub limit: usize,
     /// Continue after this (opaque: `{asset_id}\u{1f}{fingerprint}`).
@@ -699,6 +771,63 @@ impl Queue {
         Ok(applied)
     }
 
+    /// Sets (or with `None` clears) the triage mark of the finding `fingerprint`,
+    /// looked for in `scopes` in order: the scope, asset and finding after the change,
+    /// or `None` when no asset of those scopes has it. Reads the scope's assets until
+    /// it finds the fingerprint (no fingerprint index: a triage is rare next to
+    /// scans, and the documents are read in chunks).
+    pub async fn triage(
+        &self,
+        scopes: &[String],
+        fingerprint: &str,
+        mark: Option<Triage>,
+    ) -> Result<Option<(String, AssetDoc)>> {
+        let backend = self.backend();
+        let now = Timestamp::now();
+        let ttl = self.findings_ttl();
+        for scope in scopes {
+            let ids = backend.list_assets(scope.clone(), now, ttl).await?;
+            for chunk in ids.chunks(64) {
+                let docs = backend.load_assets(scope.clone(), chunk.to_vec()).await?;
+                let Some(found) = docs
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d.doc.findings.contains_key(fingerprint))
+                else {
+                    continue;
+                };
+                let asset = found.doc.asset_id.clone();
+                let mut current = Some(found);
+                for _ in 0..CAS_ATTEMPTS {
+                    let Some(stored) = current.take() else {
+                        return Ok(None);
+                    };
+                    let mut doc = stored.doc;
+                    let Some(r) = doc.findings.get_mut(fingerprint) else {
+                        return Ok(None);
+                    };
+                    r.triage.clone_from(&mark);
+                    if backend
+                        .store_asset(scope.clone(), stored.version, doc.clone(), now, ttl)
+                        .await?
+                    {
+                        return Ok(Some((scope.clone(), doc)));
+                    }
+                    current = backend
+                        .load_assets(scope.clone(), vec![asset.clone()])
+                        .await?
+                        .pop()
+                        .flatten();
+                }
+                return Err(Error::invalid(
+                    "fingerprint",
+                    format!("asset {asset} kept changing; try the triage again"),
+                ));
+            }
+        }
+        Ok(None)
+    }
+
     /// What changed on the targets since `q.since`, over `scopes`.
     pub async fn findings_changes(
         &self,
@@ -737,7 +866,14 @@ impl Queue {
                         continue;
                     }
                     page.assets += 1;
-                    for c in changes_of(&doc, &q.since, &q.states, q.min_severity) {
+                    let sel = Selection {
+                        since: &q.since,
+                        states: &q.states,
+                        min_severity: q.min_severity,
+                        include_triaged: q.include_triaged,
+                        now,
+                    };
+                    for c in changes_of(&doc, &sel) {
                         *page.counts.entry(c.state.as_str()).or_default() += 1;
                         let key = format!("{}\u{1f}{}\u{1f}{}", scope, c.asset_id, c.fingerprint);
                         out.push((key, c));
@@ -932,7 +1068,14 @@ mod tests {
             task_id: "t1".into(),
             at: t(0),
         };
-        let c = changes_of(&d3, &since_t1, &FindingState::ALL, 0);
+        let sel = Selection {
+            since: &since_t1,
+            states: &FindingState::ALL,
+            min_severity: 0,
+            include_triaged: false,
+            now: t(20),
+        };
+        let c = changes_of(&d3, &sel);
         let got: BTreeMap<u32, FindingState> =
             c.iter().map(|c| (c.plugin_id.unwrap(), c.state)).collect();
         assert_eq!(got[&1], FindingState::Persistent);

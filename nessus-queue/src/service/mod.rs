@@ -38,7 +38,9 @@ use crate::results_dir::ResultsDir;
 
 pub use crate::findings::{Change, ChangesPage, FindingState};
 pub use crate::scope::{Operation, Scope, Scopes};
-pub use changes::{CHANGES_DEFAULT_LIMIT, ChangesRequest, answer_budget, changes_text};
+pub use changes::{
+    CHANGES_DEFAULT_LIMIT, ChangesRequest, TriageRequest, Triaged, answer_budget, changes_text,
+};
 pub use import::{ImportRequest, ImportSource, Imported};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use nessus_core::Config;
 use nessus_queue::findings::FindingState;
-use nessus_queue::service::{ChangesRequest, ImportRequest, ImportSource, Principal, Service};
+use nessus_queue::service::{
+    ChangesRequest, ImportRequest, ImportSource, Principal, Service, TriageRequest,
+};
 use nessus_queue::{ResultsDir, SchemaIngest};
 
 use crate::support::Harness;
@@ -379,6 +381,174 @@ async fn scans_over_time_give_the_expected_states(h: &Harness) {
     );
     assert_eq!(closing["type"], "pagination", "{text}");
     assert_eq!(closing["total"], 3);
+
+    triage_carries_over_and_expires(&s, &p, &tasks, [kx, ky, kn], &all, &new_item).await;
+}
+
+/// The fingerprint of every finding on host A, by the test's key.
+async fn fingerprints(s: &Service, who: &Principal) -> BTreeMap<Key, String> {
+    let req = ChangesRequest::new(vec![HOST_A.into()], "1970-01-01")
+        .states(Some(vec![]))
+        .include_triaged(true)
+        .limit(Some(1000));
+    let page = s.findings_changes(who, &req).await.unwrap();
+    page.changes
+        .iter()
+        .map(|c| {
+            (
+                (
+                    HOST_A.to_owned(),
+                    c.plugin_id.unwrap(),
+                    c.port.unwrap(),
+                    c.protocol.clone().unwrap(),
+                ),
+                c.fingerprint.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Default changes on host A since `task` (triaged findings left out): key → state.
+async fn attention(s: &Service, who: &Principal, task: &str) -> BTreeMap<Key, FindingState> {
+    let req = ChangesRequest::new(vec![HOST_A.into()], task);
+    let page = s.findings_changes(who, &req).await.unwrap();
+    page.changes
+        .iter()
+        .map(|c| {
+            (
+                (
+                    HOST_A.to_owned(),
+                    c.plugin_id.unwrap(),
+                    c.port.unwrap(),
+                    c.protocol.clone().unwrap(),
+                ),
+                c.state,
+            )
+        })
+        .collect()
+}
+
+async fn triage_carries_over_and_expires(
+    s: &Service,
+    p: &Parts,
+    tasks: &[String],
+    [kx, ky, kn]: [Key; 3],
+    all: &[String],
+    new_item: &str,
+) {
+    let admin = Principal::local();
+    let fps = fingerprints(s, &admin).await;
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_millis(2500);
+    s.triage_finding(
+        &admin,
+        &TriageRequest::new(&fps[&kx], "false_positive", "lab box"),
+    )
+    .await
+    .unwrap();
+    let marked = s
+        .triage_finding(
+            &admin,
+            &TriageRequest::new(&fps[&kn], "accepted_risk", "port closed at the firewall")
+                .expires_at(Some(expires.to_string())),
+        )
+        .await
+        .unwrap();
+    assert_eq!(marked.finding.triage.as_ref().unwrap().by, "local");
+    // Refused: no reason, a past expiry, another principal's finding.
+    for bad in [
+        TriageRequest::new(&fps[&kx], "false_positive", " "),
+        TriageRequest::new(&fps[&kx], "false_positive", "x").expires_at(Some("2001-01-01".into())),
+        TriageRequest::new(&fps[&kx], "wontfix", "x"),
+    ] {
+        let e = s.triage_finding(&admin, &bad).await.unwrap_err();
+        assert_eq!(e.code(), "invalid_argument", "{e}");
+    }
+    let bob = Principal::new("bob");
+    let e = s
+        .triage_finding(
+            &bob,
+            &TriageRequest::new(&fps[&ky], "false_positive", "mine now"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        "invalid_argument",
+        "bob cannot triage local's finding: {e}"
+    );
+
+    // Marked findings leave the default ("needs attention") answer; shown on request.
+    let want = |keys: &[&Key]| -> BTreeMap<Key, FindingState> {
+        let full: BTreeMap<Key, FindingState> = [
+            (kx.clone(), FindingState::Reopened),
+            (ky.clone(), FindingState::Fixed),
+            (kn.clone(), FindingState::New),
+        ]
+        .into();
+        full.into_iter()
+            .filter(|(k, _)| keys.contains(&k))
+            .collect()
+    };
+    assert_eq!(attention(s, &admin, &tasks[0]).await, want(&[&ky]));
+    let shown = s
+        .findings_changes(
+            &admin,
+            &ChangesRequest::new(vec![HOST_A.into()], tasks[0].clone()).include_triaged(true),
+        )
+        .await
+        .unwrap();
+    let x = shown
+        .changes
+        .iter()
+        .find(|c| c.fingerprint == fps[&kx])
+        .unwrap();
+    let t = x.triage.as_ref().expect("triage shown");
+    assert_eq!(
+        (t.mark.as_str(), t.reason.as_str()),
+        ("false_positive", "lab box")
+    );
+
+    // A later scan (y back, the rest as scan 3) keeps the marks: same fingerprints.
+    let mut items: Vec<String> = all.to_vec();
+    items.push(new_item.to_owned());
+    let scan4 = Scan {
+        hosts: vec![(HOST_A.into(), items)],
+    };
+    let t4 = import(s, &admin, scan4.xml(p)).await;
+    let reopened_y: BTreeMap<Key, FindingState> = [(ky.clone(), FindingState::Reopened)].into();
+    assert_eq!(
+        attention(s, &admin, &tasks[0]).await,
+        reopened_y,
+        "y is back; x and n stay marked"
+    );
+    assert_eq!(
+        fingerprints(s, &admin).await,
+        fps,
+        "fingerprints are stable"
+    );
+
+    // The accepted risk expires: n needs attention again, x stays marked.
+    let wait = expires.duration_since(jiff::Timestamp::now());
+    if wait.is_positive() {
+        tokio::time::sleep(wait.unsigned_abs() + std::time::Duration::from_millis(100)).await;
+    }
+    let mut expected = reopened_y.clone();
+    expected.insert(kn.clone(), FindingState::New);
+    assert_eq!(attention(s, &admin, &tasks[0]).await, expected);
+    // Cleared: x too.
+    s.triage_finding(&admin, &TriageRequest::new(&fps[&kx], "clear", ""))
+        .await
+        .unwrap();
+    expected.insert(kx.clone(), FindingState::Reopened);
+    assert_eq!(attention(s, &admin, &tasks[0]).await, expected);
+    // Since scan 4 nothing changed; the marks were audited (two marks and a clear).
+    assert_eq!(attention(s, &admin, &t4).await, BTreeMap::new());
+    let audit = s
+        .queue()
+        .audit_list(nessus_queue::AuditQuery::new(50).action(nessus_queue::AuditAction::Triage))
+        .await
+        .unwrap();
+    assert_eq!(audit.events.len(), 3, "{:?}", audit.events);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

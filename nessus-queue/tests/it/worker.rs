@@ -560,6 +560,7 @@ async fn worker_ingest_records_findings_over_time_once() {
         since: Since::Time(jiff::Timestamp::UNIX_EPOCH),
         states: FindingState::ALL.to_vec(),
         min_severity: 0,
+        include_triaged: true,
         limit: 1000,
         cursor: None,
     };
