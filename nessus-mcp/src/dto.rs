@@ -897,10 +897,81 @@ pub(crate) struct FindingsChanges {
     /// next_cursor from the previous answer's closing line.
     #[serde(default)]
     pub(crate) cursor: Option<String>,
+    /// Also list findings marked false_positive or accepted_risk (default false:
+    /// someone already judged them).
+    #[serde(default)]
+    pub(crate) include_triaged: bool,
     /// Size budget of the whole answer in bytes; default {default_budget}, allowed
     /// {min_budget}-{max_budget}.
     #[serde(default)]
     pub(crate) byte_budget: Option<u64>,
+}
+
+/// A triage mark as an answer shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct TriageInfo {
+    /// false_positive or accepted_risk.
+    pub(crate) mark: String,
+    /// Why.
+    pub(crate) reason: String,
+    /// Who marked it.
+    pub(crate) by: String,
+    /// When (RFC 3339).
+    pub(crate) at: String,
+    /// When it lapses (RFC 3339), if ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<String>,
+}
+
+impl From<&nessus_queue::findings::Triage> for TriageInfo {
+    fn from(t: &nessus_queue::findings::Triage) -> Self {
+        Self {
+            mark: t.mark.as_str().to_owned(),
+            reason: t.reason.clone(),
+            by: t.by.clone(),
+            at: t.at.to_string(),
+            expires_at: t.expires_at.map(|e| e.to_string()),
+        }
+    }
+}
+
+/// Arguments of `triage_finding`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct TriageFinding {
+    /// The finding's fingerprint, as findings_changes gives it.
+    pub(crate) fingerprint: String,
+    /// false_positive, accepted_risk, or clear (removes the mark).
+    pub(crate) mark: String,
+    /// Why (required to mark).
+    #[serde(default)]
+    pub(crate) reason: String,
+    /// When the mark lapses: an RFC 3339 time or a date, in the future (default: never).
+    #[serde(default)]
+    pub(crate) expires_at: Option<String>,
+}
+
+impl crate::args::ToolArgs for TriageFinding {}
+
+/// What `triage_finding` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct TriageResult {
+    /// The fingerprint.
+    pub(crate) fingerprint: String,
+    /// Its asset.
+    pub(crate) asset_id: String,
+    /// The host as last scanned.
+    pub(crate) host: String,
+    /// Nessus plugin id.
+    pub(crate) plugin_id: Option<u32>,
+    /// Plugin name.
+    pub(crate) plugin_name: Option<String>,
+    /// State after the host's latest scan.
+    pub(crate) current_state: String,
+    /// The mark in force (absent after clear).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) triage: Option<TriageInfo>,
+    /// What happened.
+    pub(crate) message: String,
 }
 
 /// One finding of a `findings_changes` answer.
@@ -938,6 +1009,9 @@ pub(crate) struct FindingChange {
     pub(crate) fixed_at: Option<String>,
     /// Task of the latest sighting.
     pub(crate) last_task: String,
+    /// The triage mark in force (only with include_triaged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) triage: Option<TriageInfo>,
 }
 
 /// The closing part of a `findings_changes` answer.

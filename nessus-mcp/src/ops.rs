@@ -20,7 +20,8 @@ use crate::{
         ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
         RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
         ScannerList, SeverityArg, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
-        SummaryResult, TaskItem, TaskList, Troubleshooting,
+        SummaryResult, TaskItem, TaskList, TriageFinding, TriageInfo, TriageResult,
+        Troubleshooting,
     },
     errors::ToolError,
 };
@@ -646,7 +647,8 @@ pub(crate) async fn findings_changes(
         .states(p.states)
         .severity(severity)
         .limit(p.limit)
-        .cursor(p.cursor.filter(|c| !c.is_empty()));
+        .cursor(p.cursor.filter(|c| !c.is_empty()))
+        .include_triaged(p.include_triaged);
     let page = app
         .service()
         .findings_changes(principal, &req)
@@ -676,6 +678,7 @@ pub(crate) async fn findings_changes(
             last_seen: ts(c.last_seen),
             fixed_at: c.fixed_at.map(ts),
             last_task: c.last_task.clone(),
+            triage: c.triage.as_ref().map(TriageInfo::from),
         })
         .collect();
     let closing = page.closing(n, next.as_deref());
@@ -695,6 +698,44 @@ pub(crate) async fn findings_changes(
         next_cursor: next,
     };
     Ok(ChangesResult { changes, closing })
+}
+
+/// `triage_finding`: the service marks (or clears) the finding.
+pub(crate) async fn triage_finding(
+    app: &App,
+    principal: &Principal,
+    p: TriageFinding,
+) -> Result<TriageResult, ToolError> {
+    let req = nessus_queue::service::TriageRequest::new(p.fingerprint, p.mark, p.reason)
+        .expires_at(p.expires_at);
+    let t = app
+        .service()
+        .triage_finding(principal, &req)
+        .await
+        .map_err(service_error)?;
+    let triage = t.finding.triage.as_ref().map(TriageInfo::from);
+    let message = match &triage {
+        Some(m) => format!(
+            "marked {}; later scans of {} keep the mark{}, and findings_changes leaves it out unless include_triaged",
+            m.mark,
+            t.host,
+            m.expires_at
+                .as_ref()
+                .map(|e| format!(" until {e}"))
+                .unwrap_or_default()
+        ),
+        None => "mark cleared; the finding needs attention again".to_owned(),
+    };
+    Ok(TriageResult {
+        fingerprint: t.fingerprint,
+        asset_id: t.asset_id,
+        host: t.host,
+        plugin_id: t.finding.plugin_id,
+        plugin_name: t.finding.plugin_name.clone(),
+        current_state: t.finding.state.as_str().to_owned(),
+        triage,
+        message,
+    })
 }
 
 /// The one place a results query becomes URI query pairs and back (export parts).

@@ -21,6 +21,7 @@ use crate::{
         FindingsChanges, GetScanResults, ImportResult, ImportScan, ListTasks, NoArgs, PoolList,
         PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
         ScanSubmitted, ScannerList, SummarizeResults, SummaryResult, TaskList, TaskRef,
+        TriageFinding, TriageResult,
     },
     errors::ToolError,
     ops,
@@ -40,6 +41,7 @@ pub(crate) fn operation(tool: &str) -> Operation {
         "run_authenticated_scan" => Operation::SubmitAuthenticated,
         "import_scan" => Operation::Import,
         "cancel_scan" => Operation::Cancel,
+        "triage_finding" => Operation::Triage,
         _ => Operation::Read,
     }
 }
@@ -418,6 +420,33 @@ impl NessusMcp {
     ) -> Result<Json<ChangesResult>, ToolError> {
         let principal = self.principal(&ctx);
         ops::findings_changes(&self.app, &principal, p)
+            .await
+            .map(Json)
+    }
+
+    /// Mark a finding (by the fingerprint findings_changes gives) false_positive
+    /// or accepted_risk with a reason and an optional expires_at, or clear the
+    /// mark. The mark applies to every later scan of the same host (the
+    /// fingerprint does not change), shows with the finding, leaves it out of
+    /// findings_changes unless include_triaged, and is recorded in the audit trail
+    /// with who marked it.
+    #[tool(
+        output_schema = schema_for_output::<TriageResult>(),
+        annotations(
+            title = "Triage finding",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn triage_finding(
+        &self,
+        Parameters(p): Parameters<TriageFinding>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<TriageResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::triage_finding(&self.app, &principal, p)
             .await
             .map(Json)
     }

@@ -140,6 +140,56 @@ async fn findings_changes_answers_what_changed_since_a_scan() {
     let union: std::collections::BTreeSet<_> = keys(&xml).union(&keys(&second)).cloned().collect();
     assert_eq!(seen.len(), union.len());
 
+    // Triage: the new finding marked false positive leaves the default answer,
+    // shows with include_triaged, and bob cannot mark alice's finding.
+    let fp = changes["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["plugin_id"] == 999_002)
+        .unwrap()["fingerprint"]
+        .clone();
+    let marked = call_ok(
+        &alice,
+        "triage_finding",
+        json!({"fingerprint": fp, "mark": "false_positive", "reason": "test listener",
+               "expires_at": "2999-01-01"}),
+    )
+    .await;
+    assert_eq!(marked["triage"]["by"], "alice", "{marked}");
+    let left = call_ok(
+        &alice,
+        "findings_changes",
+        json!({"targets": ["172.32.0.215"], "since": t1}),
+    )
+    .await;
+    assert_eq!(left["changes"].as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left["changes"][0]["state"], "fixed");
+    let shown = call_ok(
+        &alice,
+        "findings_changes",
+        json!({"targets": ["172.32.0.215"], "since": t1, "include_triaged": true}),
+    )
+    .await;
+    let m = shown["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["fingerprint"] == fp)
+        .unwrap()
+        .clone();
+    assert_eq!(m["triage"]["mark"], "false_positive", "{m}");
+    let r = call(
+        &bob,
+        "triage_finding",
+        json!({"fingerprint": fp, "mark": "clear"}),
+    )
+    .await;
+    assert_eq!(
+        business_error("triage_finding", &r)["error_code"],
+        "invalid_argument"
+    );
+
     // Bob sees none of alice's findings, nor her task as a start.
     let none = call_ok(
         &bob,

@@ -30,6 +30,7 @@ async fn every_tool_is_named_annotated_and_schematised() {
         "diff_scans",
         "import_scan",
         "findings_changes",
+        "triage_finding",
     ] {
         assert!(names.contains(&want), "missing tool {want}: {names:?}");
     }
