@@ -95,6 +95,28 @@ pub(crate) enum FindingsCommand {
     /// with --json, ending in one closing line), uncut (the command line has no
     /// answer budget).
     Changes(FindingsChangesArgs),
+    /// Mark a finding (by fingerprint) false_positive or accepted_risk, or clear the
+    /// mark: it applies to later scans of the asset and is audited.
+    Triage(FindingsTriageArgs),
+}
+
+/// `findings triage` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct FindingsTriageArgs {
+    /// The finding's fingerprint (from `findings changes --json`).
+    pub(crate) fingerprint: String,
+    /// false_positive, accepted_risk or clear.
+    #[arg(long)]
+    pub(crate) mark: String,
+    /// Why (required to mark).
+    #[arg(long, default_value = "")]
+    pub(crate) reason: String,
+    /// When the mark lapses (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub(crate) expires_at: Option<String>,
+    /// Who marks it (recorded; default the local admin, who may mark anyone's).
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
 }
 
 /// `findings changes` arguments.
@@ -119,6 +141,9 @@ pub(crate) struct FindingsChangesArgs {
     /// Continue after this cursor (from the closing line).
     #[arg(long)]
     pub(crate) cursor: Option<String>,
+    /// Also list findings marked false_positive or accepted_risk.
+    #[arg(long)]
+    pub(crate) include_triaged: bool,
     /// Read as this principal (its tasks' findings only); default: every principal's.
     #[arg(long)]
     pub(crate) principal: Option<String>,

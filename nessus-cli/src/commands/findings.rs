@@ -1,26 +1,80 @@
 //! `nessus-cli findings changes TARGET… --since X`: findings over time, through the
 //! same service call as the `findings_changes` tool (tenancy, limits, audit).
 
-use nessus_queue::service::{ChangesRequest, Principal, changes_text};
+use nessus_queue::service::{ChangesRequest, Principal, TriageRequest, changes_text};
 
-use crate::cli::{FindingsChangesArgs, FindingsCommand, GlobalArgs};
-use crate::commands::{backend, config, print_text};
+use crate::cli::{FindingsChangesArgs, FindingsCommand, FindingsTriageArgs, GlobalArgs};
+use crate::commands::{backend, config, print_json, print_text};
 use crate::exit::CliError;
 
 pub(crate) fn run(global: &GlobalArgs, cmd: &FindingsCommand) -> anyhow::Result<()> {
     match cmd {
         FindingsCommand::Changes(args) => changes(global, args),
+        FindingsCommand::Triage(args) => triage(global, args),
     }
+}
+
+fn principal_of(p: Option<&String>) -> Principal {
+    match p {
+        Some(p) => Principal::new(p.as_str()),
+        None => Principal::local(),
+    }
+}
+
+fn usage(e: nessus_queue::Error) -> anyhow::Error {
+    match e {
+        nessus_queue::Error::Invalid { field, reason } => {
+            CliError::Usage(format!("--{}: {reason}", field.replace('_', "-"))).into()
+        }
+        e => anyhow::Error::new(e),
+    }
+}
+
+fn triage(global: &GlobalArgs, args: &FindingsTriageArgs) -> anyhow::Result<()> {
+    let config = config::load(global)?;
+    let rt = backend::current_thread()?;
+    let service = backend::open_service(&rt, global, config, backend::Missing::Refuse)?;
+    let req = TriageRequest::new(
+        args.fingerprint.clone(),
+        args.mark.clone(),
+        args.reason.clone(),
+    )
+    .expires_at(args.expires_at.clone());
+    let t = rt
+        .block_on(service.triage_finding(&principal_of(args.principal.as_ref()), &req))
+        .map_err(usage)?;
+    if global.json {
+        return print_json(&serde_json::json!({
+            "fingerprint": t.fingerprint,
+            "asset_id": t.asset_id,
+            "host": t.host,
+            "plugin_id": t.finding.plugin_id,
+            "current_state": t.finding.state.as_str(),
+            "triage": t.finding.triage,
+        }));
+    }
+    let what = match &t.finding.triage {
+        Some(m) => format!(
+            "marked {} ({}){}",
+            m.mark.as_str(),
+            m.reason,
+            m.expires_at
+                .map(|e| format!(" until {e}"))
+                .unwrap_or_default()
+        ),
+        None => "mark cleared".to_owned(),
+    };
+    print_text(&format!(
+        "{} on {} ({}): {what}\n",
+        t.fingerprint, t.host, t.asset_id
+    ))
 }
 
 fn changes(global: &GlobalArgs, args: &FindingsChangesArgs) -> anyhow::Result<()> {
     let config = config::load(global)?;
     let rt = backend::current_thread()?;
     let service = backend::open_service(&rt, global, config, backend::Missing::Refuse)?;
-    let principal = match &args.principal {
-        Some(p) => Principal::new(p.as_str()),
-        None => Principal::local(),
-    };
+    let principal = principal_of(args.principal.as_ref());
     let states = match args.states.as_slice() {
         [] => None,
         [one] if one == "all" => Some(Vec::new()),
@@ -30,15 +84,11 @@ fn changes(global: &GlobalArgs, args: &FindingsChangesArgs) -> anyhow::Result<()
         .states(states)
         .severity(args.severity.clone())
         .limit(Some(args.limit))
-        .cursor(args.cursor.clone());
+        .cursor(args.cursor.clone())
+        .include_triaged(args.include_triaged);
     let page = rt
         .block_on(service.findings_changes(&principal, &req))
-        .map_err(|e| match e {
-            nessus_queue::Error::Invalid { field, reason } => {
-                CliError::Usage(format!("--{field}: {reason}")).into()
-            }
-            e => anyhow::Error::new(e),
-        })?;
+        .map_err(usage)?;
     if global.json {
         return print_text(&format!("{}\n", changes_text(&page, Some(usize::MAX))));
     }
