@@ -1088,62 +1088,6 @@ impl Backend for SqliteBackend {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::audit::AuditAction;
-
-    /// Each audit filter is answered by walking an index in order: no plan may sort
-    /// (`USE TEMP B-TREE`), and principal or task filters use their own index.
-    #[test]
-    fn audit_listings_walk_an_index_and_never_sort() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("q.db");
-        drop(SqliteBackend::open(&path).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        let t: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
-        let cases = [
-            // A WITHOUT ROWID table is its primary key: a plain scan walks it in order.
-            (AuditQuery::new(50), "SCAN audit"),
-            (AuditQuery::new(50).since(t), "PRIMARY KEY"),
-            (
-                AuditQuery::new(50).principal("alice").since(t).until(t),
-                "audit_principal",
-            ),
-            (
-                AuditQuery::new(50)
-                    .principal("alice")
-                    .cursor("0000000000001:ab"),
-                "audit_principal",
-            ),
-            (AuditQuery::new(50).task_id("x"), "audit_task"),
-            (AuditQuery::new(50).pool("nessus"), "audit_pool"),
-            (
-                AuditQuery::new(50).action(AuditAction::Submit),
-                "audit_action",
-            ),
-            (
-                AuditQuery::new(50)
-                    .principal("alice")
-                    .action(AuditAction::Submit),
-                "audit_",
-            ),
-        ];
-        for (q, index) in cases {
-            let (sql, args) = audit_list_sql(&q);
-            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let plan: Vec<String> = st
-                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(3))
-                .unwrap()
-                .collect::<std::result::Result<_, _>>()
-                .unwrap();
-            let plan = plan.join(" | ");
-            assert!(!plan.contains("TEMP B-TREE"), "{q:?} sorts: {plan}");
-            assert!(plan.contains(index), "{q:?} does not use {index}: {plan}");
-        }
-    }
-}
-
 /// Assets of a scope one store ages out at most (the rest on later stores).
 const AGE_OUT_BATCH: i64 = 16;
 
@@ -1288,5 +1232,61 @@ impl FindingsBackend for SqliteBackend {
             rows.collect::<rusqlite::Result<Vec<String>>>()
                 .map_err(err("list finding scopes"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditAction;
+
+    /// Each audit filter is answered by walking an index in order: no plan may sort
+    /// (`USE TEMP B-TREE`), and principal or task filters use their own index.
+    #[test]
+    fn audit_listings_walk_an_index_and_never_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        drop(SqliteBackend::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        let t: Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        let cases = [
+            // A WITHOUT ROWID table is its primary key: a plain scan walks it in order.
+            (AuditQuery::new(50), "SCAN audit"),
+            (AuditQuery::new(50).since(t), "PRIMARY KEY"),
+            (
+                AuditQuery::new(50).principal("alice").since(t).until(t),
+                "audit_principal",
+            ),
+            (
+                AuditQuery::new(50)
+                    .principal("alice")
+                    .cursor("0000000000001:ab"),
+                "audit_principal",
+            ),
+            (AuditQuery::new(50).task_id("x"), "audit_task"),
+            (AuditQuery::new(50).pool("nessus"), "audit_pool"),
+            (
+                AuditQuery::new(50).action(AuditAction::Submit),
+                "audit_action",
+            ),
+            (
+                AuditQuery::new(50)
+                    .principal("alice")
+                    .action(AuditAction::Submit),
+                "audit_",
+            ),
+        ];
+        for (q, index) in cases {
+            let (sql, args) = audit_list_sql(&q);
+            let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(3))
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap();
+            let plan = plan.join(" | ");
+            assert!(!plan.contains("TEMP B-TREE"), "{q:?} sorts: {plan}");
+            assert!(plan.contains(index), "{q:?} does not use {index}: {plan}");
+        }
     }
 }
