@@ -156,7 +156,7 @@ pub(crate) struct AuditArgs {
     #[arg(long)]
     pub(crate) principal: Option<String>,
     /// Only this action (submit, cancel, import, results_read, diff, dlq_retry, dlq_purge,
-    /// policy_refused, quota_refused).
+    /// policy_refused, quota_refused, findings_read, triage).
     #[arg(long)]
     pub(crate) action: Option<String>,
     /// Only events about this task.
