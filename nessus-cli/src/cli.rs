@@ -86,6 +86,71 @@ pub(crate) enum Command {
     /// tool export_results): JSON-NL, CSV (formula cells neutralised), a SARIF 2.1.0
     /// log or a self-contained HTML report.
     Export(ExportArgs),
+    /// Findings over time: what changed on hosts or networks since a date or a task
+    /// (new, fixed, reopened, persistent findings per asset).
+    #[command(subcommand)]
+    Findings(FindingsCommand),
+}
+
+/// `findings` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum FindingsCommand {
+    /// What changed on TARGETS since a date or task: one line per finding (JSON-NL
+    /// with --json, ending in one closing line), uncut (the command line has no
+    /// answer budget).
+    Changes(FindingsChangesArgs),
+    /// Mark a finding (by fingerprint) false_positive or accepted_risk, or clear the
+    /// mark: it applies to later scans of the asset and is audited.
+    Triage(FindingsTriageArgs),
+}
+
+/// `findings triage` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct FindingsTriageArgs {
+    /// The finding's fingerprint (from `findings changes --json`).
+    pub(crate) fingerprint: String,
+    /// false_positive, accepted_risk or clear.
+    #[arg(long)]
+    pub(crate) mark: String,
+    /// Why (required to mark).
+    #[arg(long, default_value = "")]
+    pub(crate) reason: String,
+    /// When the mark lapses (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    pub(crate) expires_at: Option<String>,
+    /// Who marks it (recorded; default the local admin, who may mark anyone's).
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
+}
+
+/// `findings changes` arguments.
+#[derive(Debug, Args)]
+pub(crate) struct FindingsChangesArgs {
+    /// Hosts (addresses, names) and CIDRs.
+    #[arg(required = true, value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+    /// Start: an RFC 3339 time, a date (YYYY-MM-DD, midnight UTC) or a task id.
+    #[arg(long)]
+    pub(crate) since: String,
+    /// Only these states (new, reopened, fixed, persistent; repeatable). Default:
+    /// new, reopened and fixed; `--state all` for every state.
+    #[arg(long = "state", value_name = "STATE")]
+    pub(crate) states: Vec<String>,
+    /// Minimum severity: 0-4 or info, low, medium, high, critical.
+    #[arg(long)]
+    pub(crate) severity: Option<String>,
+    /// Findings per page (1-1000).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) limit: usize,
+    /// Continue after this cursor (from the closing line).
+    #[arg(long)]
+    pub(crate) cursor: Option<String>,
+    /// Also list findings marked false_positive or accepted_risk.
+    #[arg(long)]
+    pub(crate) include_triaged: bool,
+    /// Read as this principal (its tasks' findings only); default: every principal's.
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
 }
 
 /// `export` arguments.
@@ -132,7 +197,7 @@ pub(crate) struct AuditArgs {
     #[arg(long)]
     pub(crate) principal: Option<String>,
     /// Only this action (submit, cancel, import, results_read, diff, dlq_retry, dlq_purge,
-    /// policy_refused, quota_refused).
+    /// policy_refused, quota_refused, findings_read, triage).
     #[arg(long)]
     pub(crate) action: Option<String>,
     /// Only events about this task.

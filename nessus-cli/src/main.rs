@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Worker(args) => commands::worker::run(&cli.global, args),
         Command::Import(args) => commands::import::run(&cli.global, args),
         Command::Audit(args) => commands::audit::run(&cli.global, args),
+        Command::Findings(cmd) => commands::findings::run(&cli.global, cmd),
     };
     match result {
         Ok(()) => exit::exit(exit::OK),

@@ -878,3 +878,185 @@ pub(crate) struct SummaryResult {
     /// What to call next.
     pub(crate) next: String,
 }
+
+/// Arguments of `findings_changes`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct FindingsChanges {
+    /// Hosts (addresses, FQDNs, NetBIOS names) and CIDRs, e.g. ["10.0.0.0/24"].
+    pub(crate) targets: Vec<String>,
+    /// Start: an RFC 3339 time ("2026-01-31T00:00:00Z"), a date ("2026-01-31",
+    /// midnight UTC) or a task id (changes after that scan).
+    pub(crate) since: String,
+    /// States to return: new, reopened, fixed (the default: what changed) and
+    /// persistent (present then and now); [] for all four.
+    #[serde(default)]
+    pub(crate) states: Option<Vec<String>>,
+    /// Minimum severity: 0-4 or info, low, medium, high, critical (default: all).
+    #[serde(default)]
+    pub(crate) severity: Option<SeverityArg>,
+    /// Changes per answer (1-1000, default 100).
+    #[serde(default)]
+    pub(crate) limit: Option<usize>,
+    /// next_cursor from the previous answer's closing line.
+    #[serde(default)]
+    pub(crate) cursor: Option<String>,
+    /// Also list findings marked false_positive or accepted_risk (default false:
+    /// someone already judged them).
+    #[serde(default)]
+    pub(crate) include_triaged: bool,
+    /// Size budget of the whole answer in bytes; default {default_budget}, allowed
+    /// {min_budget}-{max_budget}.
+    #[serde(default)]
+    pub(crate) byte_budget: Option<u64>,
+}
+
+/// A triage mark as an answer shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct TriageInfo {
+    /// false_positive or accepted_risk.
+    pub(crate) mark: String,
+    /// Why.
+    pub(crate) reason: String,
+    /// Who marked it.
+    pub(crate) by: String,
+    /// When (RFC 3339).
+    pub(crate) at: String,
+    /// When it lapses (RFC 3339), if ever.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<String>,
+}
+
+impl From<&nessus_queue::findings::Triage> for TriageInfo {
+    fn from(t: &nessus_queue::findings::Triage) -> Self {
+        Self {
+            mark: t.mark.as_str().to_owned(),
+            reason: t.reason.clone(),
+            by: t.by.clone(),
+            at: t.at.to_string(),
+            expires_at: t.expires_at.map(|e| e.to_string()),
+        }
+    }
+}
+
+/// Arguments of `triage_finding`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct TriageFinding {
+    /// The finding's fingerprint, as findings_changes gives it.
+    pub(crate) fingerprint: String,
+    /// false_positive, accepted_risk, or clear (removes the mark).
+    pub(crate) mark: String,
+    /// Why (required to mark).
+    #[serde(default)]
+    pub(crate) reason: String,
+    /// When the mark lapses: an RFC 3339 time or a date, in the future (default: never).
+    #[serde(default)]
+    pub(crate) expires_at: Option<String>,
+}
+
+impl crate::args::ToolArgs for TriageFinding {}
+
+/// What `triage_finding` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct TriageResult {
+    /// The fingerprint.
+    pub(crate) fingerprint: String,
+    /// Its asset.
+    pub(crate) asset_id: String,
+    /// The host as last scanned.
+    pub(crate) host: String,
+    /// Nessus plugin id.
+    pub(crate) plugin_id: Option<u32>,
+    /// Plugin name.
+    pub(crate) plugin_name: Option<String>,
+    /// State after the host's latest scan.
+    pub(crate) current_state: String,
+    /// The mark in force (absent after clear).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) triage: Option<TriageInfo>,
+    /// What happened.
+    pub(crate) message: String,
+}
+
+/// One finding of a `findings_changes` answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct FindingChange {
+    /// sha256 of asset, plugin id, port and protocol (never plugin_output).
+    pub(crate) fingerprint: String,
+    /// The asset: ip:<address>, else fqdn:, netbios:, mac: or name:.
+    pub(crate) asset_id: String,
+    /// The host as last scanned (ReportHost name).
+    pub(crate) host: String,
+    /// The host address, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) host_ip: Option<String>,
+    /// Nessus plugin id.
+    pub(crate) plugin_id: Option<u32>,
+    /// Plugin name.
+    pub(crate) plugin_name: Option<String>,
+    /// Severity 0-4.
+    pub(crate) severity: Option<u8>,
+    /// Port.
+    pub(crate) port: Option<u32>,
+    /// Protocol.
+    pub(crate) protocol: Option<String>,
+    /// Since `since`: new, reopened, fixed, or persistent (present then and now).
+    pub(crate) state: String,
+    /// After the host's latest scan: new, persistent, fixed or reopened.
+    pub(crate) current_state: String,
+    /// First sighting (RFC 3339).
+    pub(crate) first_seen: String,
+    /// Latest sighting (RFC 3339).
+    pub(crate) last_seen: String,
+    /// When it was fixed (fixed findings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fixed_at: Option<String>,
+    /// Task of the latest sighting.
+    pub(crate) last_task: String,
+    /// The triage mark in force (only with include_triaged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) triage: Option<TriageInfo>,
+}
+
+/// The closing part of a `findings_changes` answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ChangesClosing {
+    /// `end`, or `pagination` when more changes remain.
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    /// Changes in this answer.
+    pub(crate) returned: u64,
+    /// Matching changes in all.
+    pub(crate) total: u64,
+    /// Matching changes per state.
+    pub(crate) counts: std::collections::BTreeMap<String, u64>,
+    /// Assets examined.
+    pub(crate) assets: u64,
+    /// Pass as cursor for the rest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) next_cursor: Option<String>,
+    /// What to do next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) next: Option<String>,
+}
+
+/// What `findings_changes` returns: the changes that fit the byte budget, then the
+/// closing part.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ChangesResult {
+    /// Changes, by asset then fingerprint.
+    pub(crate) changes: Vec<FindingChange>,
+    /// Always last: end or pagination.
+    pub(crate) closing: ChangesClosing,
+}
+
+/// A severity as a number or a name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum SeverityArg {
+    /// 0 (info) to 4 (critical).
+    Number(u8),
+    /// info, low, medium, high or critical.
+    Name(String),
+}
+
+impl crate::args::ToolArgs for FindingsChanges {}

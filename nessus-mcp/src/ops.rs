@@ -5,7 +5,8 @@
 //! typed errors to [`ToolError`]s that tell the agent what to do.
 
 use nessus_queue::service::{
-    DiffOptions, QueryParams, ScanCredentials, ScanRequest, Submission, utilization_pct,
+    ChangesRequest, DiffOptions, QueryParams, ScanCredentials, ScanRequest, Submission,
+    utilization_pct,
 };
 use nessus_queue::{ScanType, Task, TaskStatus};
 use secrecy::SecretString;
@@ -14,11 +15,13 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
-        GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
+        CancelResult, ChangesClosing, ChangesResult, DiffCounts, DiffResult, DiffScans,
+        ExportResult, ExportResults, FiltersArg, FindingChange, FindingsChanges, GetScanResults,
+        ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
         RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
-        ScannerList, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
-        SummaryResult, TaskItem, TaskList, Troubleshooting,
+        ScannerList, SeverityArg, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
+        SummaryResult, TaskItem, TaskList, TriageFinding, TriageInfo, TriageResult,
+        Troubleshooting,
     },
     errors::ToolError,
 };
@@ -627,6 +630,111 @@ pub(crate) async fn diff(
         base_task_id: p.base_task_id,
         compare_task_id: p.compare_task_id,
         min_severity: opts.min_severity,
+    })
+}
+
+/// `findings_changes`: the service's page, rendered within the answer budget.
+pub(crate) async fn findings_changes(
+    app: &App,
+    principal: &Principal,
+    p: FindingsChanges,
+) -> Result<ChangesResult, ToolError> {
+    let severity = p.severity.map(|s| match s {
+        SeverityArg::Number(n) => n.to_string(),
+        SeverityArg::Name(n) => n,
+    });
+    let req = ChangesRequest::new(p.targets, p.since)
+        .states(p.states)
+        .severity(severity)
+        .limit(p.limit)
+        .cursor(p.cursor.filter(|c| !c.is_empty()))
+        .include_triaged(p.include_triaged);
+    let page = app
+        .service()
+        .findings_changes(principal, &req)
+        .await
+        .map_err(service_error)?;
+    let budget = nessus_queue::service::answer_budget(
+        p.byte_budget
+            .map(|b| usize::try_from(b).unwrap_or(usize::MAX - 1)),
+    );
+    let (n, next) = page.fit(budget);
+    let ts = |t: jiff::Timestamp| t.to_string();
+    let changes = page.changes[..n]
+        .iter()
+        .map(|c| FindingChange {
+            fingerprint: c.fingerprint.clone(),
+            asset_id: c.asset_id.clone(),
+            host: c.host.clone(),
+            host_ip: c.host_ip.map(|i| i.to_string()),
+            plugin_id: c.plugin_id,
+            plugin_name: c.plugin_name.clone(),
+            severity: c.severity,
+            port: c.port,
+            protocol: c.protocol.clone(),
+            state: c.state.as_str().to_owned(),
+            current_state: c.current_state.as_str().to_owned(),
+            first_seen: ts(c.first_seen),
+            last_seen: ts(c.last_seen),
+            fixed_at: c.fixed_at.map(ts),
+            last_task: c.last_task.clone(),
+            triage: c.triage.as_ref().map(TriageInfo::from),
+        })
+        .collect();
+    let closing = page.closing(n, next.as_deref());
+    let closing: ChangesClosing = ChangesClosing {
+        kind: closing["type"].as_str().unwrap_or("end").to_owned(),
+        returned: n as u64,
+        total: page.counts.values().sum(),
+        counts: page
+            .counts
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        assets: page.assets as u64,
+        next: next
+            .is_some()
+            .then(|| nessus_queue::findings::NEXT_PAGE.to_owned()),
+        next_cursor: next,
+    };
+    Ok(ChangesResult { changes, closing })
+}
+
+/// `triage_finding`: the service marks (or clears) the finding.
+pub(crate) async fn triage_finding(
+    app: &App,
+    principal: &Principal,
+    p: TriageFinding,
+) -> Result<TriageResult, ToolError> {
+    let req = nessus_queue::service::TriageRequest::new(p.fingerprint, p.mark, p.reason)
+        .expires_at(p.expires_at);
+    let t = app
+        .service()
+        .triage_finding(principal, &req)
+        .await
+        .map_err(service_error)?;
+    let triage = t.finding.triage.as_ref().map(TriageInfo::from);
+    let message = match &triage {
+        Some(m) => format!(
+            "marked {}; later scans of {} keep the mark{}, and findings_changes leaves it out unless include_triaged",
+            m.mark,
+            t.host,
+            m.expires_at
+                .as_ref()
+                .map(|e| format!(" until {e}"))
+                .unwrap_or_default()
+        ),
+        None => "mark cleared; the finding needs attention again".to_owned(),
+    };
+    Ok(TriageResult {
+        fingerprint: t.fingerprint,
+        asset_id: t.asset_id,
+        host: t.host,
+        plugin_id: t.finding.plugin_id,
+        plugin_name: t.finding.plugin_name.clone(),
+        current_state: t.finding.state.as_str().to_owned(),
+        triage,
+        message,
     })
 }
 

@@ -17,10 +17,11 @@ use nessus_queue::service::Operation;
 use crate::{
     args::Parameters,
     dto::{
-        CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults,
-        ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus,
-        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList,
-        SummarizeResults, SummaryResult, TaskList, TaskRef,
+        CancelResult, ChangesResult, DiffResult, DiffScans, ExportResult, ExportResults,
+        FindingsChanges, GetScanResults, ImportResult, ImportScan, ListTasks, NoArgs, PoolList,
+        PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
+        ScanSubmitted, ScannerList, SummarizeResults, SummaryResult, TaskList, TaskRef,
+        TriageFinding, TriageResult,
     },
     errors::ToolError,
     ops,
@@ -40,6 +41,7 @@ pub(crate) fn operation(tool: &str) -> Operation {
         "run_authenticated_scan" => Operation::SubmitAuthenticated,
         "import_scan" => Operation::Import,
         "cancel_scan" => Operation::Cancel,
+        "triage_finding" => Operation::Triage,
         _ => Operation::Read,
     }
 }
@@ -390,6 +392,65 @@ impl NessusMcp {
     ) -> Result<Json<ImportResult>, ToolError> {
         let principal = self.principal(&ctx);
         crate::import::import_scan(&self.app, &principal, p, &ctx)
+            .await
+            .map(Json)
+    }
+
+    /// What changed on these targets since a date or a task, over every completed
+    /// scan (worker or import) of the caller's tasks: each finding of an asset
+    /// (host IP first, else FQDN, NetBIOS name or MAC) is new, persistent, fixed
+    /// (seen before, absent from a later scan that covered the host) or reopened,
+    /// with first_seen and last_seen; the fingerprint is sha256 of asset, plugin,
+    /// port and protocol, never plugin_output. `changes` lists each finding
+    /// (state since `since`, current_state, fingerprint, host, plugin_id,
+    /// severity, port, protocol, first_seen, last_seen); `closing` comes last:
+    /// end, or pagination with counts, next_cursor and what to do next. Every
+    /// answer stays within byte_budget (default {default_budget}). Severity:
+    /// {severity_scale}.
+    #[tool(
+        output_schema = schema_for_output::<ChangesResult>(),
+        annotations(
+            title = "Findings changes",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn findings_changes(
+        &self,
+        Parameters(p): Parameters<FindingsChanges>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ChangesResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::findings_changes(&self.app, &principal, p)
+            .await
+            .map(Json)
+    }
+
+    /// Mark a finding (by the fingerprint findings_changes gives) false_positive
+    /// or accepted_risk with a reason and an optional expires_at, or clear the
+    /// mark. The mark applies to every later scan of the same host (the
+    /// fingerprint does not change), shows with the finding, leaves it out of
+    /// findings_changes unless include_triaged, and is recorded in the audit trail
+    /// with who marked it.
+    #[tool(
+        output_schema = schema_for_output::<TriageResult>(),
+        annotations(
+            title = "Triage finding",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn triage_finding(
+        &self,
+        Parameters(p): Parameters<TriageFinding>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<TriageResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::triage_finding(&self.app, &principal, p)
             .await
             .map(Json)
     }

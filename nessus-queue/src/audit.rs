@@ -39,11 +39,15 @@ pub enum AuditAction {
     PolicyRefused,
     /// A request was refused by a per-principal quota.
     QuotaRefused,
+    /// Findings over time were read (`findings_changes`).
+    FindingsRead,
+    /// A finding was marked (or cleared) false positive or accepted risk.
+    Triage,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for help texts and tests).
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Submit,
         Self::Cancel,
         Self::Import,
@@ -53,6 +57,8 @@ impl AuditAction {
         Self::DlqPurge,
         Self::PolicyRefused,
         Self::QuotaRefused,
+        Self::FindingsRead,
+        Self::Triage,
     ];
 
     /// The stable snake_case form.
@@ -67,6 +73,8 @@ impl AuditAction {
             Self::DlqPurge => "dlq_purge",
             Self::PolicyRefused => "policy_refused",
             Self::QuotaRefused => "quota_refused",
+            Self::FindingsRead => "findings_read",
+            Self::Triage => "triage",
         }
     }
 }

@@ -166,7 +166,7 @@ pub struct QueueSnapshot {
 /// Storage for tasks. All methods are atomic on their own; `store` is a
 /// compare-and-set on [`Task::version`] so that read → transition → store cycles
 /// from many processes never lose an update.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: crate::findings::FindingsBackend + Send + Sync + 'static {
     /// Which implementation this is.
     fn kind(&self) -> BackendKind;
 

@@ -122,6 +122,7 @@ impl ConfigDirectory {
             .lease_ttl(secs(q.lease()))
             .ttls(secs(q.completed_ttl()), secs(q.failed_ttl()));
         cfg.idempotency_ttl = secs(q.idempotency_ttl());
+        cfg.findings_ttl = secs(q.findings_ttl());
         if let Some(n) = q.max_queued_per_principal() {
             cfg = cfg.max_queued_per_principal(n);
         }

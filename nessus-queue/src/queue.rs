@@ -50,6 +50,9 @@ pub struct QueueConfig {
     /// because each pool's keys live in one Redis slot, which is what lets the
     /// Redis script check it atomically.
     pub max_queued_per_principal: u64,
+    /// Fixed findings, and assets no scan covered, leave the findings-over-time
+    /// store after this long (default 180 days; `queue.findings_ttl_days`).
+    pub findings_ttl: SignedDuration,
 }
 
 /// Default of [`QueueConfig::max_queued_per_principal`]: generous, so valid work is
@@ -69,6 +72,7 @@ impl Default for QueueConfig {
             pool_capacity: BTreeMap::new(),
             audit_ttl: SignedDuration::from_hours(24 * 90),
             max_queued_per_principal: DEFAULT_MAX_QUEUED_PER_PRINCIPAL,
+            findings_ttl: crate::findings::DEFAULT_FINDINGS_TTL,
         }
     }
 }

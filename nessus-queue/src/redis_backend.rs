@@ -20,6 +20,7 @@ use crate::backend::{
     PrincipalCounts, QueueSnapshot, duration_secs, fair_ahead, fair_order, ms, order_key, place,
 };
 use crate::error::{BackendKind, Error, Result};
+use crate::findings::{AssetDoc, FindingsBackend, StoredAsset};
 use crate::redis_con::{Con, RedisTopology};
 use crate::task::{Task, TaskStatus};
 
@@ -35,6 +36,14 @@ static CREATE: LazyLock<Script> = LazyLock::new(|| {
         include_str!("../lua/create.lua")
     ))
 });
+
+static STORE_ASSET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/store_asset.lua")));
+
+/// Every scope with findings (a set of its own; written beside the scope's script).
+const FINDING_SCOPES: &str = "nq:finding-scopes";
+/// Assets of a scope one store ages out at most.
+const AGE_OUT_BATCH: usize = 16;
 
 static IDEM_OWNER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/idem_owner.lua")));
@@ -1564,6 +1573,153 @@ impl Backend for RedisBackend {
                     .map_err(rerr("purge audit"))?;
                 purged += n;
             }
+        })
+    }
+}
+
+/// The keys of one findings scope, all under its `{f:…}` hash tag (a digest of the
+/// scope, so any principal name makes a valid tag): docs, stored, aliases.
+fn finding_keys(scope: &str) -> [String; 3] {
+    use sha2::{Digest, Sha256};
+    let tag = &hex::encode(Sha256::digest(scope.as_bytes()))[..16];
+    [
+        format!("nq:{{f:{tag}}}:docs"),
+        format!("nq:{{f:{tag}}}:stored"),
+        format!("nq:{{f:{tag}}}:alias"),
+    ]
+}
+
+fn decode_asset(id: &str, v: &str) -> Result<StoredAsset> {
+    let bad = |e: Box<dyn std::error::Error + Send + Sync>| Error::Corrupt {
+        what: format!("asset findings {id}"),
+        source: e,
+    };
+    let (ver, json) = v.split_once('\n').ok_or_else(|| bad("no version".into()))?;
+    Ok(StoredAsset {
+        version: ver
+            .parse()
+            .map_err(|e: std::num::ParseIntError| bad(e.into()))?,
+        doc: serde_json::from_str::<AssetDoc>(json).map_err(|e| bad(e.into()))?,
+    })
+}
+
+impl FindingsBackend for RedisBackend {
+    fn load_assets(
+        &self,
+        scope: String,
+        asset_ids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<Option<StoredAsset>>>> {
+        Box::pin(async move {
+            if asset_ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let [docs, _, _] = finding_keys(&scope);
+            let ids = asset_ids.clone();
+            let vals: Vec<Option<String>> = self
+                .read("load asset findings", move |mut c| {
+                    let (docs, ids) = (docs.clone(), ids.clone());
+                    async move {
+                        let mut cmd = redis::cmd("HMGET");
+                        cmd.arg(docs).arg(ids);
+                        cmd.query_async(&mut c).await
+                    }
+                })
+                .await?;
+            asset_ids
+                .iter()
+                .zip(vals)
+                .map(|(id, v)| v.map(|v| decode_asset(id, &v)).transpose())
+                .collect()
+        })
+    }
+
+    fn resolve_aliases(
+        &self,
+        scope: String,
+        aliases: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<Option<String>>>> {
+        Box::pin(async move {
+            if aliases.is_empty() {
+                return Ok(Vec::new());
+            }
+            let [_, _, alias] = finding_keys(&scope);
+            self.read("resolve aliases", move |mut c| {
+                let (alias, aliases) = (alias.clone(), aliases.clone());
+                async move {
+                    let mut cmd = redis::cmd("HMGET");
+                    cmd.arg(alias).arg(aliases);
+                    cmd.query_async(&mut c).await
+                }
+            })
+            .await
+        })
+    }
+
+    fn store_asset(
+        &self,
+        scope: String,
+        prev_version: u64,
+        doc: AssetDoc,
+        now: Timestamp,
+        ttl: jiff::SignedDuration,
+    ) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let keys = finding_keys(&scope).to_vec();
+            let horizon = ms(now) - ttl.as_millis() as i64;
+            let mut args = vec![
+                doc.asset_id.clone(),
+                prev_version.to_string(),
+                serde_json::to_string(&doc).unwrap_or_default(),
+                ms(now).to_string(),
+                horizon.to_string(),
+                AGE_OUT_BATCH.to_string(),
+            ];
+            args.extend(doc.aliases.iter().cloned());
+            let n: i64 = self
+                .eval(&STORE_ASSET, &keys, &args)
+                .await
+                .map_err(rerr("store asset findings"))?;
+            if n == 1 {
+                let scope = scope.clone();
+                self.read("record finding scope", move |mut c| {
+                    let scope = scope.clone();
+                    async move { c.sadd::<_, _, ()>(FINDING_SCOPES, scope).await }
+                })
+                .await?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    fn list_assets(
+        &self,
+        scope: String,
+        now: Timestamp,
+        ttl: jiff::SignedDuration,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let [_, stored, _] = finding_keys(&scope);
+            let horizon = ms(now) - ttl.as_millis() as i64;
+            let mut ids: Vec<String> = self
+                .read("list assets", move |mut c| {
+                    let stored = stored.clone();
+                    async move { c.zrangebyscore(stored, horizon, "+inf").await }
+                })
+                .await?;
+            ids.sort();
+            Ok(ids)
+        })
+    }
+
+    fn finding_scopes(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            let mut v: Vec<String> = self
+                .read("finding scopes", |mut c| async move {
+                    c.smembers(FINDING_SCOPES).await
+                })
+                .await?;
+            v.sort();
+            Ok(v)
         })
     }
 }

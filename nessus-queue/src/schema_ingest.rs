@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use nessus_schema::{AuthenticationStatus, Store, Summary};
 
 use crate::error::BoxError;
+use crate::findings::{HostIdentity, Observed, ObservedHost};
 use crate::task::{Completion, ScanType, Task};
 use crate::worker::Ingest;
 
@@ -63,7 +64,50 @@ impl SchemaIngest {
     }
 }
 
+impl SchemaIngest {
+    /// What a store's scan found, host by host, for findings over time (from the
+    /// indexes and the host table: no record is decoded, no `plugin_output` read).
+    pub fn observed(store: &Store) -> Result<Vec<ObservedHost>, nessus_schema::Error> {
+        let mut hosts: Vec<ObservedHost> = store
+            .hosts()?
+            .into_iter()
+            .map(|h| ObservedHost {
+                identity: HostIdentity {
+                    name: h.name,
+                    ip: h.ip,
+                    fqdn: h.fqdn,
+                    netbios: h.netbios,
+                    mac: h.mac,
+                },
+                findings: Vec::new(),
+            })
+            .collect();
+        let index: std::collections::HashMap<String, usize> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.identity.name.clone(), i))
+            .collect();
+        store.for_each_fingerprint(|fp, severity, name| {
+            if let Some(&i) = index.get(&fp.host) {
+                hosts[i].findings.push(Observed {
+                    plugin_id: fp.plugin_id,
+                    port: fp.port,
+                    protocol: fp.protocol,
+                    severity,
+                    plugin_name: name.map(str::to_owned),
+                });
+            }
+        })?;
+        Ok(hosts)
+    }
+}
+
 impl Ingest for SchemaIngest {
+    fn observed(&self, task_dir: &Path) -> Result<Option<Vec<ObservedHost>>, BoxError> {
+        let store = Store::open(&Self::store_dir(task_dir))?;
+        Ok(Some(Self::observed(&store)?))
+    }
+
     fn ingest(&self, task: &Task, export: &Path, task_dir: &Path) -> Result<Completion, BoxError> {
         let dir = Self::store_dir(task_dir);
         // A crash after the store was renamed into place but before the task was

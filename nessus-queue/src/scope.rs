@@ -110,8 +110,10 @@ pub enum Operation {
     Import,
     /// Cancel a scan one may see.
     Cancel,
-    /// Dead-letter queue actions.
+    /// Dead-letter queue actions (and triage of another principal's finding).
     Admin,
+    /// Mark (or clear) one's own finding false positive or accepted risk.
+    Triage,
 }
 
 impl Operation {
@@ -125,6 +127,8 @@ impl Operation {
             // Whoever may start a scan may stop it.
             Self::Cancel => &[Scope::Scan, Scope::Authenticated],
             Self::Admin => &[Scope::Admin],
+            // A judgement on one's own findings modifies state: the scan capability.
+            Self::Triage => &[Scope::Scan],
         }
     }
 

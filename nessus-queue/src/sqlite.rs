@@ -21,6 +21,7 @@ use crate::backend::{
     order_key, place,
 };
 use crate::error::{BackendKind, Error, Result};
+use crate::findings::{AssetDoc, FindingsBackend, StoredAsset};
 use crate::task::{Task, TaskStatus};
 
 const SCHEMA: &str = "
@@ -79,6 +80,21 @@ CREATE TABLE IF NOT EXISTS principal_queued (
     principal TEXT NOT NULL,
     queued INTEGER NOT NULL,
     PRIMARY KEY (pool, principal)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS finding_assets (
+    scope TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    stored_ms INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    PRIMARY KEY (scope, asset_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS finding_assets_stored ON finding_assets(scope, stored_ms);
+CREATE TABLE IF NOT EXISTS finding_aliases (
+    scope TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    asset_id TEXT NOT NULL,
+    PRIMARY KEY (scope, alias)
 ) WITHOUT ROWID;
 ";
 
@@ -1068,6 +1084,153 @@ impl Backend for SqliteBackend {
             conn.exec_cached("DELETE FROM audit WHERE order_key < ?1", [time_key(before)])
                 .map(|n| n as u64)
                 .map_err(err("purge audit"))
+        })
+    }
+}
+
+/// Assets of a scope one store ages out at most (the rest on later stores).
+const AGE_OUT_BATCH: i64 = 16;
+
+impl FindingsBackend for SqliteBackend {
+    fn load_assets(
+        &self,
+        scope: String,
+        asset_ids: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<Option<StoredAsset>>>> {
+        self.read(move |conn| {
+            let mut out = Vec::with_capacity(asset_ids.len());
+            for id in &asset_ids {
+                let row: Option<(i64, String)> = conn
+                    .row_cached(
+                        "SELECT version, doc FROM finding_assets WHERE scope = ?1 AND asset_id = ?2",
+                        params![scope, id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(err("load asset findings"))?;
+                out.push(match row {
+                    Some((v, doc)) => Some(StoredAsset {
+                        version: v as u64,
+                        doc: serde_json::from_str::<AssetDoc>(&doc)
+                            .map_err(|e| Error::Corrupt {
+                                what: format!("asset findings {id}"),
+                                source: Box::new(e),
+                            })?,
+                    }),
+                    None => None,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn resolve_aliases(
+        &self,
+        scope: String,
+        aliases: Vec<String>,
+    ) -> BoxFuture<'_, Result<Vec<Option<String>>>> {
+        self.read(move |conn| {
+            aliases
+                .iter()
+                .map(|a| {
+                    conn.row_cached(
+                        "SELECT asset_id FROM finding_aliases WHERE scope = ?1 AND alias = ?2",
+                        params![scope, a],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(err("resolve alias"))
+                })
+                .collect()
+        })
+    }
+
+    fn store_asset(
+        &self,
+        scope: String,
+        prev_version: u64,
+        doc: AssetDoc,
+        now: Timestamp,
+        ttl: jiff::SignedDuration,
+    ) -> BoxFuture<'_, Result<bool>> {
+        self.write(move |tx| {
+            let stored: Option<i64> = tx
+                .row_cached(
+                    "SELECT version FROM finding_assets WHERE scope = ?1 AND asset_id = ?2",
+                    params![scope, doc.asset_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("store asset findings"))?;
+            if stored.unwrap_or(0) as u64 != prev_version {
+                return Ok(false);
+            }
+            let text = serde_json::to_string(&doc).unwrap_or_default();
+            tx.exec_cached(
+                "INSERT INTO finding_assets(scope, asset_id, version, stored_ms, doc)
+                 VALUES(?1,?2,?3,?4,?5)
+                 ON CONFLICT(scope, asset_id) DO UPDATE SET
+                   version = excluded.version, stored_ms = excluded.stored_ms, doc = excluded.doc",
+                params![scope, doc.asset_id, (prev_version + 1) as i64, ms(now), text],
+            )
+            .map_err(err("store asset findings"))?;
+            for a in &doc.aliases {
+                tx.exec_cached(
+                    "INSERT OR REPLACE INTO finding_aliases(scope, alias, asset_id) VALUES(?1,?2,?3)",
+                    params![scope, a, doc.asset_id],
+                )
+                .map_err(err("store alias"))?;
+            }
+            // Age out a few assets no scan covered within the TTL, with their aliases.
+            let horizon = ms(now) - ttl.as_millis() as i64;
+            tx.exec_cached(
+                "DELETE FROM finding_aliases WHERE scope = ?1 AND asset_id IN (
+                   SELECT asset_id FROM finding_assets WHERE scope = ?1 AND stored_ms < ?2 LIMIT ?3)",
+                params![scope, horizon, AGE_OUT_BATCH],
+            )
+            .map_err(err("age out aliases"))?;
+            tx.exec_cached(
+                "DELETE FROM finding_assets WHERE scope = ?1 AND asset_id IN (
+                   SELECT asset_id FROM finding_assets WHERE scope = ?1 AND stored_ms < ?2 LIMIT ?3)",
+                params![scope, horizon, AGE_OUT_BATCH],
+            )
+            .map_err(err("age out assets"))?;
+            Ok(true)
+        })
+    }
+
+    fn list_assets(
+        &self,
+        scope: String,
+        now: Timestamp,
+        ttl: jiff::SignedDuration,
+    ) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.read(move |conn| {
+            let horizon = ms(now) - ttl.as_millis() as i64;
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT asset_id FROM finding_assets WHERE scope = ?1 AND stored_ms >= ?2
+                     ORDER BY asset_id",
+                )
+                .map_err(err("list assets"))?;
+            let rows = st
+                .query_map(params![scope, horizon], |r| r.get(0))
+                .map_err(err("list assets"))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(err("list assets"))
+        })
+    }
+
+    fn finding_scopes(&self) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached("SELECT DISTINCT scope FROM finding_assets ORDER BY scope")
+                .map_err(err("list finding scopes"))?;
+            let rows = st
+                .query_map([], |r| r.get(0))
+                .map_err(err("list finding scopes"))?;
+            rows.collect::<rusqlite::Result<Vec<String>>>()
+                .map_err(err("list finding scopes"))
         })
     }
 }

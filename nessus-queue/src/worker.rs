@@ -62,6 +62,16 @@ pub trait Ingest: Send + Sync + 'static {
         export: &Path,
         task_dir: &Path,
     ) -> std::result::Result<Completion, BoxError>;
+
+    /// What the ingested scan found, host by host, for findings over time
+    /// ([`crate::Queue::record_findings`]); `None` (the default) when this ingest
+    /// keeps no findings. Runs on a blocking thread, after [`Ingest::ingest`].
+    fn observed(
+        &self,
+        _task_dir: &Path,
+    ) -> std::result::Result<Option<Vec<crate::findings::ObservedHost>>, BoxError> {
+        Ok(None)
+    }
 }
 
 /// Keeps the raw export only and reports its size (used when no parser is wired).
@@ -931,6 +941,21 @@ impl Inner {
             .await
             .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?
             .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?;
+        // 5b. Findings over time, before the task completes: a worker killed after
+        // this re-runs the task, and recording the same task again changes nothing.
+        let ingest = Arc::clone(&self.ingest);
+        let d3 = task_dir.clone();
+        let observed = tokio::task::spawn_blocking(move || ingest.observed(&d3))
+            .await
+            .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?
+            .map_err(|e| Stop::Fail(Failure::dead_letter("ingest_failed", e.to_string())))?;
+        if let Some(hosts) = observed {
+            let at = jiff::Timestamp::now();
+            self.write(shutdown, || {
+                self.queue.record_findings(&task.principal, id, at, &hosts)
+            })
+            .await?;
+        }
         // 6. Upload (manifest last) before completing: a completed task's results are
         // always readable from any node.
         if let Some(remote) = &self.cfg.results_store {

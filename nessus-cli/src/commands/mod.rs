@@ -6,6 +6,7 @@ pub(crate) mod config;
 pub(crate) mod convert;
 pub(crate) mod diff;
 pub(crate) mod export;
+pub(crate) mod findings;
 pub(crate) mod import;
 pub(crate) mod queue;
 pub(crate) mod scanners;

@@ -280,3 +280,87 @@ fn cli_import_and_import_scan_make_the_same_task() {
     assert_eq!(shown["task"]["targets"], by_server.targets.as_str());
     assert_eq!(shown["task"]["description"], by_server.description.as_str());
 }
+
+/// `findings changes`: two imports of the same host, one item removed in the second;
+/// the command names it fixed since the first (the same service call as the tool).
+#[test]
+fn findings_changes_names_what_the_second_import_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let xml = std::fs::read_to_string(corpus(FIXTURE)).unwrap();
+    let start = xml.find("<ReportItem ").unwrap();
+    let second_at = xml[start + 1..].find("<ReportItem ").unwrap() + start + 1;
+    let end = xml[second_at..].find("</ReportItem>").unwrap() + second_at + "</ReportItem>".len();
+    let removed = &xml[second_at..end];
+    let pid = removed
+        .split("pluginID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let edited = dir.path().join("second.nessus");
+    std::fs::write(&edited, xml.replacen(removed, "", 1)).unwrap();
+    let fixture = corpus(FIXTURE);
+    let first = check(
+        &[
+            "import",
+            fixture.to_str().unwrap(),
+            "--data-dir",
+            data,
+            "--json",
+        ],
+        OK,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let t1 = v["task_id"].as_str().unwrap().to_owned();
+    check(
+        &["import", edited.to_str().unwrap(), "--data-dir", data],
+        OK,
+    );
+    let out = check(
+        &[
+            "findings",
+            "changes",
+            "172.32.0.0/24",
+            "--since",
+            &t1,
+            "--data-dir",
+            data,
+            "--json",
+        ],
+        OK,
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "one change and the closing line: {lines:?}");
+    assert_eq!(lines[0]["state"], "fixed");
+    assert_eq!(lines[0]["plugin_id"].to_string(), pid);
+    assert_eq!(lines[1]["type"], "end");
+    // Text output names it too; a bad --since is a usage error.
+    let out = check(
+        &[
+            "findings",
+            "changes",
+            "172.32.0.215",
+            "--since",
+            &t1,
+            "--data-dir",
+            data,
+        ],
+        OK,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("fixed"));
+    check(
+        &[
+            "findings",
+            "changes",
+            "172.32.0.215",
+            "--since",
+            "not a date",
+            "--data-dir",
+            data,
+        ],
+        USAGE,
+    );
+}

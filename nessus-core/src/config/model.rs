@@ -393,6 +393,7 @@ pub struct QueueSettings {
     pub(crate) failed_ttl: Duration,
     pub(crate) idempotency_ttl: Duration,
     pub(crate) max_queued_per_principal: Option<u64>,
+    pub(crate) findings_ttl: Duration,
 }
 
 impl QueueSettings {
@@ -419,6 +420,12 @@ impl QueueSettings {
     /// How long idempotency keys are kept (default 48 h).
     pub fn idempotency_ttl(&self) -> Duration {
         self.idempotency_ttl
+    }
+
+    /// `queue.findings_ttl_days`: how long a fixed finding, and an asset no scan
+    /// covers, stays in the findings-over-time store (default 180 days).
+    pub fn findings_ttl(&self) -> Duration {
+        self.findings_ttl
     }
 
     /// `queue.max_queued_per_principal`: the most queued tasks one principal may

@@ -188,6 +188,7 @@ pub(crate) struct RawQueue {
     pub(crate) failed_ttl_days: Option<u64>,
     pub(crate) idempotency_ttl_hours: Option<u64>,
     pub(crate) max_queued_per_principal: Option<u64>,
+    pub(crate) findings_ttl_days: Option<u64>,
 }
 
 /// What one principal (a bearer-token name) may do.

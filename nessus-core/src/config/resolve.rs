@@ -586,6 +586,7 @@ impl<'a> Resolver<'a> {
             failed_ttl: Duration::from_secs(raw.failed_ttl_days.unwrap_or(30) * DAY),
             idempotency_ttl: Duration::from_secs(raw.idempotency_ttl_hours.unwrap_or(48) * 3600),
             max_queued_per_principal: raw.max_queued_per_principal.map(|n| n.max(1)),
+            findings_ttl: Duration::from_secs(raw.findings_ttl_days.unwrap_or(180).max(1) * DAY),
         })
     }
 

@@ -6,6 +6,7 @@ mod compat;
 mod contract;
 mod edge;
 mod export;
+mod findings;
 mod flow;
 mod fuzz_http;
 mod import;

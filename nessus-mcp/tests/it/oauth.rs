@@ -439,6 +439,24 @@ async fn scopes_decide_each_tool() {
         (&[AUTHENTICATED], "cancel_scan", task.clone(), None),
         (&[ADMIN], "list_tasks", json!({}), Some(READ)),
         (&[READ, ADMIN], "list_tasks", json!({}), None),
+        (
+            &[READ],
+            "triage_finding",
+            json!({"fingerprint": "0".repeat(64), "mark": "clear"}),
+            Some(SCAN),
+        ),
+        (
+            &[SCAN],
+            "findings_changes",
+            json!({"targets": ["10.0.0.0/8"], "since": "2026-01-01"}),
+            Some(READ),
+        ),
+        (
+            &[READ],
+            "findings_changes",
+            json!({"targets": ["10.0.0.0/8"], "since": "2026-01-01"}),
+            None,
+        ),
     ];
     for (scopes, tool, args, refused) in cases {
         // Tokens signed by the provider's real key with exactly these scopes.

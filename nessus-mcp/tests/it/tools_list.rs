@@ -29,6 +29,8 @@ async fn every_tool_is_named_annotated_and_schematised() {
         "cancel_scan",
         "diff_scans",
         "import_scan",
+        "findings_changes",
+        "triage_finding",
     ] {
         assert!(names.contains(&want), "missing tool {want}: {names:?}");
     }

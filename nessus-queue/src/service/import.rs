@@ -207,7 +207,7 @@ fn ingest(
     source: ImportSource,
     staging: &Path,
     progress: Option<Progress>,
-) -> Result<(Summary, String)> {
+) -> Result<(Summary, String, Vec<crate::findings::ObservedHost>)> {
     let (mut reader, file_name, size) = open(source)?;
     if let Some(progress) = progress {
         progress.set_total(size.unwrap_or(0));
@@ -221,7 +221,8 @@ fn ingest(
         &ResultsDir::store_in(staging),
     )
     .map_err(bad_file)?;
-    Ok((store.summary().clone(), file_name))
+    let observed = SchemaIngest::observed(&store).map_err(bad_file)?;
+    Ok((store.summary().clone(), file_name, observed))
 }
 
 type Opened = (Box<dyn Read + Send>, String, Option<u64>);
@@ -292,11 +293,11 @@ impl Service {
         let progress = req.progress;
         let ingested = blocking(move || ingest(source, &st, progress)).await;
         let outcome = match ingested {
-            Ok((summary, default_name)) => {
+            Ok((summary, default_name, observed)) => {
                 self.record_import(
                     principal,
                     &staging,
-                    summary,
+                    (summary, observed),
                     default_name,
                     req.name,
                     req.authenticated,
@@ -314,7 +315,7 @@ impl Service {
         &self,
         principal: &Principal,
         staging: &Path,
-        summary: Summary,
+        (summary, observed): (Summary, Vec<crate::findings::ObservedHost>),
         default_name: String,
         name: Option<String>,
         authenticated: bool,
@@ -362,6 +363,21 @@ impl Service {
         let placed = match (placed, &self.remote) {
             (Ok(()), Some(cache)) => upload(cache.remote(), &task.task_id, &task_dir).await,
             (other, _) => other,
+        };
+        // Findings over time before the task completes (the worker's order): the same
+        // one code path, idempotent per task.
+        let placed = match placed {
+            Ok(()) => self
+                .queue
+                .record_findings(
+                    principal.as_str(),
+                    &task.task_id,
+                    jiff::Timestamp::now(),
+                    &observed,
+                )
+                .await
+                .map(drop),
+            Err(e) => Err(e),
         };
         let finished = match placed {
             Ok(()) => self.queue.finish_import(&task.task_id, completion).await,
@@ -475,7 +491,7 @@ mod tests {
             let staging = tempfile::tempdir().expect("tempdir");
             let progress = Progress::new();
             assert_eq!((progress.done(), progress.total()), (0, None));
-            let (summary, _) =
+            let (summary, _, _) =
                 ingest(source(what), staging.path(), Some(progress.clone())).expect(what);
             assert_eq!(summary.hosts_scanned, 3, "{what}");
             assert_eq!(progress.done(), size, "{what}: bytes read");

@@ -3,6 +3,7 @@
 
 mod conformance;
 mod faults;
+mod findings;
 mod results_store;
 mod support;
 mod topology;

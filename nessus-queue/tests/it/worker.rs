@@ -522,3 +522,82 @@ async fn graceful_shutdown_releases_and_the_next_worker_reattaches() {
     stop.send(true).unwrap();
     run.await.unwrap();
 }
+
+/// The worker records findings over time for a completed scan (before completing
+/// it), on the same code path as import; recording the task again (a worker killed
+/// after recording, the task re-run) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn worker_ingest_records_findings_over_time_once() {
+    use nessus_queue::findings::{ChangesQuery, FindingState, Since, Target};
+    let r = rig(Duration::from_millis(300), SignedDuration::from_secs(30)).await;
+    let client = sim_client(r.sim.base_url())
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let cfg = WorkerConfig::new("wf", single_pool("nessus", "s1", 4), r.results.path())
+        .idle_poll(Duration::from_millis(50));
+    let w = Worker::new(
+        r.queue.clone(),
+        cfg,
+        Arc::new(StaticDirectory::one("nessus", "s1", client)),
+        Arc::new(nessus_queue::SchemaIngest),
+    );
+    let (stop, rx) = watch::channel(false);
+    let run = tokio::spawn(async move { w.run(rx).await.unwrap() });
+    let s = r.queue.submit("p", req(7), None, None).await.unwrap();
+    let id = s.task.task_id.clone();
+    r.wait_terminal(std::slice::from_ref(&id), Duration::from_secs(40))
+        .await;
+    stop.send(true).unwrap();
+    run.await.unwrap();
+    let t = r.queue.get(&id).await.unwrap().unwrap().task;
+    assert_eq!(t.status, TaskStatus::Completed, "{t:?}");
+    let q = ChangesQuery {
+        targets: vec![
+            Target::parse("0.0.0.0/0").unwrap(),
+            Target::parse("::/0").unwrap(),
+        ],
+        since: Since::Time(jiff::Timestamp::UNIX_EPOCH),
+        states: FindingState::ALL.to_vec(),
+        min_severity: 0,
+        include_triaged: true,
+        limit: 1000,
+        cursor: None,
+    };
+    let page = r
+        .queue
+        .findings_changes(&["p".to_owned()], &q)
+        .await
+        .unwrap();
+    let store = nessus_schema::Store::open(&nessus_queue::ResultsDir::store_in(
+        &r.results.path().join(&id),
+    ))
+    .unwrap();
+    let observed = nessus_queue::SchemaIngest::observed(&store).unwrap();
+    let distinct: std::collections::BTreeSet<_> = observed
+        .iter()
+        .flat_map(|h| {
+            h.findings.iter().map(move |f| {
+                (
+                    h.identity.name.clone(),
+                    f.plugin_id,
+                    f.port,
+                    f.protocol.clone(),
+                )
+            })
+        })
+        .collect();
+    assert!(!distinct.is_empty(), "the simulated scan found something");
+    assert_eq!(page.changes.len(), distinct.len());
+    assert!(
+        page.changes
+            .iter()
+            .all(|c| c.current_state == FindingState::New)
+    );
+    let again = r
+        .queue
+        .record_findings("p", &id, jiff::Timestamp::now(), &observed)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "the same task twice changes nothing");
+}

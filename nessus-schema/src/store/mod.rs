@@ -591,7 +591,9 @@ impl Store {
 
     /// Fingerprint-level view of every finding for [`diff`](crate::diff), without
     /// reading records.
-    pub(crate) fn for_each_fingerprint<'a>(
+    /// Calls `f` with every finding's fingerprint (host name, port, protocol, plugin
+    /// id), severity and plugin name, from the indexes only (no record is decoded).
+    pub fn for_each_fingerprint<'a>(
         &'a self,
         mut f: impl FnMut(crate::record::Fingerprint, Option<u8>, Option<&'a str>),
     ) -> Result<()> {
