@@ -82,6 +82,43 @@ pub(crate) enum Command {
     /// The audit trail (submits, cancels, imports, results reads, DLQ actions, policy
     /// and quota refusals), newest first.
     Audit(AuditArgs),
+    /// Scans waiting for an admin's approval (a pool's `approval` rules held them).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+}
+
+/// `approvals` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// Scans waiting for approval, newest first, with the reason each waits.
+    List {
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Tasks per page (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Approve a waiting scan: it is queued (its targets are re-checked against the
+    /// pool's policy in force now).
+    Approve {
+        /// Task id.
+        task_id: String,
+        /// Why (recorded in the task and the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reject a waiting scan: it is cancelled and its submitter sees the reason.
+    Reject {
+        /// Task id.
+        task_id: String,
+        /// Why (recorded in the task and the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `audit` arguments.
@@ -91,7 +128,7 @@ pub(crate) struct AuditArgs {
     #[arg(long)]
     pub(crate) principal: Option<String>,
     /// Only this action (submit, cancel, import, results_read, diff, dlq_retry, dlq_purge,
-    /// policy_refused, quota_refused).
+    /// policy_refused, quota_refused, approve, reject, approval_expired).
     #[arg(long)]
     pub(crate) action: Option<String>,
     /// Only events about this task.

@@ -16,9 +16,9 @@ use crate::{
     dto::{
         CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
         GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
-        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
-        ScannerList, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
-        SummaryResult, TaskItem, TaskList, Troubleshooting,
+        ReviewInfo, ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
+        ScanSubmitted, ScannerInfo, ScannerList, SeverityBreakdown, SummarizeResults, SummaryGroup,
+        SummaryOther, SummaryResult, TaskItem, TaskList, Troubleshooting,
     },
     errors::ToolError,
 };
@@ -103,8 +103,16 @@ fn submitted(s: Submission) -> ScanSubmitted {
         ..
     } = s;
     let t = &s.task;
+    let pending = t.status == TaskStatus::PendingApproval;
     let message = if s.idempotent {
         "Returning existing task (idempotency key matched)".to_owned()
+    } else if pending {
+        format!(
+            "Scan accepted but waits for an admin's approval ({}); nothing runs until then. Poll get_scan_status.",
+            t.approval_reason
+                .as_deref()
+                .unwrap_or("pool approval rules")
+        )
     } else if t.scan_type == ScanType::Untrusted {
         "Scan enqueued successfully. Worker will process asynchronously. Poll get_scan_status."
             .to_owned()
@@ -128,6 +136,7 @@ fn submitted(s: Submission) -> ScanSubmitted {
         estimated_wait_minutes,
         message,
         idempotent: s.idempotent,
+        approval_reason: t.approval_reason.clone().filter(|_| pending),
         created_at: t.created_at,
         updated_at: t.updated_at,
     }
@@ -248,6 +257,10 @@ fn next_step(t: &Task) -> String {
                 .to_owned()
         }
         TaskStatus::Cancelled => "Cancelled; nothing more will happen.".to_owned(),
+        TaskStatus::PendingApproval => format!(
+            "Waiting for an admin's approval ({}); poll get_scan_status later, or cancel_scan it.",
+            t.approval_reason.as_deref().unwrap_or("pool approval rules")
+        ),
         _ => String::new(),
     }
 }
@@ -297,7 +310,45 @@ pub(crate) fn status_of(view: nessus_queue::TaskView) -> ScanStatus {
             .flatten(),
         troubleshooting,
         next_step: next,
+        approval_reason: t.approval_reason,
+        approval_expires_at: t
+            .approval_expires_at
+            .filter(|_| t.status == TaskStatus::PendingApproval)
+            .map(ts),
+        review: t.review.map(|r| ReviewInfo {
+            decision: r.decision.as_str().to_owned(),
+            by: r.by,
+            reason: r.reason,
+            at: ts(r.at),
+        }),
     }
+}
+
+pub(crate) async fn review_scan(
+    app: &App,
+    principal: &Principal,
+    p: ReviewScan,
+) -> Result<ReviewResult, ToolError> {
+    let decision: nessus_queue::service::Decision = p.decision.parse().map_err(service_error)?;
+    let t = app
+        .service()
+        .review(principal, &p.task_id, decision, &p.reason)
+        .await
+        .map_err(service_error)?;
+    let message = match decision {
+        nessus_queue::service::Decision::Approve => {
+            "Approved; the scan is queued and runs like any other.".to_owned()
+        }
+        _ => "Rejected; the scan is cancelled and its submitter sees the reason.".to_owned(),
+    };
+    let review = t.review.as_ref();
+    Ok(ReviewResult {
+        task_id: t.task_id.clone(),
+        status: t.status.to_string(),
+        decision: review.map_or_else(String::new, |r| r.decision.as_str().to_owned()),
+        reviewed_by: review.map_or_else(String::new, |r| r.by.clone()),
+        message,
+    })
 }
 
 pub(crate) async fn scan_status(
@@ -507,6 +558,7 @@ pub(crate) async fn queue_status(
         queue_depth: s.queue_depth,
         running: s.running,
         dlq_size: s.dlq_size,
+        pending_approval: s.pending_approval,
         next_tasks: s
             .next_tasks
             .into_iter()

@@ -19,8 +19,8 @@ use crate::{
     dto::{
         CancelResult, DiffResult, DiffScans, ExportResult, ExportResults, GetScanResults,
         ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus,
-        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList,
-        SummarizeResults, SummaryResult, TaskList, TaskRef,
+        ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
+        ScanSubmitted, ScannerList, SummarizeResults, SummaryResult, TaskList, TaskRef,
     },
     errors::ToolError,
     ops,
@@ -40,6 +40,7 @@ pub(crate) fn operation(tool: &str) -> Operation {
         "run_authenticated_scan" => Operation::SubmitAuthenticated,
         "import_scan" => Operation::Import,
         "cancel_scan" => Operation::Cancel,
+        "review_scan" => Operation::ReviewScan,
         _ => Operation::Read,
     }
 }
@@ -388,5 +389,26 @@ impl NessusMcp {
         crate::import::import_scan(&self.app, &principal, p, &ctx)
             .await
             .map(Json)
+    }
+
+    /// Admin only: approve or reject a scan waiting in pending_approval (a pool's
+    /// approval rules held it: targets outside its auto_approve list, an
+    /// authenticated scan, or more hosts than its limit). decision is "approve"
+    /// (the scan is queued) or "reject" (it is cancelled); reason is required and
+    /// recorded. An approval re-checks the targets against the pool's policy now.
+    #[tool(annotations(
+        title = "Review scan",
+        read_only_hint = false,
+        destructive_hint = true,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn review_scan(
+        &self,
+        Parameters(p): Parameters<ReviewScan>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ReviewResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::review_scan(&self.app, &principal, p).await.map(Json)
     }
 }

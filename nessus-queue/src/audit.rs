@@ -39,11 +39,17 @@ pub enum AuditAction {
     PolicyRefused,
     /// A request was refused by a per-principal quota.
     QuotaRefused,
+    /// An admin approved a task waiting for approval.
+    Approve,
+    /// An admin rejected a task waiting for approval.
+    Reject,
+    /// A task's approval window elapsed (housekeeping cancelled it).
+    ApprovalExpired,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for help texts and tests).
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 12] = [
         Self::Submit,
         Self::Cancel,
         Self::Import,
@@ -53,6 +59,9 @@ impl AuditAction {
         Self::DlqPurge,
         Self::PolicyRefused,
         Self::QuotaRefused,
+        Self::Approve,
+        Self::Reject,
+        Self::ApprovalExpired,
     ];
 
     /// The stable snake_case form.
@@ -67,6 +76,9 @@ impl AuditAction {
             Self::DlqPurge => "dlq_purge",
             Self::PolicyRefused => "policy_refused",
             Self::QuotaRefused => "quota_refused",
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+            Self::ApprovalExpired => "approval_expired",
         }
     }
 }

@@ -136,6 +136,8 @@ pub struct PoolCounts {
     pub running: u64,
     /// Dead-lettered tasks.
     pub dead_lettered: u64,
+    /// Tasks waiting for an admin's approval (never claimed until approved).
+    pub pending_approval: u64,
 }
 
 /// One principal's share of a pool, and everyone else's (see

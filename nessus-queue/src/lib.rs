@@ -74,7 +74,7 @@ pub use scope::{Operation, Scope, Scopes};
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
 pub use sqlite::SqliteBackend;
 pub use task::{
-    CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, ScanType, Task, TaskStatus,
-    is_valid_task_id, new_task_id,
+    ApprovalHold, CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, Review,
+    ReviewDecision, ScanType, Task, TaskStatus, is_valid_task_id, new_task_id,
 };
 pub use worker::{Ingest, KeepExportOnly, ScannerDirectory, Worker, WorkerConfig};

@@ -594,9 +594,20 @@ impl RedisBackend {
             u64,
             u64,
             Vec<f64>,
+            u64,
         );
-        let (seq, rank, own_running, principals, queued, running, dead_lettered, recent): Head =
-            self.read("queue position", |mut c| async move {
+        let (
+            seq,
+            rank,
+            own_running,
+            principals,
+            queued,
+            running,
+            dead_lettered,
+            recent,
+            pending_approval,
+        ): Head = self
+            .read("queue position", |mut c| async move {
                 redis::pipe()
                     .zscore(K::queue(pool), id)
                     .zrank(K::p_queue(pool, who), id)
@@ -607,6 +618,7 @@ impl RedisBackend {
                     .zcard(K::dlq(pool))
                     // LRANGE 0 -1 would be the whole list: ask for one and drop it.
                     .lrange(K::durations(pool), 0, durations.max(1) as isize - 1)
+                    .zcard(K::status(pool, TaskStatus::PendingApproval))
                     .query_async(&mut c)
                     .await
             })
@@ -641,6 +653,7 @@ impl RedisBackend {
                 queued,
                 running,
                 dead_lettered,
+                pending_approval,
             },
             recent_durations: if durations == 0 { Vec::new() } else { recent },
         })
@@ -1283,14 +1296,16 @@ impl Backend for RedisBackend {
     fn pool_counts(&self, pool: String, now: Timestamp) -> BoxFuture<'_, Result<PoolCounts>> {
         Box::pin(async move {
             let (q, l, d) = (K::queue(&pool), K::leases(&pool), K::dlq(&pool));
-            let (queued, running, dead_lettered): (u64, u64, u64) = self
+            let pa = K::status(&pool, TaskStatus::PendingApproval);
+            let (queued, running, dead_lettered, pending_approval): (u64, u64, u64, u64) = self
                 .read("pool counts", move |mut c| {
-                    let (q, l, d) = (q.clone(), l.clone(), d.clone());
+                    let (q, l, d, pa) = (q.clone(), l.clone(), d.clone(), pa.clone());
                     async move {
                         redis::pipe()
                             .zcard(q)
                             .zcount(l, format!("({}", ms(now)), "+inf")
                             .zcard(d)
+                            .zcard(pa)
                             .query_async(&mut c)
                             .await
                     }
@@ -1300,6 +1315,7 @@ impl Backend for RedisBackend {
                 queued,
                 running,
                 dead_lettered,
+                pending_approval,
             })
         })
     }

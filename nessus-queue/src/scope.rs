@@ -112,6 +112,8 @@ pub enum Operation {
     Cancel,
     /// Dead-letter queue actions.
     Admin,
+    /// Approve or reject a scan waiting for approval, list the waiting ones (admin).
+    ReviewScan,
 }
 
 impl Operation {
@@ -125,6 +127,7 @@ impl Operation {
             // Whoever may start a scan may stop it.
             Self::Cancel => &[Scope::Scan, Scope::Authenticated],
             Self::Admin => &[Scope::Admin],
+            Self::ReviewScan => &[Scope::Admin],
         }
     }
 

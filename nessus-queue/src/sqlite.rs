@@ -672,6 +672,11 @@ fn counts_tx(conn: &Connection, pool: &str, now: Timestamp) -> Result<PoolCounts
                      WHERE dlq_ms IS NOT NULL AND pool=?1 AND ?2=?2",
             &0,
         )?,
+        pending_approval: q(
+            "SELECT COUNT(*) FROM tasks INDEXED BY tasks_pool_status_order
+                     WHERE pool=?1 AND status=?2",
+            &TaskStatus::PendingApproval.as_str(),
+        )?,
     })
 }
 

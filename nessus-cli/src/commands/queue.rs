@@ -12,7 +12,9 @@ use nessus_queue::{CancelOutcome, DlqPurge, ListTasks, Task, TaskPage, TaskStatu
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-use crate::cli::{DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, TasksCommand};
+use crate::cli::{
+    ApprovalsCommand, DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, TasksCommand,
+};
 use crate::commands::backend::{self, Missing};
 use crate::commands::{print_json, print_text};
 use crate::exit::CliError;
@@ -175,6 +177,64 @@ pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<(
     }
 }
 
+pub(crate) fn run_approvals(global: &GlobalArgs, cmd: &ApprovalsCommand) -> anyhow::Result<()> {
+    use nessus_queue::service::Decision;
+    let (rt, service) = open(global)?;
+    let (task_id, reason, decision) = match cmd {
+        ApprovalsCommand::List {
+            pool,
+            limit,
+            cursor,
+        } => {
+            let page = rt.block_on(service.approvals(
+                &operator(),
+                pool.as_deref(),
+                *limit,
+                cursor.clone(),
+            ))?;
+            if global.json {
+                return print_json(&page);
+            }
+            let mut text = String::new();
+            for t in &page.tasks {
+                text.push_str(&format!(
+                    "{}  {}  {}  {}  expires {}\n    targets: {}\n    why: {}\n",
+                    safe(&t.task_id),
+                    safe(&t.pool),
+                    safe(&t.principal),
+                    t.scan_type,
+                    t.approval_expires_at
+                        .map_or_else(|| "-".to_owned(), |e| e.to_string()),
+                    safe(&t.targets),
+                    safe(t.approval_reason.as_deref().unwrap_or("-")),
+                ));
+            }
+            if page.tasks.is_empty() {
+                text.push_str("no scans waiting for approval\n");
+            }
+            if let Some(c) = &page.next_cursor {
+                text.push_str(&format!("next page: --cursor {}\n", safe(c)));
+            }
+            return print_text(&text);
+        }
+        ApprovalsCommand::Approve { task_id, reason } => (task_id, reason, Decision::Approve),
+        ApprovalsCommand::Reject { task_id, reason } => (task_id, reason, Decision::Reject),
+    };
+    let task = rt.block_on(service.review(&operator(), task_id, decision, reason))?;
+    if global.json {
+        return print_json(&task);
+    }
+    print_text(&format!(
+        "task {} {} (status {})\n",
+        safe(&task.task_id),
+        match decision {
+            Decision::Approve => "approved",
+            _ => "rejected",
+        },
+        task.status
+    ))
+}
+
 pub(crate) fn run_housekeeping(
     global: &GlobalArgs,
     cmd: &HousekeepingCommand,
@@ -192,10 +252,16 @@ pub(crate) fn run_housekeeping(
         "deleted"
     };
     let mut text = format!(
-        "{verb} {} expired task(s) and {} expired audit event(s); {} expired idempotency key(s) removed\n",
+        "{verb} {} expired task(s) and {} expired audit event(s); {} expired idempotency key(s) removed; {} expired approval(s) {}\n",
         report.tasks.len(),
         report.audit_events,
-        report.idempotency_keys
+        report.idempotency_keys,
+        report.approvals_expired.len(),
+        if report.dry_run {
+            "would be cancelled"
+        } else {
+            "cancelled"
+        }
     );
     for (id, status) in &report.tasks {
         text.push_str(&format!("  {} ({status})\n", safe(id)));

@@ -29,6 +29,7 @@ async fn every_tool_is_named_annotated_and_schematised() {
         "cancel_scan",
         "diff_scans",
         "import_scan",
+        "review_scan",
     ] {
         assert!(names.contains(&want), "missing tool {want}: {names:?}");
     }

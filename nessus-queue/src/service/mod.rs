@@ -18,6 +18,7 @@
 //! ([`Error::code`](crate::Error::code) is the `error_code` they report).
 
 mod admin;
+pub mod approvals;
 pub mod import;
 pub mod load;
 mod open;
@@ -36,6 +37,7 @@ use crate::queue::Queue;
 use crate::results_dir::ResultsDir;
 
 pub use crate::scope::{Operation, Scope, Scopes};
+pub use approvals::Decision;
 pub use import::{ImportRequest, ImportSource, Imported};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
