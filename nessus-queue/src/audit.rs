@@ -45,11 +45,21 @@ pub enum AuditAction {
     Reject,
     /// A task's approval window elapsed (housekeeping cancelled it).
     ApprovalExpired,
+    /// A schedule was created.
+    ScheduleCreate,
+    /// A schedule was paused.
+    SchedulePause,
+    /// A schedule was resumed.
+    ScheduleResume,
+    /// A schedule was deleted.
+    ScheduleDelete,
+    /// A schedule's slot fired (the run itself is audited as a `submit`).
+    ScheduleFire,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for help texts and tests).
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 17] = [
         Self::Submit,
         Self::Cancel,
         Self::Import,
@@ -62,6 +72,11 @@ impl AuditAction {
         Self::Approve,
         Self::Reject,
         Self::ApprovalExpired,
+        Self::ScheduleCreate,
+        Self::SchedulePause,
+        Self::ScheduleResume,
+        Self::ScheduleDelete,
+        Self::ScheduleFire,
     ];
 
     /// The stable snake_case form.
@@ -79,6 +94,11 @@ impl AuditAction {
             Self::Approve => "approve",
             Self::Reject => "reject",
             Self::ApprovalExpired => "approval_expired",
+            Self::ScheduleCreate => "schedule_create",
+            Self::SchedulePause => "schedule_pause",
+            Self::ScheduleResume => "schedule_resume",
+            Self::ScheduleDelete => "schedule_delete",
+            Self::ScheduleFire => "schedule_fire",
         }
     }
 }

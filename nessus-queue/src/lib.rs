@@ -37,6 +37,7 @@ mod redis_backend;
 mod redis_con;
 mod results_dir;
 pub mod results_store;
+pub mod schedule;
 #[cfg(feature = "schema")]
 mod schema_ingest;
 mod scope;
@@ -68,6 +69,7 @@ pub use redis_backend::RedisBackend;
 pub use redis_con::RedisTopology;
 pub use results_dir::ResultsDir;
 pub use results_store::ResultsStore;
+pub use schedule::Schedule;
 #[cfg(feature = "schema")]
 pub use schema_ingest::SchemaIngest;
 pub use scope::{Operation, Scope, Scopes};

@@ -114,6 +114,8 @@ pub enum Operation {
     Admin,
     /// Approve or reject a scan waiting for approval, list the waiting ones (admin).
     ReviewScan,
+    /// Create, pause, resume or delete a schedule one owns (reading them is `Read`).
+    ManageSchedule,
 }
 
 impl Operation {
@@ -128,6 +130,7 @@ impl Operation {
             Self::Cancel => &[Scope::Scan, Scope::Authenticated],
             Self::Admin => &[Scope::Admin],
             Self::ReviewScan => &[Scope::Admin],
+            Self::ManageSchedule => &[Scope::Scan],
         }
     }
 

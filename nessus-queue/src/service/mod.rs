@@ -26,6 +26,7 @@ mod principal;
 pub mod progress;
 mod record;
 pub mod results;
+pub mod schedules;
 pub mod submit;
 pub mod tenancy;
 
@@ -46,6 +47,7 @@ pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
 pub use progress::{PROGRESS_INTERVAL, Progress};
 pub use results::{DiffOptions, DiffOutcome, Summarized, SummaryRequest};
+pub use schedules::{Fired, ScheduleSpec};
 pub use submit::{ScanCredentials, ScanRequest, Submission};
 pub use tenancy::Cancelled;
 

@@ -2220,3 +2220,199 @@ pub(crate) async fn approval_rules_at_submit_and_review(h: &Harness) {
     );
     assert_eq!(audit(AuditAction::Reject).await.unwrap().events.len(), 1);
 }
+
+/// Two schedulers (two nodes: separate connections to one store) over a fake clock:
+/// every slot fires exactly once, a crash between submit and claim neither loses nor
+/// doubles its slot, downtime across many slots gives one catch-up run, approvals
+/// apply to scheduled runs, pause stops firing, delete removes.
+pub(crate) async fn schedules_fire_each_slot_once_across_nodes(h: &Harness) {
+    use nessus_queue::service::{Principal, ScanRequest, ScheduleSpec, Service};
+    let yaml = "server:\n  default_pool: nessus\nnessus:\n  target_policy:\n    allow: [10.0.0.0/8]\n  \
+        approval:\n    auto_approve: [10.0.0.0/16]\n  instances: []\n";
+    let config: nessus_core::Config = yaml.parse().expect("config");
+    let dir = tempfile::tempdir().unwrap();
+    let node_a = Service::new(
+        config.clone(),
+        h.queue.clone(),
+        nessus_queue::ResultsDir::new(dir.path()),
+    );
+    let node_b = Service::new(
+        config,
+        h.second_node().await,
+        nessus_queue::ResultsDir::new(dir.path()),
+    );
+    let alice = Principal::new("alice");
+    let every_minute = |targets: &str, name: &str| {
+        ScheduleSpec::new(
+            ScanRequest::untrusted(targets, name),
+            "* * * * *",
+            "Europe/Berlin",
+        )
+    };
+    let s = node_a
+        .create_schedule(&alice, every_minute("10.0.0.1", "nightly"))
+        .await
+        .unwrap();
+    let held = node_b
+        .create_schedule(&alice, every_minute("10.1.0.1", "held"))
+        .await
+        .unwrap();
+    assert_eq!(s.next_slot, held.next_slot);
+    let t0 = s.next_slot;
+    let minute = |k: i64| t0 + SignedDuration::from_mins(k) + SignedDuration::from_secs(1);
+    // Both nodes tick at the same fake instants; (tick, slots that must fire).
+    let ticks: [(i64, &[i64]); 5] = [(-1, &[]), (0, &[0]), (0, &[]), (1, &[1]), (2, &[2])];
+    let mut fired_slots: Vec<(String, jiff::Timestamp, String)> = Vec::new();
+    for (k, want) in ticks {
+        let now = minute(k) - SignedDuration::from_secs(if k < 0 { 2 } else { 0 });
+        let (a, b) = tokio::join!(node_a.run_due_schedules(now), node_b.run_due_schedules(now));
+        let all: Vec<_> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+        let claimed: Vec<_> = all.iter().filter(|f| f.claimed).collect();
+        assert_eq!(claimed.len(), want.len() * 2, "tick {k}: {all:?}");
+        for f in &all {
+            // Whoever raced, both nodes name the same task for a slot.
+            let task = f.task_id.clone().expect("a task");
+            if let Some((_, _, t)) = fired_slots
+                .iter()
+                .find(|(id, slot, _)| *id == f.schedule_id && *slot == f.slot)
+            {
+                assert_eq!(*t, task, "one task per slot");
+            } else {
+                fired_slots.push((f.schedule_id.clone(), f.slot, task));
+            }
+        }
+        for w in want {
+            assert!(
+                claimed.iter().any(|f| f.schedule_id == s.schedule_id
+                    && f.slot == t0 + SignedDuration::from_mins(*w)),
+                "slot {w} at tick {k}"
+            );
+        }
+    }
+    // A node died after its submit, before its claim: the slot stays due, and the
+    // next tick's submit is an idempotent replay of the same task.
+    let slot3 = t0 + SignedDuration::from_mins(3);
+    let early = node_a
+        .submit(
+            &alice,
+            ScanRequest::untrusted("10.0.0.1", "nightly")
+                .pool(Some("nessus".to_owned()))
+                .idempotency_key(Some(format!(
+                    "schedule:{}:{}",
+                    s.schedule_id,
+                    slot3.as_millisecond()
+                ))),
+        )
+        .await
+        .unwrap();
+    let f = node_b.run_due_schedules(minute(3)).await.unwrap();
+    let mine = f.iter().find(|f| f.schedule_id == s.schedule_id).unwrap();
+    assert!(mine.claimed);
+    assert_eq!(
+        mine.task_id.as_deref().ok(),
+        Some(early.submitted.task.task_id.as_str())
+    );
+    // Downtime: nobody ticks for slots 4..=10; on return one catch-up run each.
+    let back = minute(10) + SignedDuration::from_secs(20);
+    let (a, b) = tokio::join!(
+        node_a.run_due_schedules(back),
+        node_b.run_due_schedules(back)
+    );
+    let all: Vec<_> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    assert_eq!(all.iter().filter(|f| f.claimed).count(), 2, "{all:?}");
+    assert!(node_a.run_due_schedules(back).await.unwrap().is_empty());
+    let now_s = node_a.schedule(&alice, &s.schedule_id).await.unwrap();
+    assert_eq!(now_s.next_slot, t0 + SignedDuration::from_mins(11));
+    assert_eq!(
+        now_s.last_fired_slot,
+        Some(t0 + SignedDuration::from_mins(4))
+    );
+    // Tasks: slots 0, 1, 2, 3 and one catch-up, per schedule; approvals applied.
+    let tasks = h
+        .queue
+        .list(ListTasks::new(100).principal("alice"))
+        .await
+        .unwrap()
+        .tasks;
+    for (name, status) in [
+        ("nightly", TaskStatus::Queued),
+        ("held", TaskStatus::PendingApproval),
+    ] {
+        let runs: Vec<_> = tasks.iter().filter(|t| t.name == name).collect();
+        assert_eq!(runs.len(), 5, "{name}: {runs:?}");
+        assert!(runs.iter().all(|t| t.status == status), "{name}");
+    }
+    // Pause stops firing; resume picks the first slot after now (no burst).
+    node_b
+        .pause_schedule(&alice, &held.schedule_id)
+        .await
+        .unwrap();
+    let later = minute(20);
+    let f = node_a.run_due_schedules(later).await.unwrap();
+    assert_eq!(
+        f.iter().map(|f| f.schedule_id.as_str()).collect::<Vec<_>>(),
+        vec![s.schedule_id.as_str()]
+    );
+    // Another principal sees nothing of alice's schedules.
+    let bob = Principal::new("bob");
+    assert!(node_a.list_schedules(&bob).await.unwrap().is_empty());
+    assert!(matches!(
+        node_a.pause_schedule(&bob, &s.schedule_id).await,
+        Err(Error::ScheduleNotFound { .. })
+    ));
+    let r = node_b
+        .resume_schedule(&alice, &held.schedule_id)
+        .await
+        .unwrap();
+    assert!(!r.paused && r.next_slot > jiff::Timestamp::now());
+    // Delete removes: not listed, not found, never fires again.
+    node_a
+        .delete_schedule(&alice, &s.schedule_id)
+        .await
+        .unwrap();
+    node_a
+        .delete_schedule(&alice, &held.schedule_id)
+        .await
+        .unwrap();
+    assert!(node_b.list_schedules(&alice).await.unwrap().is_empty());
+    assert!(matches!(
+        node_b.schedule(&alice, &s.schedule_id).await,
+        Err(Error::ScheduleNotFound { .. })
+    ));
+    assert!(
+        node_b
+            .run_due_schedules(later + SignedDuration::from_hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Audited: creation, every fire, pause, resume, delete.
+    let count = |a| async move {
+        h.queue
+            .audit_list(AuditQuery::new(200).action(a))
+            .await
+            .unwrap()
+            .events
+            .len()
+    };
+    assert_eq!(count(AuditAction::ScheduleCreate).await, 2);
+    assert_eq!(count(AuditAction::ScheduleFire).await, 11);
+    assert_eq!(count(AuditAction::SchedulePause).await, 1);
+    assert_eq!(count(AuditAction::ScheduleDelete).await, 2);
+    // Bad specs are refused with the field named.
+    for (cron, tz, field) in [
+        ("* * *", "UTC", "cron"),
+        ("* * * * *", "Nowhere/Land", "timezone"),
+    ] {
+        let e = node_a
+            .create_schedule(
+                &alice,
+                ScheduleSpec::new(ScanRequest::untrusted("10.0.0.1", "x"), cron, tz),
+            )
+            .await;
+        assert!(
+            matches!(e, Err(Error::Invalid { field: f, .. }) if f == field),
+            "{e:?}"
+        );
+    }
+}

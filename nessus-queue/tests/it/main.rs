@@ -90,4 +90,5 @@ conformance_tests!(
     garbage_cursors_are_refused_on_every_listing,
     approval_transitions,
     approval_rules_at_submit_and_review,
+    schedules_fire_each_slot_once_across_nodes,
 );
