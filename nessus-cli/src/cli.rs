@@ -85,6 +85,63 @@ pub(crate) enum Command {
     /// Scans waiting for an admin's approval (a pool's `approval` rules held them).
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Recurring scans (cron in a time zone); every API node and worker fires them.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
+}
+
+/// `schedules` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SchedulesCommand {
+    /// Every schedule, oldest first.
+    List,
+    /// One schedule in full.
+    Show {
+        /// Schedule id.
+        schedule_id: String,
+    },
+    /// Create a schedule; every slot submits an ordinary scan as its owner.
+    Create {
+        /// Five-field cron expression, e.g. "0 2 * * *".
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone the expression is read in.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Targets (checked against the pool's policy now and at every run).
+        #[arg(long)]
+        targets: String,
+        /// Scan name.
+        #[arg(long)]
+        name: String,
+        /// Pool (default: the config's default pool).
+        #[arg(long)]
+        pool: Option<String>,
+        /// untrusted, authenticated or authenticated_privileged.
+        #[arg(long, default_value = "untrusted")]
+        scan_type: String,
+        /// Credential profile for authenticated scans.
+        #[arg(long)]
+        credential_profile: Option<String>,
+        /// Owner of the schedule (default: the local operator).
+        #[arg(long)]
+        principal: Option<String>,
+    },
+    /// Pause a schedule.
+    Pause {
+        /// Schedule id.
+        schedule_id: String,
+    },
+    /// Resume a schedule (its next slot is the first after now).
+    Resume {
+        /// Schedule id.
+        schedule_id: String,
+    },
+    /// Delete a schedule (tasks it created stay).
+    Delete {
+        /// Schedule id.
+        schedule_id: String,
+    },
 }
 
 /// `approvals` subcommands.

@@ -284,6 +284,111 @@ pub(crate) struct ReviewResult {
     pub(crate) message: String,
 }
 
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+fn default_scan_type() -> String {
+    "untrusted".to_owned()
+}
+
+/// Arguments of `create_schedule`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct CreateSchedule {
+    /// Five-field cron expression (minute hour day-of-month month day-of-week), e.g.
+    /// "0 2 * * *" for 02:00 every day.
+    pub(crate) cron: String,
+    /// IANA time zone the cron expression is read in, e.g. "Europe/Berlin".
+    #[serde(default = "default_timezone")]
+    pub(crate) timezone: String,
+    /// Targets, as for run_untrusted_scan (checked against the pool's policy now and at
+    /// every run).
+    pub(crate) targets: String,
+    /// Name of every scheduled scan.
+    pub(crate) name: String,
+    /// Description.
+    #[serde(default)]
+    pub(crate) description: String,
+    /// untrusted (default), authenticated or authenticated_privileged.
+    #[serde(default = "default_scan_type")]
+    pub(crate) scan_type: String,
+    /// For authenticated scans: a credential profile configured on the server
+    /// (schedules never take ad-hoc credentials).
+    #[serde(default)]
+    pub(crate) credential_profile: Option<String>,
+    /// Pool (default: the default pool).
+    #[serde(default)]
+    pub(crate) scanner_pool: Option<String>,
+    /// Pin to one instance of the pool.
+    #[serde(default)]
+    pub(crate) scanner_instance: Option<String>,
+    /// Results profile.
+    #[serde(default = "default_profile")]
+    pub(crate) schema_profile: String,
+}
+
+/// Arguments naming one schedule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct ScheduleRef {
+    /// The schedule_id returned by create_schedule.
+    pub(crate) schedule_id: String,
+}
+
+/// A schedule.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScheduleInfo {
+    /// Id.
+    pub(crate) schedule_id: String,
+    /// Owner: every run is submitted as this principal.
+    pub(crate) principal: String,
+    /// Pool.
+    pub(crate) scanner_pool: String,
+    /// Scan type.
+    pub(crate) scan_type: String,
+    /// Canonical targets.
+    pub(crate) targets: String,
+    /// Scan name.
+    pub(crate) name: String,
+    /// Credential profile, if any.
+    pub(crate) credential_profile: Option<String>,
+    /// Cron expression.
+    pub(crate) cron: String,
+    /// Time zone.
+    pub(crate) timezone: String,
+    /// True while paused (nothing fires).
+    pub(crate) paused: bool,
+    /// The next slot (RFC 3339); a paused schedule recomputes it on resume.
+    pub(crate) next_slot: String,
+    /// The last slot fired.
+    pub(crate) last_fired_slot: Option<String>,
+    /// The task the last slot created (get_scan_status it).
+    pub(crate) last_task_id: Option<String>,
+    /// Why the last slot created no task (e.g. the target policy refused it).
+    pub(crate) last_error: Option<String>,
+    /// Creation time.
+    pub(crate) created_at: String,
+}
+
+/// What `list_schedules` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScheduleList {
+    /// Schedules, oldest first.
+    pub(crate) schedules: Vec<ScheduleInfo>,
+    /// Number returned.
+    pub(crate) total: usize,
+}
+
+/// What `delete_schedule` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScheduleDeleted {
+    /// Id.
+    pub(crate) schedule_id: String,
+    /// Always true (an unknown id is an error).
+    pub(crate) deleted: bool,
+    /// What happened.
+    pub(crate) message: String,
+}
+
 /// The shape of `results_summary` (the queue's ingest writes it as JSON;
 /// this documents it for the schema). Fields an ingest did not compute are absent.
 #[derive(Debug, Clone, JsonSchema)]
@@ -749,6 +854,8 @@ impl crate::args::ToolArgs for ListTasks {}
 impl crate::args::ToolArgs for DiffScans {}
 impl crate::args::ToolArgs for ImportScan {}
 impl crate::args::ToolArgs for ReviewScan {}
+impl crate::args::ToolArgs for CreateSchedule {}
+impl crate::args::ToolArgs for ScheduleRef {}
 impl crate::args::ToolArgs for GetScanResults {
     fn unknown_arguments(&mut self, notices: Vec<String>) {
         self.notices = notices;

@@ -14,10 +14,11 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg,
-        GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
-        ReviewInfo, ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
-        ScanSubmitted, ScannerInfo, ScannerList, SeverityBreakdown, SummarizeResults, SummaryGroup,
+        CancelResult, CreateSchedule, DiffCounts, DiffResult, DiffScans, ExportResult,
+        ExportResults, FiltersArg, GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus,
+        QueueStatus, QueuedTask, ReviewInfo, ReviewResult, ReviewScan, RunAuthenticatedScan,
+        RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo, ScannerList, ScheduleDeleted,
+        ScheduleInfo, ScheduleList, SeverityBreakdown, SummarizeResults, SummaryGroup,
         SummaryOther, SummaryResult, TaskItem, TaskList, Troubleshooting,
     },
     errors::ToolError,
@@ -28,6 +29,9 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
     use nessus_queue::Error as E;
     Some(match e {
         E::NotFound { .. } => "check the task_id; list_tasks shows your recent tasks".to_owned(),
+        E::ScheduleNotFound { .. } => {
+            "check the schedule_id; list_schedules shows your schedules".to_owned()
+        }
         E::IdempotencyConflict { .. } => {
             "use a new idempotency_key, or resend exactly the original arguments".to_owned()
         }
@@ -975,5 +979,105 @@ pub(crate) async fn summarize(
         explanation: a.explanation,
         notices,
         next,
+    })
+}
+
+fn schedule_info(s: nessus_queue::Schedule) -> ScheduleInfo {
+    ScheduleInfo {
+        schedule_id: s.schedule_id,
+        principal: s.principal,
+        scanner_pool: s.pool,
+        scan_type: s.scan_type.to_string(),
+        targets: s.targets,
+        name: s.name,
+        credential_profile: s.credential_profile,
+        cron: s.cron,
+        timezone: s.timezone,
+        paused: s.paused,
+        next_slot: ts(s.next_slot),
+        last_fired_slot: s.last_fired_slot.map(ts),
+        last_task_id: s.last_task_id,
+        last_error: s.last_error,
+        created_at: ts(s.created_at),
+    }
+}
+
+pub(crate) async fn create_schedule(
+    app: &App,
+    principal: &Principal,
+    p: CreateSchedule,
+) -> Result<ScheduleInfo, ToolError> {
+    let scan_type: ScanType = p.scan_type.parse().map_err(service_error)?;
+    let mut req = ScanRequest::untrusted(p.targets, p.name)
+        .description(p.description)
+        .schema_profile(p.schema_profile)
+        .pool(p.scanner_pool)
+        .scanner_instance(p.scanner_instance);
+    if let Some(profile) = p.credential_profile {
+        req = req.authenticated(scan_type, ScanCredentials::Profile(profile));
+    } else if scan_type != ScanType::Untrusted {
+        req = req.authenticated(scan_type, ScanCredentials::None);
+    }
+    let spec = nessus_queue::service::ScheduleSpec::new(req, p.cron, p.timezone);
+    app.service()
+        .create_schedule(principal, spec)
+        .await
+        .map(schedule_info)
+        .map_err(service_error)
+}
+
+pub(crate) async fn list_schedules(
+    app: &App,
+    principal: &Principal,
+) -> Result<ScheduleList, ToolError> {
+    let v = app
+        .service()
+        .list_schedules(principal)
+        .await
+        .map_err(service_error)?;
+    let schedules: Vec<ScheduleInfo> = v.into_iter().map(schedule_info).collect();
+    Ok(ScheduleList {
+        total: schedules.len(),
+        schedules,
+    })
+}
+
+/// Which schedule action a tool performs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ScheduleAction {
+    Get,
+    Pause,
+    Resume,
+}
+
+pub(crate) async fn schedule_action(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+    action: ScheduleAction,
+) -> Result<ScheduleInfo, ToolError> {
+    let svc = app.service();
+    let r = match action {
+        ScheduleAction::Get => svc.schedule(principal, id).await,
+        ScheduleAction::Pause => svc.pause_schedule(principal, id).await,
+        ScheduleAction::Resume => svc.resume_schedule(principal, id).await,
+    };
+    r.map(schedule_info).map_err(service_error)
+}
+
+pub(crate) async fn delete_schedule(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+) -> Result<ScheduleDeleted, ToolError> {
+    let s = app
+        .service()
+        .delete_schedule(principal, id)
+        .await
+        .map_err(service_error)?;
+    Ok(ScheduleDeleted {
+        schedule_id: s.schedule_id,
+        deleted: true,
+        message: "Deleted; no further runs. Tasks it created stay.".to_owned(),
     })
 }

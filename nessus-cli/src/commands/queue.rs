@@ -13,7 +13,8 @@ use serde_json::Value;
 use tokio::runtime::Runtime;
 
 use crate::cli::{
-    ApprovalsCommand, DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, TasksCommand,
+    ApprovalsCommand, DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, SchedulesCommand,
+    TasksCommand,
 };
 use crate::commands::backend::{self, Missing};
 use crate::commands::{print_json, print_text};
@@ -232,6 +233,98 @@ pub(crate) fn run_approvals(global: &GlobalArgs, cmd: &ApprovalsCommand) -> anyh
             _ => "rejected",
         },
         task.status
+    ))
+}
+
+pub(crate) fn run_schedules(global: &GlobalArgs, cmd: &SchedulesCommand) -> anyhow::Result<()> {
+    use nessus_queue::service::{ScanCredentials, ScanRequest, ScheduleSpec};
+    let (rt, service) = open(global)?;
+    let admin = operator();
+    let s = match cmd {
+        SchedulesCommand::List => {
+            let all = rt.block_on(service.list_schedules(&admin))?;
+            if global.json {
+                return print_json(&all);
+            }
+            let mut text = String::new();
+            for s in &all {
+                text.push_str(&format!(
+                    "{}  {}  {}  '{}' {}  {}  next {}  targets {}\n",
+                    safe(&s.schedule_id),
+                    safe(&s.principal),
+                    safe(&s.pool),
+                    safe(&s.cron),
+                    safe(&s.timezone),
+                    if s.paused { "paused" } else { "active" },
+                    s.next_slot,
+                    safe(&s.targets),
+                ));
+            }
+            if all.is_empty() {
+                text.push_str("no schedules\n");
+            }
+            return print_text(&text);
+        }
+        SchedulesCommand::Show { schedule_id } => {
+            rt.block_on(service.schedule(&admin, schedule_id))?
+        }
+        SchedulesCommand::Create {
+            cron,
+            timezone,
+            targets,
+            name,
+            pool,
+            scan_type,
+            credential_profile,
+            principal,
+        } => {
+            let scan_type: nessus_queue::ScanType = scan_type.parse()?;
+            let mut req = ScanRequest::untrusted(targets.clone(), name.clone()).pool(pool.clone());
+            if scan_type != nessus_queue::ScanType::Untrusted || credential_profile.is_some() {
+                let creds = credential_profile
+                    .clone()
+                    .map_or(ScanCredentials::None, ScanCredentials::Profile);
+                req = req.authenticated(scan_type, creds);
+            }
+            let owner = principal
+                .as_deref()
+                .map_or_else(operator, |p| Principal::new(p.to_owned()));
+            rt.block_on(service.create_schedule(
+                &owner,
+                ScheduleSpec::new(req, cron.clone(), timezone.clone()),
+            ))?
+        }
+        SchedulesCommand::Pause { schedule_id } => {
+            rt.block_on(service.pause_schedule(&admin, schedule_id))?
+        }
+        SchedulesCommand::Resume { schedule_id } => {
+            rt.block_on(service.resume_schedule(&admin, schedule_id))?
+        }
+        SchedulesCommand::Delete { schedule_id } => {
+            let s = rt.block_on(service.delete_schedule(&admin, schedule_id))?;
+            if global.json {
+                return print_json(&serde_json::json!({"deleted": s.schedule_id}));
+            }
+            return print_text(&format!("schedule {} deleted\n", safe(&s.schedule_id)));
+        }
+    };
+    if global.json {
+        return print_json(&s);
+    }
+    print_text(&format!(
+        "schedule {} ({}, owner {}): '{}' {}, next slot {}, last fired {}, last task {}{}\n",
+        safe(&s.schedule_id),
+        if s.paused { "paused" } else { "active" },
+        safe(&s.principal),
+        safe(&s.cron),
+        safe(&s.timezone),
+        s.next_slot,
+        s.last_fired_slot
+            .map_or_else(|| "never".to_owned(), |t| t.to_string()),
+        safe(s.last_task_id.as_deref().unwrap_or("-")),
+        s.last_error
+            .as_deref()
+            .map_or_else(String::new, |e| format!(", last error: {}", safe(e))),
     ))
 }
 

@@ -298,3 +298,81 @@ fn approvals_list_approve_reject() {
     let approve = fx.json(&["audit", "--action", "approve"]);
     assert!(approve.to_string().contains("ticket 9"), "{approve}");
 }
+
+#[test]
+fn schedules_create_list_show_pause_resume_delete() {
+    let fx = Fixture::new();
+    let cfg = fx.config("allow: [10.0.0.0/24]");
+    let c = |args: &[&str]| {
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        fx.json(&all)
+    };
+    let s = c(&[
+        "schedules",
+        "create",
+        "--cron",
+        "30 1 * * 1",
+        "--timezone",
+        "America/New_York",
+        "--targets",
+        "10.0.0.9",
+        "--name",
+        "weekly",
+        "--principal",
+        "alice",
+    ]);
+    let id = s["schedule_id"].as_str().unwrap().to_owned();
+    assert_eq!(s["principal"], "alice");
+    assert_eq!(s["timezone"], "America/New_York");
+    // (subcommand, paused after)
+    for (cmd, paused) in [
+        ("pause", true),
+        ("show", true),
+        ("resume", false),
+        ("show", false),
+    ] {
+        assert_eq!(c(&["schedules", cmd, &id])["paused"], paused, "{cmd}");
+    }
+    let list = c(&["schedules", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let human = stdout(&fx.run(&["--config", &cfg, "schedules", "list"], OK));
+    assert!(
+        human.contains(&id) && human.contains("'30 1 * * 1'"),
+        "{human}"
+    );
+    // Refused: a bad cron (an invalid argument: usage) and targets outside the policy.
+    fx.run(
+        &[
+            "--config",
+            &cfg,
+            "schedules",
+            "create",
+            "--cron",
+            "* *",
+            "--targets",
+            "10.0.0.1",
+            "--name",
+            "x",
+        ],
+        USAGE,
+    );
+    fx.run(
+        &[
+            "--config",
+            &cfg,
+            "schedules",
+            "create",
+            "--cron",
+            "* * * * *",
+            "--targets",
+            "10.9.9.9",
+            "--name",
+            "x",
+        ],
+        REFUSED,
+    );
+    assert_eq!(c(&["schedules", "delete", &id])["deleted"], id.as_str());
+    fx.run(&["--config", &cfg, "schedules", "show", &id], NOT_FOUND);
+    assert!(c(&["schedules", "list"]).as_array().unwrap().is_empty());
+}

@@ -13,6 +13,7 @@ mod import;
 mod logs;
 mod oauth;
 mod readiness;
+mod schedules;
 mod schema_check;
 mod security;
 mod stdio;

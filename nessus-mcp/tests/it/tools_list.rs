@@ -30,6 +30,12 @@ async fn every_tool_is_named_annotated_and_schematised() {
         "diff_scans",
         "import_scan",
         "review_scan",
+        "create_schedule",
+        "list_schedules",
+        "get_schedule",
+        "pause_schedule",
+        "resume_schedule",
+        "delete_schedule",
     ] {
         assert!(names.contains(&want), "missing tool {want}: {names:?}");
     }
