@@ -185,7 +185,8 @@ pub(crate) struct AuditArgs {
     #[arg(long)]
     pub(crate) principal: Option<String>,
     /// Only this action (submit, cancel, import, results_read, diff, dlq_retry, dlq_purge,
-    /// policy_refused, quota_refused, approve, reject, approval_expired).
+    /// policy_refused, quota_refused, approve, reject, approval_expired, schedule_create,
+    /// schedule_pause, schedule_resume, schedule_delete, schedule_fire).
     #[arg(long)]
     pub(crate) action: Option<String>,
     /// Only events about this task.
