@@ -90,6 +90,12 @@ pub(crate) enum Command {
     /// (new, fixed, reopened, persistent findings per asset).
     #[command(subcommand)]
     Findings(FindingsCommand),
+    /// Scans waiting for an admin's approval (a pool's `approval` rules held them).
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Recurring scans (cron in a time zone); every API node and worker fires them.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
 }
 
 /// `findings` subcommands.
@@ -190,6 +196,94 @@ pub(crate) enum ExportFormatArg {
     Html,
 }
 
+/// `schedules` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SchedulesCommand {
+    /// Every schedule, oldest first.
+    List,
+    /// One schedule in full.
+    Show {
+        /// Schedule id.
+        schedule_id: String,
+    },
+    /// Create a schedule; every slot submits an ordinary scan as its owner.
+    Create {
+        /// Five-field cron expression, e.g. "0 2 * * *".
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone the expression is read in.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// Targets (checked against the pool's policy now and at every run).
+        #[arg(long)]
+        targets: String,
+        /// Scan name.
+        #[arg(long)]
+        name: String,
+        /// Pool (default: the config's default pool).
+        #[arg(long)]
+        pool: Option<String>,
+        /// untrusted, authenticated or authenticated_privileged.
+        #[arg(long, default_value = "untrusted")]
+        scan_type: String,
+        /// Credential profile for authenticated scans.
+        #[arg(long)]
+        credential_profile: Option<String>,
+        /// Owner of the schedule (default: the local operator).
+        #[arg(long)]
+        principal: Option<String>,
+    },
+    /// Pause a schedule.
+    Pause {
+        /// Schedule id.
+        schedule_id: String,
+    },
+    /// Resume a schedule (its next slot is the first after now).
+    Resume {
+        /// Schedule id.
+        schedule_id: String,
+    },
+    /// Delete a schedule (tasks it created stay).
+    Delete {
+        /// Schedule id.
+        schedule_id: String,
+    },
+}
+
+/// `approvals` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// Scans waiting for approval, newest first, with the reason each waits.
+    List {
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+        /// Tasks per page (1-1000).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Cursor from a previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Approve a waiting scan: it is queued (its targets are re-checked against the
+    /// pool's policy in force now).
+    Approve {
+        /// Task id.
+        task_id: String,
+        /// Why (recorded in the task and the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Reject a waiting scan: it is cancelled and its submitter sees the reason.
+    Reject {
+        /// Task id.
+        task_id: String,
+        /// Why (recorded in the task and the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
 /// `audit` arguments.
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
@@ -197,7 +291,9 @@ pub(crate) struct AuditArgs {
     #[arg(long)]
     pub(crate) principal: Option<String>,
     /// Only this action (submit, cancel, import, results_read, diff, dlq_retry, dlq_purge,
-    /// policy_refused, quota_refused, findings_read, triage).
+    /// policy_refused, quota_refused, findings_read, triage, approve, reject,
+    /// approval_expired, schedule_create, schedule_pause, schedule_resume, schedule_delete,
+    /// schedule_fire).
     #[arg(long)]
     pub(crate) action: Option<String>,
     /// Only events about this task.

@@ -107,7 +107,7 @@ fn schema_code(error: &nessus_schema::Error) -> u8 {
 fn queue_code(error: &nessus_queue::Error) -> u8 {
     use nessus_queue::Error as E;
     match error {
-        E::NotFound { .. } => NOT_FOUND,
+        E::NotFound { .. } | E::ScheduleNotFound { .. } => NOT_FOUND,
         E::InvalidTransition { .. } | E::IdempotencyConflict { .. } => CONFLICT,
         E::Invalid { .. }
         | E::TooLong { .. }

@@ -31,6 +31,8 @@ fn main() -> ExitCode {
         Command::Queue(cmd) => commands::queue::run_queue(&cli.global, cmd),
         Command::Tasks(cmd) => commands::queue::run_tasks(&cli.global, cmd),
         Command::Dlq(cmd) => commands::queue::run_dlq(&cli.global, cmd),
+        Command::Approvals(cmd) => commands::queue::run_approvals(&cli.global, cmd),
+        Command::Schedules(cmd) => commands::queue::run_schedules(&cli.global, cmd),
         Command::Housekeeping(cmd) => commands::queue::run_housekeeping(&cli.global, cmd),
         Command::Sim(args) => commands::sim::run(&cli.global, args),
         Command::Config(cmd) => commands::config::run(&cli.global, cmd),

@@ -78,9 +78,10 @@ pub use client::{
     ServerClock, TlsOptions,
 };
 pub use config::{
-    AuthMode, AuthSettings, BackendConfig, Config, ConfigSecret, CredentialProfile, InstanceAuth,
-    InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings, ProfileAuth,
-    QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
+    ApprovalRules, AuthMode, AuthSettings, BackendConfig, Config, ConfigSecret, CredentialProfile,
+    DEFAULT_APPROVAL_EXPIRY, InstanceAuth, InstanceConfig, IntrospectionSettings, OAuthSettings,
+    Pool, PrincipalSettings, ProfileAuth, QueueSettings, ScopeNames, SecretOrigin, ServerSettings,
+    ToolOutput,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
 pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};

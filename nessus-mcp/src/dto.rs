@@ -147,6 +147,10 @@ pub(crate) struct ScanSubmitted {
     pub(crate) message: String,
     /// True when the idempotency key matched an earlier identical submission.
     pub(crate) idempotent: bool,
+    /// Present when status is pending_approval: why the pool's approval rules hold
+    /// the scan until an admin approves it (nothing runs before then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) approval_reason: Option<String>,
     /// The queue task's creation time, for the MCP task handle (not in the JSON).
     #[serde(skip)]
     pub(crate) created_at: jiff::Timestamp,
@@ -178,7 +182,7 @@ pub(crate) struct ScanStatus {
     pub(crate) task_id: String,
     /// Correlation id.
     pub(crate) trace_id: String,
-    /// queued, running, completed, failed, timeout or cancelled.
+    /// pending_approval, queued, running, completed, failed, timeout or cancelled.
     pub(crate) status: String,
     /// untrusted, authenticated or authenticated_privileged.
     pub(crate) scan_type: String,
@@ -230,6 +234,159 @@ pub(crate) struct ScanStatus {
     pub(crate) next_step: String,
     /// True for a task imported from a .nessus file (import_scan), false for a scan.
     pub(crate) imported: bool,
+    /// Why the scan needed (or needs) an admin's approval; absent when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) approval_reason: Option<String>,
+    /// While pending_approval: when the request expires (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) approval_expires_at: Option<String>,
+    /// The admin's decision, once made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) review: Option<ReviewInfo>,
+}
+
+/// An admin's decision on a scan that waited for approval.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ReviewInfo {
+    /// approved, rejected or expired.
+    pub(crate) decision: String,
+    /// Who decided (housekeeping for an expiry).
+    pub(crate) by: String,
+    /// The reason given.
+    pub(crate) reason: String,
+    /// When (RFC 3339).
+    pub(crate) at: String,
+}
+
+/// Arguments of `review_scan`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct ReviewScan {
+    /// The task waiting in pending_approval.
+    pub(crate) task_id: String,
+    /// "approve" (the scan is queued) or "reject" (it is cancelled).
+    pub(crate) decision: String,
+    /// Why; recorded in the task and the audit trail (required).
+    pub(crate) reason: String,
+}
+
+/// What `review_scan` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ReviewResult {
+    /// Task id.
+    pub(crate) task_id: String,
+    /// Status after the decision: queued (approved) or cancelled (rejected).
+    pub(crate) status: String,
+    /// approved or rejected.
+    pub(crate) decision: String,
+    /// Who decided.
+    pub(crate) reviewed_by: String,
+    /// What happened.
+    pub(crate) message: String,
+}
+
+fn default_timezone() -> String {
+    "UTC".to_owned()
+}
+
+fn default_scan_type() -> String {
+    "untrusted".to_owned()
+}
+
+/// Arguments of `create_schedule`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct CreateSchedule {
+    /// Five-field cron expression (minute hour day-of-month month day-of-week), e.g.
+    /// "0 2 * * *" for 02:00 every day.
+    pub(crate) cron: String,
+    /// IANA time zone the cron expression is read in, e.g. "Europe/Berlin".
+    #[serde(default = "default_timezone")]
+    pub(crate) timezone: String,
+    /// Targets, as for run_untrusted_scan (checked against the pool's policy now and at
+    /// every run).
+    pub(crate) targets: String,
+    /// Name of every scheduled scan.
+    pub(crate) name: String,
+    /// Description.
+    #[serde(default)]
+    pub(crate) description: String,
+    /// untrusted (default), authenticated or authenticated_privileged.
+    #[serde(default = "default_scan_type")]
+    pub(crate) scan_type: String,
+    /// For authenticated scans: a credential profile configured on the server
+    /// (schedules never take ad-hoc credentials).
+    #[serde(default)]
+    pub(crate) credential_profile: Option<String>,
+    /// Pool (default: the default pool).
+    #[serde(default)]
+    pub(crate) scanner_pool: Option<String>,
+    /// Pin to one instance of the pool.
+    #[serde(default)]
+    pub(crate) scanner_instance: Option<String>,
+    /// Results profile.
+    #[serde(default = "default_profile")]
+    pub(crate) schema_profile: String,
+}
+
+/// Arguments naming one schedule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub(crate) struct ScheduleRef {
+    /// The schedule_id returned by create_schedule.
+    pub(crate) schedule_id: String,
+}
+
+/// A schedule.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScheduleInfo {
+    /// Id.
+    pub(crate) schedule_id: String,
+    /// Owner: every run is submitted as this principal.
+    pub(crate) principal: String,
+    /// Pool.
+    pub(crate) scanner_pool: String,
+    /// Scan type.
+    pub(crate) scan_type: String,
+    /// Canonical targets.
+    pub(crate) targets: String,
+    /// Scan name.
+    pub(crate) name: String,
+    /// Credential profile, if any.
+    pub(crate) credential_profile: Option<String>,
+    /// Cron expression.
+    pub(crate) cron: String,
+    /// Time zone.
+    pub(crate) timezone: String,
+    /// True while paused (nothing fires).
+    pub(crate) paused: bool,
+    /// The next slot (RFC 3339); a paused schedule recomputes it on resume.
+    pub(crate) next_slot: String,
+    /// The last slot fired.
+    pub(crate) last_fired_slot: Option<String>,
+    /// The task the last slot created (get_scan_status it).
+    pub(crate) last_task_id: Option<String>,
+    /// Why the last slot created no task (e.g. the target policy refused it).
+    pub(crate) last_error: Option<String>,
+    /// Creation time.
+    pub(crate) created_at: String,
+}
+
+/// What `list_schedules` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScheduleList {
+    /// Schedules, oldest first.
+    pub(crate) schedules: Vec<ScheduleInfo>,
+    /// Number returned.
+    pub(crate) total: usize,
+}
+
+/// What `delete_schedule` returns.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub(crate) struct ScheduleDeleted {
+    /// Id.
+    pub(crate) schedule_id: String,
+    /// Always true (an unknown id is an error).
+    pub(crate) deleted: bool,
+    /// What happened.
+    pub(crate) message: String,
 }
 
 /// The shape of `results_summary` (the queue's ingest writes it as JSON;
@@ -453,6 +610,8 @@ pub(crate) struct QueueStatus {
     pub(crate) running: u64,
     /// Dead-lettered tasks (see the admin CLI `dlq`).
     pub(crate) dlq_size: u64,
+    /// Tasks waiting for an admin's approval (not counted in queue_depth).
+    pub(crate) pending_approval: u64,
     /// Next tasks to start (up to 3), next first.
     pub(crate) next_tasks: Vec<QueuedTask>,
     /// When this was computed.
@@ -465,7 +624,7 @@ pub(crate) struct ListTasks {
     /// Maximum tasks to return (1-1000).
     #[serde(default = "default_limit")]
     pub(crate) limit: i64,
-    /// Only this status: queued, running, completed, failed, timeout or cancelled.
+    /// Only this status: pending_approval, queued, running, completed, failed, timeout or cancelled.
     #[serde(default)]
     pub(crate) status_filter: Option<String>,
     /// Only this pool.
@@ -694,6 +853,9 @@ impl crate::args::ToolArgs for NoArgs {}
 impl crate::args::ToolArgs for ListTasks {}
 impl crate::args::ToolArgs for DiffScans {}
 impl crate::args::ToolArgs for ImportScan {}
+impl crate::args::ToolArgs for ReviewScan {}
+impl crate::args::ToolArgs for CreateSchedule {}
+impl crate::args::ToolArgs for ScheduleRef {}
 impl crate::args::ToolArgs for GetScanResults {
     fn unknown_arguments(&mut self, notices: Vec<String>) {
         self.notices = notices;

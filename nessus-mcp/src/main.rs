@@ -220,6 +220,13 @@ async fn run() -> anyhow::Result<()> {
     }
     let app = Arc::new(app);
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Every API node runs the scheduler (no leader: each slot is claimed atomically
+    // in the queue backend, see nessus_queue::service::schedules).
+    let scheduler = {
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { app.service().run_scheduler(stop).await })
+    };
     let (workers, directory) = start_workers(&app, &cli, demo.as_ref(), stop_rx)?;
     spawn_signal_handlers(app.clone(), config_path.clone(), directory);
 
@@ -283,6 +290,7 @@ async fn run() -> anyhow::Result<()> {
     for w in workers {
         let _ = w.await;
     }
+    let _ = scheduler.await;
     if let Some(d) = demo {
         d.sim.shutdown().await;
     }

@@ -92,15 +92,22 @@ pub(crate) async fn get(
         nessus_queue::TaskStatus::Completed => {
             "completed; read the findings with get_scan_results".to_owned()
         }
+        nessus_queue::TaskStatus::PendingApproval => format!(
+            "waiting for an admin's approval: {}; {FOLLOW}",
+            status
+                .approval_reason
+                .as_deref()
+                .unwrap_or("pool approval rules")
+        ),
         other => match &status.error_message {
             Some(e) => format!("{other}: {e}"),
             None => other.to_string(),
         },
     };
     let payload = match state {
-        nessus_queue::TaskStatus::Queued | nessus_queue::TaskStatus::Running => {
-            TaskPayload::Working
-        }
+        nessus_queue::TaskStatus::Queued
+        | nessus_queue::TaskStatus::Running
+        | nessus_queue::TaskStatus::PendingApproval => TaskPayload::Working,
         nessus_queue::TaskStatus::Cancelled => TaskPayload::Cancelled,
         other => {
             let mut value = object(serde_json::to_value(&status).map_err(internal)?);

@@ -15,13 +15,7 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, ChangesClosing, ChangesResult, DiffCounts, DiffResult, DiffScans,
-        ExportResult, ExportResults, FiltersArg, FindingChange, FindingsChanges, GetScanResults,
-        ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
-        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerInfo,
-        ScannerList, SeverityArg, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
-        SummaryResult, TaskItem, TaskList, TriageFinding, TriageInfo, TriageResult,
-        Troubleshooting,
+        CancelResult, ChangesClosing, ChangesResult, CreateSchedule, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg, FindingChange, FindingsChanges, GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueuedTask, QueueStatus, ReviewInfo, ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScannerInfo, ScannerList, ScanStatus, ScanSubmitted, ScheduleDeleted, ScheduleInfo, ScheduleList, SeverityArg, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther, SummaryResult, TaskItem, TaskList, TriageFinding, TriageInfo, TriageResult, Troubleshooting,
     },
     errors::ToolError,
 };
@@ -31,6 +25,9 @@ fn hint(e: &nessus_queue::Error) -> Option<String> {
     use nessus_queue::Error as E;
     Some(match e {
         E::NotFound { .. } => "check the task_id; list_tasks shows your recent tasks".to_owned(),
+        E::ScheduleNotFound { .. } => {
+            "check the schedule_id; list_schedules shows your schedules".to_owned()
+        }
         E::IdempotencyConflict { .. } => {
             "use a new idempotency_key, or resend exactly the original arguments".to_owned()
         }
@@ -106,8 +103,16 @@ fn submitted(s: Submission) -> ScanSubmitted {
         ..
     } = s;
     let t = &s.task;
+    let pending = t.status == TaskStatus::PendingApproval;
     let message = if s.idempotent {
         "Returning existing task (idempotency key matched)".to_owned()
+    } else if pending {
+        format!(
+            "Scan accepted but waits for an admin's approval ({}); nothing runs until then. Poll get_scan_status.",
+            t.approval_reason
+                .as_deref()
+                .unwrap_or("pool approval rules")
+        )
     } else if t.scan_type == ScanType::Untrusted {
         "Scan enqueued successfully. Worker will process asynchronously. Poll get_scan_status."
             .to_owned()
@@ -131,6 +136,7 @@ fn submitted(s: Submission) -> ScanSubmitted {
         estimated_wait_minutes,
         message,
         idempotent: s.idempotent,
+        approval_reason: t.approval_reason.clone().filter(|_| pending),
         created_at: t.created_at,
         updated_at: t.updated_at,
     }
@@ -251,6 +257,10 @@ fn next_step(t: &Task) -> String {
                 .to_owned()
         }
         TaskStatus::Cancelled => "Cancelled; nothing more will happen.".to_owned(),
+        TaskStatus::PendingApproval => format!(
+            "Waiting for an admin's approval ({}); poll get_scan_status later, or cancel_scan it.",
+            t.approval_reason.as_deref().unwrap_or("pool approval rules")
+        ),
         _ => String::new(),
     }
 }
@@ -300,7 +310,45 @@ pub(crate) fn status_of(view: nessus_queue::TaskView) -> ScanStatus {
             .flatten(),
         troubleshooting,
         next_step: next,
+        approval_reason: t.approval_reason,
+        approval_expires_at: t
+            .approval_expires_at
+            .filter(|_| t.status == TaskStatus::PendingApproval)
+            .map(ts),
+        review: t.review.map(|r| ReviewInfo {
+            decision: r.decision.as_str().to_owned(),
+            by: r.by,
+            reason: r.reason,
+            at: ts(r.at),
+        }),
     }
+}
+
+pub(crate) async fn review_scan(
+    app: &App,
+    principal: &Principal,
+    p: ReviewScan,
+) -> Result<ReviewResult, ToolError> {
+    let decision: nessus_queue::service::Decision = p.decision.parse().map_err(service_error)?;
+    let t = app
+        .service()
+        .review(principal, &p.task_id, decision, &p.reason)
+        .await
+        .map_err(service_error)?;
+    let message = match decision {
+        nessus_queue::service::Decision::Approve => {
+            "Approved; the scan is queued and runs like any other.".to_owned()
+        }
+        _ => "Rejected; the scan is cancelled and its submitter sees the reason.".to_owned(),
+    };
+    let review = t.review.as_ref();
+    Ok(ReviewResult {
+        task_id: t.task_id.clone(),
+        status: t.status.to_string(),
+        decision: review.map_or_else(String::new, |r| r.decision.as_str().to_owned()),
+        reviewed_by: review.map_or_else(String::new, |r| r.by.clone()),
+        message,
+    })
 }
 
 pub(crate) async fn scan_status(
@@ -510,6 +558,7 @@ pub(crate) async fn queue_status(
         queue_depth: s.queue_depth,
         running: s.running,
         dlq_size: s.dlq_size,
+        pending_approval: s.pending_approval,
         next_tasks: s
             .next_tasks
             .into_iter()
@@ -1039,5 +1088,105 @@ pub(crate) async fn summarize(
         explanation: a.explanation,
         notices,
         next,
+    })
+}
+
+fn schedule_info(s: nessus_queue::Schedule) -> ScheduleInfo {
+    ScheduleInfo {
+        schedule_id: s.schedule_id,
+        principal: s.principal,
+        scanner_pool: s.pool,
+        scan_type: s.scan_type.to_string(),
+        targets: s.targets,
+        name: s.name,
+        credential_profile: s.credential_profile,
+        cron: s.cron,
+        timezone: s.timezone,
+        paused: s.paused,
+        next_slot: ts(s.next_slot),
+        last_fired_slot: s.last_fired_slot.map(ts),
+        last_task_id: s.last_task_id,
+        last_error: s.last_error,
+        created_at: ts(s.created_at),
+    }
+}
+
+pub(crate) async fn create_schedule(
+    app: &App,
+    principal: &Principal,
+    p: CreateSchedule,
+) -> Result<ScheduleInfo, ToolError> {
+    let scan_type: ScanType = p.scan_type.parse().map_err(service_error)?;
+    let mut req = ScanRequest::untrusted(p.targets, p.name)
+        .description(p.description)
+        .schema_profile(p.schema_profile)
+        .pool(p.scanner_pool)
+        .scanner_instance(p.scanner_instance);
+    if let Some(profile) = p.credential_profile {
+        req = req.authenticated(scan_type, ScanCredentials::Profile(profile));
+    } else if scan_type != ScanType::Untrusted {
+        req = req.authenticated(scan_type, ScanCredentials::None);
+    }
+    let spec = nessus_queue::service::ScheduleSpec::new(req, p.cron, p.timezone);
+    app.service()
+        .create_schedule(principal, spec)
+        .await
+        .map(schedule_info)
+        .map_err(service_error)
+}
+
+pub(crate) async fn list_schedules(
+    app: &App,
+    principal: &Principal,
+) -> Result<ScheduleList, ToolError> {
+    let v = app
+        .service()
+        .list_schedules(principal)
+        .await
+        .map_err(service_error)?;
+    let schedules: Vec<ScheduleInfo> = v.into_iter().map(schedule_info).collect();
+    Ok(ScheduleList {
+        total: schedules.len(),
+        schedules,
+    })
+}
+
+/// Which schedule action a tool performs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ScheduleAction {
+    Get,
+    Pause,
+    Resume,
+}
+
+pub(crate) async fn schedule_action(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+    action: ScheduleAction,
+) -> Result<ScheduleInfo, ToolError> {
+    let svc = app.service();
+    let r = match action {
+        ScheduleAction::Get => svc.schedule(principal, id).await,
+        ScheduleAction::Pause => svc.pause_schedule(principal, id).await,
+        ScheduleAction::Resume => svc.resume_schedule(principal, id).await,
+    };
+    r.map(schedule_info).map_err(service_error)
+}
+
+pub(crate) async fn delete_schedule(
+    app: &App,
+    principal: &Principal,
+    id: &str,
+) -> Result<ScheduleDeleted, ToolError> {
+    let s = app
+        .service()
+        .delete_schedule(principal, id)
+        .await
+        .map_err(service_error)?;
+    Ok(ScheduleDeleted {
+        schedule_id: s.schedule_id,
+        deleted: true,
+        message: "Deleted; no further runs. Tasks it created stay.".to_owned(),
     })
 }

@@ -42,6 +42,7 @@ line per record, one pagination line). Start with schema_profile=\"minimal\" or 
 filters like {\"severity\": \">=3\"}, and page through results; never ask for everything at once.
 5. cancel_scan stops a queued or running scan; diff_scans compares two completed scans; \
 import_scan loads an existing .nessus export so it can be queried like a scan.
+6. A scan may answer status pending_approval: a pool rule wants an admin's review_scan first; approval_reason says why. create_schedule runs a scan on a cron (list/get/pause/resume/delete_schedule); each run is an ordinary task (get_schedule's last_task_id).
 list_tasks and get_queue_status show what is queued and running. Errors say what to do next.";
 
 /// The MCP server handler. Cheap to clone: the streamable HTTP transport builds

@@ -17,11 +17,7 @@ use nessus_queue::service::Operation;
 use crate::{
     args::Parameters,
     dto::{
-        CancelResult, ChangesResult, DiffResult, DiffScans, ExportResult, ExportResults,
-        FindingsChanges, GetScanResults, ImportResult, ImportScan, ListTasks, NoArgs, PoolList,
-        PoolRef, PoolStatus, QueueStatus, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
-        ScanSubmitted, ScannerList, SummarizeResults, SummaryResult, TaskList, TaskRef,
-        TriageFinding, TriageResult,
+        CancelResult, ChangesResult, CreateSchedule, DiffResult, DiffScans, ExportResult, ExportResults, FindingsChanges, GetScanResults, ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScannerList, ScanStatus, ScanSubmitted, ScheduleDeleted, ScheduleInfo, ScheduleList, ScheduleRef, SummarizeResults, SummaryResult, TaskList, TaskRef, TriageFinding, TriageResult,
     },
     errors::ToolError,
     ops,
@@ -42,6 +38,10 @@ pub(crate) fn operation(tool: &str) -> Operation {
         "import_scan" => Operation::Import,
         "cancel_scan" => Operation::Cancel,
         "triage_finding" => Operation::Triage,
+        "review_scan" => Operation::ReviewScan,
+        "create_schedule" | "pause_schedule" | "resume_schedule" | "delete_schedule" => {
+            Operation::ManageSchedule
+        }
         _ => Operation::Read,
     }
 }
@@ -428,6 +428,51 @@ impl NessusMcp {
             .map(Json)
     }
 
+    /// Admin only: approve or reject a scan waiting in pending_approval (a pool's
+    /// approval rules held it: targets outside its auto_approve list, an
+    /// authenticated scan, or more hosts than its limit). decision is "approve"
+    /// (the scan is queued) or "reject" (it is cancelled); reason is required and
+    /// recorded. An approval re-checks the targets against the pool's policy now.
+    #[tool(annotations(
+        title = "Review scan",
+        read_only_hint = false,
+        destructive_hint = true,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn review_scan(
+        &self,
+        Parameters(p): Parameters<ReviewScan>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ReviewResult>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::review_scan(&self.app, &principal, p).await.map(Json)
+    }
+
+    /// Create a recurring scan: cron (five fields, e.g. "0 2 * * *") in an IANA
+    /// timezone (default UTC). Every slot submits an ordinary scan as you, with the
+    /// same policy checks, quotas and approvals as run_untrusted_scan /
+    /// run_authenticated_scan (credentials only as credential_profile). Each slot
+    /// runs exactly once however many servers run; a slot missed while all were down
+    /// runs once when they return.
+    #[tool(annotations(
+        title = "Create schedule",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn create_schedule(
+        &self,
+        Parameters(p): Parameters<CreateSchedule>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ScheduleInfo>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::create_schedule(&self.app, &principal, p)
+            .await
+            .map(Json)
+    }
+
     /// Mark a finding (by the fingerprint findings_changes gives) false_positive
     /// or accepted_risk with a reason and an optional expires_at, or clear the
     /// mark. The mark applies to every later scan of the same host (the
@@ -451,6 +496,118 @@ impl NessusMcp {
     ) -> Result<Json<TriageResult>, ToolError> {
         let principal = self.principal(&ctx);
         ops::triage_finding(&self.app, &principal, p)
+            .await
+            .map(Json)
+    }
+
+    /// Your schedules (an admin sees everyone's), with next_slot, the last run's
+    /// task_id and last_error.
+    #[tool(annotations(
+        title = "List schedules",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn list_schedules(
+        &self,
+        Parameters(p): Parameters<NoArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ScheduleList>, ToolError> {
+        let principal = self.principal(&ctx);
+        let _ = p;
+        ops::list_schedules(&self.app, &principal).await.map(Json)
+    }
+
+    /// One schedule: cron, time zone, paused, next_slot, last_fired_slot,
+    /// last_task_id (pass it to get_scan_status) and last_error.
+    #[tool(annotations(
+        title = "Get schedule",
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn get_schedule(
+        &self,
+        Parameters(p): Parameters<ScheduleRef>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ScheduleInfo>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::schedule_action(
+            &self.app,
+            &principal,
+            &p.schedule_id,
+            ops::ScheduleAction::Get,
+        )
+        .await
+        .map(Json)
+    }
+
+    /// Pause a schedule: nothing fires until resume_schedule.
+    #[tool(annotations(
+        title = "Pause schedule",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn pause_schedule(
+        &self,
+        Parameters(p): Parameters<ScheduleRef>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ScheduleInfo>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::schedule_action(
+            &self.app,
+            &principal,
+            &p.schedule_id,
+            ops::ScheduleAction::Pause,
+        )
+        .await
+        .map(Json)
+    }
+
+    /// Resume a paused schedule; the next slot is the first after now (slots
+    /// missed while paused are skipped).
+    #[tool(annotations(
+        title = "Resume schedule",
+        read_only_hint = false,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = false
+    ))]
+    async fn resume_schedule(
+        &self,
+        Parameters(p): Parameters<ScheduleRef>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ScheduleInfo>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::schedule_action(
+            &self.app,
+            &principal,
+            &p.schedule_id,
+            ops::ScheduleAction::Resume,
+        )
+        .await
+        .map(Json)
+    }
+
+    /// Delete a schedule: no further runs; tasks it already created stay.
+    #[tool(annotations(
+        title = "Delete schedule",
+        read_only_hint = false,
+        destructive_hint = true,
+        idempotent_hint = false,
+        open_world_hint = false
+    ))]
+    async fn delete_schedule(
+        &self,
+        Parameters(p): Parameters<ScheduleRef>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<ScheduleDeleted>, ToolError> {
+        let principal = self.principal(&ctx);
+        ops::delete_schedule(&self.app, &principal, &p.schedule_id)
             .await
             .map(Json)
     }

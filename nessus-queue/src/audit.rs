@@ -43,11 +43,27 @@ pub enum AuditAction {
     FindingsRead,
     /// A finding was marked (or cleared) false positive or accepted risk.
     Triage,
+    /// An admin approved a task waiting for approval.
+    Approve,
+    /// An admin rejected a task waiting for approval.
+    Reject,
+    /// A task's approval window elapsed (housekeeping cancelled it).
+    ApprovalExpired,
+    /// A schedule was created.
+    ScheduleCreate,
+    /// A schedule was paused.
+    SchedulePause,
+    /// A schedule was resumed.
+    ScheduleResume,
+    /// A schedule was deleted.
+    ScheduleDelete,
+    /// A schedule's slot fired (the run itself is audited as a `submit`).
+    ScheduleFire,
 }
 
 impl AuditAction {
     /// Every action, in declaration order (for help texts and tests).
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 19] = [
         Self::Submit,
         Self::Cancel,
         Self::Import,
@@ -59,6 +75,14 @@ impl AuditAction {
         Self::QuotaRefused,
         Self::FindingsRead,
         Self::Triage,
+        Self::Approve,
+        Self::Reject,
+        Self::ApprovalExpired,
+        Self::ScheduleCreate,
+        Self::SchedulePause,
+        Self::ScheduleResume,
+        Self::ScheduleDelete,
+        Self::ScheduleFire,
     ];
 
     /// The stable snake_case form.
@@ -75,6 +99,14 @@ impl AuditAction {
             Self::QuotaRefused => "quota_refused",
             Self::FindingsRead => "findings_read",
             Self::Triage => "triage",
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+            Self::ApprovalExpired => "approval_expired",
+            Self::ScheduleCreate => "schedule_create",
+            Self::SchedulePause => "schedule_pause",
+            Self::ScheduleResume => "schedule_resume",
+            Self::ScheduleDelete => "schedule_delete",
+            Self::ScheduleFire => "schedule_fire",
         }
     }
 }

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 
 use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::error::{BackendKind, Result};
+use crate::schedule::Schedule;
 use crate::task::{Task, TaskStatus};
 
 /// An idempotency reservation made atomically with task creation.
@@ -136,6 +137,8 @@ pub struct PoolCounts {
     pub running: u64,
     /// Dead-lettered tasks.
     pub dead_lettered: u64,
+    /// Tasks waiting for an admin's approval (never claimed until approved).
+    pub pending_approval: u64,
 }
 
 /// One principal's share of a pool, and everyone else's (see
@@ -295,6 +298,28 @@ pub trait Backend: crate::findings::FindingsBackend + Send + Sync + 'static {
     /// Deletes audit events strictly older than `before`, with everything indexed
     /// under them; returns how many.
     fn purge_audit_before(&self, before: Timestamp) -> BoxFuture<'_, Result<u64>>;
+
+    /// Stores a schedule by compare-and-set: `prev_version` `None` inserts (fails if
+    /// the id exists), `Some(v)` replaces the stored schedule only if its version is
+    /// still `v` (`next.version` must be `v + 1`). The due index (`next_slot` of
+    /// unpaused schedules) is updated in the same atomic step. `false`: lost race.
+    fn store_schedule(
+        &self,
+        prev_version: Option<u64>,
+        next: Schedule,
+    ) -> BoxFuture<'_, Result<bool>>;
+
+    /// Loads a schedule.
+    fn load_schedule(&self, schedule_id: String) -> BoxFuture<'_, Result<Option<Schedule>>>;
+
+    /// Every schedule (of one principal, or all), oldest first.
+    fn list_schedules(&self, principal: Option<String>) -> BoxFuture<'_, Result<Vec<Schedule>>>;
+
+    /// Ids of unpaused schedules whose `next_slot` is at or before `now`, earliest first.
+    fn due_schedules(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// Deletes a schedule and its due entry; returns whether it existed.
+    fn delete_schedule(&self, schedule_id: String) -> BoxFuture<'_, Result<bool>>;
 }
 
 /// How many of another principal Q's queued tasks are claimed before task T, in the

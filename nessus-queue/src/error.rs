@@ -34,6 +34,12 @@ pub enum Error {
         /// The id that was looked up.
         task_id: String,
     },
+    /// No schedule with this id exists (or the caller may not see it).
+    #[error("Schedule {schedule_id} not found")]
+    ScheduleNotFound {
+        /// The id that was looked up.
+        schedule_id: String,
+    },
     /// The state machine refused a transition.
     #[error("Invalid transition: {from} → {to}")]
     InvalidTransition {
@@ -276,6 +282,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "task_not_found",
+            Self::ScheduleNotFound { .. } => "schedule_not_found",
             Self::InvalidTransition { .. } => "invalid_state",
             Self::LeaseLost { .. } => "lease_lost",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",

@@ -38,6 +38,7 @@ mod redis_backend;
 mod redis_con;
 mod results_dir;
 pub mod results_store;
+pub mod schedule;
 #[cfg(feature = "schema")]
 mod schema_ingest;
 mod scope;
@@ -69,13 +70,14 @@ pub use redis_backend::RedisBackend;
 pub use redis_con::RedisTopology;
 pub use results_dir::ResultsDir;
 pub use results_store::ResultsStore;
+pub use schedule::Schedule;
 #[cfg(feature = "schema")]
 pub use schema_ingest::SchemaIngest;
 pub use scope::{Operation, Scope, Scopes};
 pub use secret::{AdhocCredentials, KEY_ENV, SecretBox};
 pub use sqlite::SqliteBackend;
 pub use task::{
-    CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, ScanType, Task, TaskStatus,
-    is_valid_task_id, new_task_id,
+    ApprovalHold, CancelOutcome, Completion, Failure, Lease, NewTask, ResultsSummary, Review,
+    ReviewDecision, ScanType, Task, TaskStatus, is_valid_task_id, new_task_id,
 };
 pub use worker::{Ingest, KeepExportOnly, ScannerDirectory, Worker, WorkerConfig};

@@ -23,6 +23,8 @@ pub const FIELD_NAME_MAX: usize = 64;
 pub const FILTERS_MAX: usize = 16 * 1024;
 /// A results cursor.
 pub const CURSOR_MAX: usize = 4 * 1024;
+/// An admin's reason for approving or rejecting a scan.
+pub const REVIEW_REASON_MAX: usize = 2 * 1024;
 
 /// The free-text fields of a task against their limits, first, so nothing after
 /// this walks (or parses) a 7 MiB string. Submit checks them before the target policy

@@ -19,7 +19,9 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::secret::{AdhocCredentials, SecretBox};
 use crate::sqlite::SqliteBackend;
-use crate::task::{CancelOutcome, Completion, Failure, NewTask, ScanType, Task, TaskStatus};
+use crate::task::{
+    ApprovalHold, CancelOutcome, Completion, Failure, NewTask, ScanType, Task, TaskStatus,
+};
 use nessus_core::targets_match;
 
 /// Tunables of the queue. `Default` gives the documented defaults.
@@ -231,6 +233,8 @@ pub struct QueueStatus {
     pub running: u64,
     /// Dead-lettered tasks.
     pub dlq_size: u64,
+    /// Tasks waiting for an admin's approval (not in `queue_depth`).
+    pub pending_approval: u64,
     /// Next tasks to run (up to 3), next first; in a principal's view only its own.
     pub next_tasks: Vec<Task>,
     /// In a principal's view ([`Queue::queue_status_for`]): its own waiting and
@@ -285,6 +289,9 @@ pub struct HousekeepReport {
     /// Audit events past `QueueConfig::audit_ttl` deleted (in dry-run mode: that
     /// would be deleted).
     pub audit_events: u64,
+    /// Tasks whose approval window elapsed, cancelled now (in dry-run mode: that
+    /// would be).
+    pub approvals_expired: Vec<String>,
     /// Whether nothing was actually deleted.
     pub dry_run: bool,
 }
@@ -440,6 +447,31 @@ impl Queue {
         idempotency_key: Option<&str>,
         max_queued: Option<u64>,
     ) -> Result<Submitted> {
+        self.submit_held(
+            principal,
+            req,
+            credentials,
+            idempotency_key,
+            max_queued,
+            None,
+        )
+        .await
+    }
+
+    /// As [`Queue::submit_capped`]; with a `hold` the task is created
+    /// `pending_approval` (not queued, not claimable) with the hold's reason and
+    /// expiry. Whether a hold applies is the service's decision (one place:
+    /// `Service::submit`). An idempotent replay answers the existing task whatever
+    /// its state.
+    pub async fn submit_held(
+        &self,
+        principal: &str,
+        req: NewTask,
+        credentials: Option<AdhocCredentials>,
+        idempotency_key: Option<&str>,
+        max_queued: Option<u64>,
+        hold: Option<ApprovalHold>,
+    ) -> Result<Submitted> {
         let max_queued = max_queued
             .unwrap_or(self.cfg.max_queued_per_principal)
             .max(1);
@@ -474,7 +506,10 @@ impl Queue {
         });
         let has_creds = credentials.is_some();
         for _ in 0..3 {
-            let task = Task::queued(req.clone(), principal, has_creds, now);
+            let task = match &hold {
+                Some(h) => Task::held(req.clone(), principal, has_creds, h, now),
+                None => Task::queued(req.clone(), principal, has_creds, now),
+            };
             let sealed = match &credentials {
                 Some(c) => {
                     let b = self.secrets.as_ref().ok_or_else(|| {
@@ -666,6 +701,89 @@ impl Queue {
         Ok(out)
     }
 
+    /// pending_approval → queued (an admin's approval); the task joins the tail of
+    /// its pool's queue. Returns the task as stored.
+    pub async fn approve(&self, task_id: &str, by: &str, reason: &str) -> Result<Task> {
+        let now = Timestamp::now();
+        let t = self
+            .update(task_id, |t| t.approve(by, reason, now))
+            .await?
+            .0;
+        self.enqueued.notify_waiters();
+        self.enqueued.notify_one();
+        Ok(t)
+    }
+
+    /// pending_approval → cancelled (an admin's rejection).
+    pub async fn reject(&self, task_id: &str, by: &str, reason: &str) -> Result<Task> {
+        let now = Timestamp::now();
+        self.finish(task_id, |t| t.reject(by, reason, now)).await
+    }
+
+    /// Tasks waiting for approval, newest first (one pool or all; one principal's
+    /// or everyone's).
+    pub async fn pending_approvals(
+        &self,
+        pool: Option<&str>,
+        principal: Option<&str>,
+        limit: usize,
+        cursor: Option<String>,
+    ) -> Result<TaskPage> {
+        crate::backend::check_cursor(cursor.as_deref(), crate::task::is_valid_task_id)?;
+        let p = self
+            .backend
+            .list(ListQuery {
+                status: Some(TaskStatus::PendingApproval),
+                pool: pool.map(str::to_owned),
+                dead_lettered: false,
+                principal: principal.map(str::to_owned),
+                limit: limit.clamp(1, 1000),
+                cursor,
+            })
+            .await?;
+        Ok(TaskPage {
+            tasks: p.tasks,
+            next_cursor: p.next_cursor,
+        })
+    }
+
+    /// Cancels every pending approval whose window has elapsed at `now` (with
+    /// `dry_run`, only lists them). The expiry rule is [`Task::expire_approval`];
+    /// a decision racing it wins or loses by the compare-and-set.
+    pub async fn expire_approvals(&self, now: Timestamp, dry_run: bool) -> Result<Vec<Task>> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.pending_approvals(None, None, 500, cursor).await?;
+            for t in &page.tasks {
+                let mut probe = t.clone();
+                if !probe.expire_approval(now) {
+                    continue;
+                }
+                if dry_run {
+                    out.push(probe);
+                    continue;
+                }
+                match self
+                    .update(&t.task_id, |t| Ok(t.expire_approval(now)))
+                    .await
+                {
+                    Ok((t, true)) => {
+                        self.drop_secret_if_done(&t).await?;
+                        out.push(t);
+                    }
+                    Ok((_, false)) | Err(Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// Queue overview for one pool, everything visible (the admin view).
     pub async fn queue_status(&self, pool: &str) -> Result<QueueStatus> {
         self.queue_status_for(pool, None).await
@@ -684,6 +802,7 @@ impl Queue {
             queued,
             running,
             dead_lettered,
+            pending_approval,
         } = self.backend.pool_counts(pool.to_owned(), now).await?;
         let (head, counts) = match principal {
             Some(p) => (
@@ -709,6 +828,7 @@ impl Queue {
             queue_depth: queued,
             running,
             dlq_size: dead_lettered,
+            pending_approval,
             next_tasks: next,
             principal: counts,
             timestamp: now,
@@ -915,8 +1035,8 @@ impl Queue {
         Ok(rep)
     }
 
-    /// Deletes terminal tasks past their TTL and expired idempotency keys. With
-    /// `dry_run` it only lists them. `on_delete` runs for each task before it is
+    /// Deletes terminal tasks past their TTL and expired idempotency keys, and
+    /// cancels pending approvals past their window. With `dry_run` it only lists them. `on_delete` runs for each task before it is
     /// deleted (the caller removes its results directory there).
     pub async fn housekeep(
         &self,
@@ -951,6 +1071,12 @@ impl Queue {
             }
             rep.tasks.push((id, t.status));
         }
+        rep.approvals_expired = self
+            .expire_approvals(now, dry_run)
+            .await?
+            .into_iter()
+            .map(|t| t.task_id)
+            .collect();
         let audit_before = now - self.cfg.audit_ttl;
         if dry_run {
             rep.audit_events = self.backend.count_audit_before(audit_before).await?;

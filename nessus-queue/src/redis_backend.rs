@@ -22,6 +22,7 @@ use crate::backend::{
 use crate::error::{BackendKind, Error, Result};
 use crate::findings::{AssetDoc, FindingsBackend, StoredAsset};
 use crate::redis_con::{Con, RedisTopology};
+use crate::schedule::Schedule;
 use crate::task::{Task, TaskStatus};
 
 static CAS: LazyLock<Script> = LazyLock::new(|| {
@@ -44,6 +45,19 @@ static STORE_ASSET: LazyLock<Script> =
 const FINDING_SCOPES: &str = "nq:finding-scopes";
 /// Assets of a scope one store ages out at most.
 const AGE_OUT_BATCH: usize = 16;
+
+static SCHEDULE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../lua/schedule.lua")));
+
+/// Schedule keys share the `{sched}` hash tag: one slot, one script per write.
+const SCHED_DOCS: &str = "nq:{sched}:doc";
+const SCHED_VERSIONS: &str = "nq:{sched}:ver";
+const SCHED_DUE: &str = "nq:{sched}:due";
+const SCHED_ALL: &str = "nq:{sched}:all";
+
+fn schedule_order(s: &Schedule) -> String {
+    format!("{:013}:{}", ms(s.created_at).max(0), s.schedule_id)
+}
 
 static IDEM_OWNER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("../lua/idem_owner.lua")));
@@ -603,9 +617,20 @@ impl RedisBackend {
             u64,
             u64,
             Vec<f64>,
+            u64,
         );
-        let (seq, rank, own_running, principals, queued, running, dead_lettered, recent): Head =
-            self.read("queue position", |mut c| async move {
+        let (
+            seq,
+            rank,
+            own_running,
+            principals,
+            queued,
+            running,
+            dead_lettered,
+            recent,
+            pending_approval,
+        ): Head = self
+            .read("queue position", |mut c| async move {
                 redis::pipe()
                     .zscore(K::queue(pool), id)
                     .zrank(K::p_queue(pool, who), id)
@@ -616,6 +641,7 @@ impl RedisBackend {
                     .zcard(K::dlq(pool))
                     // LRANGE 0 -1 would be the whole list: ask for one and drop it.
                     .lrange(K::durations(pool), 0, durations.max(1) as isize - 1)
+                    .zcard(K::status(pool, TaskStatus::PendingApproval))
                     .query_async(&mut c)
                     .await
             })
@@ -650,6 +676,7 @@ impl RedisBackend {
                 queued,
                 running,
                 dead_lettered,
+                pending_approval,
             },
             recent_durations: if durations == 0 { Vec::new() } else { recent },
         })
@@ -1292,14 +1319,16 @@ impl Backend for RedisBackend {
     fn pool_counts(&self, pool: String, now: Timestamp) -> BoxFuture<'_, Result<PoolCounts>> {
         Box::pin(async move {
             let (q, l, d) = (K::queue(&pool), K::leases(&pool), K::dlq(&pool));
-            let (queued, running, dead_lettered): (u64, u64, u64) = self
+            let pa = K::status(&pool, TaskStatus::PendingApproval);
+            let (queued, running, dead_lettered, pending_approval): (u64, u64, u64, u64) = self
                 .read("pool counts", move |mut c| {
-                    let (q, l, d) = (q.clone(), l.clone(), d.clone());
+                    let (q, l, d, pa) = (q.clone(), l.clone(), d.clone(), pa.clone());
                     async move {
                         redis::pipe()
                             .zcard(q)
                             .zcount(l, format!("({}", ms(now)), "+inf")
                             .zcard(d)
+                            .zcard(pa)
                             .query_async(&mut c)
                             .await
                     }
@@ -1309,6 +1338,7 @@ impl Backend for RedisBackend {
                 queued,
                 running,
                 dead_lettered,
+                pending_approval,
             })
         })
     }
@@ -1573,6 +1603,119 @@ impl Backend for RedisBackend {
                     .map_err(rerr("purge audit"))?;
                 purged += n;
             }
+        })
+    }
+
+    fn store_schedule(
+        &self,
+        prev_version: Option<u64>,
+        next: Schedule,
+    ) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            if prev_version.is_some_and(|p| next.version != p + 1) {
+                return Ok(false);
+            }
+            let keys = [SCHED_DOCS, SCHED_VERSIONS, SCHED_DUE, SCHED_ALL].map(str::to_owned);
+            let args = [
+                next.schedule_id.clone(),
+                prev_version.map(|v| v.to_string()).unwrap_or_default(),
+                next.version.to_string(),
+                serde_json::to_string(&next).unwrap_or_default(),
+                if next.paused {
+                    String::new()
+                } else {
+                    ms(next.next_slot).to_string()
+                },
+                schedule_order(&next),
+            ];
+            let n: i64 = self
+                .eval(&SCHEDULE, &keys, &args)
+                .await
+                .map_err(rerr("store schedule"))?;
+            Ok(n == 1)
+        })
+    }
+
+    fn load_schedule(&self, schedule_id: String) -> BoxFuture<'_, Result<Option<Schedule>>> {
+        Box::pin(async move {
+            let doc: Option<String> = self
+                .read("load schedule", |mut c| {
+                    let id = schedule_id.clone();
+                    async move { c.hget(SCHED_DOCS, id).await }
+                })
+                .await?;
+            doc.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(&schedule_id, e)))
+                .transpose()
+        })
+    }
+
+    fn list_schedules(&self, principal: Option<String>) -> BoxFuture<'_, Result<Vec<Schedule>>> {
+        Box::pin(async move {
+            let order: Vec<String> = self
+                .read("list schedules", |mut c| async move {
+                    c.zrange(SCHED_ALL, 0, -1).await
+                })
+                .await?;
+            let ids: Vec<String> = order
+                .iter()
+                .filter_map(|k| k.split_once(':').map(|(_, id)| id.to_owned()))
+                .collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let docs: Vec<Option<String>> = self
+                .read("list schedules", |mut c| {
+                    let ids = ids.clone();
+                    async move {
+                        redis::cmd("HMGET")
+                            .arg(SCHED_DOCS)
+                            .arg(ids)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            let mut out = Vec::new();
+            for (id, doc) in ids.iter().zip(docs) {
+                let Some(doc) = doc else { continue };
+                let s: Schedule = serde_json::from_str(&doc).map_err(|e| corrupt(id, e))?;
+                if principal.as_ref().is_none_or(|p| *p == s.principal) {
+                    out.push(s);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn due_schedules(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            self.read("due schedules", |mut c| async move {
+                c.zrangebyscore_limit(SCHED_DUE, "-inf", ms(now), 0, limit as isize)
+                    .await
+            })
+            .await
+        })
+    }
+
+    fn delete_schedule(&self, schedule_id: String) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let Some(s) = self.load_schedule(schedule_id).await? else {
+                return Ok(false);
+            };
+            let keys = [SCHED_DOCS, SCHED_VERSIONS, SCHED_DUE, SCHED_ALL].map(str::to_owned);
+            let args = [
+                s.schedule_id.clone(),
+                s.version.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                schedule_order(&s),
+            ];
+            let n: i64 = self
+                .eval(&SCHEDULE, &keys, &args)
+                .await
+                .map_err(rerr("delete schedule"))?;
+            Ok(n == 1)
         })
     }
 }

@@ -114,6 +114,10 @@ pub enum Operation {
     Admin,
     /// Mark (or clear) one's own finding false positive or accepted risk.
     Triage,
+    /// Approve or reject a scan waiting for approval, list the waiting ones (admin).
+    ReviewScan,
+    /// Create, pause, resume or delete a schedule one owns (reading them is `Read`).
+    ManageSchedule,
 }
 
 impl Operation {
@@ -129,6 +133,8 @@ impl Operation {
             Self::Admin => &[Scope::Admin],
             // A judgement on one's own findings modifies state: the scan capability.
             Self::Triage => &[Scope::Scan],
+            Self::ReviewScan => &[Scope::Admin],
+            Self::ManageSchedule => &[Scope::Scan],
         }
     }
 

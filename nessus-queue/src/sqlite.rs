@@ -22,6 +22,7 @@ use crate::backend::{
 };
 use crate::error::{BackendKind, Error, Result};
 use crate::findings::{AssetDoc, FindingsBackend, StoredAsset};
+use crate::schedule::Schedule;
 use crate::task::{Task, TaskStatus};
 
 const SCHEMA: &str = "
@@ -75,6 +76,16 @@ CREATE INDEX IF NOT EXISTS audit_principal ON audit(principal, order_key);
 CREATE INDEX IF NOT EXISTS audit_action ON audit(action, order_key);
 CREATE INDEX IF NOT EXISTS audit_task ON audit(task_id, order_key) WHERE task_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_pool ON audit(pool, order_key) WHERE pool IS NOT NULL;
+CREATE TABLE IF NOT EXISTS schedules (
+    schedule_id TEXT PRIMARY KEY,
+    principal TEXT NOT NULL,
+    due_ms INTEGER,
+    created_key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules(due_ms) WHERE due_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS schedules_principal ON schedules(principal, created_key);
 CREATE TABLE IF NOT EXISTS principal_queued (
     pool TEXT NOT NULL,
     principal TEXT NOT NULL,
@@ -688,6 +699,11 @@ fn counts_tx(conn: &Connection, pool: &str, now: Timestamp) -> Result<PoolCounts
                      WHERE dlq_ms IS NOT NULL AND pool=?1 AND ?2=?2",
             &0,
         )?,
+        pending_approval: q(
+            "SELECT COUNT(*) FROM tasks INDEXED BY tasks_pool_status_order
+                     WHERE pool=?1 AND status=?2",
+            &TaskStatus::PendingApproval.as_str(),
+        )?,
     })
 }
 
@@ -1086,6 +1102,114 @@ impl Backend for SqliteBackend {
                 .map_err(err("purge audit"))
         })
     }
+
+    fn store_schedule(
+        &self,
+        prev_version: Option<u64>,
+        next: Schedule,
+    ) -> BoxFuture<'_, Result<bool>> {
+        self.write(move |tx| {
+            let v: Option<i64> = tx
+                .row_cached(
+                    "SELECT version FROM schedules WHERE schedule_id=?1",
+                    [&next.schedule_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("read schedule version"))?;
+            let ok = match prev_version {
+                None => v.is_none(),
+                Some(p) => v == Some(p as i64) && next.version == p + 1,
+            };
+            if !ok {
+                return Ok(false);
+            }
+            let due = (!next.paused).then(|| ms(next.next_slot));
+            let doc = serde_json::to_string(&next).unwrap_or_default();
+            tx.exec_cached(
+                "INSERT OR REPLACE INTO schedules(schedule_id, principal, due_ms, created_key, version, doc)
+                 VALUES(?1,?2,?3,?4,?5,?6)",
+                params![
+                    next.schedule_id,
+                    next.principal,
+                    due,
+                    format!("{:013}:{}", ms(next.created_at).max(0), next.schedule_id),
+                    next.version as i64,
+                    doc
+                ],
+            )
+            .map_err(err("store schedule"))?;
+            Ok(true)
+        })
+    }
+
+    fn load_schedule(&self, schedule_id: String) -> BoxFuture<'_, Result<Option<Schedule>>> {
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .row_cached(
+                    "SELECT doc FROM schedules WHERE schedule_id=?1",
+                    [&schedule_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("load schedule"))?;
+            doc.map(|d| decode_schedule(&d, &schedule_id)).transpose()
+        })
+    }
+
+    fn list_schedules(&self, principal: Option<String>) -> BoxFuture<'_, Result<Vec<Schedule>>> {
+        self.read(move |conn| {
+            let (sql, arg) = match &principal {
+                Some(p) => (
+                    "SELECT doc, schedule_id FROM schedules WHERE principal=?1 ORDER BY created_key",
+                    Some(p.clone()),
+                ),
+                None => (
+                    "SELECT doc, schedule_id FROM schedules WHERE ?1 IS NULL ORDER BY created_key",
+                    None,
+                ),
+            };
+            let mut st = conn.prepare_cached(sql).map_err(err("list schedules"))?;
+            let rows: Vec<(String, String)> = st
+                .query_map([arg], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(err("list schedules"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("list schedules"))?;
+            rows.iter()
+                .map(|(d, id)| decode_schedule(d, id))
+                .collect()
+        })
+    }
+
+    fn due_schedules(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT schedule_id FROM schedules WHERE due_ms IS NOT NULL AND due_ms <= ?1
+                     ORDER BY due_ms LIMIT ?2",
+                )
+                .map_err(err("due schedules"))?;
+            st.query_map(params![ms(now), limit as i64], |r| r.get(0))
+                .map_err(err("due schedules"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("due schedules"))
+        })
+    }
+
+    fn delete_schedule(&self, schedule_id: String) -> BoxFuture<'_, Result<bool>> {
+        self.write(move |tx| {
+            tx.exec_cached("DELETE FROM schedules WHERE schedule_id=?1", [schedule_id])
+                .map(|n| n > 0)
+                .map_err(err("delete schedule"))
+        })
+    }
+}
+
+fn decode_schedule(doc: &str, id: &str) -> Result<Schedule> {
+    serde_json::from_str(doc).map_err(|e| Error::Corrupt {
+        what: format!("schedule {id}"),
+        source: Box::new(e),
+    })
 }
 
 /// Assets of a scope one store ages out at most (the rest on later stores).

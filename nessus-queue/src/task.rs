@@ -27,11 +27,16 @@ pub enum TaskStatus {
     Timeout,
     /// Cancelled by a caller.
     Cancelled,
+    /// Waiting for an admin to approve it (the pool's `approval` rules asked for
+    /// it); never claimed. Leaves by approve (→ queued), reject, expiry or the
+    /// owner's cancel (→ cancelled).
+    PendingApproval,
 }
 
 impl TaskStatus {
     /// All states, in lifecycle order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
+        Self::PendingApproval,
         Self::Queued,
         Self::Running,
         Self::Completed,
@@ -49,12 +54,13 @@ impl TaskStatus {
             Self::Failed => "failed",
             Self::Timeout => "timeout",
             Self::Cancelled => "cancelled",
+            Self::PendingApproval => "pending_approval",
         }
     }
 
     /// Whether no further transition is possible (except an operator's DLQ retry).
     pub fn is_terminal(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(self, Self::Queued | Self::Running | Self::PendingApproval)
     }
 }
 
@@ -74,7 +80,7 @@ impl FromStr for TaskStatus {
                 Error::invalid(
                     "status",
                     format!(
-                        "'{s}' is not one of queued, running, completed, failed, timeout, cancelled"
+                        "'{s}' is not one of pending_approval, queued, running, completed, failed, timeout, cancelled"
                     ),
                 )
             })
@@ -209,6 +215,64 @@ pub struct Task {
     pub validation_warnings: Vec<String>,
     /// Optimistic-concurrency version, bumped by every stored write.
     pub version: u64,
+    /// Why the task needed an admin's approval (set when it was created
+    /// `pending_approval`; kept after the decision). Shown to the submitter.
+    #[serde(default)]
+    pub approval_reason: Option<String>,
+    /// When a pending approval lapses (housekeeping cancels it then).
+    #[serde(default)]
+    pub approval_expires_at: Option<Timestamp>,
+    /// The admin's decision, once made.
+    #[serde(default)]
+    pub review: Option<Review>,
+}
+
+/// An admin's decision on a task that waited for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Review {
+    /// `approved`, `rejected` or `expired`.
+    pub decision: ReviewDecision,
+    /// Who decided (`housekeeping` for an expiry).
+    pub by: String,
+    /// The reason given.
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// What became of a task that waited for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ReviewDecision {
+    /// Approved: queued.
+    Approved,
+    /// Rejected: cancelled.
+    Rejected,
+    /// Nobody decided in time: cancelled.
+    Expired,
+}
+
+impl ReviewDecision {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// Why a task must wait for approval and until when (see
+/// [`crate::Queue::submit_held`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalHold {
+    /// Shown to the submitter.
+    pub reason: String,
+    /// How long the request may wait.
+    pub expires_after: SignedDuration,
 }
 
 /// What a caller submits; the queue fills in ids and timestamps.
@@ -440,7 +504,25 @@ impl Task {
             results_summary: None,
             validation_warnings: Vec::new(),
             version: 0,
+            approval_reason: None,
+            approval_expires_at: None,
+            review: None,
         }
+    }
+
+    /// Builds a task that waits for an admin's approval instead of queueing.
+    pub(crate) fn held(
+        req: NewTask,
+        principal: &str,
+        has_adhoc_credentials: bool,
+        hold: &ApprovalHold,
+        now: Timestamp,
+    ) -> Self {
+        let mut t = Self::queued(req, principal, has_adhoc_credentials, now);
+        t.status = TaskStatus::PendingApproval;
+        t.approval_reason = Some(hold.reason.clone());
+        t.approval_expires_at = Some(now + hold.expires_after);
+        t
     }
 
     /// Nessus scan name used for this task; also how a re-attaching worker finds it.
@@ -602,9 +684,71 @@ impl Task {
         Ok(())
     }
 
-    /// A caller's cancel: queued → cancelled at once; running → flag for the worker.
+    /// pending_approval → queued: an admin approved it. It joins its pool's queue
+    /// at the tail (its queue order starts now).
+    pub fn approve(&mut self, by: &str, reason: &str, now: Timestamp) -> Result<()> {
+        if self.status != TaskStatus::PendingApproval {
+            return Err(self.bad("queued (approve)"));
+        }
+        self.status = TaskStatus::Queued;
+        self.review = Some(Review {
+            decision: ReviewDecision::Approved,
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+            at: now,
+        });
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// pending_approval → cancelled: an admin rejected it.
+    pub fn reject(&mut self, by: &str, reason: &str, now: Timestamp) -> Result<()> {
+        if self.status != TaskStatus::PendingApproval {
+            return Err(self.bad("cancelled (reject)"));
+        }
+        self.error_code = Some("approval_rejected".to_owned());
+        self.error_message = Some(format!("Rejected by {by}: {reason}"));
+        self.review = Some(Review {
+            decision: ReviewDecision::Rejected,
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+            at: now,
+        });
+        self.finish(TaskStatus::Cancelled, now);
+        Ok(())
+    }
+
+    /// pending_approval → cancelled when its approval window has passed. Returns
+    /// `false` (nothing changed) when it is not pending or not yet expired.
+    pub fn expire_approval(&mut self, now: Timestamp) -> bool {
+        let expired = self.status == TaskStatus::PendingApproval
+            && self.approval_expires_at.is_none_or(|e| e <= now);
+        if !expired {
+            return false;
+        }
+        self.error_code = Some("approval_expired".to_owned());
+        self.error_message =
+            Some("Nobody approved or rejected the scan before its approval expired".to_owned());
+        self.review = Some(Review {
+            decision: ReviewDecision::Expired,
+            by: "housekeeping".to_owned(),
+            reason: "approval window elapsed".to_owned(),
+            at: now,
+        });
+        self.finish(TaskStatus::Cancelled, now);
+        true
+    }
+
+    /// A caller's cancel: queued or pending approval → cancelled at once; running →
+    /// flag for the worker.
     pub fn cancel(&mut self, now: Timestamp) -> CancelOutcome {
         match self.status {
+            TaskStatus::PendingApproval => {
+                self.error_code = Some("cancelled".to_owned());
+                self.error_message = Some("Cancelled by request while pending approval".to_owned());
+                self.finish(TaskStatus::Cancelled, now);
+                CancelOutcome::Cancelled
+            }
             TaskStatus::Queued => {
                 self.error_code = Some("cancelled".to_owned());
                 self.error_message = Some("Cancelled by request while queued".to_owned());
@@ -805,5 +949,104 @@ mod tests {
         );
         t.claim("w", "s2", SignedDuration::from_secs(1), t0())
             .unwrap();
+    }
+
+    /// Every transition into and out of pending_approval, from every state: only
+    /// pending_approval may be approved, rejected or expired; a pending task is
+    /// cancelled by its owner at once and never claimed.
+    #[test]
+    fn pending_approval_transitions_from_every_state() {
+        let ttl = SignedDuration::from_secs(30);
+        let later = t0() + SignedDuration::from_hours(48);
+        let hold = ApprovalHold {
+            reason: "r".to_owned(),
+            expires_after: SignedDuration::from_hours(24),
+        };
+        let in_state = |s: TaskStatus| {
+            let req = NewTask::new(ScanType::Untrusted, "nessus", "10.0.0.1", "n");
+            let mut t = Task::held(req, "p", false, &hold, t0());
+            if s == TaskStatus::PendingApproval {
+                return t;
+            }
+            t.approve("a", "ok", t0()).unwrap();
+            match s {
+                TaskStatus::Queued => {}
+                TaskStatus::Running => {
+                    t.claim("w", "s1", ttl, t0()).unwrap();
+                }
+                TaskStatus::Completed => {
+                    let tok = t.claim("w", "s1", ttl, t0()).unwrap();
+                    t.complete(tok, Completion::default(), t0()).unwrap();
+                }
+                TaskStatus::Failed => {
+                    t.fail_queued(Failure::plain("x", "y"), t0()).unwrap();
+                }
+                TaskStatus::Timeout => {
+                    let tok = t.claim("w", "s1", ttl, t0()).unwrap();
+                    t.time_out(tok, "slow", t0()).unwrap();
+                }
+                _ => {
+                    t.cancel(t0());
+                }
+            }
+            assert_eq!(t.status, s);
+            t
+        };
+        for s in TaskStatus::ALL {
+            let pending = s == TaskStatus::PendingApproval;
+            let mut t = in_state(s);
+            assert_eq!(
+                t.approve("a", "ok", t0()).is_ok(),
+                pending,
+                "approve from {s}"
+            );
+            if pending {
+                assert_eq!(t.status, TaskStatus::Queued);
+                assert!(
+                    t.claim("w", "s1", ttl, t0()).is_ok(),
+                    "approved is claimable"
+                );
+            }
+            let mut t = in_state(s);
+            assert_eq!(
+                t.reject("a", "no", t0()).is_ok(),
+                pending,
+                "reject from {s}"
+            );
+            if pending {
+                assert_eq!(
+                    (t.status, t.error_code.as_deref()),
+                    (TaskStatus::Cancelled, Some("approval_rejected"))
+                );
+                assert!(t.completed_at.is_some());
+            }
+            let mut t = in_state(s);
+            assert!(!t.expire_approval(t0()), "not yet expired from {s}");
+            assert_eq!(t.expire_approval(later), pending, "expire from {s}");
+            if pending {
+                assert_eq!(t.error_code.as_deref(), Some("approval_expired"));
+                assert_eq!(t.review.as_ref().unwrap().decision, ReviewDecision::Expired);
+            }
+        }
+        let mut t = in_state(TaskStatus::PendingApproval);
+        assert!(!t.status.is_terminal());
+        assert!(matches!(
+            t.claim("w", "s1", ttl, t0()),
+            Err(Error::InvalidTransition { .. })
+        ));
+        assert!(t.fail_queued(Failure::plain("x", "y"), t0()).is_err());
+        assert_eq!(t.cancel(t0()), CancelOutcome::Cancelled);
+        assert_eq!(t.status, TaskStatus::Cancelled);
+        assert_eq!(
+            "pending_approval".parse::<TaskStatus>().unwrap(),
+            TaskStatus::PendingApproval
+        );
+        // Documents stored before approvals existed still load.
+        let mut old = serde_json::to_value(in_state(TaskStatus::Queued)).unwrap();
+        for k in ["approval_reason", "approval_expires_at", "review"] {
+            old.as_object_mut().unwrap().remove(k);
+        }
+        let back: Task = serde_json::from_value(old).unwrap();
+        assert!(back.approval_reason.is_none());
     }
 }

@@ -12,7 +12,10 @@ use nessus_queue::{CancelOutcome, DlqPurge, ListTasks, Task, TaskPage, TaskStatu
 use serde_json::Value;
 use tokio::runtime::Runtime;
 
-use crate::cli::{DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, TasksCommand};
+use crate::cli::{
+    ApprovalsCommand, DlqCommand, GlobalArgs, HousekeepingCommand, QueueCommand, SchedulesCommand,
+    TasksCommand,
+};
 use crate::commands::backend::{self, Missing};
 use crate::commands::{print_json, print_text};
 use crate::exit::CliError;
@@ -175,6 +178,156 @@ pub(crate) fn run_dlq(global: &GlobalArgs, cmd: &DlqCommand) -> anyhow::Result<(
     }
 }
 
+pub(crate) fn run_approvals(global: &GlobalArgs, cmd: &ApprovalsCommand) -> anyhow::Result<()> {
+    use nessus_queue::service::Decision;
+    let (rt, service) = open(global)?;
+    let (task_id, reason, decision) = match cmd {
+        ApprovalsCommand::List {
+            pool,
+            limit,
+            cursor,
+        } => {
+            let page = rt.block_on(service.approvals(
+                &operator(),
+                pool.as_deref(),
+                *limit,
+                cursor.clone(),
+            ))?;
+            if global.json {
+                return print_json(&page);
+            }
+            let mut text = String::new();
+            for t in &page.tasks {
+                text.push_str(&format!(
+                    "{}  {}  {}  {}  expires {}\n    targets: {}\n    why: {}\n",
+                    safe(&t.task_id),
+                    safe(&t.pool),
+                    safe(&t.principal),
+                    t.scan_type,
+                    t.approval_expires_at
+                        .map_or_else(|| "-".to_owned(), |e| e.to_string()),
+                    safe(&t.targets),
+                    safe(t.approval_reason.as_deref().unwrap_or("-")),
+                ));
+            }
+            if page.tasks.is_empty() {
+                text.push_str("no scans waiting for approval\n");
+            }
+            if let Some(c) = &page.next_cursor {
+                text.push_str(&format!("next page: --cursor {}\n", safe(c)));
+            }
+            return print_text(&text);
+        }
+        ApprovalsCommand::Approve { task_id, reason } => (task_id, reason, Decision::Approve),
+        ApprovalsCommand::Reject { task_id, reason } => (task_id, reason, Decision::Reject),
+    };
+    let task = rt.block_on(service.review(&operator(), task_id, decision, reason))?;
+    if global.json {
+        return print_json(&task);
+    }
+    print_text(&format!(
+        "task {} {} (status {})\n",
+        safe(&task.task_id),
+        match decision {
+            Decision::Approve => "approved",
+            _ => "rejected",
+        },
+        task.status
+    ))
+}
+
+pub(crate) fn run_schedules(global: &GlobalArgs, cmd: &SchedulesCommand) -> anyhow::Result<()> {
+    use nessus_queue::service::{ScanCredentials, ScanRequest, ScheduleSpec};
+    let (rt, service) = open(global)?;
+    let admin = operator();
+    let s = match cmd {
+        SchedulesCommand::List => {
+            let all = rt.block_on(service.list_schedules(&admin))?;
+            if global.json {
+                return print_json(&all);
+            }
+            let mut text = String::new();
+            for s in &all {
+                text.push_str(&format!(
+                    "{}  {}  {}  '{}' {}  {}  next {}  targets {}\n",
+                    safe(&s.schedule_id),
+                    safe(&s.principal),
+                    safe(&s.pool),
+                    safe(&s.cron),
+                    safe(&s.timezone),
+                    if s.paused { "paused" } else { "active" },
+                    s.next_slot,
+                    safe(&s.targets),
+                ));
+            }
+            if all.is_empty() {
+                text.push_str("no schedules\n");
+            }
+            return print_text(&text);
+        }
+        SchedulesCommand::Show { schedule_id } => {
+            rt.block_on(service.schedule(&admin, schedule_id))?
+        }
+        SchedulesCommand::Create {
+            cron,
+            timezone,
+            targets,
+            name,
+            pool,
+            scan_type,
+            credential_profile,
+            principal,
+        } => {
+            let scan_type: nessus_queue::ScanType = scan_type.parse()?;
+            let mut req = ScanRequest::untrusted(targets.clone(), name.clone()).pool(pool.clone());
+            if scan_type != nessus_queue::ScanType::Untrusted || credential_profile.is_some() {
+                let creds = credential_profile
+                    .clone()
+                    .map_or(ScanCredentials::None, ScanCredentials::Profile);
+                req = req.authenticated(scan_type, creds);
+            }
+            let owner = principal
+                .as_deref()
+                .map_or_else(operator, |p| Principal::new(p.to_owned()));
+            rt.block_on(service.create_schedule(
+                &owner,
+                ScheduleSpec::new(req, cron.clone(), timezone.clone()),
+            ))?
+        }
+        SchedulesCommand::Pause { schedule_id } => {
+            rt.block_on(service.pause_schedule(&admin, schedule_id))?
+        }
+        SchedulesCommand::Resume { schedule_id } => {
+            rt.block_on(service.resume_schedule(&admin, schedule_id))?
+        }
+        SchedulesCommand::Delete { schedule_id } => {
+            let s = rt.block_on(service.delete_schedule(&admin, schedule_id))?;
+            if global.json {
+                return print_json(&serde_json::json!({"deleted": s.schedule_id}));
+            }
+            return print_text(&format!("schedule {} deleted\n", safe(&s.schedule_id)));
+        }
+    };
+    if global.json {
+        return print_json(&s);
+    }
+    print_text(&format!(
+        "schedule {} ({}, owner {}): '{}' {}, next slot {}, last fired {}, last task {}{}\n",
+        safe(&s.schedule_id),
+        if s.paused { "paused" } else { "active" },
+        safe(&s.principal),
+        safe(&s.cron),
+        safe(&s.timezone),
+        s.next_slot,
+        s.last_fired_slot
+            .map_or_else(|| "never".to_owned(), |t| t.to_string()),
+        safe(s.last_task_id.as_deref().unwrap_or("-")),
+        s.last_error
+            .as_deref()
+            .map_or_else(String::new, |e| format!(", last error: {}", safe(e))),
+    ))
+}
+
 pub(crate) fn run_housekeeping(
     global: &GlobalArgs,
     cmd: &HousekeepingCommand,
@@ -192,10 +345,16 @@ pub(crate) fn run_housekeeping(
         "deleted"
     };
     let mut text = format!(
-        "{verb} {} expired task(s) and {} expired audit event(s); {} expired idempotency key(s) removed\n",
+        "{verb} {} expired task(s) and {} expired audit event(s); {} expired idempotency key(s) removed; {} expired approval(s) {}\n",
         report.tasks.len(),
         report.audit_events,
-        report.idempotency_keys
+        report.idempotency_keys,
+        report.approvals_expired.len(),
+        if report.dry_run {
+            "would be cancelled"
+        } else {
+            "cancelled"
+        }
     );
     for (id, status) in &report.tasks {
         text.push_str(&format!("  {} ({status})\n", safe(id)));

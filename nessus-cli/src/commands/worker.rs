@@ -53,6 +53,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
         Some(store) => store.url().to_owned(),
         None => settings.results_dir.display().to_string(),
     };
+    let service = Arc::new(service);
     let queue = service.queue().clone();
     let directory = Arc::new(ConfigDirectory::new(Arc::clone(&config), None)?);
     let worker = Worker::new(queue, settings, directory.clone(), Arc::new(SchemaIngest));
@@ -67,11 +68,17 @@ pub(crate) fn run(global: &GlobalArgs, args: &WorkerArgs) -> anyhow::Result<()> 
             reload_on_sighup(path, directory);
         }
         let (stop, stopped) = watch::channel(false);
+        let scheduler_stop = stopped.clone();
         let run = tokio::spawn(async move { worker.run(stopped).await });
+        // Every worker also runs the scheduler (each slot is claimed atomically in
+        // the queue backend; no leader).
+        let sched = Arc::clone(&service);
+        let scheduler = tokio::spawn(async move { sched.run_scheduler(scheduler_stop).await });
         shutdown_signal().await?;
         eprintln!("stopping: finishing the current step of each task, releasing leases");
         let _ = stop.send(true);
         run.await.context("the worker panicked")??;
+        let _ = scheduler.await;
         eprintln!("worker {worker_id} stopped");
         anyhow::Ok(())
     })

@@ -6,6 +6,7 @@ use nessus_queue::{NewTask, Queue, QueueConfig, ScanType};
 
 const NOT_FOUND: i32 = 4;
 const REFUSED: i32 = 6;
+const CONFLICT: i32 = 5;
 
 /// A data directory whose queue holds two queued tasks and one dead-lettered task.
 struct Fixture {
@@ -223,4 +224,155 @@ fn the_same_commands_reach_a_redis_queue() {
     );
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["queue_depth"], 1);
+}
+
+#[test]
+fn approvals_list_approve_reject() {
+    let fx = Fixture::new();
+    let db = fx.dir.path().join("queue.sqlite3");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let held: Vec<String> = rt.block_on(async {
+        let q = Queue::sqlite(&db, QueueConfig::default()).unwrap();
+        let mut ids = Vec::new();
+        for t in ["10.0.0.8", "10.0.0.9"] {
+            let hold = nessus_queue::ApprovalHold {
+                reason: "targets outside the pool's auto_approve list".to_owned(),
+                expires_after: jiff::SignedDuration::from_hours(1),
+            };
+            let s = q
+                .submit_held(
+                    "alice",
+                    NewTask::new(ScanType::Untrusted, "nessus", t, "held"),
+                    None,
+                    None,
+                    None,
+                    Some(hold),
+                )
+                .await
+                .unwrap();
+            ids.push(s.task.task_id);
+        }
+        ids
+    });
+    let wide = fx.config("allow: [10.0.0.0/24]");
+    let list = fx.json(&["--config", &wide, "approvals", "list"]);
+    assert_eq!(list["tasks"].as_array().unwrap().len(), 2, "{list}");
+    let human = stdout(&fx.run(&["--config", &wide, "approvals", "list"], OK));
+    assert!(human.contains("auto_approve list"), "{human}");
+    // (subcommand, task, status after)
+    let cases = [
+        ("approve", &held[0], "queued"),
+        ("reject", &held[1], "cancelled"),
+    ];
+    for (cmd, id, want) in cases {
+        let t = fx.json(&[
+            "--config",
+            &wide,
+            "approvals",
+            cmd,
+            id,
+            "--reason",
+            "ticket 9",
+        ]);
+        assert_eq!(t["status"], want, "{cmd}: {t}");
+        assert_eq!(t["review"]["by"], "local", "{t}");
+        // Decided: a second decision conflicts.
+        fx.run(
+            &[
+                "--config",
+                &wide,
+                "approvals",
+                "approve",
+                id,
+                "--reason",
+                "again",
+            ],
+            CONFLICT,
+        );
+    }
+    let list = fx.json(&["--config", &wide, "approvals", "list"]);
+    assert!(list["tasks"].as_array().unwrap().is_empty(), "{list}");
+    let approve = fx.json(&["audit", "--action", "approve"]);
+    assert!(approve.to_string().contains("ticket 9"), "{approve}");
+}
+
+#[test]
+fn schedules_create_list_show_pause_resume_delete() {
+    let fx = Fixture::new();
+    let cfg = fx.config("allow: [10.0.0.0/24]");
+    let c = |args: &[&str]| {
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        fx.json(&all)
+    };
+    let s = c(&[
+        "schedules",
+        "create",
+        "--cron",
+        "30 1 * * 1",
+        "--timezone",
+        "America/New_York",
+        "--targets",
+        "10.0.0.9",
+        "--name",
+        "weekly",
+        "--principal",
+        "alice",
+    ]);
+    let id = s["schedule_id"].as_str().unwrap().to_owned();
+    assert_eq!(s["principal"], "alice");
+    assert_eq!(s["timezone"], "America/New_York");
+    // (subcommand, paused after)
+    for (cmd, paused) in [
+        ("pause", true),
+        ("show", true),
+        ("resume", false),
+        ("show", false),
+    ] {
+        assert_eq!(c(&["schedules", cmd, &id])["paused"], paused, "{cmd}");
+    }
+    let list = c(&["schedules", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let human = stdout(&fx.run(&["--config", &cfg, "schedules", "list"], OK));
+    assert!(
+        human.contains(&id) && human.contains("'30 1 * * 1'"),
+        "{human}"
+    );
+    // Refused: a bad cron (an invalid argument: usage) and targets outside the policy.
+    fx.run(
+        &[
+            "--config",
+            &cfg,
+            "schedules",
+            "create",
+            "--cron",
+            "* *",
+            "--targets",
+            "10.0.0.1",
+            "--name",
+            "x",
+        ],
+        USAGE,
+    );
+    fx.run(
+        &[
+            "--config",
+            &cfg,
+            "schedules",
+            "create",
+            "--cron",
+            "* * * * *",
+            "--targets",
+            "10.9.9.9",
+            "--name",
+            "x",
+        ],
+        REFUSED,
+    );
+    assert_eq!(c(&["schedules", "delete", &id])["deleted"], id.as_str());
+    fx.run(&["--config", &cfg, "schedules", "show", &id], NOT_FOUND);
+    assert!(c(&["schedules", "list"]).as_array().unwrap().is_empty());
 }

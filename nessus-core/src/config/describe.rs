@@ -112,6 +112,22 @@ pub(crate) fn render(config: &Config, w: &mut dyn fmt::Write) -> fmt::Result {
             if p.builtin_deny() { "on" } else { "OFF" },
             p.max_hosts()
         )?;
+        if let Some(a) = pool.approval() {
+            writeln!(
+                w,
+                "    approval: auto_approve [{}]; authenticated scans {}; above {} hosts; expires after {}s",
+                a.auto_approve()
+                    .map_or_else(|| "any allowed target".to_owned(), |l| l.join(", ")),
+                if a.authenticated() {
+                    "need approval"
+                } else {
+                    "run at once"
+                },
+                a.max_hosts()
+                    .map_or_else(|| "no limit".to_owned(), |m| m.to_string()),
+                a.expires_after().as_secs()
+            )?;
+        }
         for inst in pool.instances() {
             writeln!(w, "    - {} \"{}\"", inst.key(), inst.name())?;
             writeln!(

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use model::{
-    AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth,
-    InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings, ProfileAuth,
-    QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
+    ApprovalRules, AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile,
+    DEFAULT_APPROVAL_EXPIRY, InstanceAuth, InstanceConfig, IntrospectionSettings, OAuthSettings,
+    Pool, PrincipalSettings, ProfileAuth, QueueSettings, ScopeNames, SecretOrigin, ServerSettings,
+    ToolOutput,
 };
 
 use crate::error::{Error, Result};

@@ -201,6 +201,87 @@ pub struct Pool {
     pub(crate) instances: Vec<InstanceConfig>,
     pub(crate) disabled: Vec<String>,
     pub(crate) policy: TargetPolicy,
+    pub(crate) approval: Option<ApprovalRules>,
+}
+
+/// A pool's `approval:` rules: which scans wait in `pending_approval` until an admin
+/// decides. Absent: no scan of the pool needs approval.
+#[derive(Debug, Clone)]
+pub struct ApprovalRules {
+    /// Targets inside this part of the allow-list need no approval; `None`: the
+    /// targets alone never ask for one.
+    pub(crate) auto_approve: Option<TargetPolicy>,
+    /// The `auto_approve` entries as written (for `describe`).
+    pub(crate) auto_approve_text: Vec<String>,
+    /// Authenticated scans need approval.
+    pub(crate) authenticated: bool,
+    /// Scans of more hosts than this need approval.
+    pub(crate) max_hosts: Option<u64>,
+    /// How long a request waits before it expires (default 24 h).
+    pub(crate) expires_after: Duration,
+}
+
+/// Default of `approval.expires_after`.
+pub const DEFAULT_APPROVAL_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+
+impl ApprovalRules {
+    /// How long a request may wait for a decision.
+    pub fn expires_after(&self) -> Duration {
+        self.expires_after
+    }
+
+    /// The `auto_approve` entries as configured (`None`: not set).
+    pub fn auto_approve(&self) -> Option<&[String]> {
+        self.auto_approve
+            .as_ref()
+            .map(|_| self.auto_approve_text.as_slice())
+    }
+
+    /// Whether authenticated scans need approval.
+    pub fn authenticated(&self) -> bool {
+        self.authenticated
+    }
+
+    /// Host count above which a scan needs approval.
+    pub fn max_hosts(&self) -> Option<u64> {
+        self.max_hosts
+    }
+
+    /// The one approval rule: why a scan of `approved` targets (already inside the
+    /// pool's target policy), authenticated or not, must wait for an admin; `None`
+    /// when it may be queued at once. Every reason that applies is named.
+    pub fn reason(&self, approved: &ApprovedTargets, authenticated: bool) -> Option<String> {
+        let mut why = Vec::new();
+        if authenticated && self.authenticated {
+            why.push("authenticated scans in this pool need an admin's approval".to_owned());
+        }
+        if let Some(max) = self.max_hosts
+            && approved.host_count() > u128::from(max)
+        {
+            why.push(format!(
+                "{} hosts is more than the {max} this pool runs without approval",
+                approved.host_count()
+            ));
+        }
+        if let Some(auto) = &self.auto_approve
+            && let Err(refusal) = auto.check(&approved.to_nessus_text())
+        {
+            let outside: Vec<&str> = refusal
+                .refusals()
+                .iter()
+                .filter_map(|r| r.target_text())
+                .collect();
+            why.push(format!(
+                "targets outside the pool's auto_approve list: {}",
+                if outside.is_empty() {
+                    "(the list as a whole)".to_owned()
+                } else {
+                    outside.join(", ")
+                }
+            ));
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
 }
 
 impl Pool {
@@ -237,6 +318,11 @@ impl Pool {
     /// The target policy (deny-by-default).
     pub fn policy(&self) -> &TargetPolicy {
         &self.policy
+    }
+
+    /// The pool's approval rules, if it has an `approval:` section.
+    pub fn approval(&self) -> Option<&ApprovalRules> {
+        self.approval.as_ref()
     }
 
     /// Checks a target list against this pool's policy.
@@ -727,5 +813,81 @@ impl IntrospectionSettings {
     /// The endpoint, when the file names one (else discovery's `introspection_endpoint`).
     pub fn endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod approval_tests {
+    use crate::Config;
+
+    fn pool_yaml(approval: &str) -> String {
+        format!(
+            "nessus:\n  target_policy:\n    allow: [192.0.2.0/24, \"*.lab.example\"]\n  approval:\n{approval}  instances: []\n"
+        )
+    }
+
+    #[test]
+    fn approval_section_parses_checks_and_decides() {
+        // (approval body, Ok(expiry secs) or Err(message part))
+        let cases: [(&str, Result<u64, &str>); 6] = [
+            ("    authenticated: true\n", Ok(86_400)),
+            (
+                "    auto_approve: [192.0.2.0/28, \"*.lab.example\"]\n    expires_after: 90m\n",
+                Ok(5_400),
+            ),
+            (
+                "    auto_approve: [198.51.100.0/24]\n",
+                Err("not inside the pool's target_policy allow-list"),
+            ),
+            ("    expires_after: soon\n", Err("is not a duration")),
+            ("    expires_after: 0s\n", Err("must be positive")),
+            ("    bogus: 1\n", Err("bogus")),
+        ];
+        for (body, want) in cases {
+            let got = pool_yaml(body).parse::<Config>();
+            match (got, want) {
+                (Ok(c), Ok(secs)) => {
+                    let a = c.pool("nessus").unwrap().approval().unwrap();
+                    assert_eq!(a.expires_after().as_secs(), secs, "{body}");
+                }
+                (Err(e), Err(part)) => assert!(e.to_string().contains(part), "{body}: {e}"),
+                (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
+            }
+        }
+        let c: Config = pool_yaml(
+            "    auto_approve: [192.0.2.0/28]\n    max_hosts: 4\n    authenticated: true\n",
+        )
+        .parse()
+        .unwrap();
+        let pool = c.pool("nessus").unwrap();
+        let rules = pool.approval().unwrap();
+        // (targets, authenticated, reason contains or None)
+        let decide: [(&str, bool, Option<&str>); 5] = [
+            ("192.0.2.1", false, None),
+            ("192.0.2.1", true, Some("authenticated")),
+            ("192.0.2.99", false, Some("auto_approve list: 192.0.2.99")),
+            ("192.0.2.0/29", false, Some("8 hosts")),
+            ("host.lab.example", false, Some("host.lab.example")),
+        ];
+        for (targets, auth, want) in decide {
+            let approved = pool.check_targets(targets).unwrap();
+            let got = rules.reason(&approved, auth);
+            match want {
+                None => assert!(got.is_none(), "{targets}: {got:?}"),
+                Some(part) => assert!(
+                    got.as_deref().is_some_and(|r| r.contains(part)),
+                    "{targets}: {got:?}"
+                ),
+            }
+        }
+        assert!(
+            "nessus:\n  instances: []\n"
+                .parse::<Config>()
+                .unwrap()
+                .pool("nessus")
+                .unwrap()
+                .approval()
+                .is_none()
+        );
     }
 }

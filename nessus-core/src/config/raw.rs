@@ -71,6 +71,7 @@ impl<'de> Deserialize<'de> for RawConfig {
 pub(crate) struct RawPool {
     pub(crate) instances: Vec<Spanned<RawInstance>>,
     pub(crate) target_policy: Option<Spanned<RawPolicy>>,
+    pub(crate) approval: Option<Spanned<RawApproval>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +81,18 @@ struct RawPoolMap {
     instances: Option<Vec<Spanned<RawInstance>>>,
     #[serde(default)]
     target_policy: Option<Spanned<RawPolicy>>,
+    #[serde(default)]
+    approval: Option<Spanned<RawApproval>>,
+}
+
+/// A pool's `approval:` section: which scans wait for an admin.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApproval {
+    pub(crate) auto_approve: Option<Vec<Spanned<Scalar>>>,
+    pub(crate) authenticated: Option<bool>,
+    pub(crate) max_hosts: Option<u64>,
+    pub(crate) expires_after: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawPool {
@@ -104,6 +117,7 @@ impl<'de> Deserialize<'de> for RawPool {
                 Ok(RawPool {
                     instances,
                     target_policy: None,
+                    approval: None,
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawPool, A::Error> {
@@ -111,6 +125,7 @@ impl<'de> Deserialize<'de> for RawPool {
                 Ok(RawPool {
                     instances: m.instances.unwrap_or_default(),
                     target_policy: m.target_policy,
+                    approval: m.approval,
                 })
             }
         }

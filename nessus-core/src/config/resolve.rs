@@ -8,11 +8,13 @@ use serde_saphyr::{Location, Spanned};
 
 use super::env::{EnvLookup, expand};
 use super::model::{
-    AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile, InstanceAuth,
-    InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings, ProfileAuth,
-    QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
+    ApprovalRules, AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile,
+    InstanceAuth, InstanceConfig, IntrospectionSettings, OAuthSettings, Pool, PrincipalSettings,
+    ProfileAuth, QueueSettings, ScopeNames, SecretOrigin, ServerSettings, ToolOutput,
 };
-use super::raw::{RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls};
+use super::raw::{
+    RawApproval, RawConfig, RawCredential, RawInstance, RawPolicy, RawSecret, RawTls,
+};
 use crate::client::TlsOptions;
 use crate::models::EscalationMethod;
 use crate::targets::{PolicyRule, Target, TargetPolicy};
@@ -245,11 +247,16 @@ impl<'a> Resolver<'a> {
                 "pool {name}: no target_policy allow-list, so every scan target is refused"
             ));
         }
+        let approval = match &raw.approval {
+            Some(a) => Some(self.approval(name, a, &policy)?),
+            None => None,
+        };
         Ok(Pool {
             name: name.to_owned(),
             instances,
             disabled,
             policy,
+            approval,
         })
     }
 
@@ -472,6 +479,77 @@ impl<'a> Resolver<'a> {
             policy = policy.with_builtin_deny(builtin);
         }
         Ok(policy)
+    }
+
+    /// A pool's `approval:` section. Every `auto_approve` address entry must lie
+    /// inside the pool's allow-list (it is a part of it); hostnames are matched
+    /// by name, like the allow-list's.
+    fn approval(
+        &mut self,
+        pool: &str,
+        raw: &Spanned<RawApproval>,
+        policy: &TargetPolicy,
+    ) -> Res<ApprovalRules> {
+        let a = &raw.value;
+        let mut text = Vec::new();
+        let auto_approve = match &a.auto_approve {
+            None => None,
+            Some(list) => {
+                let mut rules = Vec::new();
+                for r in list {
+                    let entry = r.value.0.trim();
+                    let rule: PolicyRule = entry.parse().map_err(|e| {
+                        at(
+                            r,
+                            format!("pool {pool}: approval.auto_approve entry {entry:?}: {e}"),
+                        )
+                    })?;
+                    if !entry.starts_with("*.") && policy.check(entry).is_err() {
+                        return Err(at(
+                            r,
+                            format!(
+                                "pool {pool}: approval.auto_approve entry {entry:?} is not inside the pool's target_policy allow-list"
+                            ),
+                        ));
+                    }
+                    text.push(entry.to_owned());
+                    rules.push(rule);
+                }
+                Some(
+                    TargetPolicy::new(rules, Vec::new())
+                        .with_builtin_deny(false)
+                        .with_max_hosts(u64::MAX),
+                )
+            }
+        };
+        let expires_after = match &a.expires_after {
+            None => super::model::DEFAULT_APPROVAL_EXPIRY,
+            Some(s) => {
+                let d: jiff::SignedDuration = s.value.trim().parse().map_err(|e| {
+                    at(
+                        s,
+                        format!(
+                            "pool {pool}: approval.expires_after {:?} is not a duration like 24h or 90m: {e}",
+                            s.value
+                        ),
+                    )
+                })?;
+                if d <= jiff::SignedDuration::ZERO {
+                    return Err(at(
+                        s,
+                        format!("pool {pool}: approval.expires_after must be positive"),
+                    ));
+                }
+                Duration::from_secs(d.as_secs() as u64)
+            }
+        };
+        Ok(ApprovalRules {
+            auto_approve,
+            auto_approve_text: text,
+            authenticated: a.authenticated.unwrap_or(false),
+            max_hosts: a.max_hosts,
+            expires_after,
+        })
     }
 
     fn server(&mut self, raw: Option<Spanned<super::raw::RawServer>>) -> Res<ServerSettings> {

@@ -1,6 +1,7 @@
 //! Integration tests: a real server (HTTP on 127.0.0.1, SQLite file, embedded
 //! workers, in-process Nessus simulator) driven by the rmcp client.
 
+mod approvals;
 mod arguments;
 mod compat;
 mod contract;
@@ -13,6 +14,7 @@ mod import;
 mod logs;
 mod oauth;
 mod readiness;
+mod schedules;
 mod schema_check;
 mod security;
 mod stdio;

@@ -113,6 +113,20 @@ impl Harness {
         top_extra: &str,
         customize: impl FnOnce(&Config, &mut HttpOptions),
     ) -> Self {
+        Self::start_pool(workers, scan, redis, server_extra, top_extra, "", customize).await
+    }
+
+    /// As [`Harness::start_custom`], with `pool_extra` added to the `nessus` pool's
+    /// section (lines indented by two spaces, e.g. an `approval:` block).
+    pub(crate) async fn start_pool(
+        workers: usize,
+        scan: Duration,
+        redis: Option<&str>,
+        server_extra: &str,
+        top_extra: &str,
+        pool_extra: &str,
+        customize: impl FnOnce(&Config, &mut HttpOptions),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let sim = nessus_core::sim::Simulator::builder()
             .scan_duration(scan)
@@ -120,8 +134,13 @@ impl Harness {
             .await
             .expect("simulator");
         let config_path = write_config_opts(dir.path(), sim.base_url(), redis, server_extra);
-        if !top_extra.is_empty() {
+        if !top_extra.is_empty() || !pool_extra.is_empty() {
             let mut text = std::fs::read_to_string(&config_path).expect("read config");
+            text = text.replacen(
+                "nessus:\n  target_policy:",
+                &format!("nessus:\n{pool_extra}  target_policy:"),
+                1,
+            );
             text.push_str(top_extra);
             std::fs::write(&config_path, text).expect("write config");
         }

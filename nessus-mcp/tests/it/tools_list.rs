@@ -31,6 +31,13 @@ async fn every_tool_is_named_annotated_and_schematised() {
         "import_scan",
         "findings_changes",
         "triage_finding",
+        "review_scan",
+        "create_schedule",
+        "list_schedules",
+        "get_schedule",
+        "pause_schedule",
+        "resume_schedule",
+        "delete_schedule",
     ] {
         assert!(names.contains(&want), "missing tool {want}: {names:?}");
     }

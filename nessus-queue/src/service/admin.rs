@@ -80,16 +80,28 @@ impl Service {
             }
         }
         let results = self.results.clone();
-        self.queue
+        let rep = self
+            .queue
             .housekeep(dry_run, |task| {
                 if let Err(e) = results.remove_task(&task.task_id) {
                     tracing::warn!(task_id = %task.task_id, error = %e, "could not remove a task's results");
                 }
             })
-            .await
+            .await?;
+        if !dry_run {
+            let by = Principal::new(super::approvals::HOUSEKEEPING);
+            for id in &rep.approvals_expired {
+                if let Ok(Some(v)) = self.queue.get(id).await {
+                    tracing::info!(task_id = %id, "approval_expired");
+                    self.record_task(AuditAction::ApprovalExpired, &by, &v.task, None)
+                        .await;
+                }
+            }
+        }
+        Ok(rep)
     }
 
-    fn require_admin(&self, principal: &Principal, what: &str) -> Result<()> {
+    pub(crate) fn require_admin(&self, principal: &Principal, what: &str) -> Result<()> {
         if self.is_admin(principal) {
             Ok(())
         } else {

@@ -19,6 +19,7 @@
 
 mod admin;
 pub mod changes;
+pub mod approvals;
 pub mod import;
 pub mod load;
 mod open;
@@ -26,6 +27,7 @@ mod principal;
 pub mod progress;
 mod record;
 pub mod results;
+pub mod schedules;
 pub mod submit;
 pub mod tenancy;
 
@@ -41,6 +43,7 @@ pub use crate::scope::{Operation, Scope, Scopes};
 pub use changes::{
     CHANGES_DEFAULT_LIMIT, ChangesRequest, TriageRequest, Triaged, answer_budget, changes_text,
 };
+pub use approvals::Decision;
 pub use import::{ImportRequest, ImportSource, Imported};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
@@ -49,6 +52,7 @@ pub use open::{Missing, OpenOptions, SECRET_KEY_FILE, SQLITE_FILE};
 pub use principal::{Principal, RESERVED_PRINCIPALS};
 pub use progress::{PROGRESS_INTERVAL, Progress};
 pub use results::{DiffOptions, DiffOutcome, Summarized, SummaryRequest};
+pub use schedules::{Fired, ScheduleSpec};
 pub use submit::{ScanCredentials, ScanRequest, Submission};
 pub use tenancy::Cancelled;
 

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::limits::check_task_text;
 use crate::queue::Submitted;
 use crate::secret::AdhocCredentials;
-use crate::task::{NewTask, ScanType};
+use crate::task::{ApprovalHold, NewTask, ScanType};
 
 use super::{Operation, Principal, Service};
 
@@ -207,6 +207,16 @@ impl Service {
         };
         let canonical = approved.to_nessus_text();
         let (profile, adhoc) = self.credentials(principal, &rights, &config, &req)?;
+        // The one place that decides whether a scan waits for an admin: the pool's
+        // `approval` rules over the approved targets and the scan type.
+        let hold = pool.approval().and_then(|rules| {
+            let reason = rules.reason(&approved, req.scan_type != ScanType::Untrusted)?;
+            Some(ApprovalHold {
+                reason,
+                expires_after: jiff::SignedDuration::try_from(rules.expires_after())
+                    .unwrap_or(jiff::SignedDuration::from_hours(24)),
+            })
+        });
         let mut task = NewTask::new(req.scan_type, pool_name, canonical, req.name)
             .description(req.description)
             .schema_profile(req.schema_profile);
@@ -218,12 +228,13 @@ impl Service {
         }
         let submitted = match self
             .queue
-            .submit_capped(
+            .submit_held(
                 principal.as_str(),
                 task.clone(),
                 adhoc,
                 req.idempotency_key.as_deref(),
                 rights.max_queued(),
+                hold,
             )
             .await
         {
@@ -241,7 +252,13 @@ impl Service {
             other => other?,
         };
         if !submitted.idempotent {
-            self.record_task(AuditAction::Submit, principal, &submitted.task, None)
+            let detail = submitted
+                .task
+                .approval_reason
+                .as_ref()
+                .filter(|_| submitted.task.status == crate::TaskStatus::PendingApproval)
+                .map(|r| format!("pending approval: {r}"));
+            self.record_task(AuditAction::Submit, principal, &submitted.task, detail)
                 .await;
             tracing::info!(
                 task_id = %submitted.task.task_id,

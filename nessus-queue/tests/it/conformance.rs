@@ -1866,3 +1866,553 @@ pub(crate) async fn garbage_cursors_are_refused_on_every_listing(h: &Harness) {
         .unwrap();
     assert!(far.tasks.is_empty());
 }
+
+/// Every transition out of (and into) `pending_approval`, on this backend: approve →
+/// queued (then claimable), reject / owner cancel / expiry → cancelled; a pending task
+/// is never claimed, never in the queue's counts or positions, but is listed and
+/// counted as pending; a decided task cannot be decided again; two admins racing on
+/// one task: exactly one wins.
+pub(crate) async fn approval_transitions(h: &Harness) {
+    use nessus_queue::{ApprovalHold, ReviewDecision};
+    let q = &h.queue;
+    let hold = |secs: i64| ApprovalHold {
+        reason: "targets outside auto_approve".to_owned(),
+        expires_after: SignedDuration::from_secs(secs),
+    };
+    let nessus = [pool("nessus", &[("s1", 5)])];
+    enum Act {
+        Approve,
+        Reject,
+        OwnerCancel,
+        Expire,
+    }
+    // (action, status after, error_code after, review decision, claimable after)
+    let cases = [
+        (
+            Act::Approve,
+            TaskStatus::Queued,
+            None,
+            Some(ReviewDecision::Approved),
+            true,
+        ),
+        (
+            Act::Reject,
+            TaskStatus::Cancelled,
+            Some("approval_rejected"),
+            Some(ReviewDecision::Rejected),
+            false,
+        ),
+        (
+            Act::OwnerCancel,
+            TaskStatus::Cancelled,
+            Some("cancelled"),
+            None,
+            false,
+        ),
+        (
+            Act::Expire,
+            TaskStatus::Cancelled,
+            Some("approval_expired"),
+            Some(ReviewDecision::Expired),
+            false,
+        ),
+    ];
+    for (i, (act, want, code, decision, claimable)) in cases.into_iter().enumerate() {
+        let s = q
+            .submit_held(
+                "alice",
+                req("10.9.0.1", &format!("held-{i}")),
+                None,
+                None,
+                None,
+                Some(hold(3600)),
+            )
+            .await
+            .unwrap();
+        let id = s.task.task_id.clone();
+        assert_eq!(s.task.status, TaskStatus::PendingApproval);
+        assert_eq!(
+            s.task.approval_reason.as_deref(),
+            Some("targets outside auto_approve")
+        );
+        assert!(s.task.approval_expires_at.is_some());
+        assert_eq!(s.queue_position, None, "a pending task has no position");
+        let st = q.queue_status("nessus").await.unwrap();
+        assert_eq!((st.queue_depth, st.pending_approval), (0, 1), "case {i}");
+        assert!(
+            q.claim("w", &nessus).await.unwrap().is_none(),
+            "a worker never claims a pending task"
+        );
+        let listed = q
+            .list(ListTasks::new(10).status(TaskStatus::PendingApproval))
+            .await
+            .unwrap();
+        assert_eq!(listed.tasks.len(), 1);
+        let mine = q
+            .pending_approvals(Some("nessus"), Some("alice"), 10, None)
+            .await
+            .unwrap();
+        assert_eq!(mine.tasks[0].task_id, id);
+        assert!(
+            q.pending_approvals(None, Some("bob"), 10, None)
+                .await
+                .unwrap()
+                .tasks
+                .is_empty()
+        );
+        match act {
+            Act::Approve => {
+                q.approve(&id, "boss", "ok").await.unwrap();
+            }
+            Act::Reject => {
+                q.reject(&id, "boss", "no").await.unwrap();
+            }
+            Act::OwnerCancel => {
+                assert_eq!(q.cancel(&id).await.unwrap(), CancelOutcome::Cancelled);
+            }
+            Act::Expire => {
+                let later = jiff::Timestamp::now() + SignedDuration::from_hours(2);
+                // Not yet: nothing changes.
+                assert!(
+                    q.expire_approvals(jiff::Timestamp::now(), false)
+                        .await
+                        .unwrap()
+                        .is_empty()
+                );
+                // Dry run lists, changes nothing.
+                let dry = q.expire_approvals(later, true).await.unwrap();
+                assert_eq!(dry.len(), 1);
+                assert_eq!(
+                    q.get(&id).await.unwrap().unwrap().task.status,
+                    TaskStatus::PendingApproval
+                );
+                let gone = q.expire_approvals(later, false).await.unwrap();
+                assert_eq!(gone.len(), 1);
+            }
+        }
+        let t = q.get(&id).await.unwrap().unwrap();
+        assert_eq!(t.task.status, want, "case {i}");
+        assert_eq!(t.task.error_code.as_deref(), code, "case {i}");
+        assert_eq!(t.task.review.as_ref().map(|r| r.decision), decision);
+        assert_eq!(
+            t.task.approval_reason.as_deref(),
+            Some("targets outside auto_approve"),
+            "the reason stays visible after the decision"
+        );
+        let st = q.queue_status("nessus").await.unwrap();
+        assert_eq!(st.pending_approval, 0, "case {i}");
+        assert_eq!(st.queue_depth, u64::from(claimable), "case {i}");
+        if claimable {
+            assert_eq!(t.queue_position, Some(1));
+            let c = q
+                .claim("w", &nessus)
+                .await
+                .unwrap()
+                .expect("approved is claimable");
+            assert_eq!(c.task.task_id, id);
+            q.complete(&id, c.token, Completion::default())
+                .await
+                .unwrap();
+        } else {
+            assert!(q.claim("w", &nessus).await.unwrap().is_none());
+        }
+        // Decided: no second decision, whichever it would be.
+        assert!(matches!(
+            q.approve(&id, "boss", "again").await,
+            Err(Error::InvalidTransition { .. })
+        ));
+        assert!(matches!(
+            q.reject(&id, "boss", "again").await,
+            Err(Error::InvalidTransition { .. })
+        ));
+    }
+
+    // Two admins racing to approve one task: one wins, the other sees the decision.
+    let s = q
+        .submit_held(
+            "alice",
+            req("10.9.0.2", "race"),
+            None,
+            None,
+            None,
+            Some(hold(3600)),
+        )
+        .await
+        .unwrap();
+    let (a, b) = tokio::join!(
+        q.approve(&s.task.task_id, "boss1", "a"),
+        q.reject(&s.task.task_id, "boss2", "b")
+    );
+    assert_eq!(u8::from(a.is_ok()) + u8::from(b.is_ok()), 1, "{a:?} {b:?}");
+
+    // An idempotent replay of a held submission answers the pending task, and
+    // housekeeping expires pending approvals (reporting them).
+    let first = q
+        .submit_held(
+            "carol",
+            req("10.9.0.3", "k"),
+            None,
+            Some("hk"),
+            None,
+            Some(hold(0)),
+        )
+        .await
+        .unwrap();
+    let again = q
+        .submit_held(
+            "carol",
+            req("10.9.0.3", "k"),
+            None,
+            Some("hk"),
+            None,
+            Some(hold(0)),
+        )
+        .await
+        .unwrap();
+    assert!(again.idempotent);
+    assert_eq!(again.task.task_id, first.task.task_id);
+    assert_eq!(again.task.status, TaskStatus::PendingApproval);
+    let rep = q.housekeep(false, |_| {}).await.unwrap();
+    assert_eq!(rep.approvals_expired, vec![first.task.task_id.clone()]);
+    assert_eq!(
+        q.get(&first.task.task_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .task
+            .status,
+        TaskStatus::Cancelled
+    );
+}
+
+/// The service decides at submit (the pool's `approval` rules), records the reason,
+/// lets only an admin review, re-checks the policy at approval, and audits each step.
+pub(crate) async fn approval_rules_at_submit_and_review(h: &Harness) {
+    use nessus_queue::service::{Decision, Principal, ScanCredentials, ScanRequest, Service};
+    let yaml = "server:\n  default_pool: nessus\nprincipals:\n  boss:\n    admin: true\n\
+        credentials:\n  lab:\n    username: scan\n    password: pw\n\
+        nessus:\n  target_policy:\n    allow: [192.0.2.0/24]\n  approval:\n    \
+        auto_approve: [192.0.2.0/28]\n    authenticated: true\n    max_hosts: 4\n    \
+        expires_after: 2h\n  instances: []\n";
+    let config: nessus_core::Config = yaml.parse().expect("config");
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Service::new(
+        config,
+        h.queue.clone(),
+        nessus_queue::ResultsDir::new(dir.path()),
+    );
+    let alice = Principal::new("alice");
+    let boss = Principal::new("boss");
+    // (targets, authenticated, held, reason contains)
+    let cases: [(&str, bool, bool, &str); 5] = [
+        ("192.0.2.1", false, false, ""),
+        ("192.0.2.1-192.0.2.4", false, false, ""),
+        (
+            "192.0.2.200",
+            false,
+            true,
+            "outside the pool's auto_approve list: 192.0.2.200",
+        ),
+        ("192.0.2.0/29", false, true, "8 hosts is more than the 4"),
+        ("192.0.2.2", true, true, "authenticated scans"),
+    ];
+    let mut held = Vec::new();
+    for (targets, auth, want_held, why) in cases {
+        let mut r = ScanRequest::untrusted(targets, format!("s {targets}"));
+        if auth {
+            r = r.authenticated(
+                ScanType::Authenticated,
+                ScanCredentials::Profile("lab".to_owned()),
+            );
+        }
+        let s = svc.submit(&alice, r).await.unwrap();
+        let t = &s.submitted.task;
+        assert_eq!(
+            t.status == TaskStatus::PendingApproval,
+            want_held,
+            "{targets} auth={auth}: {:?}",
+            t.approval_reason
+        );
+        if want_held {
+            let reason = t.approval_reason.as_deref().unwrap();
+            assert!(reason.contains(why), "{targets}: {reason}");
+            let exp = t.approval_expires_at.unwrap();
+            assert_eq!(
+                exp.duration_since(t.created_at),
+                SignedDuration::from_hours(2)
+            );
+            assert_eq!(s.queue_position, 0);
+            held.push(t.task_id.clone());
+        } else {
+            assert!(t.approval_reason.is_none());
+        }
+    }
+    // The submitter sees why it waits.
+    let view = svc.task(&alice, &held[0]).await.unwrap();
+    assert!(view.task.approval_reason.is_some());
+    // Only an admin lists and reviews.
+    assert!(matches!(
+        svc.approvals(&alice, None, 10, None).await,
+        Err(Error::Forbidden { .. })
+    ));
+    assert!(matches!(
+        svc.review(&alice, &held[0], Decision::Approve, "mine")
+            .await,
+        Err(Error::Forbidden { .. })
+    ));
+    let listed = svc
+        .approvals(&boss, Some("nessus"), 10, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.tasks.len(), 3);
+    assert!(matches!(
+        svc.review(&boss, &held[0], Decision::Approve, "  ").await,
+        Err(Error::Invalid {
+            field: "reason",
+            ..
+        })
+    ));
+    let t = svc
+        .review(&boss, &held[0], Decision::Approve, "change ticket 42")
+        .await
+        .unwrap();
+    assert_eq!(t.status, TaskStatus::Queued);
+    let t = svc
+        .review(&boss, &held[1], Decision::Reject, "too wide")
+        .await
+        .unwrap();
+    assert_eq!(t.status, TaskStatus::Cancelled);
+    // A queued task is not reviewable.
+    assert!(matches!(
+        svc.review(&boss, &held[0], Decision::Reject, "late").await,
+        Err(Error::InvalidTransition { .. })
+    ));
+    // Approval re-checks the policy in force now: a reload that narrowed it refuses.
+    svc.reload(
+        yaml.replace("allow: [192.0.2.0/24]", "allow: [192.0.2.128/25]")
+            .replace(
+                "auto_approve: [192.0.2.0/28]",
+                "auto_approve: [192.0.2.128/30]",
+            )
+            .parse()
+            .unwrap(),
+    );
+    assert!(matches!(
+        svc.review(&boss, &held[2], Decision::Approve, "ok").await,
+        Err(Error::TargetsNotAllowed { .. })
+    ));
+    let view = svc.task(&alice, &held[2]).await.unwrap();
+    assert_eq!(view.task.status, TaskStatus::PendingApproval);
+    // Audited: the submit says it waits, and each decision is an event.
+    let audit = |a| h.queue.audit_list(AuditQuery::new(50).action(a));
+    let submits = audit(AuditAction::Submit).await.unwrap();
+    assert!(submits.events.iter().any(|e| {
+        e.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with("pending approval:"))
+    }));
+    let approve = audit(AuditAction::Approve).await.unwrap();
+    assert_eq!(approve.events.len(), 1);
+    assert_eq!(approve.events[0].principal, "boss");
+    assert_eq!(
+        approve.events[0].detail.as_deref(),
+        Some("change ticket 42")
+    );
+    assert_eq!(audit(AuditAction::Reject).await.unwrap().events.len(), 1);
+}
+
+/// Two schedulers (two nodes: separate connections to one store) over a fake clock:
+/// every slot fires exactly once, a crash between submit and claim neither loses nor
+/// doubles its slot, downtime across many slots gives one catch-up run, approvals
+/// apply to scheduled runs, pause stops firing, delete removes.
+pub(crate) async fn schedules_fire_each_slot_once_across_nodes(h: &Harness) {
+    use nessus_queue::service::{Principal, ScanRequest, ScheduleSpec, Service};
+    let yaml = "server:\n  default_pool: nessus\nnessus:\n  target_policy:\n    allow: [10.0.0.0/8]\n  \
+        approval:\n    auto_approve: [10.0.0.0/16]\n  instances: []\n";
+    let config: nessus_core::Config = yaml.parse().expect("config");
+    let dir = tempfile::tempdir().unwrap();
+    let node_a = Service::new(
+        config.clone(),
+        h.queue.clone(),
+        nessus_queue::ResultsDir::new(dir.path()),
+    );
+    let node_b = Service::new(
+        config,
+        h.second_node().await,
+        nessus_queue::ResultsDir::new(dir.path()),
+    );
+    let alice = Principal::new("alice");
+    let every_minute = |targets: &str, name: &str| {
+        ScheduleSpec::new(
+            ScanRequest::untrusted(targets, name),
+            "* * * * *",
+            "Europe/Berlin",
+        )
+    };
+    let s = node_a
+        .create_schedule(&alice, every_minute("10.0.0.1", "nightly"))
+        .await
+        .unwrap();
+    let held = node_b
+        .create_schedule(&alice, every_minute("10.1.0.1", "held"))
+        .await
+        .unwrap();
+    assert_eq!(s.next_slot, held.next_slot);
+    let t0 = s.next_slot;
+    let minute = |k: i64| t0 + SignedDuration::from_mins(k) + SignedDuration::from_secs(1);
+    // Both nodes tick at the same fake instants; (tick, slots that must fire).
+    let ticks: [(i64, &[i64]); 5] = [(-1, &[]), (0, &[0]), (0, &[]), (1, &[1]), (2, &[2])];
+    let mut fired_slots: Vec<(String, jiff::Timestamp, String)> = Vec::new();
+    for (k, want) in ticks {
+        let now = minute(k) - SignedDuration::from_secs(if k < 0 { 2 } else { 0 });
+        let (a, b) = tokio::join!(node_a.run_due_schedules(now), node_b.run_due_schedules(now));
+        let all: Vec<_> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+        let claimed: Vec<_> = all.iter().filter(|f| f.claimed).collect();
+        assert_eq!(claimed.len(), want.len() * 2, "tick {k}: {all:?}");
+        for f in &all {
+            // Whoever raced, both nodes name the same task for a slot.
+            let task = f.task_id.clone().expect("a task");
+            if let Some((_, _, t)) = fired_slots
+                .iter()
+                .find(|(id, slot, _)| *id == f.schedule_id && *slot == f.slot)
+            {
+                assert_eq!(*t, task, "one task per slot");
+            } else {
+                fired_slots.push((f.schedule_id.clone(), f.slot, task));
+            }
+        }
+        for w in want {
+            assert!(
+                claimed.iter().any(|f| f.schedule_id == s.schedule_id
+                    && f.slot == t0 + SignedDuration::from_mins(*w)),
+                "slot {w} at tick {k}"
+            );
+        }
+    }
+    // A node died after its submit, before its claim: the slot stays due, and the
+    // next tick's submit is an idempotent replay of the same task.
+    let slot3 = t0 + SignedDuration::from_mins(3);
+    let early = node_a
+        .submit(
+            &alice,
+            ScanRequest::untrusted("10.0.0.1", "nightly")
+                .pool(Some("nessus".to_owned()))
+                .idempotency_key(Some(format!(
+                    "schedule:{}:{}",
+                    s.schedule_id,
+                    slot3.as_millisecond()
+                ))),
+        )
+        .await
+        .unwrap();
+    let f = node_b.run_due_schedules(minute(3)).await.unwrap();
+    let mine = f.iter().find(|f| f.schedule_id == s.schedule_id).unwrap();
+    assert!(mine.claimed);
+    assert_eq!(
+        mine.task_id.as_deref().ok(),
+        Some(early.submitted.task.task_id.as_str())
+    );
+    // Downtime: nobody ticks for slots 4..=10; on return one catch-up run each.
+    let back = minute(10) + SignedDuration::from_secs(20);
+    let (a, b) = tokio::join!(
+        node_a.run_due_schedules(back),
+        node_b.run_due_schedules(back)
+    );
+    let all: Vec<_> = a.unwrap().into_iter().chain(b.unwrap()).collect();
+    assert_eq!(all.iter().filter(|f| f.claimed).count(), 2, "{all:?}");
+    assert!(node_a.run_due_schedules(back).await.unwrap().is_empty());
+    let now_s = node_a.schedule(&alice, &s.schedule_id).await.unwrap();
+    assert_eq!(now_s.next_slot, t0 + SignedDuration::from_mins(11));
+    assert_eq!(
+        now_s.last_fired_slot,
+        Some(t0 + SignedDuration::from_mins(4))
+    );
+    // Tasks: slots 0, 1, 2, 3 and one catch-up, per schedule; approvals applied.
+    let tasks = h
+        .queue
+        .list(ListTasks::new(100).principal("alice"))
+        .await
+        .unwrap()
+        .tasks;
+    for (name, status) in [
+        ("nightly", TaskStatus::Queued),
+        ("held", TaskStatus::PendingApproval),
+    ] {
+        let runs: Vec<_> = tasks.iter().filter(|t| t.name == name).collect();
+        assert_eq!(runs.len(), 5, "{name}: {runs:?}");
+        assert!(runs.iter().all(|t| t.status == status), "{name}");
+    }
+    // Pause stops firing; resume picks the first slot after now (no burst).
+    node_b
+        .pause_schedule(&alice, &held.schedule_id)
+        .await
+        .unwrap();
+    let later = minute(20);
+    let f = node_a.run_due_schedules(later).await.unwrap();
+    assert_eq!(
+        f.iter().map(|f| f.schedule_id.as_str()).collect::<Vec<_>>(),
+        vec![s.schedule_id.as_str()]
+    );
+    // Another principal sees nothing of alice's schedules.
+    let bob = Principal::new("bob");
+    assert!(node_a.list_schedules(&bob).await.unwrap().is_empty());
+    assert!(matches!(
+        node_a.pause_schedule(&bob, &s.schedule_id).await,
+        Err(Error::ScheduleNotFound { .. })
+    ));
+    let r = node_b
+        .resume_schedule(&alice, &held.schedule_id)
+        .await
+        .unwrap();
+    assert!(!r.paused && r.next_slot > jiff::Timestamp::now());
+    // Delete removes: not listed, not found, never fires again.
+    node_a
+        .delete_schedule(&alice, &s.schedule_id)
+        .await
+        .unwrap();
+    node_a
+        .delete_schedule(&alice, &held.schedule_id)
+        .await
+        .unwrap();
+    assert!(node_b.list_schedules(&alice).await.unwrap().is_empty());
+    assert!(matches!(
+        node_b.schedule(&alice, &s.schedule_id).await,
+        Err(Error::ScheduleNotFound { .. })
+    ));
+    assert!(
+        node_b
+            .run_due_schedules(later + SignedDuration::from_hours(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Audited: creation, every fire, pause, resume, delete.
+    let count = |a| async move {
+        h.queue
+            .audit_list(AuditQuery::new(200).action(a))
+            .await
+            .unwrap()
+            .events
+            .len()
+    };
+    assert_eq!(count(AuditAction::ScheduleCreate).await, 2);
+    assert_eq!(count(AuditAction::ScheduleFire).await, 11);
+    assert_eq!(count(AuditAction::SchedulePause).await, 1);
+    assert_eq!(count(AuditAction::ScheduleDelete).await, 2);
+    // Bad specs are refused with the field named.
+    for (cron, tz, field) in [
+        ("* * *", "UTC", "cron"),
+        ("* * * * *", "Nowhere/Land", "timezone"),
+    ] {
+        let e = node_a
+            .create_schedule(
+                &alice,
+                ScheduleSpec::new(ScanRequest::untrusted("10.0.0.1", "x"), cron, tz),
+            )
+            .await;
+        assert!(
+            matches!(e, Err(Error::Invalid { field: f, .. }) if f == field),
+            "{e:?}"
+        );
+    }
+}

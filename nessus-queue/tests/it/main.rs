@@ -89,4 +89,7 @@ conformance_tests!(
     quota_exceeded_and_idempotent_replay,
     breaker_open_instance_is_skipped,
     garbage_cursors_are_refused_on_every_listing,
+    approval_transitions,
+    approval_rules_at_submit_and_review,
+    schedules_fire_each_slot_once_across_nodes,
 );

@@ -99,6 +99,32 @@ impl Harness {
         })
     }
 
+    /// A queue on its own connection to the same store, as another node would open
+    /// it (a second SQLite handle on the file, a second Redis client).
+    pub(crate) async fn second_node(&self) -> Queue {
+        let backend: Arc<dyn nessus_queue::Backend> = match &self.store {
+            Store::Sqlite(dir) => {
+                Arc::new(SqliteBackend::open(dir.path().join("queue.db")).expect("open sqlite"))
+            }
+            Store::Redis(s) => Arc::new(RedisBackend::connect(s.url()).await.expect("connect")),
+            Store::Sentinel(set) => Arc::new(
+                RedisBackend::connect_topology(&RedisTopology::Sentinel {
+                    sentinels: secrets(set.sentinel_urls()),
+                    master: set.master_name().to_owned(),
+                    master_password: None,
+                })
+                .await
+                .expect("connect through the sentinels"),
+            ),
+            Store::Cluster(set) => Arc::new(
+                RedisBackend::connect_topology(&RedisTopology::Cluster(secrets(set.node_urls())))
+                    .await
+                    .expect("connect to the cluster"),
+            ),
+        };
+        Queue::new(backend, QueueConfig::default()).with_secrets(secret_box())
+    }
+
     /// The URLs of the Redis primaries holding the data (None on SQLite).
     pub(crate) fn primary_urls(&self) -> Option<Vec<String>> {
         let url = |p: u16| format!("redis://127.0.0.1:{p}/");
