@@ -15,7 +15,14 @@ use crate::{
     app::App,
     auth::Principal,
     dto::{
-        CancelResult, ChangesClosing, ChangesResult, CreateSchedule, DiffCounts, DiffResult, DiffScans, ExportResult, ExportResults, FiltersArg, FindingChange, FindingsChanges, GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueuedTask, QueueStatus, ReviewInfo, ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScannerInfo, ScannerList, ScanStatus, ScanSubmitted, ScheduleDeleted, ScheduleInfo, ScheduleList, SeverityArg, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther, SummaryResult, TaskItem, TaskList, TriageFinding, TriageInfo, TriageResult, Troubleshooting,
+        CancelResult, ChangesClosing, ChangesResult, CreateSchedule, DiffCounts, DiffResult,
+        DiffScans, ExportResult, ExportResults, FiltersArg, FindingChange, FindingsChanges,
+        GetScanResults, ListTasks, PoolList, PoolScanner, PoolStatus, QueueStatus, QueuedTask,
+        ReviewInfo, ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScanStatus,
+        ScanSubmitted, ScannerInfo, ScannerList, ScheduleDeleted, ScheduleInfo, ScheduleList,
+        SeverityArg, SeverityBreakdown, SummarizeResults, SummaryGroup, SummaryOther,
+        SummaryResult, TaskItem, TaskList, TriageFinding, TriageInfo, TriageResult,
+        Troubleshooting,
     },
     errors::ToolError,
 };

@@ -17,7 +17,12 @@ use nessus_queue::service::Operation;
 use crate::{
     args::Parameters,
     dto::{
-        CancelResult, ChangesResult, CreateSchedule, DiffResult, DiffScans, ExportResult, ExportResults, FindingsChanges, GetScanResults, ImportResult, ImportScan, ListTasks, NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, ReviewResult, ReviewScan, RunAuthenticatedScan, RunUntrustedScan, ScannerList, ScanStatus, ScanSubmitted, ScheduleDeleted, ScheduleInfo, ScheduleList, ScheduleRef, SummarizeResults, SummaryResult, TaskList, TaskRef, TriageFinding, TriageResult,
+        CancelResult, ChangesResult, CreateSchedule, DiffResult, DiffScans, ExportResult,
+        ExportResults, FindingsChanges, GetScanResults, ImportResult, ImportScan, ListTasks,
+        NoArgs, PoolList, PoolRef, PoolStatus, QueueStatus, ReviewResult, ReviewScan,
+        RunAuthenticatedScan, RunUntrustedScan, ScanStatus, ScanSubmitted, ScannerList,
+        ScheduleDeleted, ScheduleInfo, ScheduleList, ScheduleRef, SummarizeResults, SummaryResult,
+        TaskList, TaskRef, TriageFinding, TriageResult,
     },
     errors::ToolError,
     ops,

@@ -18,8 +18,8 @@
 //! ([`Error::code`](crate::Error::code) is the `error_code` they report).
 
 mod admin;
-pub mod changes;
 pub mod approvals;
+pub mod changes;
 pub mod import;
 pub mod load;
 mod open;
@@ -40,10 +40,10 @@ use crate::results_dir::ResultsDir;
 
 pub use crate::findings::{Change, ChangesPage, FindingState};
 pub use crate::scope::{Operation, Scope, Scopes};
+pub use approvals::Decision;
 pub use changes::{
     CHANGES_DEFAULT_LIMIT, ChangesRequest, TriageRequest, Triaged, answer_budget, changes_text,
 };
-pub use approvals::Decision;
 pub use import::{ImportRequest, ImportSource, Imported};
 pub use load::{InstanceLoad, utilization_pct};
 pub use nessus_schema::{Aggregation, Group, GroupBy, GroupIdentity, Rank};
