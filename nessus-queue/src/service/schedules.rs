@@ -109,21 +109,8 @@ impl Service {
         crate::limits::check_task_text(&req.name, &req.description, &req.targets)?;
         schedule::validate(&spec.cron, &spec.timezone)?;
         let config = self.config();
-        let pool_name = req
-            .pool
-            .clone()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| config.server().default_pool().to_owned());
-        let Some(pool) = config.pool(&pool_name) else {
-            return Err(super::unknown_pool(&config, &pool_name, &[]));
-        };
-        let rights = principal.settings(&config);
-        if !rights.may_use_pool(&pool_name) {
-            return Err(Error::Forbidden {
-                principal: principal.as_str().to_owned(),
-                what: format!("schedule scans in pool '{pool_name}'"),
-            });
-        }
+        let (pool_name, pool) =
+            super::submit::pool_for(&config, principal, req.pool.as_deref(), "schedule scans in")?;
         let approved = pool
             .check_targets(&req.targets)
             .map_err(|e| Error::targets_refused(&pool_name, e))?;

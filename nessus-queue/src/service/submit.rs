@@ -150,6 +150,30 @@ pub struct Submission {
     pub estimated_wait_minutes: u64,
 }
 
+/// The pool a request names (empty or absent: the config's default) once `principal`
+/// may use it; `verb` words the refusal ("submit to", "schedule scans in"). Submits and
+/// schedules resolve their pool here, so both refuse the same way.
+pub(super) fn pool_for<'c>(
+    config: &'c nessus_core::Config,
+    principal: &Principal,
+    requested: Option<&str>,
+    verb: &str,
+) -> Result<(String, &'c nessus_core::Pool)> {
+    let pool_name = requested
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| config.server().default_pool().to_owned(), str::to_owned);
+    let Some(pool) = config.pool(&pool_name) else {
+        return Err(super::unknown_pool(config, &pool_name, &[]));
+    };
+    if !principal.settings(config).may_use_pool(&pool_name) {
+        return Err(Error::Forbidden {
+            principal: principal.as_str().to_owned(),
+            what: format!("{verb} pool '{pool_name}'"),
+        });
+    }
+    Ok((pool_name, pool))
+}
+
 impl Service {
     /// Validates `req` against every rule and queues it for `principal`.
     pub async fn submit(&self, principal: &Principal, req: ScanRequest) -> Result<Submission> {
@@ -164,20 +188,7 @@ impl Service {
         })?;
         let config = self.config();
         let rights = principal.settings(&config);
-        let pool_name = req
-            .pool
-            .clone()
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| config.server().default_pool().to_owned());
-        let Some(pool) = config.pool(&pool_name) else {
-            return Err(super::unknown_pool(&config, &pool_name, &[]));
-        };
-        if !rights.may_use_pool(&pool_name) {
-            return Err(Error::Forbidden {
-                principal: principal.as_str().to_owned(),
-                what: format!("submit to pool '{pool_name}'"),
-            });
-        }
+        let (pool_name, pool) = pool_for(&config, principal, req.pool.as_deref(), "submit to")?;
         let scanner_url = match &req.scanner_instance {
             Some(id) => Some(
                 pool.instance(id)
