@@ -30,6 +30,7 @@ mod audit;
 mod backend;
 mod directory;
 mod error;
+pub mod hooks;
 pub mod findings;
 mod import;
 pub mod limits;
