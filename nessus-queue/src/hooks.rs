@@ -199,6 +199,29 @@ impl Webhooks {
         }
     }
 
+    /// The config's `webhooks:` section.
+    pub fn from_config(config: &nessus_core::Config) -> Result<Self> {
+        let mut hooks = Vec::new();
+        for w in config.webhooks() {
+            let events = w
+                .events
+                .iter()
+                .map(|e| {
+                    HookEvent::parse(e)
+                        .ok_or_else(|| Error::invalid("webhooks.events", format!("unknown event {e:?}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            hooks.push(Webhook::new(
+                &w.url,
+                w.secret.secret().clone(),
+                events,
+                w.pool.clone(),
+                w.principal.clone(),
+            )?);
+        }
+        Ok(Self::new(hooks))
+    }
+
     /// The deliveries a task that just entered its status raises.
     pub(crate) fn events_for(&self, t: &Task, now: Timestamp) -> Vec<Delivery> {
         let Some(event) = HookEvent::for_status(t.status) else {
