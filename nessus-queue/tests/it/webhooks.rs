@@ -189,7 +189,48 @@ pub(crate) async fn webhook_sender_killed_mid_delivery_loses_nothing(h: &Harness
     assert_eq!(seen.bad_signatures.load(Ordering::SeqCst), 0);
 }
 
-pub(crate) async fn webhook_urls_and_approval_event(_h: &Harness) {
+pub(crate) async fn webhook_urls_and_approval_event(h: &Harness) {
+    // approval_needed is raised when a task is created pending_approval; a hook
+    // filtered to another pool or principal gets nothing.
+    let mk = |events, pool: Option<&str>, principal: Option<&str>| {
+        Webhook::new(
+            "https://hooks.example/x",
+            SecretString::from(SECRET),
+            events,
+            pool.map(str::to_owned),
+            principal.map(str::to_owned),
+        )
+        .unwrap()
+    };
+    let q = h.queue.clone().with_webhooks(Webhooks::new(vec![
+        mk(vec![HookEvent::ApprovalNeeded], None, Some("alice")),
+        mk(vec![HookEvent::ApprovalNeeded], Some("other"), None),
+        mk(vec![HookEvent::TaskCompleted], None, None),
+    ]));
+    let s = q
+        .submit_held(
+            "alice",
+            req("10.9.0.9", "held-hook"),
+            None,
+            None,
+            None,
+            Some(nessus_queue::ApprovalHold {
+                reason: "targets outside auto_approve".to_owned(),
+                expires_after: SignedDuration::from_secs(3600),
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.task.status, TaskStatus::PendingApproval);
+    let ds = q.list_deliveries(10).await.unwrap();
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    assert_eq!(ds[0].event, HookEvent::ApprovalNeeded);
+    assert_eq!(ds[0].task_id, s.task.task_id);
+    assert_eq!(ds[0].status, "pending_approval");
+    // Approving (pending_approval → queued) raises nothing.
+    q.approve(&s.task.task_id, "boss", "ok").await.unwrap();
+    assert_eq!(q.list_deliveries(10).await.unwrap().len(), 1);
+
     let s = || SecretString::from(SECRET);
     for bad in ["http://example.com/x", "ftp://127.0.0.1/", "http://10.0.0.1/"] {
         assert!(
