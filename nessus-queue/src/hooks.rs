@@ -112,7 +112,11 @@ impl Webhook {
         let mut h = Sha256::new();
         for part in [
             url,
-            &events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(","),
+            &events
+                .iter()
+                .map(|e| e.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             pool.as_deref().unwrap_or(""),
             principal.as_deref().unwrap_or(""),
         ] {
@@ -207,8 +211,9 @@ impl Webhooks {
                 .events
                 .iter()
                 .map(|e| {
-                    HookEvent::parse(e)
-                        .ok_or_else(|| Error::invalid("webhooks.events", format!("unknown event {e:?}")))
+                    HookEvent::parse(e).ok_or_else(|| {
+                        Error::invalid("webhooks.events", format!("unknown event {e:?}"))
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
             hooks.push(Webhook::new(
@@ -370,7 +375,7 @@ impl Queue {
                 continue;
             };
             sent += 1;
-            self.send(client, &hooks, d).await?;
+            self.send(client, hooks, d).await?;
         }
         Ok(sent)
     }

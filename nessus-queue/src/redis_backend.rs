@@ -1752,10 +1752,7 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn load_delivery(
-        &self,
-        id: String,
-    ) -> BoxFuture<'_, Result<Option<crate::hooks::Delivery>>> {
+    fn load_delivery(&self, id: String) -> BoxFuture<'_, Result<Option<crate::hooks::Delivery>>> {
         Box::pin(async move {
             let doc: Option<String> = self
                 .read("load delivery", |mut c| {
@@ -1778,10 +1775,7 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn list_deliveries(
-        &self,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<crate::hooks::Delivery>>> {
+    fn list_deliveries(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::hooks::Delivery>>> {
         Box::pin(async move {
             if limit == 0 {
                 return Ok(Vec::new());
@@ -1812,7 +1806,9 @@ impl Backend for RedisBackend {
                 .await?;
             ids.iter()
                 .zip(docs)
-                .filter_map(|(id, d)| d.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(id, e))))
+                .filter_map(|(id, d)| {
+                    d.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(id, e)))
+                })
                 .collect()
         })
     }

@@ -1251,10 +1251,7 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn load_delivery(
-        &self,
-        id: String,
-    ) -> BoxFuture<'_, Result<Option<crate::hooks::Delivery>>> {
+    fn load_delivery(&self, id: String) -> BoxFuture<'_, Result<Option<crate::hooks::Delivery>>> {
         self.read(move |conn| {
             let doc: Option<String> = conn
                 .row_cached(
@@ -1283,10 +1280,7 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn list_deliveries(
-        &self,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<Vec<crate::hooks::Delivery>>> {
+    fn list_deliveries(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::hooks::Delivery>>> {
         self.read(move |conn| {
             let mut st = conn
                 .prepare_cached(

@@ -261,7 +261,9 @@ pub(crate) fn run_webhooks(
             },
             d.attempts,
             safe(&d.url),
-            d.last_status.map(|c| format!("HTTP {c}")).unwrap_or_default(),
+            d.last_status
+                .map(|c| format!("HTTP {c}"))
+                .unwrap_or_default(),
             d.last_error
                 .as_deref()
                 .map(|e| format!(" ({})", safe(e)))

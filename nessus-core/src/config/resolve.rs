@@ -124,7 +124,10 @@ impl<'a> Resolver<'a> {
         let w = &raw.value;
         let url = self.text(ctx, "url", &w.url.value);
         if !url.starts_with("https://") && !url.starts_with("http://") {
-            return Err(at(&w.url, format!("{ctx}.url: {url:?} must be https (or http to a loopback host)")));
+            return Err(at(
+                &w.url,
+                format!("{ctx}.url: {url:?} must be https (or http to a loopback host)"),
+            ));
         }
         check_oauth_url(&url).map_err(|why| at(&w.url, format!("{ctx}.url: {why}")))?;
         let secret = self.secret(ctx, "secret", &w.secret)?;
@@ -151,7 +154,10 @@ impl<'a> Resolver<'a> {
         if let Some(p) = &w.pool
             && !pools.iter().any(|q| q.name == p.value)
         {
-            return Err(at(p, format!("webhooks.pool {:?} is not a pool of this config", p.value)));
+            return Err(at(
+                p,
+                format!("webhooks.pool {:?} is not a pool of this config", p.value),
+            ));
         }
         Ok(super::WebhookConfig {
             url,

@@ -756,13 +756,29 @@ fn webhooks_section_resolves_and_refuses_bad_entries() {
     assert_eq!(w[0].events, ["task_completed", "approval_needed"]);
     assert_eq!(w[0].pool.as_deref(), Some("nessus"));
     assert_eq!(w[1].principal.as_deref(), Some("alice"));
-    assert!(!format!("{c:?}").contains("s3cr3t-value"), "secret never in Debug");
-    let base = "nessus:\n  - url: https://10.0.0.5:8834\n    username: u\n    password: p\nwebhooks:\n";
+    assert!(
+        !format!("{c:?}").contains("s3cr3t-value"),
+        "secret never in Debug"
+    );
+    let base =
+        "nessus:\n  - url: https://10.0.0.5:8834\n    username: u\n    password: p\nwebhooks:\n";
     for (entry, needle) in [
-        ("  - url: http://hooks.example/x\n    secret: s\n    events: [task_failed]\n", "https"),
-        ("  - url: https://h/x\n    secret: s\n    events: [scan_exploded]\n", "is not one of"),
-        ("  - url: https://h/x\n    secret: s\n    events: [task_failed]\n    pool: nope\n", "not a pool"),
-        ("  - url: https://h/x\n    secret: s\n    events: []\n", "at least one"),
+        (
+            "  - url: http://hooks.example/x\n    secret: s\n    events: [task_failed]\n",
+            "https",
+        ),
+        (
+            "  - url: https://h/x\n    secret: s\n    events: [scan_exploded]\n",
+            "is not one of",
+        ),
+        (
+            "  - url: https://h/x\n    secret: s\n    events: [task_failed]\n    pool: nope\n",
+            "not a pool",
+        ),
+        (
+            "  - url: https://h/x\n    secret: s\n    events: []\n",
+            "at least one",
+        ),
     ] {
         let err = Config::from_yaml_with_env(&format!("{base}{entry}"), &no_env).unwrap_err();
         assert!(err.to_string().contains(needle), "{entry}: {err}");

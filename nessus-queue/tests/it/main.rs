@@ -97,4 +97,3 @@ conformance_tests!(
     webhook_sender_killed_mid_delivery_loses_nothing,
     webhook_urls_and_approval_event,
 );
-

@@ -91,7 +91,10 @@ fn hooked(h: &Harness, url: &str) -> Queue {
 
 async fn complete_one(q: &Queue, name: &str) -> String {
     let pools = [pool("nessus", &[("s1", 4)])];
-    let s = q.submit("p", req("10.0.0.1", name), None, None).await.unwrap();
+    let s = q
+        .submit("p", req("10.0.0.1", name), None, None)
+        .await
+        .unwrap();
     let c = q.claim("w", &pools).await.unwrap().unwrap();
     let t = q
         .complete(&c.task.task_id, c.token, Completion::default())
@@ -121,10 +124,8 @@ pub(crate) async fn webhook_signed_and_retried_after_500(h: &Harness) {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let q2 = q.clone();
     let lp = tokio::spawn(async move { q2.run_deliveries(rx).await });
-    wait_for(async || {
-        q.list_deliveries(10).await.unwrap()[0].state == DeliveryState::Delivered
-    })
-    .await;
+    wait_for(async || q.list_deliveries(10).await.unwrap()[0].state == DeliveryState::Delivered)
+        .await;
     tx.send(true).unwrap();
     lp.await.unwrap();
     let d = &q.list_deliveries(10).await.unwrap()[0];
@@ -174,11 +175,13 @@ pub(crate) async fn webhook_sender_killed_mid_delivery_loses_nothing(h: &Harness
     let q2 = q.clone();
     let second = tokio::spawn(async move { q2.run_deliveries(rx2).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(seen.requests.load(Ordering::SeqCst), 1, "leased: not sent twice at once");
-    wait_for(async || {
-        q.list_deliveries(10).await.unwrap()[0].state == DeliveryState::Delivered
-    })
-    .await;
+    assert_eq!(
+        seen.requests.load(Ordering::SeqCst),
+        1,
+        "leased: not sent twice at once"
+    );
+    wait_for(async || q.list_deliveries(10).await.unwrap()[0].state == DeliveryState::Delivered)
+        .await;
     tx2.send(true).unwrap();
     second.await.unwrap();
     let d = &q.list_deliveries(10).await.unwrap()[0];
@@ -232,13 +235,22 @@ pub(crate) async fn webhook_urls_and_approval_event(h: &Harness) {
     assert_eq!(q.list_deliveries(10).await.unwrap().len(), 1);
 
     let s = || SecretString::from(SECRET);
-    for bad in ["http://example.com/x", "ftp://127.0.0.1/", "http://10.0.0.1/"] {
+    for bad in [
+        "http://example.com/x",
+        "ftp://127.0.0.1/",
+        "http://10.0.0.1/",
+    ] {
         assert!(
             Webhook::new(bad, s(), vec![HookEvent::TaskFailed], None, None).is_err(),
             "{bad}"
         );
     }
-    for good in ["https://example.com/x", "http://127.0.0.1:9/x", "http://[::1]/x", "http://localhost/x"] {
+    for good in [
+        "https://example.com/x",
+        "http://127.0.0.1:9/x",
+        "http://[::1]/x",
+        "http://localhost/x",
+    ] {
         Webhook::new(good, s(), vec![HookEvent::TaskFailed], None, None).unwrap();
     }
     let w = Webhook::new("https://h/x", s(), vec![HookEvent::TaskFailed], None, None).unwrap();
