@@ -96,6 +96,20 @@ pub(crate) enum Command {
     /// Recurring scans (cron in a time zone); every API node and worker fires them.
     #[command(subcommand)]
     Schedules(SchedulesCommand),
+    /// Webhook deliveries (the outbox every worker and API node sends from).
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+/// `webhooks` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhooksCommand {
+    /// Deliveries, newest first: id, event, task, state, attempts, last answer.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 /// `findings` subcommands.

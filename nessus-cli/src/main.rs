@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         Command::Import(args) => commands::import::run(&cli.global, args),
         Command::Audit(args) => commands::audit::run(&cli.global, args),
         Command::Findings(cmd) => commands::findings::run(&cli.global, cmd),
+        Command::Webhooks(cmd) => commands::queue::run_webhooks(&cli.global, cmd),
     };
     match result {
         Ok(()) => exit::exit(exit::OK),

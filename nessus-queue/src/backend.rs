@@ -320,6 +320,24 @@ pub trait Backend: crate::findings::FindingsBackend + Send + Sync + 'static {
 
     /// Deletes a schedule and its due entry; returns whether it existed.
     fn delete_schedule(&self, schedule_id: String) -> BoxFuture<'_, Result<bool>>;
+
+    // --- Webhook outbox (crate::hooks) -------------------------------------------
+
+    /// Compare-and-set of one delivery (`prev_version` none: insert if absent).
+    fn store_delivery(
+        &self,
+        prev_version: Option<u64>,
+        next: crate::hooks::Delivery,
+    ) -> BoxFuture<'_, Result<bool>>;
+
+    /// One delivery.
+    fn load_delivery(&self, id: String) -> BoxFuture<'_, Result<Option<crate::hooks::Delivery>>>;
+
+    /// Ids of pending deliveries due at `now` (retry time and lease passed).
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>>;
+
+    /// Deliveries, newest first.
+    fn list_deliveries(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::hooks::Delivery>>>;
 }
 
 /// How many of another principal Q's queued tasks are claimed before task T, in the

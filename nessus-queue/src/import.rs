@@ -125,6 +125,7 @@ impl Queue {
             apply(&mut next, Timestamp::now())?;
             next.version = prev.version + 1;
             if self.backend().store(prev, next.clone()).await? {
+                self.raise_events(&next).await?;
                 return Ok(next);
             }
             tokio::task::yield_now().await;

@@ -31,6 +31,7 @@ mod backend;
 mod directory;
 mod error;
 pub mod findings;
+pub mod hooks;
 mod import;
 pub mod limits;
 mod queue;

@@ -308,6 +308,8 @@ pub struct Queue {
     enqueued: Arc<tokio::sync::Notify>,
     /// Wakes this process's cancel watches when a running task is asked to cancel.
     cancelled: Arc<tokio::sync::Notify>,
+    /// Configured webhooks (none: no outbox entries are written).
+    hooks: crate::hooks::SharedHooks,
 }
 
 impl std::fmt::Debug for Queue {
@@ -367,7 +369,20 @@ impl Queue {
             rr: Arc::new(AtomicUsize::new(0)),
             enqueued: Arc::new(tokio::sync::Notify::new()),
             cancelled: Arc::new(tokio::sync::Notify::new()),
+            hooks: None,
         }
+    }
+
+    /// Webhooks: task events are written to the outbox and delivered by
+    /// [`Queue::run_deliveries`].
+    pub fn with_webhooks(mut self, hooks: crate::hooks::Webhooks) -> Self {
+        self.hooks = (!hooks.hooks.is_empty()).then(|| Arc::new(hooks));
+        self
+    }
+
+    /// The configured webhooks.
+    pub fn webhooks(&self) -> Option<&Arc<crate::hooks::Webhooks>> {
+        self.hooks.as_ref()
     }
 
     /// A queue over the SQLite file at `path`.
@@ -528,6 +543,9 @@ impl Queue {
                 .await?
             {
                 CreateOutcome::Created(task) => {
+                    if task.status == TaskStatus::PendingApproval {
+                        self.raise_events(&task).await?;
+                    }
                     self.enqueued.notify_waiters();
                     self.enqueued.notify_one();
                     let view = self.view(*task).await?;
@@ -1140,7 +1158,11 @@ impl Queue {
                 return Ok((prev, out));
             }
             next.version = prev.version + 1;
+            let entered = prev.status != next.status;
             if self.backend.store(prev, next.clone()).await? {
+                if entered {
+                    self.raise_events(&next).await?;
+                }
                 return Ok((next, out));
             }
             tokio::task::yield_now().await;

@@ -55,6 +55,12 @@ const SCHED_VERSIONS: &str = "nq:{sched}:ver";
 const SCHED_DUE: &str = "nq:{sched}:due";
 const SCHED_ALL: &str = "nq:{sched}:all";
 
+/// Webhook outbox keys share the `{hooks}` hash tag (written by `schedule.lua`).
+const HOOK_DOCS: &str = "nq:{hooks}:doc";
+const HOOK_VERSIONS: &str = "nq:{hooks}:ver";
+const HOOK_DUE: &str = "nq:{hooks}:due";
+const HOOK_ALL: &str = "nq:{hooks}:all";
+
 fn schedule_order(s: &Schedule) -> String {
     format!("{:013}:{}", ms(s.created_at).max(0), s.schedule_id)
 }
@@ -1716,6 +1722,94 @@ impl Backend for RedisBackend {
                 .await
                 .map_err(rerr("delete schedule"))?;
             Ok(n == 1)
+        })
+    }
+
+    fn store_delivery(
+        &self,
+        prev_version: Option<u64>,
+        next: crate::hooks::Delivery,
+    ) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            if prev_version.is_some_and(|p| next.version != p + 1) {
+                return Ok(false);
+            }
+            // The schedules' compare-and-set script, over the `{hooks}` keys.
+            let keys = [HOOK_DOCS, HOOK_VERSIONS, HOOK_DUE, HOOK_ALL].map(str::to_owned);
+            let args = [
+                next.id.clone(),
+                prev_version.map(|v| v.to_string()).unwrap_or_default(),
+                next.version.to_string(),
+                serde_json::to_string(&next).unwrap_or_default(),
+                next.due().map(|d| ms(d).to_string()).unwrap_or_default(),
+                next.order(),
+            ];
+            let n: i64 = self
+                .eval(&SCHEDULE, &keys, &args)
+                .await
+                .map_err(rerr("store delivery"))?;
+            Ok(n == 1)
+        })
+    }
+
+    fn load_delivery(&self, id: String) -> BoxFuture<'_, Result<Option<crate::hooks::Delivery>>> {
+        Box::pin(async move {
+            let doc: Option<String> = self
+                .read("load delivery", |mut c| {
+                    let id = id.clone();
+                    async move { c.hget(HOOK_DOCS, id).await }
+                })
+                .await?;
+            doc.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(&id, e)))
+                .transpose()
+        })
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(async move {
+            self.read("due deliveries", |mut c| async move {
+                c.zrangebyscore_limit(HOOK_DUE, "-inf", ms(now), 0, limit as isize)
+                    .await
+            })
+            .await
+        })
+    }
+
+    fn list_deliveries(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::hooks::Delivery>>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let order: Vec<String> = self
+                .read("list deliveries", |mut c| async move {
+                    c.zrevrange(HOOK_ALL, 0, limit as isize - 1).await
+                })
+                .await?;
+            let ids: Vec<String> = order
+                .iter()
+                .filter_map(|k| k.split_once(':').map(|(_, id)| id.to_owned()))
+                .collect();
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let docs: Vec<Option<String>> = self
+                .read("list deliveries", |mut c| {
+                    let ids = ids.clone();
+                    async move {
+                        redis::cmd("HMGET")
+                            .arg(HOOK_DOCS)
+                            .arg(ids)
+                            .query_async(&mut c)
+                            .await
+                    }
+                })
+                .await?;
+            ids.iter()
+                .zip(docs)
+                .filter_map(|(id, d)| {
+                    d.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(id, e)))
+                })
+                .collect()
         })
     }
 }

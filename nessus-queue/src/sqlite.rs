@@ -86,6 +86,15 @@ CREATE TABLE IF NOT EXISTS schedules (
 );
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules(due_ms) WHERE due_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS schedules_principal ON schedules(principal, created_key);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    due_ms INTEGER,
+    order_key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries(due_ms) WHERE due_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS webhook_deliveries_order ON webhook_deliveries(order_key);
 CREATE TABLE IF NOT EXISTS principal_queued (
     pool TEXT NOT NULL,
     principal TEXT NOT NULL,
@@ -1203,6 +1212,96 @@ impl Backend for SqliteBackend {
                 .map_err(err("delete schedule"))
         })
     }
+
+    fn store_delivery(
+        &self,
+        prev_version: Option<u64>,
+        next: crate::hooks::Delivery,
+    ) -> BoxFuture<'_, Result<bool>> {
+        self.write(move |tx| {
+            let v: Option<i64> = tx
+                .row_cached(
+                    "SELECT version FROM webhook_deliveries WHERE id=?1",
+                    [&next.id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("read delivery version"))?;
+            let ok = match prev_version {
+                None => v.is_none(),
+                Some(p) => v == Some(p as i64) && next.version == p + 1,
+            };
+            if !ok {
+                return Ok(false);
+            }
+            let doc = serde_json::to_string(&next).unwrap_or_default();
+            tx.exec_cached(
+                "INSERT OR REPLACE INTO webhook_deliveries(id, due_ms, order_key, version, doc)
+                 VALUES(?1,?2,?3,?4,?5)",
+                params![
+                    next.id,
+                    next.due().map(ms),
+                    next.order(),
+                    next.version as i64,
+                    doc
+                ],
+            )
+            .map_err(err("store delivery"))?;
+            Ok(true)
+        })
+    }
+
+    fn load_delivery(&self, id: String) -> BoxFuture<'_, Result<Option<crate::hooks::Delivery>>> {
+        self.read(move |conn| {
+            let doc: Option<String> = conn
+                .row_cached(
+                    "SELECT doc FROM webhook_deliveries WHERE id=?1",
+                    [&id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(err("load delivery"))?;
+            doc.map(|d| decode_delivery(&d, &id)).transpose()
+        })
+    }
+
+    fn due_deliveries(&self, now: Timestamp, limit: usize) -> BoxFuture<'_, Result<Vec<String>>> {
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT id FROM webhook_deliveries WHERE due_ms IS NOT NULL AND due_ms <= ?1
+                     ORDER BY due_ms LIMIT ?2",
+                )
+                .map_err(err("due deliveries"))?;
+            st.query_map(params![ms(now), limit as i64], |r| r.get(0))
+                .map_err(err("due deliveries"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("due deliveries"))
+        })
+    }
+
+    fn list_deliveries(&self, limit: usize) -> BoxFuture<'_, Result<Vec<crate::hooks::Delivery>>> {
+        self.read(move |conn| {
+            let mut st = conn
+                .prepare_cached(
+                    "SELECT doc, id FROM webhook_deliveries ORDER BY order_key DESC LIMIT ?1",
+                )
+                .map_err(err("list deliveries"))?;
+            let rows: Vec<(String, String)> = st
+                .query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(err("list deliveries"))?
+                .collect::<std::result::Result<_, _>>()
+                .map_err(err("list deliveries"))?;
+            rows.iter().map(|(d, id)| decode_delivery(d, id)).collect()
+        })
+    }
+}
+
+fn decode_delivery(doc: &str, id: &str) -> Result<crate::hooks::Delivery> {
+    serde_json::from_str(doc).map_err(|e| Error::Corrupt {
+        what: format!("webhook delivery {id}"),
+        source: Box::new(e),
+    })
 }
 
 fn decode_schedule(doc: &str, id: &str) -> Result<Schedule> {

@@ -236,6 +236,46 @@ pub(crate) fn run_approvals(global: &GlobalArgs, cmd: &ApprovalsCommand) -> anyh
     ))
 }
 
+/// `nessus-cli webhooks list`: delivery status from the outbox (never a secret).
+pub(crate) fn run_webhooks(
+    global: &GlobalArgs,
+    cmd: &crate::cli::WebhooksCommand,
+) -> anyhow::Result<()> {
+    let (rt, service) = open(global)?;
+    let crate::cli::WebhooksCommand::List { limit } = cmd;
+    let all = rt.block_on(service.queue().list_deliveries(*limit))?;
+    if global.json {
+        return print_json(&all);
+    }
+    let mut text = String::new();
+    for d in &all {
+        text.push_str(&format!(
+            "{}  {}  task {}  {}  attempts {}  {}  {}{}\n",
+            safe(&d.id),
+            d.event.as_str(),
+            safe(&d.task_id),
+            match d.state {
+                nessus_queue::hooks::DeliveryState::Pending => "pending",
+                nessus_queue::hooks::DeliveryState::Delivered => "delivered",
+                nessus_queue::hooks::DeliveryState::Failed => "failed",
+            },
+            d.attempts,
+            safe(&d.url),
+            d.last_status
+                .map(|c| format!("HTTP {c}"))
+                .unwrap_or_default(),
+            d.last_error
+                .as_deref()
+                .map(|e| format!(" ({})", safe(e)))
+                .unwrap_or_default(),
+        ));
+    }
+    if all.is_empty() {
+        text.push_str("no webhook deliveries\n");
+    }
+    print_text(&text)
+}
+
 pub(crate) fn run_schedules(global: &GlobalArgs, cmd: &SchedulesCommand) -> anyhow::Result<()> {
     use nessus_queue::service::{ScanCredentials, ScanRequest, ScheduleSpec};
     let (rt, service) = open(global)?;

@@ -21,7 +21,7 @@ pub use model::{
     ApprovalRules, AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile,
     DEFAULT_APPROVAL_EXPIRY, InstanceAuth, InstanceConfig, IntrospectionSettings, OAuthSettings,
     Pool, PrincipalSettings, ProfileAuth, QueueSettings, ScopeNames, SecretOrigin, ServerSettings,
-    ToolOutput,
+    ToolOutput, WEBHOOK_EVENTS, WebhookConfig,
 };
 
 use crate::error::{Error, Result};
@@ -41,6 +41,7 @@ pub struct Config {
     credentials: BTreeMap<String, CredentialProfile>,
     principals: BTreeMap<String, PrincipalSettings>,
     auth: AuthSettings,
+    webhooks: Vec<WebhookConfig>,
     warnings: Vec<String>,
 }
 
@@ -116,6 +117,7 @@ impl Config {
             credentials: resolved.credentials,
             principals: resolved.principals,
             auth: resolved.auth,
+            webhooks: resolved.webhooks,
             warnings: resolved.warnings,
         })
     }
@@ -170,6 +172,11 @@ impl Config {
     /// One credential profile by name.
     pub fn credential(&self, name: &str) -> Option<&CredentialProfile> {
         self.credentials.get(name)
+    }
+
+    /// The `webhooks` section.
+    pub fn webhooks(&self) -> &[WebhookConfig] {
+        &self.webhooks
     }
 
     /// The `principals` section: what each named principal may do.

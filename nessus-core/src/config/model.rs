@@ -37,6 +37,29 @@ impl ConfigSecret {
     }
 }
 
+/// One `webhooks` entry: where task events are POSTed, signed with `secret`.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// https, or http to a loopback host.
+    pub url: String,
+    /// The HMAC-SHA256 key (never logged).
+    pub secret: ConfigSecret,
+    /// Event names: task_completed, task_failed, task_timeout, approval_needed.
+    pub events: Vec<String>,
+    /// Only tasks of this pool.
+    pub pool: Option<String>,
+    /// Only tasks of this principal.
+    pub principal: Option<String>,
+}
+
+/// The event names a webhook may subscribe to.
+pub const WEBHOOK_EVENTS: [&str; 4] = [
+    "task_completed",
+    "task_failed",
+    "task_timeout",
+    "approval_needed",
+];
+
 impl fmt::Debug for ConfigSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ConfigSecret([redacted], {})", self.origin)

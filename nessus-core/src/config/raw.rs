@@ -17,6 +17,18 @@ pub(crate) struct RawConfig {
     pub(crate) credentials: BTreeMap<String, Spanned<RawCredential>>,
     pub(crate) principals: BTreeMap<String, Spanned<RawPrincipal>>,
     pub(crate) auth: Option<Spanned<RawAuth>>,
+    pub(crate) webhooks: Vec<Spanned<RawWebhook>>,
+}
+
+/// One `webhooks` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub(crate) url: Spanned<String>,
+    pub(crate) secret: Spanned<RawSecret>,
+    pub(crate) events: Vec<Spanned<String>>,
+    pub(crate) pool: Option<Spanned<String>>,
+    pub(crate) principal: Option<Spanned<String>>,
 }
 
 impl<'de> Deserialize<'de> for RawConfig {
@@ -42,6 +54,10 @@ impl<'de> Deserialize<'de> for RawConfig {
                         "server" => out.server = Some(map.next_value()?),
                         "queue" => out.queue = Some(map.next_value()?),
                         "auth" => out.auth = map.next_value()?,
+                        "webhooks" => {
+                            let w: Option<Vec<Spanned<RawWebhook>>> = map.next_value()?;
+                            out.webhooks = w.unwrap_or_default();
+                        }
                         "principals" => {
                             let p: Option<BTreeMap<String, Spanned<RawPrincipal>>> =
                                 map.next_value()?;

@@ -50,6 +50,7 @@ pub(crate) struct Resolved {
     pub(crate) credentials: BTreeMap<String, CredentialProfile>,
     pub(crate) principals: BTreeMap<String, PrincipalSettings>,
     pub(crate) auth: AuthSettings,
+    pub(crate) webhooks: Vec<super::WebhookConfig>,
     pub(crate) warnings: Vec<String>,
 }
 
@@ -91,6 +92,10 @@ impl<'a> Resolver<'a> {
             principals.insert(name, settings);
         }
         let auth = self.oauth(raw.auth)?;
+        let mut webhooks = Vec::new();
+        for w in &raw.webhooks {
+            webhooks.push(self.webhook(w, &pools)?);
+        }
         if !pools.iter().any(|p: &Pool| p.name == server.default_pool) {
             self.warnings.push(format!(
                 "the default pool {:?} is not defined in the config",
@@ -104,7 +109,62 @@ impl<'a> Resolver<'a> {
             credentials,
             principals,
             auth,
+            webhooks,
             warnings: self.warnings,
+        })
+    }
+
+    /// One `webhooks` entry: https (or loopback http), known events, an existing pool.
+    fn webhook(
+        &mut self,
+        raw: &Spanned<super::raw::RawWebhook>,
+        pools: &[Pool],
+    ) -> Res<super::WebhookConfig> {
+        let ctx = "webhooks";
+        let w = &raw.value;
+        let url = self.text(ctx, "url", &w.url.value);
+        if !url.starts_with("https://") && !url.starts_with("http://") {
+            return Err(at(
+                &w.url,
+                format!("{ctx}.url: {url:?} must be https (or http to a loopback host)"),
+            ));
+        }
+        check_oauth_url(&url).map_err(|why| at(&w.url, format!("{ctx}.url: {why}")))?;
+        let secret = self.secret(ctx, "secret", &w.secret)?;
+        if secrecy::ExposeSecret::expose_secret(secret.secret()).is_empty() {
+            return Err(at(&w.secret, "webhooks.secret must not be empty"));
+        }
+        if w.events.is_empty() {
+            return Err(at(raw, "webhooks.events must name at least one event"));
+        }
+        let mut events = Vec::new();
+        for e in &w.events {
+            if !super::WEBHOOK_EVENTS.contains(&e.value.as_str()) {
+                return Err(at(
+                    e,
+                    format!(
+                        "webhooks.events: {:?} is not one of {}",
+                        e.value,
+                        super::WEBHOOK_EVENTS.join(", ")
+                    ),
+                ));
+            }
+            events.push(e.value.clone());
+        }
+        if let Some(p) = &w.pool
+            && !pools.iter().any(|q| q.name == p.value)
+        {
+            return Err(at(
+                p,
+                format!("webhooks.pool {:?} is not a pool of this config", p.value),
+            ));
+        }
+        Ok(super::WebhookConfig {
+            url,
+            secret,
+            events,
+            pool: w.pool.as_ref().map(|p| p.value.clone()),
+            principal: w.principal.as_ref().map(|p| p.value.clone()),
         })
     }
 

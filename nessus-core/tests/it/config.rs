@@ -744,3 +744,43 @@ fn redis_topologies_are_exclusive() {
         check_error(yaml, &[], *line, *column, needle);
     }
 }
+
+#[test]
+fn webhooks_section_resolves_and_refuses_bad_entries() {
+    let yaml = "nessus:\n  - url: https://10.0.0.5:8834\n    username: u\n    password: p\nwebhooks:\n  - url: https://hooks.example/nessus\n    secret: ${HOOK_SECRET}\n    events: [task_completed, approval_needed]\n    pool: nessus\n  - url: http://127.0.0.1:9000/h\n    secret: literal-dev\n    events: [task_failed]\n    principal: alice\n";
+    let c = Config::from_yaml_with_env(yaml, &env_of(&[("HOOK_SECRET", "s3cr3t-value")])).unwrap();
+    let w = c.webhooks();
+    assert_eq!(w.len(), 2);
+    assert_eq!(w[0].url, "https://hooks.example/nessus");
+    assert_eq!(w[0].secret.secret().expose_secret(), "s3cr3t-value");
+    assert_eq!(w[0].events, ["task_completed", "approval_needed"]);
+    assert_eq!(w[0].pool.as_deref(), Some("nessus"));
+    assert_eq!(w[1].principal.as_deref(), Some("alice"));
+    assert!(
+        !format!("{c:?}").contains("s3cr3t-value"),
+        "secret never in Debug"
+    );
+    let base =
+        "nessus:\n  - url: https://10.0.0.5:8834\n    username: u\n    password: p\nwebhooks:\n";
+    for (entry, needle) in [
+        (
+            "  - url: http://hooks.example/x\n    secret: s\n    events: [task_failed]\n",
+            "https",
+        ),
+        (
+            "  - url: https://h/x\n    secret: s\n    events: [scan_exploded]\n",
+            "is not one of",
+        ),
+        (
+            "  - url: https://h/x\n    secret: s\n    events: [task_failed]\n    pool: nope\n",
+            "not a pool",
+        ),
+        (
+            "  - url: https://h/x\n    secret: s\n    events: []\n",
+            "at least one",
+        ),
+    ] {
+        let err = Config::from_yaml_with_env(&format!("{base}{entry}"), &no_env).unwrap_err();
+        assert!(err.to_string().contains(needle), "{entry}: {err}");
+    }
+}

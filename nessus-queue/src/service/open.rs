@@ -114,7 +114,9 @@ impl Service {
     /// Opens the queue, the secret box and the results directory for `config`.
     pub async fn open(config: Config, opts: OpenOptions) -> Result<Self> {
         let settings = ConfigDirectory::queue_config(&config);
-        let queue = open_queue(&config, &opts, settings).await?;
+        let queue = open_queue(&config, &opts, settings)
+            .await?
+            .with_webhooks(crate::hooks::Webhooks::from_config(&config)?);
         let data_dir = opts.data_dir_for(&config).to_owned();
         let queue = match opts.missing {
             // Creating the key is a write: an admin read of someone else's data

@@ -358,7 +358,14 @@ impl Service {
     /// Runs the scheduler until `stop` turns true: a tick every
     /// [`SCHEDULER_INTERVAL`] plus up to a second of jitter, so the nodes' ticks
     /// spread out. Every API node and worker runs one; no leader is needed.
-    pub async fn run_scheduler(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// The same nodes also run the webhook delivery loop
+    /// ([`crate::Queue::run_deliveries`]) alongside, until `stop`.
+    pub async fn run_scheduler(&self, stop: tokio::sync::watch::Receiver<bool>) {
+        let deliveries = self.queue().run_deliveries(stop.clone());
+        tokio::join!(self.scheduler_ticks(stop), deliveries);
+    }
+
+    async fn scheduler_ticks(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             let jitter = Duration::from_millis(rand::random::<u64>() % 1000);
             tokio::select! {

@@ -12,12 +12,16 @@ use nessus_queue::{
 use secrecy::SecretString;
 
 use crate::support::Harness;
+pub(crate) use crate::webhooks::{
+    webhook_sender_killed_mid_delivery_loses_nothing, webhook_signed_and_retried_after_500,
+    webhook_urls_and_approval_event,
+};
 
-fn req(targets: &str, name: &str) -> NewTask {
+pub(crate) fn req(targets: &str, name: &str) -> NewTask {
     NewTask::new(ScanType::Untrusted, "nessus", targets, name)
 }
 
-fn pool(name: &str, instances: &[(&str, u32)]) -> (String, Vec<InstanceCapacity>) {
+pub(crate) fn pool(name: &str, instances: &[(&str, u32)]) -> (String, Vec<InstanceCapacity>) {
     (
         name.to_owned(),
         instances

@@ -7,6 +7,7 @@ mod findings;
 mod results_store;
 mod support;
 mod topology;
+mod webhooks;
 mod worker;
 mod worker_policy;
 
@@ -92,4 +93,7 @@ conformance_tests!(
     approval_transitions,
     approval_rules_at_submit_and_review,
     schedules_fire_each_slot_once_across_nodes,
+    webhook_signed_and_retried_after_500,
+    webhook_sender_killed_mid_delivery_loses_nothing,
+    webhook_urls_and_approval_event,
 );
