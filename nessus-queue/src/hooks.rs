@@ -1,7 +1,7 @@
 //! Webhooks (issue 17 item 5): a durable outbox of deliveries in the queue backend
 //! and the delivery loop every node runs.
 //!
-//! One place enqueues: [`crate::Queue`] calls [`Webhooks::events_for`] after each
+//! One place enqueues: [`crate::Queue`] calls `Webhooks::events_for` after each
 //! task state change it stores (completed / failed / timeout) and after creating a
 //! task in `pending_approval` (`approval_needed`). Each matching hook gets one
 //! [`Delivery`] document (SQLite table `webhook_deliveries`, Redis keys under the

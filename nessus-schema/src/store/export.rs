@@ -39,9 +39,11 @@ pub enum ExportFormat {
     JsonLines,
     /// RFC 4180 CSV with a header row per part.
     Csv,
-    /// A SARIF 2.1.0 log: one document, not parts (capped by [`crate::REPORT_MAX_FINDINGS`] and [`crate::REPORT_MAX_BYTES`]).
+    /// A SARIF 2.1.0 log: one document, not parts (capped by
+    /// [`crate::REPORT_MAX_FINDINGS`] and [`crate::REPORT_MAX_BYTES`]).
     Sarif,
-    /// A self-contained HTML report: one document, not parts (capped by [`crate::REPORT_MAX_FINDINGS`] and [`crate::REPORT_MAX_BYTES`]).
+    /// A self-contained HTML report: one document, not parts (capped by
+    /// [`crate::REPORT_MAX_FINDINGS`] and [`crate::REPORT_MAX_BYTES`]).
     Html,
 }
 
