@@ -767,6 +767,42 @@ impl RedisBackend {
 }
 
 impl RedisBackend {
+    /// The documents of `docs_key` (a hash by id) named by `order`, a listing's order
+    /// keys `{order}:{id}`, in that order; ids whose document is gone are skipped.
+    /// Schedules and webhook deliveries are listed this way.
+    async fn docs_in_order<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        docs_key: &'static str,
+        order: &[String],
+    ) -> Result<Vec<T>> {
+        let ids: Vec<String> = order
+            .iter()
+            .filter_map(|k| k.split_once(':').map(|(_, id)| id.to_owned()))
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<Option<String>> = self
+            .read(op, |mut c| {
+                let ids = ids.clone();
+                async move {
+                    redis::cmd("HMGET")
+                        .arg(docs_key)
+                        .arg(ids)
+                        .query_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        ids.iter()
+            .zip(docs)
+            .filter_map(|(id, d)| d.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(id, e))))
+            .collect()
+    }
+}
+
+impl RedisBackend {
     /// Builds the per-principal indexes of every pool written before they existed
     /// (claims and per-principal listings read only those, so an old queued task
     /// would otherwise never run). Once per pool, marked by `nq:{pool}:pidx-v1`.
@@ -1662,29 +1698,11 @@ impl Backend for RedisBackend {
                     c.zrange(SCHED_ALL, 0, -1).await
                 })
                 .await?;
-            let ids: Vec<String> = order
-                .iter()
-                .filter_map(|k| k.split_once(':').map(|(_, id)| id.to_owned()))
-                .collect();
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let docs: Vec<Option<String>> = self
-                .read("list schedules", |mut c| {
-                    let ids = ids.clone();
-                    async move {
-                        redis::cmd("HMGET")
-                            .arg(SCHED_DOCS)
-                            .arg(ids)
-                            .query_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
             let mut out = Vec::new();
-            for (id, doc) in ids.iter().zip(docs) {
-                let Some(doc) = doc else { continue };
-                let s: Schedule = serde_json::from_str(&doc).map_err(|e| corrupt(id, e))?;
+            for s in self
+                .docs_in_order::<Schedule>("list schedules", SCHED_DOCS, &order)
+                .await?
+            {
                 if principal.as_ref().is_none_or(|p| *p == s.principal) {
                     out.push(s);
                 }
@@ -1785,31 +1803,8 @@ impl Backend for RedisBackend {
                     c.zrevrange(HOOK_ALL, 0, limit as isize - 1).await
                 })
                 .await?;
-            let ids: Vec<String> = order
-                .iter()
-                .filter_map(|k| k.split_once(':').map(|(_, id)| id.to_owned()))
-                .collect();
-            if ids.is_empty() {
-                return Ok(Vec::new());
-            }
-            let docs: Vec<Option<String>> = self
-                .read("list deliveries", |mut c| {
-                    let ids = ids.clone();
-                    async move {
-                        redis::cmd("HMGET")
-                            .arg(HOOK_DOCS)
-                            .arg(ids)
-                            .query_async(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-            ids.iter()
-                .zip(docs)
-                .filter_map(|(id, d)| {
-                    d.map(|d| serde_json::from_str(&d).map_err(|e| corrupt(id, e)))
-                })
-                .collect()
+            self.docs_in_order("list deliveries", HOOK_DOCS, &order)
+                .await
         })
     }
 }
