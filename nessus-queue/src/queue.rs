@@ -747,22 +747,15 @@ impl Queue {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<TaskPage> {
-        crate::backend::check_cursor(cursor.as_deref(), crate::task::is_valid_task_id)?;
-        let p = self
-            .backend
-            .list(ListQuery {
-                status: Some(TaskStatus::PendingApproval),
-                pool: pool.map(str::to_owned),
-                dead_lettered: false,
-                principal: principal.map(str::to_owned),
-                limit: limit.clamp(1, 1000),
-                cursor,
-            })
-            .await?;
-        Ok(TaskPage {
-            tasks: p.tasks,
-            next_cursor: p.next_cursor,
+        self.status_page(ListQuery {
+            status: Some(TaskStatus::PendingApproval),
+            pool: pool.map(str::to_owned),
+            dead_lettered: false,
+            principal: principal.map(str::to_owned),
+            limit,
+            cursor,
         })
+        .await
     }
 
     /// Cancels every pending approval whose window has elapsed at `now` (with
@@ -860,18 +853,23 @@ impl Queue {
         limit: usize,
         cursor: Option<String>,
     ) -> Result<TaskPage> {
-        crate::backend::check_cursor(cursor.as_deref(), crate::task::is_valid_task_id)?;
-        let p = self
-            .backend
-            .list(ListQuery {
-                status: Some(TaskStatus::Failed),
-                pool: pool.map(str::to_owned),
-                dead_lettered: true,
-                principal: None,
-                limit: limit.clamp(1, 1000),
-                cursor,
-            })
-            .await?;
+        self.status_page(ListQuery {
+            status: Some(TaskStatus::Failed),
+            pool: pool.map(str::to_owned),
+            dead_lettered: true,
+            principal: None,
+            limit,
+            cursor,
+        })
+        .await
+    }
+
+    /// One page of an admin listing by status (the DLQ, pending approvals): the
+    /// cursor checked, the limit held to 1–1000.
+    async fn status_page(&self, mut query: ListQuery) -> Result<TaskPage> {
+        crate::backend::check_cursor(query.cursor.as_deref(), crate::task::is_valid_task_id)?;
+        query.limit = query.limit.clamp(1, 1000);
+        let p = self.backend.list(query).await?;
         Ok(TaskPage {
             tasks: p.tasks,
             next_cursor: p.next_cursor,
