@@ -81,7 +81,7 @@ pub use config::{
     ApprovalRules, AuthMode, AuthSettings, BackendConfig, Config, ConfigSecret, CredentialProfile,
     DEFAULT_APPROVAL_EXPIRY, InstanceAuth, InstanceConfig, IntrospectionSettings, OAuthSettings,
     Pool, PrincipalSettings, ProfileAuth, QueueSettings, ScopeNames, SecretOrigin, ServerSettings,
-    ToolOutput, WEBHOOK_EVENTS, WebhookConfig,
+    ToolOutput, WEBHOOK_EVENTS, WebhookConfig, display_url,
 };
 pub use error::{BoxError, Error, Result, TransportKind};
 pub use instance::{GuardedScanner, Instance, counts_as_scanner_failure};

@@ -244,6 +244,14 @@ pub(crate) fn run_webhooks(
     let (rt, service) = open(global)?;
     let crate::cli::WebhooksCommand::List { limit } = cmd;
     let all = rt.block_on(service.queue().list_deliveries(*limit))?;
+    // The receiver URL may carry a token (userinfo or query): never shown whole.
+    let all: Vec<_> = all
+        .into_iter()
+        .map(|mut d| {
+            d.url = nessus_core::display_url(&d.url);
+            d
+        })
+        .collect();
     if global.json {
         return print_json(&all);
     }

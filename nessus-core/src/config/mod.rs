@@ -21,7 +21,7 @@ pub use model::{
     ApprovalRules, AuthMode, AuthSettings, BackendConfig, ConfigSecret, CredentialProfile,
     DEFAULT_APPROVAL_EXPIRY, InstanceAuth, InstanceConfig, IntrospectionSettings, OAuthSettings,
     Pool, PrincipalSettings, ProfileAuth, QueueSettings, ScopeNames, SecretOrigin, ServerSettings,
-    ToolOutput, WEBHOOK_EVENTS, WebhookConfig,
+    ToolOutput, WEBHOOK_EVENTS, WebhookConfig, display_url,
 };
 
 use crate::error::{Error, Result};

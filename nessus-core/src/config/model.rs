@@ -634,6 +634,16 @@ pub(crate) fn mask_userinfo(url: &str) -> String {
     }
 }
 
+/// A URL as it may be shown (CLI listings, logs): `user:password@` masked and the
+/// query string replaced by `?…`, where receivers often keep a token.
+pub fn display_url(url: &str) -> String {
+    let masked = mask_userinfo(url);
+    match masked.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => masked,
+    }
+}
+
 /// What one principal (the name a bearer token carries) may do, from the config's
 /// `principals` section. A principal the section does not name gets
 /// [`PrincipalSettings::default`]: every pool, authenticated scans allowed, no admin
@@ -847,6 +857,20 @@ mod approval_tests {
         format!(
             "nessus:\n  target_policy:\n    allow: [192.0.2.0/24, \"*.lab.example\"]\n  approval:\n{approval}  instances: []\n"
         )
+    }
+
+    #[test]
+    fn display_url_hides_userinfo_and_query() {
+        for (url, shown) in [
+            ("https://h.example/hook", "https://h.example/hook"),
+            (
+                "https://u:pw@h.example/p?token=s3cret",
+                "https://***@h.example/p?…",
+            ),
+            ("http://127.0.0.1:9/x?a=1#f", "http://127.0.0.1:9/x?…"),
+        ] {
+            assert_eq!(super::display_url(url), shown);
+        }
     }
 
     #[test]
