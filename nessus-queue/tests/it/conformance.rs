@@ -2253,6 +2253,12 @@ pub(crate) async fn schedules_fire_each_slot_once_across_nodes(h: &Harness) {
             "Europe/Berlin",
         )
     };
+    // Created on the real clock: two creations must not straddle a minute boundary
+    // (their next slots would differ), so start clear of one.
+    let second = jiff::Timestamp::now().as_second().rem_euclid(60);
+    if second >= 55 {
+        tokio::time::sleep(std::time::Duration::from_secs((61 - second) as u64)).await;
+    }
     let s = node_a
         .create_schedule(&alice, every_minute("10.0.0.1", "nightly"))
         .await
